@@ -1,0 +1,318 @@
+"""The jobs table: jobs, batch markers, accounts and API keys (one DynamoDB table, pk/sk)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from functions.adapters.aws import client as aws_client
+from functions.errors import InsufficientCreditsError, StoreError
+from functions.logic.webhooks import WebhookTarget
+from functions.models import BatchCounts, Job, JobStatus
+
+_SER = TypeSerializer()
+_DES = TypeDeserializer()
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
+
+
+def key_hash(api_key: str) -> str:
+    """API keys are stored as their SHA-256, never as themselves."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _ser(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _SER.serialize(v) for k, v in values.items()}
+
+
+def _des(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: _DES.deserialize(v) for k, v in item.items()}
+    for k, v in out.items():
+        if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float)):
+            out[k] = int(v)
+    return out
+
+
+def _job_key(job_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
+
+
+def _is_conditional(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+class JobStore:
+    """Reads and conditional writes on the jobs table; every counter move is guarded so it happens once."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = table_name
+        self.ddb = client or aws_client("dynamodb")
+
+    # --- jobs -------------------------------------------------------------------------------------------------
+    def put_new_job(self, job: Job) -> bool:
+        """Store a new job; False when a job with this id already exists (a duplicate event or request)."""
+        item = {"pk": f"JOB#{job.id}", "sk": "JOB", **job.model_dump(mode="json", exclude_none=True)}
+        try:
+            self.ddb.put_item(
+                TableName=self.table, Item=_ser(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not store the job") from exc
+        return True
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job, read strongly consistent, or None."""
+        try:
+            resp = self.ddb.get_item(TableName=self.table, Key=_job_key(job_id), ConsistentRead=True)
+        except ClientError as exc:
+            raise StoreError("could not read the job") from exc
+        item = resp.get("Item")
+        return self._to_job(item) if item else None
+
+    @staticmethod
+    def _to_job(item: Mapping[str, Any]) -> Job:
+        data = _des(item)
+        return Job.model_validate(data)
+
+    def done_batches(self, job_id: str) -> list[int]:
+        """Numbers of the batches counted so far, ascending."""
+        resp = self.ddb.get_item(
+            TableName=self.table, Key=_job_key(job_id), ConsistentRead=True, ProjectionExpression="done_batches"
+        )
+        values = resp.get("Item", {}).get("done_batches", {}).get("NS", [])
+        return sorted(int(v) for v in values)
+
+    def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
+        """Take the split of a job: queued -> processing, or re-take a split whose lease expired unfinished."""
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (#s = :queued OR "
+                    "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
+                ),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_ser(
+                    {":processing": "processing", ":queued": "queued", ":now": now, ":expired": lease_expired_before}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return None
+            raise StoreError("could not claim the split") from exc
+        return self._to_job(resp["Attributes"])
+
+    def record_layout(self, job_id: str, header: list[str], column: str) -> None:
+        """Record the detected header and value column as soon as the file is sniffed."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=_job_key(job_id),
+            UpdateExpression="SET header = :h, detected_column = :c",
+            ExpressionAttributeValues=_ser({":h": header, ":c": column}),
+        )
+
+    def finish_split(
+        self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
+    ) -> Job | None:
+        """Record the totals once the whole file is split; returns the job as it is now (None if it ended meanwhile)."""
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET total_rows = :rows, total_batches = :batches, header = :h, max_width = :w",
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_ser(
+                    {":rows": total_rows, ":batches": total_batches, ":processing": "processing", ":h": header,
+                     ":w": max_width}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return None
+            raise StoreError("could not record the split totals") from exc
+        return self._to_job(resp["Attributes"])
+
+    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None:
+        """Count a batch once: the marker (a member of done_batches) and the counters move in one conditional write.
+
+        Returns the job after the write, or None when the batch was already counted or the job is no longer
+        processing (cancelled or failed): both mean "nothing to do", never an error.
+        """
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression=(
+                    "ADD done_batches :marker, batches_done :one, processed :p, succeeded :s, invalid :i, "
+                    "failed :f, credits_used :c"
+                ),
+                ConditionExpression="#s = :processing AND NOT contains(done_batches, :batch)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":marker": {"NS": [str(batch)]},
+                    ":batch": {"N": str(batch)},
+                    ":one": {"N": "1"},
+                    ":p": {"N": str(counts.processed)},
+                    ":s": {"N": str(counts.succeeded)},
+                    ":i": {"N": str(counts.invalid)},
+                    ":f": {"N": str(counts.failed)},
+                    ":c": {"N": str(counts.credits)},
+                    ":processing": {"S": "processing"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return None
+            raise StoreError("could not count the batch") from exc
+        return self._to_job(resp["Attributes"])
+
+    def set_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        only_from: tuple[str, ...],
+        now: str,
+        error: str | None = None,
+        error_message: str | None = None,
+    ) -> Job | None:
+        """Move a job to a status if it is in one of `only_from`; None when it was not (nothing changed)."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":new": status.value, ":now": now}
+        sets = ["#s = :new"]
+        if status.is_terminal:
+            sets.append("completed_at = if_not_exists(completed_at, :now)")
+        if error is not None:
+            sets += ["#e = :error", "error_message = :msg"]
+            names["#e"] = "error"
+            values[":error"] = error
+            values[":msg"] = error_message or error
+        allowed = []
+        for i, state in enumerate(only_from):
+            values[f":from{i}"] = state
+            allowed.append(f":from{i}")
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"#s IN ({', '.join(allowed)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_ser(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return None
+            raise StoreError("could not change the job status") from exc
+        return self._to_job(resp["Attributes"])
+
+    def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job:
+        """Store where the assembled result is; downloads are possible from then on."""
+        resp = self.ddb.update_item(
+            TableName=self.table,
+            Key=_job_key(job_id),
+            UpdateExpression="SET result_key = :k, result_rows = :n",
+            ExpressionAttributeValues=_ser({":k": result_key, ":n": result_rows}),
+            ReturnValues="ALL_NEW",
+        )
+        return self._to_job(resp["Attributes"])
+
+    def settle_credits(self, job: Job) -> bool:
+        """Charge the job's credits_used to its account exactly once (flag and balance in one transaction)."""
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _job_key(job.id),
+                            "UpdateExpression": "SET credits_settled = :t",
+                            "ConditionExpression": "attribute_not_exists(credits_settled) OR credits_settled = :f",
+                            "ExpressionAttributeValues": {":t": {"BOOL": True}, ":f": {"BOOL": False}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": {"S": f"ACCOUNT#{job.account_id}"}, "sk": {"S": "ACCOUNT"}},
+                            "UpdateExpression": "ADD credits :minus",
+                            "ExpressionAttributeValues": {":minus": {"N": str(-job.credits_used)}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not settle the credits") from exc
+        return True
+
+    # --- accounts and keys ------------------------------------------------------------------------------------
+    def put_account(self, account_id: str, name: str, credits: int) -> None:
+        """Create or reset an account with a balance."""
+        self.ddb.put_item(
+            TableName=self.table,
+            Item=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT", "id": account_id, "name": name, "credits": credits}),
+        )
+
+    def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None:
+        """Store an API key (hashed) for an account."""
+        self.ddb.put_item(
+            TableName=self.table,
+            Item=_ser(
+                {"pk": f"KEY#{key_hash(api_key)}", "sk": "KEY", "account_id": account_id, "key_id": key_id, "created_at": now}
+            ),
+        )
+
+    def account_for_key(self, api_key: str) -> str | None:
+        """The account id an API key belongs to, or None when it is unknown or revoked."""
+        resp = self.ddb.get_item(TableName=self.table, Key=_ser({"pk": f"KEY#{key_hash(api_key)}", "sk": "KEY"}))
+        item = resp.get("Item")
+        if not item or "revoked_at" in item:
+            return None
+        return str(item["account_id"]["S"])
+
+    def set_webhook(self, account_id: str, url: str, secret: str) -> None:
+        """Point an account's job events at a URL."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}),
+            UpdateExpression="SET webhook_url = :u, webhook_secret = :s",
+            ExpressionAttributeValues=_ser({":u": url, ":s": secret}),
+        )
+
+    def webhook_target(self, account_id: str) -> WebhookTarget | None:
+        """The account's webhook, if it has one."""
+        resp = self.ddb.get_item(TableName=self.table, Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}))
+        item = _des(resp.get("Item") or {})
+        if not item.get("webhook_url"):
+            return None
+        return WebhookTarget(url=str(item["webhook_url"]), secret=str(item["webhook_secret"]))
+
+    def account_credits(self, account_id: str) -> int | None:
+        """The account's balance, or None when the account does not exist."""
+        resp = self.ddb.get_item(
+            TableName=self.table, Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}), ConsistentRead=True
+        )
+        item = resp.get("Item")
+        return int(item["credits"]["N"]) if item else None
+
+    def require_credits(self, account_id: str, needed: int) -> None:
+        """Raise 402 insufficient_credits when the balance does not cover `needed`."""
+        balance = self.account_credits(account_id) or 0
+        if balance < needed:
+            raise InsufficientCreditsError(
+                f"this job needs {needed} credits, the balance is {balance}", required=needed, balance=balance
+            )

@@ -1,0 +1,69 @@
+"""The work queue, the event bus and the finalizer state machine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.adapters.aws import client as aws_client
+from functions.errors import StoreError
+
+SOURCE = "bulkapi"
+
+
+class WorkQueue:
+    """Sends work messages, ten per SendMessageBatch (the service's limit), retrying entries that failed."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.url = queue_url
+        self.sqs = client or aws_client("sqs")
+
+    def send(self, bodies: Sequence[str]) -> None:
+        """Send message bodies; raises StoreError if some could not be sent after retries."""
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
+            for _attempt in range(3):
+                resp = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+                failed_ids = {f["Id"] for f in resp.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed_ids]
+                if not entries:
+                    break
+            if entries:
+                raise StoreError(f"could not queue {len(entries)} work messages")
+
+
+class EventBus:
+    """Puts the project's events on its EventBridge bus."""
+
+    def __init__(self, bus_name: str, client: Any | None = None) -> None:
+        self.bus = bus_name
+        self.events = client or aws_client("events")
+
+    def put(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Put one event; raises StoreError if EventBridge did not accept it."""
+        resp = self.events.put_events(
+            Entries=[{"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": self.bus}]
+        )
+        if resp.get("FailedEntryCount"):
+            raise StoreError(f"EventBridge refused {detail_type}: {resp['Entries']}")
+
+
+class Finalizer:
+    """Starts the finalizer state machine for a job; the execution name is the job id, so a second start is a no-op."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self.arn = state_machine_arn
+        self.sfn = client or aws_client("stepfunctions")
+
+    def start(self, job_id: str) -> bool:
+        """Start it; False when an execution for this job already exists."""
+        try:
+            self.sfn.start_execution(stateMachineArn=self.arn, name=job_id, input=json.dumps({"job_id": job_id}))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                return False
+            raise StoreError("could not start the finalizer") from exc
+        return True

@@ -1,0 +1,227 @@
+"""The REST API: bulk jobs (create, status, download, cancel) and health. Thin: parse, call logic, shape."""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters.blobs import BlobStore
+from functions.adapters.jobs import JobStore
+from functions.adapters.messaging import Finalizer
+from functions.errors import BulkApiError, ConflictError, InputError, PayloadTooLargeError, UnauthorizedError
+from functions.logic import jobs
+from functions.models import JobStatus
+from functions.observability import logger, metrics, tracer
+from functions.settings import ApiSettings, load
+
+app = APIGatewayRestResolver()
+INLINE_DOWNLOAD_MAX = 5 * 1024 * 1024
+
+
+@dataclass
+class Ports:
+    """The adapters the routes use; built once per cold start, replaceable in tests."""
+
+    store: JobStore
+    blobs: BlobStore
+    finalizer: Finalizer
+
+
+_ports: Ports | None = None
+
+
+def ports() -> Ports:
+    """The adapters for this process, built from settings on first use."""
+    global _ports
+    if _ports is None:
+        settings = load(ApiSettings)
+        _ports = Ports(JobStore(settings.jobs_table), BlobStore(settings.bucket), Finalizer(settings.finalizer_arn))
+    return _ports
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
+
+
+def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every route but health needs `Authorization: Bearer <key>`; the account is put in the request context."""
+    if app.current_event.path.rstrip("/") == "/api/health":
+        return next_middleware(app)
+    header = app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization") or ""
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise UnauthorizedError("send your API key as `Authorization: Bearer <key>`")
+    account_id = ports().store.account_for_key(key.strip())
+    if account_id is None:
+        raise UnauthorizedError("the API key is not valid")
+    app.append_context(account_id=account_id)
+    logger.append_keys(account_id=account_id)
+    return next_middleware(app)
+
+
+app.use(middlewares=[authenticate])
+
+
+@app.exception_handler(BulkApiError)
+def handle_api_error(exc: BulkApiError) -> Response[str]:
+    """Our errors carry their HTTP status and a machine-readable code."""
+    if exc.status_code >= 500:
+        logger.exception("request failed", error=exc.code)
+    return _json(exc.status_code, exc.body())
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response[str]:
+    """Unknown routes answer in the same error shape as everything else."""
+    return _json(404, {"error": "route_not_found", "message": f"no route {app.current_event.http_method} "
+                                                             f"{app.current_event.path}"})
+
+
+def _account() -> str:
+    return str(app.context["account_id"])
+
+
+def _query(name: str, required: bool = True) -> str:
+    value = (app.current_event.query_string_parameters or {}).get(name, "")
+    if required and not value:
+        raise InputError(f"query parameter `{name}` is required", code="missing_parameter", parameter=name)
+    return value
+
+
+@dataclass
+class Upload:
+    """The fields of a multipart job creation request."""
+
+    fields: dict[str, str]
+    file: bytes | None
+    filename: str
+
+
+def parse_multipart(content_type: str, body: bytes) -> Upload:
+    """Parse multipart/form-data with the standard library's MIME parser (no extra dependency)."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InputError("send the file as multipart/form-data with a `file` field", code="invalid_content_type")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise InputError("the multipart body could not be parsed", code="invalid_multipart")
+    fields: dict[str, str] = {}
+    file: bytes | None = None
+    filename = ""
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if name == "file":
+            file = data
+            filename = part.get_filename() or "upload.csv"
+        else:
+            fields[name] = data.decode("utf-8", errors="replace").strip()
+    return Upload(fields, file, filename)
+
+
+def _body_bytes() -> bytes:
+    event = app.current_event
+    raw = event.body or ""
+    return base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
+
+
+@app.get("/api/health")
+def health() -> Response[str]:
+    """Liveness: answers without a key."""
+    return _json(200, {"status": "ok"})
+
+
+@app.post("/api/bulk-jobs")
+def create_job() -> Response[str]:
+    """Create an async job from an uploaded CSV."""
+    settings = load(ApiSettings)
+    headers = app.current_event.headers
+    content_type = headers.get("Content-Type") or headers.get("content-type") or ""
+    body = _body_bytes()
+    if len(body) > settings.max_upload_bytes + 64 * 1024:
+        raise PayloadTooLargeError(f"the request is larger than {settings.max_upload_bytes} bytes",
+                                   max_bytes=settings.max_upload_bytes)
+    upload = parse_multipart(content_type, body)
+    if upload.file is None:
+        raise InputError("the `file` field is missing", code="missing_file")
+    job_type = upload.fields.get("type", "")
+    if not job_type:
+        raise InputError("the `type` field is required", code="missing_type")
+    p = ports()
+    job = jobs.create_job(
+        account_id=_account(),
+        job_type=job_type,
+        filename=upload.filename,
+        body=upload.file,
+        column=upload.fields.get("column") or None,
+        max_rows=settings.max_rows_per_job,
+        max_bytes=settings.max_upload_bytes,
+        store=p.store,
+        blobs=p.blobs,
+    )
+    metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+    logger.info("job created", job_id=job.id, rows=job.total_rows, type=job.type)
+    return _json(202, jobs.create_view(job))
+
+
+@app.get("/api/bulk-jobs")
+def get_job() -> Response[str]:
+    """Status and progress of one job."""
+    job = jobs.get_job_for(ports().store, _account(), _query("id"))
+    return _json(200, jobs.status_view(job))
+
+
+@app.delete("/api/bulk-jobs")
+def cancel_job() -> Response[str]:
+    """Cancel a job; rows already processed are kept and downloadable."""
+    p = ports()
+    job = jobs.cancel_job(p.store, p.finalizer, _account(), _query("id"))
+    return _json(200, jobs.status_view(job))
+
+
+@app.get("/api/bulk-jobs/download")
+def download() -> Response[Any]:
+    """The result CSV: inline when small, else a redirect to a short-lived S3 URL."""
+    p = ports()
+    job = jobs.get_job_for(p.store, _account(), _query("id"))
+    if not job.status.is_terminal or job.result_key is None:
+        raise ConflictError(
+            f"job {job.id} is {job.status.value}; the result is ready when it has ended", code="job_not_finished",
+            status=job.status.value,
+        )
+    if job.status == JobStatus.FAILED and job.processed == 0:
+        raise ConflictError(f"job {job.id} failed ({job.error}); it has no result", code="job_failed",
+                            status=job.status.value)
+    filename = f"{job.id}.csv"
+    head = p.blobs.head(job.result_key) or {}
+    if int(head.get("ContentLength", 0)) > INLINE_DOWNLOAD_MAX:
+        url = p.blobs.presigned_get(job.result_key, load(ApiSettings).download_url_ttl_seconds, filename)
+        return Response(status_code=303, content_type="application/json", headers={"Location": url},
+                        body=json.dumps({"url": url}))
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=p.blobs.get(job.result_key),
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway REST proxy entry point."""
+    return app.resolve(event, context)

@@ -1,0 +1,43 @@
+"""Work messages that exhausted their retries -> their rows counted as failed, so the job still ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from functions.adapters.blobs import BlobStore
+from functions.adapters.jobs import JobStore
+from functions.adapters.messaging import Finalizer
+from functions.logic.processing import dead_letter_batch
+from functions.models import Batch
+from functions.observability import logger, metrics, tracer
+from functions.settings import WorkerSettings, load
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    """Write the batch's rows as `error` / `processing_failed` and count them."""
+    settings = load(WorkerSettings)
+    try:
+        batch = Batch.model_validate_json(record.body)
+    except ValidationError:
+        logger.error("unreadable dead letter dropped", message_id=record.message_id)
+        return
+    if dead_letter_batch(
+        batch, "processing_failed", store=JobStore(settings.jobs_table), blobs=BlobStore(settings.bucket),
+        finalizer=Finalizer(settings.finalizer_arn),
+    ):
+        metrics.add_metric(name="RowsDeadLettered", unit="Count", value=len(batch.rows))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS (dead-letter queue) event source entry point."""
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,45 @@
+"""The finalizer state machine's tasks: assemble, complete, fail. Errors propagate so Retry/Catch see them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters.blobs import BlobStore
+from functions.adapters.jobs import JobStore
+from functions.adapters.messaging import EventBus
+from functions.logic import finalize
+from functions.observability import logger, metrics, tracer
+from functions.settings import FinalizerSettings, load
+
+
+def _cause(event: dict[str, Any]) -> tuple[str, str]:
+    error = event.get("error") or {}
+    name = str(error.get("Error") or "finalizer_failed")
+    return "finalizer_failed", f"{name}: {str(error.get('Cause') or '')[:500]}"
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Dispatch on `action`, as set by each Task state of the definition in infra/finalizer.py."""
+    settings = load(FinalizerSettings)
+    store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
+    job_id = str(event["job_id"])
+    action = event.get("action")
+    logger.append_keys(job_id=job_id)
+    if action == "assemble":
+        return finalize.assemble_result(job_id, store=store, blobs=blobs)
+    if action == "complete":
+        outcome = finalize.complete_job(job_id, store=store, events=EventBus(settings.event_bus_name),
+                                        bucket=settings.bucket)
+        metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
+        return outcome
+    if action == "fail":
+        code, message = _cause(event)
+        metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+        return finalize.fail_job(job_id, code, message, store=store, events=EventBus(settings.event_bus_name),
+                                 bucket=settings.bucket)
+    raise ValueError(f"unknown finalizer action {action!r}")

@@ -1,0 +1,60 @@
+"""S3 ObjectCreated on uploads/ or drop/ -> split the file into work messages."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters.blobs import BlobStore
+from functions.adapters.jobs import JobStore
+from functions.adapters.messaging import Finalizer, WorkQueue
+from functions.logic import splitting
+from functions.observability import logger, metrics, tracer
+from functions.settings import SplitterSettings, load
+
+
+def handle_object(key: str, etag: str, sequencer: str) -> str:
+    """Split one created object; returns what happened (for logs and tests)."""
+    settings = load(SplitterSettings)
+    store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
+    if key.startswith("drop/"):
+        job = splitting.job_for_drop(key, etag, sequencer, store, blobs)
+        if job is None:
+            return "rejected"
+    elif key.startswith("uploads/") and key.endswith(".csv"):
+        job_id = key.rsplit("/", 1)[-1].removesuffix(".csv")
+        job = store.get_job(job_id)
+        if job is None or job.source_key != key:
+            logger.warning("upload without a job ignored", key=key)
+            return "no_job"
+    else:
+        return "ignored"
+    limits = splitting.SplitLimits(
+        rows_per_batch=settings.rows_per_batch,
+        max_batch_bytes=settings.max_batch_bytes,
+        max_rows=settings.max_rows_per_job,
+        lease_seconds=settings.split_lease_seconds,
+    )
+    result = splitting.split_job(
+        job, store=store, blobs=blobs, queue=WorkQueue(settings.work_queue_url),
+        finalizer=Finalizer(settings.finalizer_arn), limits=limits,
+    )
+    return "split" if result is not None else "skipped"
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=S3Event)
+def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+    """Entry point for S3 event notifications (also direct drops)."""
+    outcomes = []
+    for record in event.records:
+        key = unquote_plus(record.s3.get_object.key)
+        outcome = handle_object(key, record.s3.get_object.etag or "", record.s3.get_object.sequencer or "")
+        logger.info("object handled", key=key, outcome=outcome)
+        outcomes.append(outcome)
+    return {"outcomes": outcomes}

@@ -1,0 +1,208 @@
+"""Job lifecycle: create, read, cancel. Pure domain code: stores are passed in."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
+from functions.logic import csv_input
+from functions.models import JOB_TYPES, Job, JobStatus
+
+
+class JobStorePort(Protocol):
+    """What job logic needs from the jobs table."""
+
+    def put_new_job(self, job: Job) -> bool: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+    def require_credits(self, account_id: str, needed: int) -> None: ...
+    def set_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        only_from: tuple[str, ...],
+        now: str,
+        error: str | None = None,
+        error_message: str | None = None,
+    ) -> Job | None: ...
+
+
+class BlobPort(Protocol):
+    """What job creation needs from the bucket."""
+
+    def put(
+        self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
+    ) -> None: ...
+
+
+class FinalizerPort(Protocol):
+    """Starts the finalizer of a job (idempotent)."""
+
+    def start(self, job_id: str) -> bool: ...
+
+
+def utcnow() -> str:
+    """ISO-8601 UTC timestamp with milliseconds, sortable as text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    """`job_` + 20 random base32 characters (100 bits): unguessable, URL-safe."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    return "job_" + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def upload_key(account_id: str, job_id: str) -> str:
+    """Where an API upload is stored; the splitter finds the job id in it."""
+    return f"uploads/{account_id}/{job_id}.csv"
+
+
+def check_type(job_type: str) -> str:
+    """The normalized job type, or 400 unsupported_type."""
+    normalized = job_type.strip().lower()
+    if normalized not in JOB_TYPES:
+        raise InputError(
+            f"type must be one of {', '.join(JOB_TYPES)}", code="unsupported_type", allowed=list(JOB_TYPES)
+        )
+    return normalized
+
+
+def count_rows(body: bytes, layout: csv_input.CsvLayout, max_rows: int) -> int:
+    """Data rows in the file; stops at max_rows + 1 so an oversized file costs no more than the limit."""
+    n = 0
+    for _ in csv_input.iter_rows([body], layout):
+        n += 1
+        if n > max_rows:
+            raise InputError(
+                f"the file has more than {max_rows} data rows", code="too_many_rows", max_rows=max_rows
+            )
+    if n == 0:
+        raise InputError("the file has no data rows", code="no_rows")
+    return n
+
+
+def create_job(
+    *,
+    account_id: str,
+    job_type: str,
+    filename: str,
+    body: bytes,
+    column: str | None,
+    max_rows: int,
+    max_bytes: int,
+    store: JobStorePort,
+    blobs: BlobPort,
+) -> Job:
+    """Validate an uploaded CSV, check the balance, store the job (queued) and then its file (which starts it)."""
+    job_type = check_type(job_type)
+    if len(body) > max_bytes:
+        raise PayloadTooLargeError(
+            f"the file is {len(body)} bytes; the limit through the API is {max_bytes} bytes", max_bytes=max_bytes
+        )
+    if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise InputError("the file is empty", code="empty_file")
+    layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
+    total = count_rows(body, layout, max_rows)
+    store.require_credits(account_id, total)
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        account_id=account_id,
+        type=job_type,
+        status=JobStatus.QUEUED,
+        source_key="",
+        filename=filename,
+        column=column or None,
+        created_at=now,
+        total_rows=total,
+    )
+    job.source_key = upload_key(account_id, job.id)
+    store.put_new_job(job)
+    try:
+        blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
+    except Exception:
+        store.set_status(
+            job.id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error="upload_failed",
+            error_message="the file could not be stored; nothing was charged",
+        )
+        raise
+    return job
+
+
+def get_job_for(store: JobStorePort, account_id: str, job_id: str) -> Job:
+    """The job if it belongs to this account; 404 otherwise (another account's job is indistinguishable)."""
+    job = store.get_job(job_id) if job_id.startswith("job_") else None
+    if job is None or job.account_id != account_id:
+        raise NotFoundError(f"no job {job_id}", code="job_not_found")
+    return job
+
+
+def cancel_job(store: JobStorePort, finalizer: FinalizerPort, account_id: str, job_id: str) -> Job:
+    """Cancel at once; the rows already processed stay, and the finalizer assembles them into the result."""
+    job = get_job_for(store, account_id, job_id)
+    if job.status == JobStatus.CANCELLED:
+        return job
+    if job.status.is_terminal:
+        raise ConflictError(f"job {job_id} has already ended ({job.status.value})", code="job_finished")
+    updated = store.set_status(job_id, JobStatus.CANCELLED, only_from=("queued", "processing"), now=utcnow())
+    if updated is None:  # it ended between the read and the write
+        job = get_job_for(store, account_id, job_id)
+        if job.status != JobStatus.CANCELLED:
+            raise ConflictError(f"job {job_id} has already ended ({job.status.value})", code="job_finished")
+        return job
+    finalizer.start(job_id)
+    return updated
+
+
+def _seconds_between(start: str, end: datetime) -> float:
+    return (end - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+
+
+def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
+    """The status JSON a client sees."""
+    now = now or datetime.now(UTC)
+    total = job.total_rows
+    percent = round(100.0 * job.processed / total, 1) if total else 0.0
+    eta: float | None = None
+    if job.status.is_terminal:
+        eta = 0.0
+    elif job.status == JobStatus.PROCESSING and total and job.processed and job.started_at:
+        elapsed = _seconds_between(job.started_at, now)
+        if elapsed > 0:
+            eta = round((total - job.processed) / (job.processed / elapsed), 1)
+    view: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status.value,
+        "type": job.type,
+        "filename": job.filename,
+        "column": job.column or job.detected_column,
+        "total_rows": total,
+        "processed": job.processed,
+        "succeeded": job.succeeded,
+        "invalid": job.invalid,
+        "failed": job.failed,
+        "percent": percent if not job.status == JobStatus.COMPLETED else 100.0,
+        "eta_seconds": eta,
+        "credits_used": job.credits_used,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "result_ready": job.result_key is not None,
+        "error": job.error,
+        "error_message": job.error_message,
+    }
+    return view
+
+
+def create_view(job: Job) -> dict[str, Any]:
+    """The create response: id, status, total_rows, processed, created_at (plus type and column)."""
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "type": job.type,
+        "total_rows": job.total_rows,
+        "processed": job.processed,
+        "created_at": job.created_at,
+    }

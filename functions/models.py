@@ -1,0 +1,108 @@
+"""Domain models shared by handlers, logic and adapters."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JOB_TYPES: tuple[str, ...] = ("email", "phone", "company", "domain", "ip", "darkweb")
+
+RowStatus = Literal["ok", "invalid", "error"]
+
+
+class JobStatus(StrEnum):
+    """The life of a job: queued -> processing -> completed | failed; cancelled from queued or processing."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job has ended (no counter moves after this, except the finalizer's own writes)."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(BaseModel):
+    """A bulk job as stored in the jobs table."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    account_id: str
+    type: str
+    status: JobStatus
+    source_key: str
+    filename: str = ""
+    column: str | None = None
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    total_rows: int | None = None
+    total_batches: int | None = None
+    header: list[str] = Field(default_factory=list)
+    max_width: int = 0
+    detected_column: str | None = None
+    batches_done: int = 0
+    processed: int = 0
+    succeeded: int = 0
+    invalid: int = 0
+    failed: int = 0
+    credits_used: int = 0
+    credits_settled: bool = False
+    result_key: str | None = None
+    result_rows: int | None = None
+    error: str | None = None
+    error_message: str | None = None
+
+
+class Batch(BaseModel):
+    """One SQS message of work: a contiguous run of data rows of one job, in input order."""
+
+    job_id: str
+    batch: int = Field(ge=0)
+    first_row: int = Field(ge=0, description="0-based index of the first data row of this batch in the input")
+    column_index: int = Field(ge=0)
+    header: list[str]
+    rows: list[list[str]]
+
+
+class RowResult(BaseModel):
+    """The enrichment of one input value."""
+
+    status: RowStatus
+    error: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchCounts(BaseModel):
+    """What one batch adds to a job's counters."""
+
+    processed: int = 0
+    succeeded: int = 0
+    invalid: int = 0
+    failed: int = 0
+    credits: int = 0
+
+
+class JobEvent(BaseModel):
+    """Detail of the EventBridge event `bulk_job.<status>` sent when a job ends."""
+
+    id: str
+    account_id: str
+    status: JobStatus
+    type: str
+    total_rows: int
+    processed: int
+    succeeded: int
+    invalid: int
+    failed: int
+    credits_used: int
+    result_bucket: str | None
+    result_key: str | None
+    error: str | None = None
+    completed_at: str | None

@@ -1,0 +1,81 @@
+"""Per-function settings, validated at cold start and read through a cached getter.
+
+Every field is read from the environment variable `BULKAPI_<FIELD>`; the CDK stack sets exactly the variables
+each function's model declares (tests/infra checks it) and the local runtime sets the same ones.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+
+PREFIX = "BULKAPI_"
+
+
+class StorageSettings(BaseModel):
+    """What every function needs: the jobs table and the bucket (prefixes uploads/, drop/, parts/, results/)."""
+
+    jobs_table: str
+    bucket: str
+
+
+class LimitsSettings(StorageSettings):
+    """Limits checked when a job is created and again when its file is split."""
+
+    max_rows_per_job: int = Field(default=10_000, ge=1)
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+
+
+class ApiSettings(LimitsSettings):
+    """The API function."""
+
+    finalizer_arn: str
+    download_url_ttl_seconds: int = Field(default=3600, ge=60)
+
+
+class SplitterSettings(LimitsSettings):
+    """The splitter: cuts a CSV into work messages."""
+
+    work_queue_url: str
+    finalizer_arn: str
+    event_bus_name: str
+    rows_per_batch: int = Field(default=500, ge=1)
+    max_batch_bytes: int = Field(default=200_000, ge=10_000)
+    split_lease_seconds: int = Field(default=900, ge=1)
+
+
+class WorkerSettings(StorageSettings):
+    """The worker and the dead-letter handler."""
+
+    finalizer_arn: str
+
+
+class FinalizerSettings(StorageSettings):
+    """The finalizer's tasks."""
+
+    event_bus_name: str
+
+
+class WebhookSettings(StorageSettings):
+    """The webhook sender."""
+
+    allow_private_targets: bool = False
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def env_names(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> environment variable name for a settings model."""
+    return {name: PREFIX + name.upper() for name in model.model_fields}
+
+
+@cache
+def load(model: type[S]) -> S:
+    """Build and validate a settings model from the environment (cached: once per cold start)."""
+    values = {name: os.environ[var] for name, var in env_names(model).items() if var in os.environ}
+    return model.model_validate(values)
