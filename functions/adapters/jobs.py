@@ -115,7 +115,8 @@ class JobStore:
         self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET header = :h, detected_column = :c",
+            UpdateExpression="SET #h = :h, detected_column = :c",
+            ExpressionAttributeNames={"#h": "header"},
             ExpressionAttributeValues=_ser({":h": header, ":c": column}),
         )
 
@@ -127,9 +128,9 @@ class JobStore:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=_job_key(job_id),
-                UpdateExpression="SET total_rows = :rows, total_batches = :batches, header = :h, max_width = :w",
+                UpdateExpression="SET total_rows = :rows, total_batches = :batches, #h = :h, max_width = :w",
                 ConditionExpression="#s = :processing",
-                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeNames={"#s": "status", "#h": "header"},
                 ExpressionAttributeValues=_ser(
                     {":rows": total_rows, ":batches": total_batches, ":processing": "processing", ":h": header,
                      ":w": max_width}
@@ -153,11 +154,13 @@ class JobStore:
                 TableName=self.table,
                 Key=_job_key(job_id),
                 UpdateExpression=(
-                    "ADD done_batches :marker, batches_done :one, processed :p, succeeded :s, invalid :i, "
-                    "failed :f, credits_used :c"
+                    "ADD #done :marker, #n :one, #p :p, #ok :s, #inv :i, #f :f, #c :c"
                 ),
-                ConditionExpression="#s = :processing AND NOT contains(done_batches, :batch)",
-                ExpressionAttributeNames={"#s": "status"},
+                ConditionExpression="#s = :processing AND NOT contains(#done, :batch)",
+                # Aliases for every name: several (status, processed, ...) are DynamoDB reserved words.
+                ExpressionAttributeNames={"#s": "status", "#done": "done_batches", "#n": "batches_done",
+                                          "#p": "processed", "#ok": "succeeded", "#inv": "invalid", "#f": "failed",
+                                          "#c": "credits_used"},
                 ExpressionAttributeValues={
                     ":marker": {"NS": [str(batch)]},
                     ":batch": {"N": str(batch)},
@@ -247,7 +250,8 @@ class JobStore:
                         "Update": {
                             "TableName": self.table,
                             "Key": {"pk": {"S": f"ACCOUNT#{job.account_id}"}, "sk": {"S": "ACCOUNT"}},
-                            "UpdateExpression": "ADD credits :minus",
+                            "UpdateExpression": "ADD #credits :minus",
+                            "ExpressionAttributeNames": {"#credits": "credits"},
                             "ExpressionAttributeValues": {":minus": {"N": str(-job.credits_used)}},
                         }
                     },

@@ -1,11 +1,15 @@
-"""The enrichment registry: one module per lookup type, one entry point for the worker and the inline endpoints."""
+"""The enrichment registry: one module per lookup type, one entry point for the worker and the inline endpoints.
+
+Each module has a pydantic result model whose fields are the type's columns (`COLUMNS`, in order) and
+`enrich(values) -> list[RowResult]`: one result per value, in order, every row carrying every column.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from functions.enrich import email
+from functions.enrich import company, darkweb, domain, email, google, ip, phone
 from functions.models import RowResult
 
 
@@ -18,17 +22,15 @@ class Enricher:
     enrich: Callable[[Sequence[str]], list[RowResult]]
 
 
-def _not_implemented(values: Sequence[str]) -> list[RowResult]:
-    return [RowResult(status="error", error="type_not_implemented") for _ in values]
-
-
 _REGISTRY: dict[str, Enricher] = {
     "email": Enricher("email", email.COLUMNS, email.enrich),
-    "phone": Enricher("phone", (), _not_implemented),
-    "company": Enricher("company", (), _not_implemented),
-    "domain": Enricher("domain", (), _not_implemented),
-    "ip": Enricher("ip", (), _not_implemented),
-    "darkweb": Enricher("darkweb", (), _not_implemented),
+    "phone": Enricher("phone", phone.COLUMNS, phone.enrich),
+    "company": Enricher("company", company.COLUMNS, company.enrich),
+    "domain": Enricher("domain", domain.COLUMNS, domain.enrich),
+    "ip": Enricher("ip", ip.COLUMNS, ip.enrich),
+    "darkweb": Enricher("darkweb", darkweb.COLUMNS, darkweb.enrich),
+    # Inline search only (/api/bulk-google-search); not an async job type.
+    "google": Enricher("google", google.COLUMNS, google.enrich),
 }
 
 

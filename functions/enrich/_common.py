@@ -103,8 +103,12 @@ def through_provider(
     columns: Sequence[str],
     normalize: Callable[[str], str | RowResult],
     provider: Provider[BaseModel] | None,
+    describe: Callable[[str], dict[str, Any]] = lambda query: {"query": query},
 ) -> list[RowResult]:
-    """Validate each value offline, then ask the provider once per distinct query (or answer not configured)."""
+    """Validate each value offline, then ask the provider once per distinct query (or answer not configured).
+
+    `describe` gives the columns known offline for a query; rows the provider cannot answer still show them.
+    """
     prepared: list[str | RowResult] = []
     for raw in values:
         try:
@@ -115,13 +119,18 @@ def through_provider(
     queries = list(dict.fromkeys(p for p in prepared if isinstance(p, str)))
     answers: dict[str, RowResult] = {}
     if provider is None:
-        answers = {q: failed(columns, PROVIDER_NOT_CONFIGURED, query=q) for q in queries}
+        answers = {q: failed(columns, PROVIDER_NOT_CONFIGURED, **describe(q)) for q in queries}
     elif queries:
-        answers = _ask(provider, queries, columns)
+        answers = _ask(provider, queries, columns, describe)
     return [p if isinstance(p, RowResult) else answers[p] for p in prepared]
 
 
-def _ask(provider: Provider[BaseModel], queries: list[str], columns: Sequence[str]) -> dict[str, RowResult]:
+def _ask(
+    provider: Provider[BaseModel],
+    queries: list[str],
+    columns: Sequence[str],
+    describe: Callable[[str], dict[str, Any]],
+) -> dict[str, RowResult]:
     try:
         replies = list(provider.lookup_many(queries))
     except Exception:
@@ -132,6 +141,6 @@ def _ask(provider: Provider[BaseModel], queries: list[str], columns: Sequence[st
         logger.error("provider answered %d of %d queries", len(replies), len(queries))
         replies = [ProviderFailure("provider_failed")] * len(queries)
     return {
-        q: failed(columns, r.code, query=q) if isinstance(r, ProviderFailure) else ok(r)
+        q: failed(columns, r.code, **describe(q)) if isinstance(r, ProviderFailure) else ok(r)
         for q, r in zip(queries, replies, strict=True)
     }

@@ -151,3 +151,27 @@ def split(ascii_host: str) -> Split:
 def unicode_of(ascii_name: str) -> str:
     """The Unicode form of an already validated ASCII host name."""
     return _decode(ascii_name) if "xn--" in ascii_name else ascii_name
+
+
+def name_from_label(label: str) -> str:
+    """A display name guessed from a domain's registrable label: acme-corp -> Acme Corp, ibm -> IBM."""
+    words = [w for w in re.split(r"[-_]+", unicode_of(label)) if w]
+    # Short all-letter names are usually initialisms (ibm.com, bmw.de).
+    if len(words) == 1 and len(words[0]) <= 3 and words[0].isalpha():
+        return words[0].upper()
+    return " ".join(w[:1].upper() + w[1:] for w in words)
+
+
+# Two-letter TLDs sold worldwide as generic names (.io, .ai, .co ...) say nothing about where a company is.
+_GENERIC_CCTLDS = frozenset(
+    {"ac", "ai", "cc", "co", "eu", "fm", "gg", "io", "la", "ly", "me", "sh", "so", "to", "tv", "ws"}
+)
+_CCTLD_TO_ISO = {"uk": "GB"}
+
+
+def cctld_country(icann_suffix: str) -> str | None:
+    """The ISO 3166 alpha-2 country of a suffix's country-code TLD (co.uk -> GB), None for generic ones."""
+    tld = icann_suffix.rsplit(".", 1)[-1]
+    if len(tld) != 2 or not tld.isalpha() or tld in _GENERIC_CCTLDS:
+        return None
+    return _CCTLD_TO_ISO.get(tld, tld.upper())

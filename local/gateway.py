@@ -1,0 +1,129 @@
+"""A small HTTP server standing in for API Gateway: each request becomes the REST proxy event the API gets in AWS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from local.lambdas import InvocationError, Invoker
+
+# API Gateway's payload limit.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+
+
+def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str,
+                stage: str = "local") -> dict[str, Any]:
+    """The API Gateway REST (v1) proxy event for a request."""
+    url = urlsplit(raw_path)
+    multi_query = parse_qs(url.query, keep_blank_values=True)
+    content_type = headers.get("Content-Type", headers.get("content-type", ""))
+    is_text = not body or content_type.split(";")[0].strip() in TEXT_TYPES
+    return {
+        "resource": "/{proxy+}",
+        "path": url.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": {"proxy": url.path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{stage}{url.path}",
+            "stage": stage,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "accountId": "123456789012",
+            "apiId": "local",
+        },
+        "body": (body.decode("utf-8") if is_text else base64.b64encode(body).decode()) if body else None,
+        "isBase64Encoded": bool(body) and not is_text,
+    }
+
+
+class Gateway:
+    """Serves the API function over HTTP on host:port."""
+
+    def __init__(self, host: str, port: int, invoker: Invoker, api_function: str) -> None:
+        self.invoker = invoker
+        self.api_function = api_function
+        # The Powertools resolver keeps the current request on a module-level app: one request at a time,
+        # as one Lambda execution environment would.
+        self.lock = threading.Lock()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                return
+
+            def _handle(self) -> None:
+                gateway.handle(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        """Start serving."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        """Turn one HTTP request into a proxy event, invoke the API, write its answer."""
+        length = int(request.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self._write(request, 413, {"Content-Type": "application/json"}, json.dumps(
+                {"error": "request_too_large", "message": f"requests are limited to {MAX_REQUEST_BYTES} bytes"}
+            ).encode())
+            request.close_connection = True
+            return
+        body = request.rfile.read(length) if length else b""
+        headers = {k: v for k, v in request.headers.items()}
+        event = proxy_event(request.command, request.path, headers, body, request.client_address[0])
+        try:
+            with self.lock:
+                response = self.invoker.invoke(self.api_function, event)
+        except InvocationError as exc:
+            self._write(request, 502, {"Content-Type": "application/json"}, json.dumps(
+                {"error": "internal_error", "message": exc.error_message}).encode())
+            return
+        out_headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(values)
+        raw = response.get("body") or ""
+        payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
+        self._write(request, int(response.get("statusCode", 200)), out_headers, payload)
+
+    @staticmethod
+    def _write(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(payload)

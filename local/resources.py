@@ -1,0 +1,283 @@
+"""Create the stack's resources in the local AWS emulation, from the synthesized template.
+
+Queues, tables, buckets, the bus, the functions' settings, the event source mappings and the state machine
+definition all come from the template CDK synthesizes, so the local runtime cannot drift from what is deployed.
+Where moto lacks the glue (S3 -> Lambda, EventBridge -> Lambda, SQS event source mappings), the notification
+or rule targets a shadow SQS queue instead, which local/wiring.py polls.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.template import Resolver
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PREFIX = "bulkapi-local"
+
+
+@dataclass
+class LocalFunction:
+    """A Lambda function of the template, run in-process."""
+
+    logical_id: str
+    name: str
+    handler: str
+    env: dict[str, str]
+    timeout: int
+
+
+@dataclass
+class QueueMapping:
+    """An event source mapping (or a shadow queue standing in for S3/EventBridge -> Lambda)."""
+
+    kind: str  # "sqs" | "s3" | "events"
+    queue_url: str
+    queue_arn: str
+    function: str  # logical id
+    batch_size: int = 1
+    max_concurrency: int = 2
+    report_failures: bool = False
+
+
+@dataclass
+class Topology:
+    """What the local wiring needs to know about the created resources."""
+
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    mappings: list[QueueMapping] = field(default_factory=list)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> {url, arn, attributes}
+    buckets: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+    state_machines: dict[str, str] = field(default_factory=dict)
+    state_machine_definitions: dict[str, str] = field(default_factory=dict)
+    buses: dict[str, str] = field(default_factory=dict)
+
+
+def _name(logical_id: str, limit: int = 63) -> str:
+    return f"{PREFIX}-{re.sub(r'[^a-z0-9-]', '', logical_id.lower())}"[:limit]
+
+
+def _dummy_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("index.py", "def handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+class ResourceBuilder:
+    """Builds the local resources through boto3 clients pointed at the emulation."""
+
+    def __init__(self, template: dict[str, Any], clients: Any, local_visibility_timeout: int) -> None:
+        self.template = template
+        self.resources: dict[str, dict[str, Any]] = template["Resources"]
+        self.c = clients
+        self.visibility = local_visibility_timeout
+        self.topology = Topology()
+        self.refs: dict[str, Any] = {}
+        self.arns: dict[str, str] = {}
+        self.resolve = Resolver(
+            self.refs,
+            self._attr,
+            {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+             "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "BulkApi", "AWS::NoValue": ""},
+        )
+
+    def of_type(self, *types: str) -> list[tuple[str, dict[str, Any]]]:
+        """Resources of the given CloudFormation types, in template order."""
+        return [(k, r) for k, r in self.resources.items() if r["Type"] in types]
+
+    def _attr(self, logical_id: str, attr: str) -> Any:
+        if attr == "Arn":
+            return self.arns[logical_id]
+        if attr == "QueueUrl":
+            return self.refs[logical_id]
+        if attr == "QueueName":
+            return self.topology.queues[logical_id]["name"]
+        if attr == "Name":
+            return self.refs[logical_id]
+        if attr == "StreamArn":
+            return self.arns[logical_id] + "/stream/local"
+        raise KeyError(f"unsupported Fn::GetAtt {logical_id}.{attr}")
+
+    def build(self) -> Topology:
+        """Create everything, in dependency order, and return the topology."""
+        self._plan_names()
+        self._buckets()
+        self._tables()
+        self._queues()
+        self._buses()
+        self._functions()
+        self._state_machines()
+        self._event_source_mappings()
+        self._bucket_notifications()
+        self._rules()
+        return self.topology
+
+    def _plan_names(self) -> None:
+        # Names and ARNs are known before anything exists, so references resolve in any order.
+        for lid, res in self.resources.items():
+            t, name = res["Type"], _name(lid)
+            if t == "AWS::S3::Bucket":
+                self.refs[lid], self.arns[lid] = name, f"arn:aws:s3:::{name}"
+            elif t in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+                self.refs[lid], self.arns[lid] = name, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+            elif t == "AWS::SQS::Queue":
+                self.refs[lid] = f"__queue_url__{lid}"
+                self.arns[lid] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+                self.topology.queues[lid] = {"name": name, "arn": self.arns[lid]}
+            elif t == "AWS::Events::EventBus":
+                self.refs[lid], self.arns[lid] = name, f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"
+            elif t == "AWS::Lambda::Function":
+                self.refs[lid], self.arns[lid] = name, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            elif t == "AWS::StepFunctions::StateMachine":
+                arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+                self.refs[lid], self.arns[lid] = arn, arn
+            elif t == "AWS::IAM::Role":
+                self.refs[lid], self.arns[lid] = name, f"arn:aws:iam::{ACCOUNT}:role/{name}"
+            else:
+                self.refs[lid], self.arns[lid] = name, f"arn:aws:local:{REGION}:{ACCOUNT}:{name}"
+
+    def _buckets(self) -> None:
+        for lid, _ in self.of_type("AWS::S3::Bucket"):
+            self.c("s3").create_bucket(Bucket=self.refs[lid])
+            self.topology.buckets[lid] = self.refs[lid]
+
+    def _tables(self) -> None:
+        for lid, res in self.of_type("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+            props = res["Properties"]
+            kwargs: dict[str, Any] = {
+                "TableName": self.refs[lid],
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            gsis = props.get("GlobalSecondaryIndexes") or []
+            if gsis:
+                kwargs["GlobalSecondaryIndexes"] = [
+                    {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"],
+                     "Projection": g.get("Projection", {"ProjectionType": "ALL"})}
+                    for g in gsis
+                ]
+            self.c("dynamodb").create_table(**kwargs)
+            self.topology.tables[lid] = self.refs[lid]
+
+    def _queues(self) -> None:
+        sqs = self.c("sqs")
+        queues = self.of_type("AWS::SQS::Queue")
+        # Dead-letter queues first: a redrive policy names its target's ARN.
+        queues.sort(key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
+        for lid, res in queues:
+            props = self.resolve(res.get("Properties", {}))
+            deployed_visibility = int(props.get("VisibilityTimeout", 30))
+            attributes = {"VisibilityTimeout": str(min(deployed_visibility, self.visibility))}
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+            url = sqs.create_queue(QueueName=self.topology.queues[lid]["name"], Attributes=attributes)["QueueUrl"]
+            self.refs[lid] = url
+            self.topology.queues[lid].update(
+                {"url": url, "deployed_visibility_timeout": deployed_visibility,
+                 "redrive_policy": props.get("RedrivePolicy")}
+            )
+
+    def _shadow_queue(self, name: str) -> tuple[str, str]:
+        qname = _name(f"shadow-{name}", 80)
+        url = self.c("sqs").create_queue(QueueName=qname, Attributes={"VisibilityTimeout": str(self.visibility)})[
+            "QueueUrl"
+        ]
+        return url, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{qname}"
+
+    def _buses(self) -> None:
+        for lid, _ in self.of_type("AWS::Events::EventBus"):
+            self.c("events").create_event_bus(Name=self.refs[lid])
+            self.topology.buses[lid] = self.refs[lid]
+
+    def _functions(self) -> None:
+        role = self.c("iam").create_role(
+            RoleName=f"{PREFIX}-lambda", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+        code = _dummy_zip()
+        for lid, res in self.of_type("AWS::Lambda::Function"):
+            props = res["Properties"]
+            handler = str(props.get("Handler", ""))
+            env = {k: str(v) for k, v in self.resolve(props.get("Environment", {}).get("Variables", {})).items()}
+            # The function exists in the emulation so Step Functions can invoke it; the call is routed to the
+            # real handler in-process by local/lambdas.py.
+            self.c("lambda").create_function(
+                FunctionName=self.refs[lid], Runtime="python3.12", Role=role, Handler="index.handler",
+                Code={"ZipFile": code}, Timeout=int(props.get("Timeout", 3)),
+            )
+            self.topology.functions[lid] = LocalFunction(lid, self.refs[lid], handler, env, int(props.get("Timeout", 3)))
+
+    def _state_machines(self) -> None:
+        role = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-states"
+        for lid, res in self.of_type("AWS::StepFunctions::StateMachine"):
+            definition = self.resolve(res["Properties"]["DefinitionString"])
+            self.c("stepfunctions").create_state_machine(
+                name=_name(lid, 80), definition=definition, roleArn=role, type="STANDARD"
+            )
+            self.topology.state_machines[lid] = self.arns[lid]
+            self.topology.state_machine_definitions[lid] = definition
+
+    def _function_of(self, arn_or_name: str) -> str:
+        for lid, fn in self.topology.functions.items():
+            if arn_or_name in (fn.name, self.arns[lid]):
+                return lid
+        raise KeyError(f"no function {arn_or_name}")
+
+    def _event_source_mappings(self) -> None:
+        for _, res in self.of_type("AWS::Lambda::EventSourceMapping"):
+            props = self.resolve(res["Properties"])
+            source_arn = props["EventSourceArn"]
+            queue_lid = next(lid for lid, q in self.topology.queues.items() if q["arn"] == source_arn)
+            self.topology.mappings.append(
+                QueueMapping(
+                    kind="sqs",
+                    queue_url=self.refs[queue_lid],
+                    queue_arn=source_arn,
+                    function=self._function_of(props["FunctionName"]),
+                    batch_size=int(props.get("BatchSize", 10)),
+                    max_concurrency=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
+                    report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                )
+            )
+
+    def _bucket_notifications(self) -> None:
+        # moto cannot invoke a Lambda from S3 without Docker; its S3 -> SQS delivery works, filters included.
+        for lid, res in self.of_type("Custom::S3BucketNotifications"):
+            props = self.resolve(res["Properties"])
+            config = props["NotificationConfiguration"]
+            queue_configs = []
+            for i, cfg in enumerate(config.get("LambdaFunctionConfigurations", [])):
+                fn = self._function_of(cfg["LambdaFunctionArn"])
+                url, arn = self._shadow_queue(f"{lid}-{i}")
+                queue_configs.append({"QueueArn": arn, "Events": cfg["Events"], "Filter": cfg.get("Filter", {})})
+                self.topology.mappings.append(QueueMapping(kind="s3", queue_url=url, queue_arn=arn, function=fn,
+                                                           batch_size=1, max_concurrency=2))
+            self.c("s3").put_bucket_notification_configuration(
+                Bucket=props["BucketName"], NotificationConfiguration={"QueueConfigurations": queue_configs}
+            )
+
+    def _rules(self) -> None:
+        # A Lambda ARN as a rule target makes moto's PutEvents answer 500: target a shadow queue instead.
+        events = self.c("events")
+        for lid, res in self.of_type("AWS::Events::Rule"):
+            props = self.resolve(res["Properties"])
+            bus = props.get("EventBusName", "default")
+            rule = _name(lid, 64)
+            events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]),
+                            State="ENABLED")
+            targets = []
+            for target in props.get("Targets", []):
+                fn = self._function_of(target["Arn"])
+                url, arn = self._shadow_queue(f"{lid}-{target['Id']}")
+                targets.append({"Id": target["Id"], "Arn": arn})
+                self.topology.mappings.append(QueueMapping(kind="events", queue_url=url, queue_arn=arn, function=fn,
+                                                           batch_size=1, max_concurrency=2))
+            events.put_targets(Rule=rule, EventBusName=bus, Targets=targets)

@@ -1,0 +1,246 @@
+"""The local runtime: moto in server mode on loopback, the stack's resources, the wiring, the API."""
+
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import boto3
+import requests
+from botocore.config import Config
+
+from local import lambdas
+from local.gateway import Gateway
+from local.resources import REGION, ResourceBuilder, Topology
+from local.template import load_template
+from local.wiring import Poller
+
+DEV_ACCOUNT = "acct_dev"
+
+
+@dataclass
+class Options:
+    """How to run locally; each has an environment variable (see README)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dev_token: str | None = None
+    dev_credits: int = 100_000
+    dev_webhook_url: str | None = None
+    concurrency_cap: int = 4
+    visibility_timeout: int = 30
+    retry_delay: int = 1
+    poll_wait_seconds: int = 5
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, host: str, port: int) -> Options:
+        """Options from BULKAPI_* environment variables; BULKAPI_<SETTING> overrides a function setting."""
+        env = os.environ
+        overrides = {k: v for k, v in env.items() if k.startswith("BULKAPI_") and not k.startswith(
+            ("BULKAPI_DEV_", "BULKAPI_LOCAL_"))}
+        return cls(
+            host=host,
+            port=port,
+            dev_token=env.get("BULKAPI_DEV_TOKEN") or None,
+            dev_credits=int(env.get("BULKAPI_DEV_CREDITS", "100000")),
+            dev_webhook_url=env.get("BULKAPI_DEV_WEBHOOK_URL") or None,
+            concurrency_cap=int(env.get("BULKAPI_LOCAL_CONCURRENCY", "4")),
+            retry_delay=int(env.get("BULKAPI_LOCAL_RETRY_DELAY", "1")),
+            overrides=overrides,
+        )
+
+
+class RequestCounter:
+    """WSGI middleware counting the emulation's requests by service and operation (for benchmarks)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        key = self.classify(environ)
+        if key:
+            with self.lock:
+                self.counts[key] += 1
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def classify(environ: dict[str, Any]) -> str | None:
+        """`service.Operation` from the SigV4 scope and the target header / Action / method."""
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/moto-api"):
+            return None
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        service = "unknown"
+        if "Credential=" in auth:
+            scope = auth.split("Credential=")[1].split(",")[0].split("/")
+            service = scope[3] if len(scope) > 3 else "unknown"
+        elif "X-Amz-Credential" in environ.get("QUERY_STRING", ""):
+            service = "s3"
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            return f"{service}.{target.split('.')[-1]}"
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+        if action:
+            return f"{service}.{action[0]}"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if service == "s3":
+            query = environ.get("QUERY_STRING", "")
+            op = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject",
+                  "POST": "PostObject"}.get(method, method)
+            if "uploadId" in query or "uploads" in query:
+                op = "MultipartUpload"
+            return f"s3.{op}"
+        return f"{service}.{method} {path.split('/')[1] if '/' in path else path}"
+
+
+class LocalRuntime:
+    """Starts everything `bulkapi serve` needs, in one process; stop() ends it all."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.api_key = options.dev_token or "enc_test_" + secrets.token_urlsafe(24)
+        self.moto: Any = None
+        self.counter: RequestCounter | None = None
+        self.pollers: list[Poller] = []
+        self.gateway: Gateway | None = None
+        self.topology: Topology | None = None
+        self.invoker: lambdas.Invoker | None = None
+        self.endpoint = ""
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> LocalRuntime:
+        """Start the emulation, create the resources, start the wiring and the API; returns when ready."""
+        template = load_template()
+        self._start_moto()
+        topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
+        self.topology = topology
+        self._apply_function_env(topology)
+        self.invoker = lambdas.Invoker(topology.functions)
+        lambdas.install(self.invoker)
+        self._seed_dev_account()
+        sqs = self.client("sqs")
+        for mapping in topology.mappings:
+            poller = Poller(mapping, self.invoker, sqs, concurrency_cap=self.options.concurrency_cap,
+                            retry_delay=self.options.retry_delay, wait_seconds=self.options.poll_wait_seconds)
+            poller.start()
+            self.pollers.append(poller)
+        api = self.function_id("functions.handlers.api.lambda_handler")
+        self.gateway = Gateway(self.options.host, self.options.port, self.invoker, api)
+        self.gateway.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the API, the pollers and the emulation, and restore the environment."""
+        if self.gateway is not None:
+            self.gateway.stop()
+        for poller in self.pollers:
+            poller.stop()
+        lambdas.uninstall()
+        if self.moto is not None:
+            self.moto.stop()
+        for var, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- pieces ------------------------------------------------------------------------------------------------
+    def _set_env(self, values: dict[str, str]) -> None:
+        for var, value in values.items():
+            self._saved_env.setdefault(var, os.environ.get(var))
+            os.environ[var] = value
+
+    def _start_moto(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.counter = RequestCounter(self.moto._server.app)
+        self.moto._server.app = self.counter
+        self.endpoint = f"http://{host}:{port}"
+        # MOTO_PORT: moto's Step Functions executor calls Lambda back on localhost:$MOTO_PORT.
+        self._set_env({
+            "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "MOTO_PORT": str(port),
+            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        })
+        requests.post(f"{self.endpoint}/moto-api/config",
+                      json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+        # The adapters cache clients; a new endpoint needs new clients.
+        from functions.adapters.aws import client as cached_client
+
+        cached_client.cache_clear()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client pointed at the emulation."""
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="local",
+                            aws_secret_access_key="local", config=Config(retries={"max_attempts": 3}))  # noqa: S106
+
+    def _apply_function_env(self, topology: Topology) -> None:
+        # All handlers share this process's environment: two functions giving one variable different values
+        # would silently misconfigure one of them, so that is an error.
+        merged: dict[str, str] = {}
+        for fn in topology.functions.values():
+            for var, value in fn.env.items():
+                if var in merged and merged[var] != value:
+                    raise RuntimeError(f"{var} differs between functions ({merged[var]!r} vs {value!r})")
+                merged[var] = value
+        merged.update(self.options.overrides)
+        self._set_env(merged)
+        from functions.settings import load
+
+        load.cache_clear()
+
+    def _seed_dev_account(self) -> None:
+        from functions.adapters.jobs import JobStore
+        from functions.logic.jobs import utcnow
+
+        store = JobStore(self.table)
+        store.put_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits)
+        store.put_api_key(self.api_key, DEV_ACCOUNT, "key_dev", utcnow())
+        if self.options.dev_webhook_url:
+            store.set_webhook(DEV_ACCOUNT, self.options.dev_webhook_url, "whsec_" + secrets.token_urlsafe(24))
+
+    # -- lookups -----------------------------------------------------------------------------------------------
+    def function_id(self, handler: str) -> str:
+        """The logical id of the function with this handler."""
+        assert self.topology is not None
+        return next(lid for lid, fn in self.topology.functions.items() if fn.handler == handler)
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        assert self.gateway is not None
+        return f"http://{self.options.host}:{self.gateway.port}"
+
+    @property
+    def bucket(self) -> str:
+        """The upload bucket (as the functions are configured with it)."""
+        return os.environ["BULKAPI_BUCKET"]
+
+    @property
+    def table(self) -> str:
+        """The jobs table (as the functions are configured with it)."""
+        return os.environ["BULKAPI_JOBS_TABLE"]

@@ -1,0 +1,107 @@
+"""Synthesize the CDK app (cached by a hash of its sources) and resolve CloudFormation intrinsics locally."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+STACK = "BulkApi"
+# What the template depends on: a change to any of these re-synthesizes.
+SOURCES = ["app.py", "cdk.json", "infra", "functions/settings.py", "pyproject.toml"]
+
+_SYNTH = """
+import json, sys
+from infra.stack import build_app, STACK_NAME
+app = build_app({"aws:cdk:bundling-stacks": []}, outdir=sys.argv[1])
+template = app.synth().get_stack_by_name(STACK_NAME).template
+json.dump(template, open(sys.argv[2], "w"))
+"""
+
+
+def source_hash() -> str:
+    """A hash of every file the template is built from."""
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        path = ROOT / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_template() -> dict[str, Any]:
+    """The stack's CloudFormation template, synthesized once per source change (a few seconds, needs Node.js)."""
+    CACHE.mkdir(exist_ok=True)
+    target = CACHE / f"template-{source_hash()}.json"
+    if not target.exists():
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1"}
+        for var in [v for v in env if v.startswith("AWS_")]:
+            env.pop(var)  # synth must not depend on credentials or endpoints
+        result = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", _SYNTH, str(CACHE / "cdk.out"), str(tmp)],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
+        tmp.replace(target)
+    return dict(json.loads(target.read_text()))
+
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select against local physical ids."""
+
+    def __init__(self, refs: dict[str, Any], attrs: Callable[[str, str], Any], pseudo: dict[str, str]) -> None:
+        self.refs, self.attrs, self.pseudo = refs, attrs, pseudo
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.pseudo[arg] if arg in self.pseudo else self.refs[arg]
+            if key == "Fn::GetAtt":
+                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attrs(logical, attr)
+            if key == "Fn::Join":
+                sep, parts = arg
+                return sep.join(str(self(p)) for p in parts)
+            if key == "Fn::Select":
+                index, items = arg
+                return self(items)[int(index)]
+            if key == "Fn::Split":
+                sep, text = arg
+                return str(self(text)).split(sep)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+        return {k: self(v) for k, v in value.items()}
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        out = str(text)
+        for name, val in variables.items():
+            out = out.replace("${" + name + "}", str(self(val)))
+        while "${" in out:
+            start = out.index("${")
+            end = out.index("}", start)
+            name = out[start + 2 : end]
+            if "." in name:
+                logical, attr = name.split(".", 1)
+                repl = self.attrs(logical, attr)
+            else:
+                repl = self.pseudo[name] if name in self.pseudo else self.refs[name]
+            out = out[:start] + str(repl) + out[end + 1 :]
+        return out
