@@ -25,6 +25,7 @@ def serve(host: str, port: int) -> int:
         f"  API key:       {runtime.api_key}\n"
         f"  S3 endpoint:   {runtime.endpoint}   (any access key / secret)\n"
         f"  upload bucket: {runtime.bucket}   (drop CSVs at drop/acct_dev/<type>/<name>.csv)\n"
+        f"  jobs table:    {runtime.table}\n"
         f"  try:           curl -H 'Authorization: Bearer {runtime.api_key}' {runtime.base_url}/api/health\n"
         f"Ctrl-C stops everything.",
         flush=True,

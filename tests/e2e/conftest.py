@@ -1,0 +1,95 @@
+"""`bulkapi serve` as a subprocess, talked to over HTTP like a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Server:
+    """A running `bulkapi serve`."""
+
+    base_url: str
+    api_key: str
+    s3_endpoint: str
+    bucket: str
+    table: str
+    process: subprocess.Popen[str]
+
+    def session(self, key: str | None = None) -> requests.Session:
+        """An HTTP session sending `key` (the dev key by default) as Bearer token."""
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {key or self.api_key}"
+        return s
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(tmp: Path, **env: str) -> Server:
+    port = free_port()
+    log = (tmp / f"serve-{port}.log").open("w+")
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "local.cli", "serve", "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BULKAPI_", "MOTO_"))}, **env},
+    )
+
+    def ready() -> str | None:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise AssertionError(f"bulkapi serve exited:\n{log.read()[-3000:]}")
+        log.seek(0)
+        text = log.read()
+        return text if "Ctrl-C stops everything" in text else None
+
+    text = wait_for(ready, timeout=120, interval=0.2, what="bulkapi serve to be ready")
+    fields = dict(re.findall(r"^\s+([\w ]+?):\s+(\S+)", text, re.MULTILINE))
+    server = Server(fields["API"], fields["API key"], fields["S3 endpoint"], fields["upload bucket"],
+                    fields["jobs table"], proc)
+    health = requests.get(f"{server.base_url}/api/health", timeout=5)
+    assert health.status_code == 200
+    return server
+
+
+def stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGINT)
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        raise
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The local API with the default settings and a known dev key."""
+    srv = start_server(tmp_path_factory.mktemp("serve"), BULKAPI_DEV_TOKEN="e2e-dev-key", BULKAPI_DEV_CREDITS="100000")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Small batches and one worker at a time, so a job runs long enough to be cancelled midway."""
+    srv = start_server(tmp_path_factory.mktemp("slow"), BULKAPI_ROWS_PER_BATCH="25", BULKAPI_LOCAL_CONCURRENCY="1")
+    yield srv
+    stop_server(srv)
