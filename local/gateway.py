@@ -18,8 +18,9 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
 
 
-def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str,
-                stage: str = "local") -> dict[str, Any]:
+def proxy_event(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str, stage: str = "local"
+) -> dict[str, Any]:
     """The API Gateway REST (v1) proxy event for a request."""
     url = urlsplit(raw_path)
     multi_query = parse_qs(url.query, keep_blank_values=True)
@@ -65,13 +66,13 @@ class Gateway:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _handle(self) -> None:
                 gateway.handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
@@ -95,9 +96,14 @@ class Gateway:
         """Turn one HTTP request into a proxy event, invoke the API, write its answer."""
         length = int(request.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
-            self._write(request, 413, {"Content-Type": "application/json"}, json.dumps(
-                {"error": "request_too_large", "message": f"requests are limited to {MAX_REQUEST_BYTES} bytes"}
-            ).encode())
+            self._write(
+                request,
+                413,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {"error": "request_too_large", "message": f"requests are limited to {MAX_REQUEST_BYTES} bytes"}
+                ).encode(),
+            )
             request.close_connection = True
             return
         body = request.rfile.read(length) if length else b""
@@ -107,8 +113,12 @@ class Gateway:
             with self.lock:
                 response = self.invoker.invoke(self.api_function, event)
         except InvocationError as exc:
-            self._write(request, 502, {"Content-Type": "application/json"}, json.dumps(
-                {"error": "internal_error", "message": exc.error_message}).encode())
+            self._write(
+                request,
+                502,
+                {"Content-Type": "application/json"},
+                json.dumps({"error": "internal_error", "message": exc.error_message}).encode(),
+            )
             return
         out_headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():

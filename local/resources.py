@@ -85,8 +85,14 @@ class ResourceBuilder:
         self.resolve = Resolver(
             self.refs,
             self._attr,
-            {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-             "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "BulkApi", "AWS::NoValue": ""},
+            {
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": "BulkApi",
+                "AWS::NoValue": "",
+            },
         )
 
     def of_type(self, *types: str) -> list[tuple[str, dict[str, Any]]]:
@@ -161,8 +167,11 @@ class ResourceBuilder:
             gsis = props.get("GlobalSecondaryIndexes") or []
             if gsis:
                 kwargs["GlobalSecondaryIndexes"] = [
-                    {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"],
-                     "Projection": g.get("Projection", {"ProjectionType": "ALL"})}
+                    {
+                        "IndexName": g["IndexName"],
+                        "KeySchema": g["KeySchema"],
+                        "Projection": g.get("Projection", {"ProjectionType": "ALL"}),
+                    }
                     for g in gsis
                 ]
             self.c("dynamodb").create_table(**kwargs)
@@ -182,8 +191,11 @@ class ResourceBuilder:
             url = sqs.create_queue(QueueName=self.topology.queues[lid]["name"], Attributes=attributes)["QueueUrl"]
             self.refs[lid] = url
             self.topology.queues[lid].update(
-                {"url": url, "deployed_visibility_timeout": deployed_visibility,
-                 "redrive_policy": props.get("RedrivePolicy")}
+                {
+                    "url": url,
+                    "deployed_visibility_timeout": deployed_visibility,
+                    "redrive_policy": props.get("RedrivePolicy"),
+                }
             )
 
     def _shadow_queue(self, name: str) -> tuple[str, str]:
@@ -210,10 +222,16 @@ class ResourceBuilder:
             # The function exists in the emulation so Step Functions can invoke it; the call is routed to the
             # real handler in-process by local/lambdas.py.
             self.c("lambda").create_function(
-                FunctionName=self.refs[lid], Runtime="python3.12", Role=role, Handler="index.handler",
-                Code={"ZipFile": code}, Timeout=int(props.get("Timeout", 3)),
+                FunctionName=self.refs[lid],
+                Runtime="python3.12",
+                Role=role,
+                Handler="index.handler",
+                Code={"ZipFile": code},
+                Timeout=int(props.get("Timeout", 3)),
             )
-            self.topology.functions[lid] = LocalFunction(lid, self.refs[lid], handler, env, int(props.get("Timeout", 3)))
+            self.topology.functions[lid] = LocalFunction(
+                lid, self.refs[lid], handler, env, int(props.get("Timeout", 3))
+            )
 
     def _state_machines(self) -> None:
         role = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-states"
@@ -258,8 +276,9 @@ class ResourceBuilder:
                 fn = self._function_of(cfg["LambdaFunctionArn"])
                 url, arn = self._shadow_queue(f"{lid}-{i}")
                 queue_configs.append({"QueueArn": arn, "Events": cfg["Events"], "Filter": cfg.get("Filter", {})})
-                self.topology.mappings.append(QueueMapping(kind="s3", queue_url=url, queue_arn=arn, function=fn,
-                                                           batch_size=1, max_concurrency=2))
+                self.topology.mappings.append(
+                    QueueMapping(kind="s3", queue_url=url, queue_arn=arn, function=fn, batch_size=1, max_concurrency=2)
+                )
             self.c("s3").put_bucket_notification_configuration(
                 Bucket=props["BucketName"], NotificationConfiguration={"QueueConfigurations": queue_configs}
             )
@@ -271,13 +290,17 @@ class ResourceBuilder:
             props = self.resolve(res["Properties"])
             bus = props.get("EventBusName", "default")
             rule = _name(lid, 64)
-            events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]),
-                            State="ENABLED")
+            events.put_rule(
+                Name=rule, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED"
+            )
             targets = []
             for target in props.get("Targets", []):
                 fn = self._function_of(target["Arn"])
                 url, arn = self._shadow_queue(f"{lid}-{target['Id']}")
                 targets.append({"Id": target["Id"], "Arn": arn})
-                self.topology.mappings.append(QueueMapping(kind="events", queue_url=url, queue_arn=arn, function=fn,
-                                                           batch_size=1, max_concurrency=2))
+                self.topology.mappings.append(
+                    QueueMapping(
+                        kind="events", queue_url=url, queue_arn=arn, function=fn, batch_size=1, max_concurrency=2
+                    )
+                )
             events.put_targets(Rule=rule, EventBusName=bus, Targets=targets)

@@ -43,8 +43,11 @@ class Options:
     def from_env(cls, host: str, port: int) -> Options:
         """Options from BULKAPI_* environment variables; BULKAPI_<SETTING> overrides a function setting."""
         env = os.environ
-        overrides = {k: v for k, v in env.items() if k.startswith("BULKAPI_") and not k.startswith(
-            ("BULKAPI_DEV_", "BULKAPI_LOCAL_"))}
+        overrides = {
+            k: v
+            for k, v in env.items()
+            if k.startswith("BULKAPI_") and not k.startswith(("BULKAPI_DEV_", "BULKAPI_LOCAL_"))
+        }
         return cls(
             host=host,
             port=port,
@@ -94,8 +97,13 @@ class RequestCounter:
         method = environ.get("REQUEST_METHOD", "GET")
         if service == "s3":
             query = environ.get("QUERY_STRING", "")
-            op = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject",
-                  "POST": "PostObject"}.get(method, method)
+            op = {
+                "GET": "GetObject",
+                "PUT": "PutObject",
+                "HEAD": "HeadObject",
+                "DELETE": "DeleteObject",
+                "POST": "PostObject",
+            }.get(method, method)
             if "uploadId" in query or "uploads" in query:
                 op = "MultipartUpload"
             return f"s3.{op}"
@@ -130,8 +138,14 @@ class LocalRuntime:
         self._seed_dev_account()
         sqs = self.client("sqs")
         for mapping in topology.mappings:
-            poller = Poller(mapping, self.invoker, sqs, concurrency_cap=self.options.concurrency_cap,
-                            retry_delay=self.options.retry_delay, wait_seconds=self.options.poll_wait_seconds)
+            poller = Poller(
+                mapping,
+                self.invoker,
+                sqs,
+                concurrency_cap=self.options.concurrency_cap,
+                retry_delay=self.options.retry_delay,
+                wait_seconds=self.options.poll_wait_seconds,
+            )
             poller.start()
             self.pollers.append(poller)
         api = self.function_id("functions.handlers.api.lambda_handler")
@@ -180,14 +194,22 @@ class LocalRuntime:
         self.moto._server.app = self.counter
         self.endpoint = f"http://{host}:{port}"
         # MOTO_PORT: moto's Step Functions executor calls Lambda back on localhost:$MOTO_PORT.
-        self._set_env({
-            "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "MOTO_PORT": str(port),
-            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-        })
-        requests.post(f"{self.endpoint}/moto-api/config",
-                      json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "MOTO_PORT": str(port),
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        requests.post(
+            f"{self.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
+        ).raise_for_status()
         # The adapters cache clients; a new endpoint needs new clients.
         from functions.adapters.aws import client as cached_client
 
@@ -195,8 +217,14 @@ class LocalRuntime:
 
     def client(self, service: str) -> Any:
         """A boto3 client pointed at the emulation."""
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="local",
-                            aws_secret_access_key="local", config=Config(retries={"max_attempts": 3}))  # noqa: S106
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the emulation accepts any credentials
+            config=Config(retries={"max_attempts": 3}),
+        )
 
     def _apply_function_env(self, topology: Topology) -> None:
         # All handlers share this process's environment: two functions giving one variable different values

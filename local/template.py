@@ -44,13 +44,20 @@ def load_template() -> dict[str, Any]:
     target = CACHE / f"template-{source_hash()}.json"
     if not target.exists():
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1"}
+        env = {
+            **os.environ,
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+        }
         for var in [v for v in env if v.startswith("AWS_")]:
             env.pop(var)  # synth must not depend on credentials or endpoints
         result = subprocess.run(  # noqa: S603 - our own interpreter and script
             [sys.executable, "-c", _SYNTH, str(CACHE / "cdk.out"), str(tmp)],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
@@ -70,7 +77,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.pseudo[arg] if arg in self.pseudo else self.refs[arg]
             if key == "Fn::GetAtt":

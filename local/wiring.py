@@ -41,8 +41,10 @@ def s3_records(body: dict[str, Any]) -> list[dict[str, Any]]:
         obj = record["s3"]["object"]
         # moto quotes '/' as %2F; AWS keeps it.
         obj["key"] = quote_plus(unquote_plus(obj["key"]), safe="/")
-        obj.setdefault("sequencer", hashlib.sha256(
-            f"{obj['key']}{obj.get('eTag')}{record.get('eventTime')}".encode()).hexdigest()[:16].upper())
+        obj.setdefault(
+            "sequencer",
+            hashlib.sha256(f"{obj['key']}{obj.get('eTag')}{record.get('eventTime')}".encode()).hexdigest()[:16].upper(),
+        )
         obj.setdefault("versionId", None)
         record.setdefault("userIdentity", {"principalId": "local"})
         record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
@@ -55,8 +57,16 @@ def s3_records(body: dict[str, Any]) -> list[dict[str, Any]]:
 class Poller:
     """Polls one queue for one function, like an event source mapping."""
 
-    def __init__(self, mapping: QueueMapping, invoker: Invoker, sqs: Any, *, concurrency_cap: int,
-                 retry_delay: int, wait_seconds: int) -> None:
+    def __init__(
+        self,
+        mapping: QueueMapping,
+        invoker: Invoker,
+        sqs: Any,
+        *,
+        concurrency_cap: int,
+        retry_delay: int,
+        wait_seconds: int,
+    ) -> None:
         self.m = mapping
         self.invoker = invoker
         self.sqs = sqs
@@ -84,8 +94,11 @@ class Poller:
                 continue
             try:
                 messages = self.sqs.receive_message(
-                    QueueUrl=self.m.queue_url, MaxNumberOfMessages=self.m.batch_size,
-                    WaitTimeSeconds=self.wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+                    QueueUrl=self.m.queue_url,
+                    MaxNumberOfMessages=self.m.batch_size,
+                    WaitTimeSeconds=self.wait_seconds,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
                 ).get("Messages", [])
             except Exception:  # the emulation is stopping
                 self.slots.release()
@@ -147,6 +160,8 @@ class Poller:
             # Deployed, a failed message waits out its visibility timeout; locally that wait is shortened.
             self.sqs.change_message_visibility_batch(
                 QueueUrl=self.m.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay}
-                         for i, m in enumerate(retry)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay}
+                    for i, m in enumerate(retry)
+                ],
             )

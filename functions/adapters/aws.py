@@ -15,4 +15,4 @@ _CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeou
 @cache
 def client(service: str) -> Any:
     """A boto3 client for the service; honours AWS_ENDPOINT_URL, so the local runtime needs no code change."""
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=_CONFIG)

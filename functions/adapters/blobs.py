@@ -22,7 +22,9 @@ class BlobStore:
         self.bucket = bucket
         self.s3 = client or aws_client("s3")
 
-    def put(self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None) -> None:
+    def put(
+        self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
+    ) -> None:
         """Write an object in one request."""
         try:
             self.s3.put_object(

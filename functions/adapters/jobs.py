@@ -41,7 +41,10 @@ def _job_key(job_id: str) -> dict[str, Any]:
 
 
 def _is_conditional(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    return exc.response.get("Error", {}).get("Code") in (
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+    )
 
 
 class JobStore:
@@ -56,9 +59,7 @@ class JobStore:
         """Store a new job; False when a job with this id already exists (a duplicate event or request)."""
         item = {"pk": f"JOB#{job.id}", "sk": "JOB", **job.model_dump(mode="json", exclude_none=True)}
         try:
-            self.ddb.put_item(
-                TableName=self.table, Item=_ser(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self.ddb.put_item(TableName=self.table, Item=_ser(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if _is_conditional(exc):
                 return False
@@ -93,7 +94,9 @@ class JobStore:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=_job_key(job_id),
-                UpdateExpression="SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)",
+                UpdateExpression=(
+                    "SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)"
+                ),
                 ConditionExpression=(
                     "attribute_exists(pk) AND (#s = :queued OR "
                     "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
@@ -132,8 +135,13 @@ class JobStore:
                 ConditionExpression="#s = :processing",
                 ExpressionAttributeNames={"#s": "status", "#h": "header"},
                 ExpressionAttributeValues=_ser(
-                    {":rows": total_rows, ":batches": total_batches, ":processing": "processing", ":h": header,
-                     ":w": max_width}
+                    {
+                        ":rows": total_rows,
+                        ":batches": total_batches,
+                        ":processing": "processing",
+                        ":h": header,
+                        ":w": max_width,
+                    }
                 ),
                 ReturnValues="ALL_NEW",
             )
@@ -153,14 +161,19 @@ class JobStore:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=_job_key(job_id),
-                UpdateExpression=(
-                    "ADD #done :marker, #n :one, #p :p, #ok :s, #inv :i, #f :f, #c :c"
-                ),
+                UpdateExpression=("ADD #done :marker, #n :one, #p :p, #ok :s, #inv :i, #f :f, #c :c"),
                 ConditionExpression="#s = :processing AND NOT contains(#done, :batch)",
                 # Aliases for every name: several (status, processed, ...) are DynamoDB reserved words.
-                ExpressionAttributeNames={"#s": "status", "#done": "done_batches", "#n": "batches_done",
-                                          "#p": "processed", "#ok": "succeeded", "#inv": "invalid", "#f": "failed",
-                                          "#c": "credits_used"},
+                ExpressionAttributeNames={
+                    "#s": "status",
+                    "#done": "done_batches",
+                    "#n": "batches_done",
+                    "#p": "processed",
+                    "#ok": "succeeded",
+                    "#inv": "invalid",
+                    "#f": "failed",
+                    "#c": "credits_used",
+                },
                 ExpressionAttributeValues={
                     ":marker": {"NS": [str(batch)]},
                     ":batch": {"N": str(batch)},
@@ -268,7 +281,9 @@ class JobStore:
         """Create or reset an account with a balance."""
         self.ddb.put_item(
             TableName=self.table,
-            Item=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT", "id": account_id, "name": name, "credits": credits}),
+            Item=_ser(
+                {"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT", "id": account_id, "name": name, "credits": credits}
+            ),
         )
 
     def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None:
@@ -276,7 +291,13 @@ class JobStore:
         self.ddb.put_item(
             TableName=self.table,
             Item=_ser(
-                {"pk": f"KEY#{key_hash(api_key)}", "sk": "KEY", "account_id": account_id, "key_id": key_id, "created_at": now}
+                {
+                    "pk": f"KEY#{key_hash(api_key)}",
+                    "sk": "KEY",
+                    "account_id": account_id,
+                    "key_id": key_id,
+                    "created_at": now,
+                }
             ),
         )
 

@@ -45,7 +45,9 @@ class EventBus:
     def put(self, detail_type: str, detail: dict[str, Any]) -> None:
         """Put one event; raises StoreError if EventBridge did not accept it."""
         resp = self.events.put_events(
-            Entries=[{"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": self.bus}]
+            Entries=[
+                {"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": self.bus}
+            ]
         )
         if resp.get("FailedEntryCount"):
             raise StoreError(f"EventBridge refused {detail_type}: {resp['Entries']}")

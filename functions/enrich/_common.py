@@ -58,6 +58,7 @@ def enrich_each(
     done: dict[Hashable, RowResult] = {}
     out: list[RowResult] = []
     for raw in values:
+        # CSV readers and JSON bodies can hand over None for a missing cell; treat it as blank, not as a crash.
         text = raw if isinstance(raw, str) else ""
         k = key(text)
         result = done.get(k)

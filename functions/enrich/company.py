@@ -6,7 +6,8 @@ domain: `domain` is its registrable domain, `name` is guessed from it and the hi
 (`Siemens AG` -> `Siemens` + `AG`), whose type and countries come from cleanco's term tables. The hint is the one
 country cleanco lists for that form, or, for forms used in several countries, the country it is most used in
 (GmbH -> DE, Ltd -> GB, Inc -> US), only when cleanco lists that country too. A row is `invalid` when the value has
-no letter or digit, or is nothing but a legal form (`GmbH`).
+no letter or digit, is a spreadsheet placeholder (`N/A`, `#REF!`: `empty_value`), or is nothing but a legal form
+(`GmbH`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ _PRIMARY_COUNTRY: dict[str, str | None] = {
 }  # fmt: skip
 
 _SPACES = re.compile(r"\s+")
+# What spreadsheets and CRMs put in an empty company field; charging for them would bill for blanks.
+_PLACEHOLDERS = frozenset({"n/a", "na", "none", "null", "nil", "unknown", "tbd", "#n/a", "#ref!", "#value!", "#name?"})
 _COMPACT_DROP = re.compile(r"[\s.,\-]+")
 
 
@@ -182,6 +185,8 @@ def _one(raw: str) -> RowResult:
     value = _SPACES.sub(" ", raw).strip()
     if not value:
         return invalid(COLUMNS, EMPTY_VALUE, reason="empty")
+    if value.casefold() in _PLACEHOLDERS:
+        return invalid(COLUMNS, EMPTY_VALUE, reason="placeholder, no company")
     if not any(c.isalnum() for c in value):
         return invalid(COLUMNS, INVALID, reason="no letter or digit")
     if len(value) > MAX_NAME_LENGTH:

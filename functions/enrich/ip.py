@@ -14,6 +14,7 @@ import functools
 import ipaddress
 import os
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,13 +59,23 @@ class IpResult(BaseModel):
 COLUMNS: tuple[str, ...] = columns_of(IpResult)
 
 
+_GEO_LOCK = threading.Lock()
+
+
 @functools.cache
-def _geo() -> Any:
-    # Loaded once per process on first use; geoip2fast keeps its tables in module globals, so one instance only.
+def _load_geo() -> Any:
+    # geoip2fast keeps its tables in module globals: one instance per process. An absolute path, because it looks in
+    # the working directory first.
     import geoip2fast
 
     path = os.path.join(os.path.dirname(geoip2fast.__file__), GEO_DATA_FILE)
     return geoip2fast.GeoIP2Fast(geoip2fast_data_file=path)
+
+
+def _geo() -> Any:
+    # The lock keeps concurrent first calls (threads of the local runtime) from loading ~120 MB twice.
+    with _GEO_LOCK:
+        return _load_geo()
 
 
 def _locate(address: str) -> dict[str, str | None]:

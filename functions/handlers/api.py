@@ -63,7 +63,7 @@ def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -
     account_id = ports().store.account_for_key(key.strip())
     if account_id is None:
         raise UnauthorizedError("the API key is not valid")
-    app.append_context(account_id=account_id)
+    app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]
     logger.append_keys(account_id=account_id)
     return next_middleware(app)
 
@@ -71,7 +71,7 @@ def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -
 app.use(middlewares=[authenticate])
 
 
-@app.exception_handler(BulkApiError)
+@app.exception_handler(BulkApiError)  # type: ignore[untyped-decorator]
 def handle_api_error(exc: BulkApiError) -> Response[str]:
     """Our errors carry their HTTP status and a machine-readable code."""
     if exc.status_code >= 500:
@@ -82,8 +82,10 @@ def handle_api_error(exc: BulkApiError) -> Response[str]:
 @app.not_found
 def handle_not_found(_: Exception) -> Response[str]:
     """Unknown routes answer in the same error shape as everything else."""
-    return _json(404, {"error": "route_not_found", "message": f"no route {app.current_event.http_method} "
-                                                             f"{app.current_event.path}"})
+    return _json(
+        404,
+        {"error": "route_not_found", "message": f"no route {app.current_event.http_method} {app.current_event.path}"},
+    )
 
 
 def _account() -> str:
@@ -152,8 +154,9 @@ def create_job() -> Response[str]:
     content_type = headers.get("Content-Type") or headers.get("content-type") or ""
     body = _body_bytes()
     if len(body) > settings.max_upload_bytes + 64 * 1024:
-        raise PayloadTooLargeError(f"the request is larger than {settings.max_upload_bytes} bytes",
-                                   max_bytes=settings.max_upload_bytes)
+        raise PayloadTooLargeError(
+            f"the request is larger than {settings.max_upload_bytes} bytes", max_bytes=settings.max_upload_bytes
+        )
     upload = parse_multipart(content_type, body)
     if upload.file is None:
         raise InputError("the `file` field is missing", code="missing_file")
@@ -199,18 +202,21 @@ def download() -> Response[Any]:
     job = jobs.get_job_for(p.store, _account(), _query("id"))
     if not job.status.is_terminal or job.result_key is None:
         raise ConflictError(
-            f"job {job.id} is {job.status.value}; the result is ready when it has ended", code="job_not_finished",
+            f"job {job.id} is {job.status.value}; the result is ready when it has ended",
+            code="job_not_finished",
             status=job.status.value,
         )
     if job.status == JobStatus.FAILED and job.processed == 0:
-        raise ConflictError(f"job {job.id} failed ({job.error}); it has no result", code="job_failed",
-                            status=job.status.value)
+        raise ConflictError(
+            f"job {job.id} failed ({job.error}); it has no result", code="job_failed", status=job.status.value
+        )
     filename = f"{job.id}.csv"
     head = p.blobs.head(job.result_key) or {}
     if int(head.get("ContentLength", 0)) > INLINE_DOWNLOAD_MAX:
         url = p.blobs.presigned_get(job.result_key, load(ApiSettings).download_url_ttl_seconds, filename)
-        return Response(status_code=303, content_type="application/json", headers={"Location": url},
-                        body=json.dumps({"url": url}))
+        return Response(
+            status_code=303, content_type="application/json", headers={"Location": url}, body=json.dumps({"url": url})
+        )
     return Response(
         status_code=200,
         content_type="text/csv; charset=utf-8",

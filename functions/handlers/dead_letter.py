@@ -17,6 +17,7 @@ from functions.models import Batch
 from functions.observability import logger, metrics, tracer
 from functions.settings import WorkerSettings, load
 
+
 def record_handler(record: SQSRecord) -> None:
     """Write the batch's rows as `error` / `processing_failed` and count them."""
     settings = load(WorkerSettings)
@@ -26,7 +27,10 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("unreadable dead letter dropped", message_id=record.message_id)
         return
     if dead_letter_batch(
-        batch, "processing_failed", store=JobStore(settings.jobs_table), blobs=BlobStore(settings.bucket),
+        batch,
+        "processing_failed",
+        store=JobStore(settings.jobs_table),
+        blobs=BlobStore(settings.bucket),
         finalizer=Finalizer(settings.finalizer_arn),
     ):
         metrics.add_metric(name="RowsDeadLettered", unit="Count", value=len(batch.rows))
@@ -39,4 +43,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """SQS (dead-letter queue) event source entry point."""
     # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

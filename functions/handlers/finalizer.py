@@ -33,13 +33,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if action == "assemble":
         return finalize.assemble_result(job_id, store=store, blobs=blobs)
     if action == "complete":
-        outcome = finalize.complete_job(job_id, store=store, events=EventBus(settings.event_bus_name),
-                                        bucket=settings.bucket)
+        outcome = finalize.complete_job(
+            job_id, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket
+        )
         metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
         return outcome
     if action == "fail":
         code, message = _cause(event)
         metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-        return finalize.fail_job(job_id, code, message, store=store, events=EventBus(settings.event_bus_name),
-                                 bucket=settings.bucket)
+        return finalize.fail_job(
+            job_id, code, message, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket
+        )
     raise ValueError(f"unknown finalizer action {action!r}")

@@ -39,8 +39,12 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
         lease_seconds=settings.split_lease_seconds,
     )
     result = splitting.split_job(
-        job, store=store, blobs=blobs, queue=WorkQueue(settings.work_queue_url),
-        finalizer=Finalizer(settings.finalizer_arn), limits=limits,
+        job,
+        store=store,
+        blobs=blobs,
+        queue=WorkQueue(settings.work_queue_url),
+        finalizer=Finalizer(settings.finalizer_arn),
+        limits=limits,
     )
     return "split" if result is not None else "skipped"
 

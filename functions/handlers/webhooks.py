@@ -26,7 +26,10 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         logger.info("no webhook configured", job_id=detail.get("id"), event=event.detail_type)
         return {"delivered": False}
     status = webhooks.deliver(
-        target, event.detail_type, detail, timeout=settings.timeout_seconds,
+        target,
+        event.detail_type,
+        detail,
+        timeout=settings.timeout_seconds,
         allow_private=settings.allow_private_targets,
     )
     logger.info("webhook delivered", job_id=detail.get("id"), status=status)

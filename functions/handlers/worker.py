@@ -16,12 +16,15 @@ from functions.models import Batch
 from functions.observability import logger, metrics, tracer
 from functions.settings import WorkerSettings, load
 
+
 def record_handler(record: SQSRecord) -> None:
     """One message = one batch of rows; raising marks only this message as failed."""
     settings = load(WorkerSettings)
     batch = Batch.model_validate_json(record.body)
     counted = process_batch(
-        batch, store=JobStore(settings.jobs_table), blobs=BlobStore(settings.bucket),
+        batch,
+        store=JobStore(settings.jobs_table),
+        blobs=BlobStore(settings.bucket),
         finalizer=Finalizer(settings.finalizer_arn),
     )
     if counted:
@@ -35,4 +38,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """SQS event source entry point; returns batchItemFailures."""
     # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

@@ -118,11 +118,13 @@ def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucke
     return {"job_id": job_id, "status": job.status.value}
 
 
-def fail_job(job_id: str, error: str, message: str, *, store: FinalStorePort, events: EventPort,
-             bucket: str) -> dict[str, Any]:
+def fail_job(
+    job_id: str, error: str, message: str, *, store: FinalStorePort, events: EventPort, bucket: str
+) -> dict[str, Any]:
     """The catch path: the job ends failed with a code, what was counted is still charged once, the event goes out."""
-    store.set_status(job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error,
-                     error_message=message)
+    store.set_status(
+        job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error, error_message=message
+    )
     job = _job(store, job_id)
     if job.credits_used:
         store.settle_credits(job)

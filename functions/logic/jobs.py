@@ -75,9 +75,7 @@ def count_rows(body: bytes, layout: csv_input.CsvLayout, max_rows: int) -> int:
     for _ in csv_input.iter_rows([body], layout):
         n += 1
         if n > max_rows:
-            raise InputError(
-                f"the file has more than {max_rows} data rows", code="too_many_rows", max_rows=max_rows
-            )
+            raise InputError(f"the file has more than {max_rows} data rows", code="too_many_rows", max_rows=max_rows)
     if n == 0:
         raise InputError("the file has no data rows", code="no_rows")
     return n
@@ -124,7 +122,11 @@ def create_job(
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:
         store.set_status(
-            job.id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error="upload_failed",
+            job.id,
+            JobStatus.FAILED,
+            only_from=("queued",),
+            now=utcnow(),
+            error="upload_failed",
             error_message="the file could not be stored; nothing was charged",
         )
         raise

@@ -45,8 +45,14 @@ def _finish_if_last(job: Job, finalizer: FinalizerPort) -> None:
         finalizer.start(job.id)
 
 
-def _commit(batch: Batch, row_results: list[RowResult], job: Job, store: WorkStorePort, blobs: PartBlobPort,
-            finalizer: FinalizerPort) -> bool:
+def _commit(
+    batch: Batch,
+    row_results: list[RowResult],
+    job: Job,
+    store: WorkStorePort,
+    blobs: PartBlobPort,
+    finalizer: FinalizerPort,
+) -> bool:
     blobs.put(part_key(batch.job_id, batch.batch), results.part_rows(batch.rows, row_results, result_columns(job.type)))
     updated = store.commit_batch(batch.job_id, batch.batch, count(row_results))
     if updated is None:

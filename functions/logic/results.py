@@ -58,9 +58,7 @@ def part_rows(rows: Sequence[Sequence[str]], results: Sequence[RowResult], enric
     return buf.getvalue().encode("utf-8")
 
 
-def assemble(
-    header: Sequence[str], width: int, n_added: int, parts: Iterable[Iterable[bytes]]
-) -> Iterator[bytes]:
+def assemble(header: Sequence[str], width: int, n_added: int, parts: Iterable[Iterable[bytes]]) -> Iterator[bytes]:
     """The result CSV in UTF-8 with BOM: header, then every part's rows in order, padded and escaped."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")

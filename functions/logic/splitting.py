@@ -90,7 +90,9 @@ def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     return bytes(head[: csv_input.SNIFF_BYTES]), itertools.chain(consumed, chunks)
 
 
-def batches(rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout, limits: SplitLimits) -> Iterator[Batch]:
+def batches(
+    rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout, limits: SplitLimits
+) -> Iterator[Batch]:
     """Cut rows into batches by row count and by serialized size; raises too_many_rows past the job limit."""
     current: list[list[str]] = []
     size = 0
@@ -102,8 +104,14 @@ def batches(rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout,
             raise InputError(f"the file has more than {limits.max_rows} data rows", code="too_many_rows")
         row_size = sum(len(c) for c in row) + 4 * len(row) + 4
         if current and (len(current) >= limits.rows_per_batch or size + row_size > limits.max_batch_bytes):
-            yield Batch(job_id=job_id, batch=number, first_row=first, column_index=layout.column_index,
-                        header=layout.header, rows=current)
+            yield Batch(
+                job_id=job_id,
+                batch=number,
+                first_row=first,
+                column_index=layout.column_index,
+                header=layout.header,
+                rows=current,
+            )
             number += 1
             first = index
             current, size = [], 0
@@ -111,8 +119,14 @@ def batches(rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout,
         size += row_size
         index += 1
     if current:
-        yield Batch(job_id=job_id, batch=number, first_row=first, column_index=layout.column_index,
-                    header=layout.header, rows=current)
+        yield Batch(
+            job_id=job_id,
+            batch=number,
+            first_row=first,
+            column_index=layout.column_index,
+            header=layout.header,
+            rows=current,
+        )
 
 
 def split_job(
@@ -161,8 +175,9 @@ def split_job(
             raise InputError("the file has no data rows", code="no_rows")
     except InputError as exc:
         logger.info("job failed at split", job_id=job.id, error=exc.code)
-        failed = store.set_status(job.id, JobStatus.FAILED, only_from=("processing",), now=utcnow(),
-                                  error=exc.code, error_message=exc.message)
+        failed = store.set_status(
+            job.id, JobStatus.FAILED, only_from=("processing",), now=utcnow(), error=exc.code, error_message=exc.message
+        )
         if failed is not None:
             finalizer.start(job.id)
         return failed
@@ -173,28 +188,37 @@ def split_job(
     return finished
 
 
-def _check_drop(job: Job, layout: csv_input.CsvLayout, blobs: SplitBlobPort, store: SplitStorePort,
-                limits: SplitLimits) -> None:
+def _check_drop(
+    job: Job, layout: csv_input.CsvLayout, blobs: SplitBlobPort, store: SplitStorePort, limits: SplitLimits
+) -> None:
     rows = 0
     for _ in csv_input.iter_rows(blobs.stream(job.source_key), layout):
         rows += 1
         if rows > limits.max_rows:
-            raise InputError(f"the file has more than {limits.max_rows} data rows", code="too_many_rows",
-                             max_rows=limits.max_rows)
+            raise InputError(
+                f"the file has more than {limits.max_rows} data rows", code="too_many_rows", max_rows=limits.max_rows
+            )
     if rows == 0:
         raise InputError("the file has no data rows", code="no_rows")
     credits = store.account_credits(job.account_id) or 0
     if credits < rows:
-        raise InputError(f"this job needs {rows} credits, the balance is {credits}", code="insufficient_credits",
-                         required=rows, balance=credits)
+        raise InputError(
+            f"this job needs {rows} credits, the balance is {credits}",
+            code="insufficient_credits",
+            required=rows,
+            balance=credits,
+        )
 
 
 def reject_drop(blobs: SplitBlobPort, key: str, code: str, message: str) -> str:
     """Move a dropped file that cannot become a job to rejected/, with a reason file beside it."""
     dest = "rejected/" + key.removeprefix("drop/")
     blobs.copy(key, dest)
-    blobs.put(dest + ".reason.json", json.dumps({"error": code, "message": message, "source_key": key}).encode(),
-              content_type="application/json")
+    blobs.put(
+        dest + ".reason.json",
+        json.dumps({"error": code, "message": message, "source_key": key}).encode(),
+        content_type="application/json",
+    )
     blobs.delete(key)
     return dest
 
@@ -214,8 +238,15 @@ def job_for_drop(key: str, etag: str, sequencer: str, store: SplitStorePort, blo
         reject_drop(blobs, key, "unknown_account", f"no account {target.account_id}")
         return None
     job_id = drop_job_id(key, etag, sequencer)
-    job = Job(id=job_id, account_id=target.account_id, type=job_type, status=JobStatus.QUEUED, source_key=key,
-              filename=target.filename, created_at=utcnow())
+    job = Job(
+        id=job_id,
+        account_id=target.account_id,
+        type=job_type,
+        status=JobStatus.QUEUED,
+        source_key=key,
+        filename=target.filename,
+        created_at=utcnow(),
+    )
     if not store.put_new_job(job):
         existing = store.get_job(job_id)
         return existing

@@ -46,8 +46,9 @@ def check_target(url: str, allow_private: bool) -> None:
             raise DeliveryError(f"{parts.hostname} resolves to a non-public address", code="invalid_webhook_url")
 
 
-def deliver(target: WebhookTarget, event_type: str, detail: dict[str, Any], *, timeout: float,
-            allow_private: bool) -> int:
+def deliver(
+    target: WebhookTarget, event_type: str, detail: dict[str, Any], *, timeout: float, allow_private: bool
+) -> int:
     """POST the signed event; returns the HTTP status, raises DeliveryError for anything but 2xx."""
     check_target(target.url, allow_private)
     msg_id = f"msg_{detail['id']}_{detail['status']}"

@@ -47,9 +47,12 @@ def free_port() -> int:
 def start_server(tmp: Path, **env: str) -> Server:
     port = free_port()
     log = (tmp / f"serve-{port}.log").open("w+")
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "local.cli", "serve", "--port", str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BULKAPI_", "MOTO_"))}, **env},
     )
 
@@ -63,8 +66,9 @@ def start_server(tmp: Path, **env: str) -> Server:
 
     text = wait_for(ready, timeout=120, interval=0.2, what="bulkapi serve to be ready")
     fields = dict(re.findall(r"^\s+([\w ]+?):\s+(\S+)", text, re.MULTILINE))
-    server = Server(fields["API"], fields["API key"], fields["S3 endpoint"], fields["upload bucket"],
-                    fields["jobs table"], proc)
+    server = Server(
+        fields["API"], fields["API key"], fields["S3 endpoint"], fields["upload bucket"], fields["jobs table"], proc
+    )
     health = requests.get(f"{server.base_url}/api/health", timeout=5)
     assert health.status_code == 200
     return server

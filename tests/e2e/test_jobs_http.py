@@ -18,8 +18,12 @@ pytestmark = pytest.mark.e2e
 
 
 def post_job(session: requests.Session, server: Server, body: bytes, job_type: str = "email") -> requests.Response:
-    return session.post(f"{server.base_url}/api/bulk-jobs", files={"file": ("leads.csv", body, "text/csv")},
-                        data={"type": job_type}, timeout=60)
+    return session.post(
+        f"{server.base_url}/api/bulk-jobs",
+        files={"file": ("leads.csv", body, "text/csv")},
+        data={"type": job_type},
+        timeout=60,
+    )
 
 
 def status(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
@@ -30,8 +34,13 @@ def status(session: requests.Session, server: Server, job_id: str) -> dict[str, 
 
 def other_account(server: Server, credits: int) -> str:
     """A second account with its own key, written straight into the local table (admin commands come later)."""
-    ddb = boto3.client("dynamodb", endpoint_url=server.s3_endpoint, region_name="us-east-1",
-                       aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=server.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     store = JobStore(server.table, client=ddb)
     account = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
@@ -51,8 +60,11 @@ def test_ten_thousand_row_job_completes_with_every_row_once_in_order(server: Ser
     assert set(job) >= {"id", "status", "total_rows", "processed", "created_at"}
     assert job["total_rows"] == 10_000 and job["status"] in ("queued", "processing")
     # Then it completes, with progress counters that add up
-    final = wait_for(lambda: (s := status(session, server, job["id"]))["status"] == "completed" and s,
-                     timeout=120, what="the job to complete")
+    final = wait_for(
+        lambda: (s := status(session, server, job["id"]))["status"] == "completed" and s,
+        timeout=120,
+        what="the job to complete",
+    )
     assert (final["processed"], final["succeeded"], final["invalid"], final["failed"]) == (10_000, 9_900, 100, 0)
     assert final["percent"] == 100.0 and final["credits_used"] == 9_900 and final["completed_at"]
     # And the download holds every input row exactly once, in input order, original columns first
@@ -70,18 +82,24 @@ def test_cancel_mid_run_keeps_exactly_the_processed_rows(slow_server: Server) ->
     # Given a large job running with small batches
     session = slow_server.session()
     job_id = post_job(session, slow_server, email_csv(10_000)).json()["id"]
-    wait_for(lambda: status(session, slow_server, job_id)["processed"] > 0, timeout=60, interval=0.05,
-             what="the first rows to be processed")
+    wait_for(
+        lambda: status(session, slow_server, job_id)["processed"] > 0,
+        timeout=60,
+        interval=0.05,
+        what="the first rows to be processed",
+    )
     # When the user cancels it
     resp = session.delete(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
     # Then it is cancelled at once
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
-    final = wait_for(lambda: (s := status(session, slow_server, job_id))["result_ready"] and s, timeout=60,
-                     what="the partial result")
+    final = wait_for(
+        lambda: (s := status(session, slow_server, job_id))["result_ready"] and s, timeout=60, what="the partial result"
+    )
     assert final["status"] == "cancelled" and 0 < final["processed"] < 10_000
     # And the download holds exactly the processed rows, each once, in input order
-    rows = parse_result(session.get(f"{slow_server.base_url}/api/bulk-jobs/download", params={"id": job_id},
-                                    timeout=60).content)
+    rows = parse_result(
+        session.get(f"{slow_server.base_url}/api/bulk-jobs/download", params={"id": job_id}, timeout=60).content
+    )
     numbers = [int(r["Row"]) for r in rows]
     assert len(numbers) == final["processed"]
     assert numbers == sorted(set(numbers))
@@ -139,8 +157,9 @@ def test_job_larger_than_the_balance_is_refused_with_402(server: Server) -> None
         (email_csv(10_001), "email", 400, "too_many_rows"),
     ],
 )
-def test_bad_files_are_refused_with_a_code(server: Server, body: bytes, job_type: str, status_code: int,
-                                           code: str) -> None:
+def test_bad_files_are_refused_with_a_code(
+    server: Server, body: bytes, job_type: str, status_code: int, code: str
+) -> None:
     # When a file that cannot become a job is posted
     resp = post_job(server.session(), server, body, job_type)
     # Then the answer says why, machine-readably

@@ -15,8 +15,9 @@ from local.runtime import DEV_ACCOUNT, LocalRuntime, Options
 @pytest.fixture(scope="session")
 def runtime() -> Iterator[LocalRuntime]:
     """The stack as the local runtime builds it from the synthesized template."""
-    rt = LocalRuntime(Options(port=0, dev_token="test-key", dev_credits=1_000_000,
-                              overrides={"BULKAPI_ROWS_PER_BATCH": "100"}))
+    rt = LocalRuntime(
+        Options(port=0, dev_token="test-key", dev_credits=1_000_000, overrides={"BULKAPI_ROWS_PER_BATCH": "100"})
+    )
     rt.start()
     yield rt
     rt.stop()

@@ -1,4 +1,4 @@
-"""The handlers against real moto resources, wired as the stack declares (S3 -> splitter -> SQS -> worker -> finalizer)."""
+"""The handlers against real moto resources, wired as the stack declares (S3, splitter, SQS, worker, finalizer)."""
 
 from __future__ import annotations
 
@@ -20,15 +20,22 @@ from tests.helpers import email_csv, parse_result, wait_for
 
 
 def create(api: Any, body: bytes, job_type: str = "email", **fields: str) -> dict[str, Any]:
-    resp = api.post(f"{api.base}/api/bulk-jobs", files={"file": ("leads.csv", body, "text/csv")},
-                    data={"type": job_type, **fields}, timeout=30)
+    resp = api.post(
+        f"{api.base}/api/bulk-jobs",
+        files={"file": ("leads.csv", body, "text/csv")},
+        data={"type": job_type, **fields},
+        timeout=30,
+    )
     assert resp.status_code == 202, resp.text
     return dict(resp.json())
 
 
 def wait_terminal(store: JobStore, job_id: str, timeout: float = 60) -> Job:
-    return wait_for(lambda: (j := store.get_job(job_id)) and j.status.is_terminal and j.result_key and j,
-                    timeout=timeout, what=f"job {job_id} to end")
+    return wait_for(
+        lambda: (j := store.get_job(job_id)) and j.status.is_terminal and j.result_key and j,
+        timeout=timeout,
+        what=f"job {job_id} to end",
+    )
 
 
 def download(api: Any, job_id: str) -> list[dict[str, str]]:
@@ -42,12 +49,22 @@ def fn_id(runtime: LocalRuntime, name: str) -> str:
 
 
 def sqs_event(bodies: list[str], prefix: str = "m") -> dict[str, Any]:
-    return {"Records": [
-        {"messageId": f"{prefix}{i}", "receiptHandle": f"r{i}", "body": body, "attributes": {},
-         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1"}
-        for i, body in enumerate(bodies)
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": f"{prefix}{i}",
+                "receiptHandle": f"r{i}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
 @pytest.fixture()
@@ -89,14 +106,26 @@ def test_create_stores_the_upload_and_a_job_that_completes(api: Any, store: JobS
 def test_duplicate_s3_event_does_not_split_twice(api: Any, store: JobStore, runtime: LocalRuntime) -> None:
     # Given a job that was split and completed
     job = wait_terminal(store, create(api, email_csv(300))["id"])
-    event = {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": utcnow(),
-        "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"}, "responseElements": {"x-amz-request-id": "x"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": runtime.bucket, "arn": "a",
-               "ownerIdentity": {"principalId": "x"}},
-               "object": {"key": job.source_key, "size": 1, "eTag": "e", "sequencer": "01"}},
-    }]}
+    event = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": utcnow(),
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "x"},
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "x"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "c",
+                    "bucket": {"name": runtime.bucket, "arn": "a", "ownerIdentity": {"principalId": "x"}},
+                    "object": {"key": job.source_key, "size": 1, "eTag": "e", "sequencer": "01"},
+                },
+            }
+        ]
+    }
     # When S3 delivers the same ObjectCreated event again
     assert runtime.invoker is not None
     outcome = runtime.invoker.invoke(fn_id(runtime, "splitter"), event)
@@ -108,8 +137,14 @@ def test_duplicate_s3_event_does_not_split_twice(api: Any, store: JobStore, runt
 
 def test_split_is_claimed_once(store: JobStore, account: str) -> None:
     # Given a queued job
-    job = Job(id="job_claimtest0000000001", account_id=account, type="email", status=JobStatus.QUEUED,
-              source_key="uploads/x.csv", created_at=utcnow())
+    job = Job(
+        id="job_claimtest0000000001",
+        account_id=account,
+        type="email",
+        status=JobStatus.QUEUED,
+        source_key="uploads/x.csv",
+        created_at=utcnow(),
+    )
     assert store.put_new_job(job)
     # When two splitters try to claim it, the second with the lease not expired
     first = store.claim_split(job.id, utcnow(), "2000-01-01T00:00:00Z")
@@ -121,8 +156,15 @@ def test_split_is_claimed_once(store: JobStore, account: str) -> None:
 
 def test_same_message_twice_moves_counters_once(store: JobStore, runtime: LocalRuntime, account: str) -> None:
     # Given a processing job of two batches
-    job = Job(id="job_duplicatemsg000001", account_id=account, type="email", status=JobStatus.QUEUED,
-              source_key="uploads/dup.csv", created_at=utcnow(), header=["email"])
+    job = Job(
+        id="job_duplicatemsg000001",
+        account_id=account,
+        type="email",
+        status=JobStatus.QUEUED,
+        source_key="uploads/dup.csv",
+        created_at=utcnow(),
+        header=["email"],
+    )
     store.put_new_job(job)
     store.claim_split(job.id, utcnow(), "2000-01-01T00:00:00Z")
     store.finish_split(job.id, 5, 2, ["email"], 1)
@@ -140,8 +182,14 @@ def test_same_message_twice_moves_counters_once(store: JobStore, runtime: LocalR
     assert (counted.processed, counted.succeeded, counted.invalid, counted.batches_done) == (3, 2, 1, 1)
     assert counted.credits_used == 2
     # And when the last batch arrives the finalizer completes the job with all five rows in order
-    batch1 = Batch(job_id=job.id, batch=1, first_row=3, column_index=0, header=["email"],
-                   rows=[["c@example.com"], ["d@example.com"]])
+    batch1 = Batch(
+        job_id=job.id,
+        batch=1,
+        first_row=3,
+        column_index=0,
+        header=["email"],
+        rows=[["c@example.com"], ["d@example.com"]],
+    )
     BlobStore(runtime.bucket).put("uploads/dup.csv", b"email\r\n")
     runtime.invoker.invoke(worker, sqs_event([batch1.model_dump_json()]))
     done = wait_terminal(store, job.id)
@@ -185,9 +233,7 @@ def test_batch_exhausting_retries_goes_to_dlq_and_job_still_ends(
     assert flaky_batches["calls"][(created["id"], 1)] >= 5
 
 
-def test_two_finalizer_starts_give_one_result_and_one_event(
-    api: Any, store: JobStore, runtime: LocalRuntime
-) -> None:
+def test_two_finalizer_starts_give_one_result_and_one_event(api: Any, store: JobStore, runtime: LocalRuntime) -> None:
     # Given a recorder of the events the webhook sender receives
     seen: list[dict[str, Any]] = []
     assert runtime.invoker is not None

@@ -85,6 +85,8 @@ def test_generic_and_idn_domains() -> None:
     [
         ("", "empty_value", "empty"),
         ("   ", "empty_value", "empty"),
+        ("N/A", "empty_value", "placeholder"),
+        ("#REF!", "empty_value", "placeholder"),
         ("!!! ???", "invalid_company", "no letter"),
         ("GmbH", "invalid_company", "only a legal form"),
         ("x" * 301, "invalid_company", "longer than"),

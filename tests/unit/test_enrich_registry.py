@@ -6,9 +6,11 @@ import socket
 from typing import Any
 
 import pytest
+from email_validator import validate_email
 
-from functions.enrich import _REGISTRY, enrich_values, get_enricher, result_columns
+from functions.enrich import _REGISTRY, _hosts, enrich_values, get_enricher, result_columns
 from functions.enrich import email as email_module
+from functions.enrich import ip as ip_module
 from functions.logic.results import TRAILER
 
 SAMPLES = {
@@ -65,12 +67,11 @@ def test_unknown_type_is_a_key_error() -> None:
 
 def test_one_value_that_crashes_fails_only_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given an email library that crashes on one value
-    real = email_module.validate_email
 
     def flaky(value: str, **kwargs: Any) -> Any:
         if value == "boom@example.com":
             raise RuntimeError("library bug")
-        return real(value, **kwargs)
+        return validate_email(value, **kwargs)
 
     monkeypatch.setattr(email_module, "validate_email", flaky)
     # When a batch containing it is enriched
@@ -78,3 +79,15 @@ def test_one_value_that_crashes_fails_only_its_row(monkeypatch: pytest.MonkeyPat
     # Then only that row is an uncharged error; the others are enriched
     assert [(r.status, r.error) for r in results] == [("ok", None), ("error", "enrichment_failed"), ("ok", None)]
     assert tuple(results[1].data) == result_columns("email")
+
+
+def test_lazy_data_loads_from_the_bundled_files_only(no_network: None) -> None:
+    # Given the lazily built Public Suffix List extractor and GeoIP tables dropped, with the network cut off
+    _hosts._extractor.cache_clear()
+    ip_module._load_geo.cache_clear()
+    # When they are built again by a lookup
+    split = _hosts.split("www.example.co.uk")
+    located = enrich_values("ip", ["1.1.1.1"])[0]
+    # Then both come from the files shipped in the packages
+    assert split.registrable == "example.co.uk"
+    assert located.data["country_code"] == "AU"

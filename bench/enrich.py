@@ -1,0 +1,153 @@
+"""Offline enrichment throughput: rows/s per lookup type on generated realistic values, printed as JSON.
+
+Usage: python bench/enrich.py [--rows 10000] [--repeat 3]
+
+Each type gets `rows` mostly distinct values (so per-call dedup does not flatter the numbers), about 5% of them
+invalid. One warm-up call per type loads the lazy data (PSL snapshot, phone geocoder, GeoIP tables) and is reported
+separately as `first_call_s`; the throughput is the best of `repeat` timed runs over the whole batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from functions.enrich import enrich_values
+
+FIRST = ["john", "jane", "maria", "mohammed", "li", "olga", "pierre", "anna", "james", "sofia", "raj", "yuki"]
+LAST = ["smith", "doe", "garcia", "müller", "chen", "ivanova", "dubois", "rossi", "kumar", "tanaka", "o'brien"]
+WORDS = ["acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "vandelay", "wonka", "cyberdyne"]
+SUFFIXES = ["com", "de", "co.uk", "fr", "io", "com.au", "nl", "net", "org", "co.jp", "com.br", "ch"]
+FREE = ["gmail.com", "yahoo.com", "outlook.com", "gmx.de", "web.de", "hotmail.co.uk", "icloud.com"]
+FORMS = ["GmbH", "AG", "Inc.", "Ltd", "LLC", "S.A.", "B.V.", "Pty Ltd", "SE", "S.r.l.", "GmbH & Co. KG", ""]
+
+
+def _emails(rng: random.Random, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        first, last = rng.choice(FIRST), rng.choice(LAST).replace("'", "")
+        domain = rng.choice(FREE) if rng.random() < 0.4 else f"{rng.choice(WORDS)}{i % 97}.{rng.choice(SUFFIXES)}"
+        local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}_{last}{i % 100}", "info", "sales"])
+        if rng.random() < 0.1:
+            local += f"+tag{i % 7}"
+        out.append(f"{local}{i}@{domain}" if rng.random() < 0.5 else f"{local}@{domain}")
+    return _spoil(rng, out)
+
+
+def _phones(rng: random.Random, n: int) -> list[str]:
+    makers: list[Callable[[], str]] = [
+        lambda: f"+1 {rng.choice([212, 415, 650, 312, 617])}-{rng.randint(200, 999)}-{rng.randint(0, 9999):04d}",
+        lambda: f"({rng.choice([202, 305, 512])}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}",
+        lambda: f"+49 {rng.choice([30, 89, 40, 151, 170])} {rng.randint(1000000, 9999999)}",
+        lambda: f"+44 20 {rng.randint(7000, 8999)} {rng.randint(0, 9999):04d}",
+        lambda: f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+    ]
+    return _spoil(rng, [rng.choice(makers)() for _ in range(n)])
+
+
+def _domains(rng: random.Random, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        host = f"{rng.choice(WORDS)}{i}.{rng.choice(SUFFIXES)}"
+        shape = rng.random()
+        if shape < 0.3:
+            host = f"https://www.{host}:{rng.choice([443, 8080])}/path/{i}?q=1"
+        elif shape < 0.4:
+            host = f"bücher{i}.{rng.choice(['de', 'at', 'ch'])}"
+        elif shape < 0.5:
+            host = f"blog{i}.blogspot.com"
+        out.append(host)
+    return _spoil(rng, out)
+
+
+def _ips(rng: random.Random, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        shape = rng.random()
+        if shape < 0.6:
+            out.append(".".join(str(rng.randint(1, 223)) for _ in range(4)))
+        elif shape < 0.85:
+            out.append(f"2a00:1450:{rng.randint(0, 0xFFFF):x}:{rng.randint(0, 0xFFFF):x}::{i:x}")
+        elif shape < 0.95:
+            out.append(f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
+        else:
+            out.append(f"fe80::{i:x}%eth0")
+    return _spoil(rng, out)
+
+
+def _companies(rng: random.Random, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        if rng.random() < 0.15:
+            out.append(f"{rng.choice(WORDS)}-{i}.{rng.choice(SUFFIXES)}")
+        else:
+            out.append(
+                f"{rng.choice(WORDS).title()} {rng.choice(['Holding', 'Systems', 'Bau', ''])} {i} {rng.choice(FORMS)}"
+            )
+    return _spoil(rng, out)
+
+
+def _queries(rng: random.Random, n: int) -> list[str]:
+    return _spoil(rng, [f"{rng.choice(WORDS)} {rng.choice(LAST)} {i}" for i in range(n)])
+
+
+def _breach_queries(rng: random.Random, n: int) -> list[str]:
+    return _spoil(rng, [f"{rng.choice(FIRST)}{i}@{rng.choice(FREE)}" for i in range(n)])
+
+
+def _spoil(rng: random.Random, values: list[str]) -> list[str]:
+    # Real files have blanks and junk; about 5% here.
+    return [rng.choice(["", "  ", "n/a", "???", "#REF!"]) if rng.random() < 0.05 else v for v in values]
+
+
+GENERATORS: dict[str, Callable[[random.Random, int], list[str]]] = {
+    "email": _emails,
+    "phone": _phones,
+    "domain": _domains,
+    "ip": _ips,
+    "company": _companies,
+    "darkweb": _breach_queries,
+    "google": _queries,
+}
+
+
+def main() -> None:
+    """Print rows/s per type as JSON on stdout, nothing else."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    report: dict[str, object] = {"rows": args.rows, "repeat": args.repeat, "mode": "offline", "types": {}}
+    types: dict[str, object] = {}
+    for job_type, generate in GENERATORS.items():
+        values = generate(random.Random(f"bench-{job_type}"), args.rows)
+        start = time.perf_counter()
+        enrich_values(job_type, values[:1])
+        first_call = time.perf_counter() - start
+        best = float("inf")
+        statuses: dict[str, int] = {}
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            results = enrich_values(job_type, values)
+            best = min(best, time.perf_counter() - start)
+        for r in results:
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+        types[job_type] = {
+            "rows_per_s": round(args.rows / best),
+            "best_s": round(best, 4),
+            "first_call_s": round(first_call, 4),
+            "statuses": statuses,
+        }
+    report["types"] = types
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
