@@ -6,6 +6,7 @@ import base64
 import email.parser
 import email.policy
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
-from functions.adapters.jobs import JobStore
+from functions.adapters.jobs import JobStore, key_hash
 from functions.adapters.messaging import Finalizer
 from functions.errors import BulkApiError, ConflictError, InputError, PayloadTooLargeError, UnauthorizedError
 from functions.logic import jobs
@@ -52,6 +53,24 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
+_KEY_CACHE: dict[str, tuple[float, str | None]] = {}
+KEY_CACHE_SECONDS = 30.0
+
+
+def _account_for_key(key: str) -> str | None:
+    """Key -> account, remembered for a few seconds per warm instance (a revoked key stops within that time)."""
+    now = time.monotonic()
+    cache_key = key_hash(key)
+    hit = _KEY_CACHE.get(cache_key)
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS and hit[1] is not None:
+        return hit[1]
+    account_id = ports().store.account_for_key(key)
+    if len(_KEY_CACHE) > 1000:
+        _KEY_CACHE.clear()
+    _KEY_CACHE[cache_key] = (now, account_id)
+    return account_id
+
+
 def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """Every route but health needs `Authorization: Bearer <key>`; the account is put in the request context."""
     if app.current_event.path.rstrip("/") == "/api/health":
@@ -60,7 +79,7 @@ def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UnauthorizedError("send your API key as `Authorization: Bearer <key>`")
-    account_id = ports().store.account_for_key(key.strip())
+    account_id = _account_for_key(key.strip())
     if account_id is None:
         raise UnauthorizedError("the API key is not valid")
     app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]

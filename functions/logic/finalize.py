@@ -81,18 +81,16 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     n_added = len(columns) + len(results.TRAILER)
     key = result_key(job)
     writer = blobs.writer(key)
-    rows = 0
     try:
         parts = (blobs.stream(part_key(job_id, n)) for n in done)
-        for chunk in results.assemble(header, width, n_added, parts):
-            rows += chunk.count(b"\r\n")
+        for chunk in results.assemble(header, width, len(header_source), n_added, parts):
             writer.write(chunk)
         writer.close()
     except Exception:
         writer.abort()
         raise
-    store.record_result(job_id, key, rows - 1)
-    logger.info("result assembled", job_id=job_id, batches=len(done), rows=rows - 1)
+    store.record_result(job_id, key, job.processed)
+    logger.info("result assembled", job_id=job_id, batches=len(done), rows=job.processed)
     return {"job_id": job_id, "result_key": key, "batches": len(done)}
 
 

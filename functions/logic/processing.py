@@ -53,7 +53,8 @@ def _commit(
     blobs: PartBlobPort,
     finalizer: FinalizerPort,
 ) -> bool:
-    blobs.put(part_key(batch.job_id, batch.batch), results.part_rows(batch.rows, row_results, result_columns(job.type)))
+    body = results.part_rows(batch.rows, row_results, result_columns(job.type), len(batch.header))
+    blobs.put(part_key(batch.job_id, batch.batch), body)
     updated = store.commit_batch(batch.job_id, batch.batch, count(row_results))
     if updated is None:
         # Already counted (a redelivery) or the job stopped meanwhile: re-check completion, in case the first

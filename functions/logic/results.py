@@ -48,22 +48,47 @@ def result_header(input_header: Sequence[str], width: int, enrich_columns: Seque
     return original + added
 
 
-def part_rows(rows: Sequence[Sequence[str]], results: Sequence[RowResult], enrich_columns: Sequence[str]) -> bytes:
-    """A part file: each input row as it came, then its enrichment cells, status and error (UTF-8, no header)."""
+def part_rows(
+    rows: Sequence[Sequence[str]], results: Sequence[RowResult], enrich_columns: Sequence[str], width: int
+) -> bytes:
+    """A part file: each input row padded to `width`, its enrichment cells, status and error; escaped, no header.
+
+    Parts are written final, so assembling the result is a byte concatenation unless some row is wider
+    than the header (see `assemble`).
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     for row, result in zip(rows, results, strict=True):
-        extra = [cell(result.data.get(col)) for col in enrich_columns]
-        writer.writerow([*row, *extra, result.status, result.error or ""])
+        original = [escape_cell(c) for c in row]
+        if len(original) < width:
+            original += [""] * (width - len(original))
+        extra = [escape_cell(cell(result.data.get(col))) for col in enrich_columns]
+        writer.writerow([*original, *extra, result.status, result.error or ""])
     return buf.getvalue().encode("utf-8")
 
 
-def assemble(header: Sequence[str], width: int, n_added: int, parts: Iterable[Iterable[bytes]]) -> Iterator[bytes]:
-    """The result CSV in UTF-8 with BOM: header, then every part's rows in order, padded and escaped."""
+def header_bytes(header: Sequence[str]) -> bytes:
+    """The result's first line, with the UTF-8 BOM Excel needs to detect the encoding."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([escape_cell(h) for h in header])
+    return (BOM + buf.getvalue()).encode("utf-8")
+
+
+def assemble(
+    header: Sequence[str], width: int, part_width: int, n_added: int, parts: Iterable[Iterable[bytes]]
+) -> Iterator[bytes]:
+    """The result CSV in UTF-8 with BOM: header, then every part's rows in order.
+
+    Parts whose rows were padded to `part_width` == `width` are copied as they are. When some row was wider
+    than the header (`width` > `part_width`), every row is re-padded so all columns line up.
+    """
+    yield header_bytes(header)
+    if width <= part_width:
+        for part in parts:
+            yield from part
+        return
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([escape_cell(h) for h in header])
-    yield (BOM + buf.getvalue()).encode("utf-8")
     for part in parts:
         buf.seek(0)
         buf.truncate()
@@ -71,5 +96,5 @@ def assemble(header: Sequence[str], width: int, n_added: int, parts: Iterable[It
         for row in csv.reader(io.StringIO(text, newline="")):
             original, added = row[: len(row) - n_added], row[len(row) - n_added :]
             original += [""] * (width - len(original))
-            writer.writerow([escape_cell(c) for c in original] + [escape_cell(c) for c in added])
+            writer.writerow(original + added)
         yield buf.getvalue().encode("utf-8")

@@ -160,15 +160,18 @@ def split_job(
         total_batches = 0
         max_width = len(layout.header)
         pending: list[str] = []
+        flush_at = 1
         for batch in batches(csv_input.iter_rows(chunks, layout), job.id, layout, limits):
             pending.append(batch.model_dump_json())
             total_rows += len(batch.rows)
             total_batches += 1
             max_width = max(max_width, *(len(r) for r in batch.rows))
-            # Sent as produced, ten at a time: the queue never holds the whole file, workers start at once.
-            if len(pending) == 10:
+            # Sent as produced: the first batch alone (workers start at once), then in doubling groups up to
+            # SendMessageBatch's ten, so few requests carry many rows and the queue never holds the whole file.
+            if len(pending) >= flush_at:
                 queue.send(pending)
                 pending = []
+                flush_at = min(10, flush_at * 2)
         if pending:
             queue.send(pending)
         if total_rows == 0:
