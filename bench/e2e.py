@@ -20,9 +20,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from functions.enrich import enrich_values, result_columns  # noqa: E402
-from functions.logic import csv_input, results  # noqa: E402
-from local.runtime import LocalRuntime, Options  # noqa: E402
+from functions.enrich import enrich_values, result_columns
+from functions.logic import csv_input, results
+from local.runtime import LocalRuntime, Options
 
 SAMPLES = {
     "email": lambda i: f"first.last{i}@company{i % 211}.com",
