@@ -52,6 +52,7 @@ class Job(BaseModel):
     succeeded: int = 0
     invalid: int = 0
     failed: int = 0
+    credits_reserved: int = 0
     credits_used: int = 0
     credits_settled: bool = False
     result_key: str | None = None

@@ -245,36 +245,172 @@ class JobStore:
         )
         return self._to_job(resp["Attributes"])
 
-    def settle_credits(self, job: Job) -> bool:
-        """Charge the job's credits_used to its account exactly once (flag and balance in one transaction)."""
+    def _ledger_put(self, account_id: str, job_id: str, kind: str, amount: int, now: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": _ser(
+                    {
+                        "pk": f"ACCOUNT#{account_id}",
+                        "sk": f"LEDGER#{now}#{job_id}#{kind}",
+                        "job_id": job_id,
+                        "kind": kind,
+                        "amount": amount,
+                        "at": now,
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _debit(self, account_id: str, amount: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}),
+                "UpdateExpression": "ADD #credits :minus",
+                "ConditionExpression": "#credits >= :needed",
+                "ExpressionAttributeNames": {"#credits": "credits"},
+                "ExpressionAttributeValues": {":minus": {"N": str(-amount)}, ":needed": {"N": str(amount)}},
+            }
+        }
+
+    def _raise_short(self, account_id: str, needed: int, exc: ClientError) -> None:
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        if (reasons and reasons[0] == "ConditionalCheckFailed") or not reasons:
+            balance = self.account_credits(account_id) or 0
+            raise InsufficientCreditsError(
+                f"this job needs {needed} credits, the balance is {balance}", required=needed, balance=balance
+            ) from exc
+        raise StoreError("could not reserve the credits") from exc
+
+    def create_job_reserving(self, job: Job, now: str) -> None:
+        """Store a new job and reserve its rows' credits in one transaction: a balance can never go below zero.
+
+        Raises InsufficientCreditsError (402) when the balance does not cover `job.total_rows`.
+        """
+        needed = job.total_rows or 0
+        job.credits_reserved = needed
+        item = {"pk": f"JOB#{job.id}", "sk": "JOB", **job.model_dump(mode="json", exclude_none=True)}
         try:
             self.ddb.transact_write_items(
                 TransactItems=[
+                    self._debit(job.account_id, needed),
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _ser(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    self._ledger_put(job.account_id, job.id, "reserve", -needed, now),
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                self._raise_short(job.account_id, needed, exc)
+            raise StoreError("could not store the job") from exc
+
+    def reserve_for_job(self, job: Job, rows: int, now: str) -> None:
+        """Reserve credits for a job created without them (a dropped file, once its rows are counted)."""
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    self._debit(job.account_id, rows),
                     {
                         "Update": {
                             "TableName": self.table,
                             "Key": _job_key(job.id),
-                            "UpdateExpression": "SET credits_settled = :t",
-                            "ConditionExpression": "attribute_not_exists(credits_settled) OR credits_settled = :f",
-                            "ExpressionAttributeValues": {":t": {"BOOL": True}, ":f": {"BOOL": False}},
+                            "UpdateExpression": "SET credits_reserved = :n",
+                            "ConditionExpression": "attribute_not_exists(credits_reserved) OR credits_reserved = :zero",
+                            "ExpressionAttributeValues": {":n": {"N": str(rows)}, ":zero": {"N": "0"}},
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {"pk": {"S": f"ACCOUNT#{job.account_id}"}, "sk": {"S": "ACCOUNT"}},
-                            "UpdateExpression": "ADD #credits :minus",
-                            "ExpressionAttributeNames": {"#credits": "credits"},
-                            "ExpressionAttributeValues": {":minus": {"N": str(-job.credits_used)}},
-                        }
-                    },
+                    self._ledger_put(job.account_id, job.id, "reserve", -rows, now),
                 ]
             )
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return  # already reserved by an earlier delivery of the same event
+            self._raise_short(job.account_id, rows, exc)
+
+    def settle_credits(self, job: Job, now: str) -> bool:
+        """Refund what was reserved but not used (invalid, error, cancelled, unprocessed rows), exactly once."""
+        refund = max(0, job.credits_reserved - job.credits_used)
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _job_key(job.id),
+                    "UpdateExpression": "SET credits_settled = :t",
+                    "ConditionExpression": "attribute_not_exists(credits_settled) OR credits_settled = :f",
+                    "ExpressionAttributeValues": {":t": {"BOOL": True}, ":f": {"BOOL": False}},
+                }
+            }
+        ]
+        if refund:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _ser({"pk": f"ACCOUNT#{job.account_id}", "sk": "ACCOUNT"}),
+                        "UpdateExpression": "ADD #credits :refund",
+                        "ExpressionAttributeNames": {"#credits": "credits"},
+                        "ExpressionAttributeValues": {":refund": {"N": str(refund)}},
+                    }
+                }
+            )
+            items.append(self._ledger_put(job.account_id, job.id, "refund", refund, now))
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if _is_conditional(exc):
                 return False
             raise StoreError("could not settle the credits") from exc
         return True
+
+    def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The account's most recent credit movements, newest first."""
+        resp = self.ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_ser({":pk": f"ACCOUNT#{account_id}", ":prefix": "LEDGER#"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            {k: v for k, v in _des(item).items() if k in ("job_id", "kind", "amount", "at")}
+            for item in resp.get("Items", [])
+        ]
+
+    def list_jobs(
+        self, account_id: str, *, limit: int, cursor: dict[str, Any] | None, status: str | None
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        """The account's jobs, newest first, a page at a time (filtering by status keeps paging until full)."""
+        jobs: list[Job] = []
+        start = cursor
+        while len(jobs) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": "by_account",
+                "ScanIndexForward": False,
+                "KeyConditionExpression": "account_id = :a",
+                "ExpressionAttributeValues": _ser({":a": account_id}),
+                "Limit": limit - len(jobs),
+            }
+            if status:
+                kwargs["FilterExpression"] = "#s = :s"
+                kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+                kwargs["ExpressionAttributeValues"] = _ser({":a": account_id, ":s": status})
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self.ddb.query(**kwargs)
+            jobs += [self._to_job(item) for item in resp.get("Items", [])]
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                break
+        return jobs, start
 
     # --- accounts and keys ------------------------------------------------------------------------------------
     def put_account(self, account_id: str, name: str, credits: int) -> None:
@@ -296,7 +432,7 @@ class JobStore:
                     "sk": "KEY",
                     "account_id": account_id,
                     "key_id": key_id,
-                    "created_at": now,
+                    "key_created_at": now,
                 }
             ),
         )
@@ -333,11 +469,3 @@ class JobStore:
         )
         item = resp.get("Item")
         return int(item["credits"]["N"]) if item else None
-
-    def require_credits(self, account_id: str, needed: int) -> None:
-        """Raise 402 insufficient_credits when the balance does not cover `needed`."""
-        balance = self.account_credits(account_id) or 0
-        if balance < needed:
-            raise InsufficientCreditsError(
-                f"this job needs {needed} credits, the balance is {balance}", required=needed, balance=balance
-            )

@@ -201,9 +201,28 @@ def create_job() -> Response[str]:
 
 @app.get("/api/bulk-jobs")
 def get_job() -> Response[str]:
-    """Status and progress of one job."""
-    job = jobs.get_job_for(ports().store, _account(), _query("id"))
-    return _json(200, jobs.status_view(job))
+    """Status and progress of one job (`id`), or the account's jobs newest first (`limit`, `cursor`, `status`)."""
+    job_id = _query("id", required=False)
+    if job_id:
+        job = jobs.get_job_for(ports().store, _account(), job_id)
+        return _json(200, jobs.status_view(job))
+    limit_text = _query("limit", required=False) or "20"
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+        raise InputError("limit must be a number from 1 to 100", code="invalid_parameter", parameter="limit")
+    status = _query("status", required=False) or None
+    if status is not None and status not in {s.value for s in JobStatus}:
+        raise InputError(f"unknown status {status}", code="invalid_parameter", parameter="status")
+    page, cursor = ports().store.list_jobs(
+        _account(), limit=int(limit_text), cursor=jobs.decode_cursor(_query("cursor", required=False)), status=status
+    )
+    return _json(200, {"jobs": [jobs.status_view(j) for j in page], "next_cursor": jobs.encode_cursor(cursor)})
+
+
+@app.get("/api/credits")
+def credits() -> Response[str]:
+    """The account's balance and its most recent credit movements."""
+    store = ports().store
+    return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 
 @app.delete("/api/bulk-jobs")

@@ -20,7 +20,7 @@ class FinalStorePort(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
     def done_batches(self, job_id: str) -> list[int]: ...
     def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job: ...
-    def settle_credits(self, job: Job) -> bool: ...
+    def settle_credits(self, job: Job, now: str) -> bool: ...
     def set_status(
         self,
         job_id: str,
@@ -107,11 +107,15 @@ def _widest(blobs: FinalBlobPort, job_id: str, done: list[int], n_added: int) ->
 
 
 def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucket: str) -> dict[str, Any]:
-    """processing -> completed (cancelled and failed stay as they are), charge the credits once, publish the event."""
+    """Refund unused credits once, then processing -> completed (cancelled and failed stay as they are), publish.
+
+    The refund comes first so that a client who sees `completed` also sees its final balance.
+    """
+    job = _job(store, job_id)
+    if store.settle_credits(job, utcnow()):
+        logger.info("credits settled", job_id=job_id, used=job.credits_used, reserved=job.credits_reserved)
     store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow())
     job = _job(store, job_id)
-    if job.credits_used and store.settle_credits(job):
-        logger.info("credits settled", job_id=job_id, credits=job.credits_used)
     publish(job, events, bucket)
     return {"job_id": job_id, "status": job.status.value}
 
@@ -119,13 +123,12 @@ def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucke
 def fail_job(
     job_id: str, error: str, message: str, *, store: FinalStorePort, events: EventPort, bucket: str
 ) -> dict[str, Any]:
-    """The catch path: the job ends failed with a code, what was counted is still charged once, the event goes out."""
+    """The catch path: the job ends failed with a code, unused credits are refunded once, the event goes out."""
     store.set_status(
         job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error, error_message=message
     )
     job = _job(store, job_id)
-    if job.credits_used:
-        store.settle_credits(job)
+    store.settle_credits(job, utcnow())
     publish(job, events, bucket)
     return {"job_id": job_id, "status": job.status.value}
 

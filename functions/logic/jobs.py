@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -14,9 +16,8 @@ from functions.models import JOB_TYPES, Job, JobStatus
 class JobStorePort(Protocol):
     """What job logic needs from the jobs table."""
 
-    def put_new_job(self, job: Job) -> bool: ...
+    def create_job_reserving(self, job: Job, now: str) -> None: ...
     def get_job(self, job_id: str) -> Job | None: ...
-    def require_credits(self, account_id: str, needed: int) -> None: ...
     def set_status(
         self,
         job_id: str,
@@ -93,7 +94,7 @@ def create_job(
     store: JobStorePort,
     blobs: BlobPort,
 ) -> Job:
-    """Validate an uploaded CSV, check the balance, store the job (queued) and then its file (which starts it)."""
+    """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
     job_type = check_type(job_type)
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
@@ -103,7 +104,6 @@ def create_job(
         raise InputError("the file is empty", code="empty_file")
     layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
     total = count_rows(body, layout, max_rows)
-    store.require_credits(account_id, total)
     now = utcnow()
     job = Job(
         id=new_job_id(),
@@ -117,7 +117,7 @@ def create_job(
         total_rows=total,
     )
     job.source_key = upload_key(account_id, job.id)
-    store.put_new_job(job)
+    store.create_job_reserving(job, now)  # 402 here when the balance is short: nothing stored, nothing sent
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:
@@ -158,6 +158,26 @@ def cancel_job(store: JobStorePort, finalizer: FinalizerPort, account_id: str, j
     return updated
 
 
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    """An opaque page cursor from DynamoDB's LastEvaluatedKey."""
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any] | None:
+    """The LastEvaluatedKey inside a cursor; 400 invalid_cursor when it was not made by encode_cursor."""
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("the cursor is not valid", code="invalid_cursor") from exc
+    if not isinstance(value, dict):
+        raise InputError("the cursor is not valid", code="invalid_cursor")
+    return value
+
+
 def _seconds_between(start: str, end: datetime) -> float:
     return (end - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
 
@@ -187,6 +207,7 @@ def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
         "failed": job.failed,
         "percent": percent if not job.status == JobStatus.COMPLETED else 100.0,
         "eta_seconds": eta,
+        "credits_reserved": job.credits_reserved,
         "credits_used": job.credits_used,
         "created_at": job.created_at,
         "started_at": job.started_at,

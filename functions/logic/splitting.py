@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from functions.errors import InputError
+from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input
 from functions.logic.jobs import FinalizerPort, JobStorePort, check_type, utcnow
 from functions.models import Batch, Job, JobStatus
@@ -25,6 +25,8 @@ class SplitStorePort(JobStorePort, Protocol):
         self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
     ) -> Job | None: ...
     def account_credits(self, account_id: str) -> int | None: ...
+    def put_new_job(self, job: Job) -> bool: ...
+    def reserve_for_job(self, job: Job, rows: int, now: str) -> None: ...
     def record_layout(self, job_id: str, header: list[str], column: str) -> None: ...
 
 
@@ -203,14 +205,10 @@ def _check_drop(
             )
     if rows == 0:
         raise InputError("the file has no data rows", code="no_rows")
-    credits = store.account_credits(job.account_id) or 0
-    if credits < rows:
-        raise InputError(
-            f"this job needs {rows} credits, the balance is {credits}",
-            code="insufficient_credits",
-            required=rows,
-            balance=credits,
-        )
+    try:
+        store.reserve_for_job(job, rows, utcnow())
+    except InsufficientCreditsError as exc:
+        raise InputError(exc.message, code="insufficient_credits", **exc.details) from exc
 
 
 def reject_drop(blobs: SplitBlobPort, key: str, code: str, message: str) -> str:

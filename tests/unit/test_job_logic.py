@@ -16,18 +16,16 @@ class FakeStore:
         self.jobs: dict[str, Job] = {}
         self.credits = credits
 
-    def put_new_job(self, job: Job) -> bool:
-        if job.id in self.jobs:
-            return False
+    def create_job_reserving(self, job: Job, now: str) -> None:
+        needed = job.total_rows or 0
+        if self.credits < needed:
+            raise InsufficientCreditsError("short", required=needed, balance=self.credits)
+        self.credits -= needed
+        job.credits_reserved = needed
         self.jobs[job.id] = job.model_copy()
-        return True
 
     def get_job(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
-
-    def require_credits(self, account_id: str, needed: int) -> None:
-        if self.credits < needed:
-            raise InsufficientCreditsError("short", required=needed, balance=self.credits)
 
     def set_status(
         self,
@@ -89,6 +87,8 @@ def test_create_counts_rows_stores_the_job_queued_and_then_the_file() -> None:
     assert job.status == JobStatus.QUEUED and job.total_rows == 3 and job.id.startswith("job_") and len(job.id) == 24
     assert blobs.objects[f"uploads/acct_a/{job.id}.csv"].startswith(b"email")
     assert store.jobs[job.id].account_id == "acct_a"
+    # and its rows' credits are reserved
+    assert (job.credits_reserved, store.credits) == (3, 997)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,213 @@
+"""The inline bulk endpoints as an ASGI app answering Server-Sent Events while results are computed.
+
+Thin: authenticate, parse and check the limits, check the balance, then stream (functions/logic/inline.py).
+In AWS the Lambda Web Adapter runs this app under uvicorn with response streaming (infra/STREAMING.md);
+locally the gateway drives the same app (local/gateway.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from functions.adapters.jobs import JobStore
+from functions.enrich import enrich_values
+from functions.errors import BulkApiError, UnauthorizedError
+from functions.logic import inline
+from functions.models import RowResult
+from functions.observability import logger
+from functions.settings import load
+
+PATHS: frozenset[str] = frozenset(inline.KINDS)
+
+
+class StreamSettings(BaseModel):
+    """The stream function: the jobs table (keys, balances) and the stream's knobs."""
+
+    jobs_table: str
+    inline_concurrency: int = Field(default=4, ge=1, le=32)
+    inline_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Test hook: slows each value this much, a stand-in for a slow provider (only the local e2e tests set it).
+    local_enrich_delay_ms: int = Field(default=0, ge=0)
+
+
+@dataclass
+class Ports:
+    """What a request needs: the job store (keys, balance, charge) and the enrichment entry point."""
+
+    store: Any
+    enrich: Callable[[str, Sequence[str]], list[RowResult]]
+
+
+def default_ports(settings: StreamSettings) -> Ports:
+    """The real adapters; cheap to build (the boto3 client is cached), so built per request."""
+    return Ports(JobStore(settings.jobs_table), enrich_values)
+
+
+def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
+    def run(values: Sequence[str]) -> list[RowResult]:
+        if delay_ms:
+            time.sleep(delay_ms / 1000 * len(values))
+        return ports.enrich(job_type, values)
+
+    return run
+
+
+async def _account(request: Request, store: Any) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise UnauthorizedError("send your API key as `Authorization: Bearer <key>`")
+    account_id: str | None = await anyio.to_thread.run_sync(store.account_for_key, key.strip())
+    if account_id is None:
+        raise UnauthorizedError("the API key is not valid")
+    return account_id
+
+
+class EventStreamResponse(Response):
+    """Streams a plan's events; stops when the client leaves; charges once, only for what was sent."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, plan: inline.Plan, enrich: inline.Enrich, store: Any, account_id: str, settings: StreamSettings
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.plan, self.enrich, self.store, self.account_id, self.settings = plan, enrich, store, account_id, settings
+        # No Content-Length: the body is chunked; no-cache and X-Accel-Buffering keep proxies from buffering it.
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the stream: answer every input, charge, summarize; or stop early and charge what was sent."""
+        gone = False
+        tally = inline.Tally()
+        charged: int | None = None
+        stop = anyio.CancelScope()
+
+        def leave() -> None:
+            nonlocal gone
+            gone = True
+            stop.cancel()
+
+        async def write(block: bytes) -> bool:
+            if gone:
+                return False
+            try:
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+            except OSError:
+                # ASGI 2.4 servers (and the local gateway) raise on a closed connection.
+                leave()
+                return False
+            return True
+
+        async def watch() -> None:
+            # ASGI 2.3 servers (uvicorn) say so through receive() instead.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            leave()
+
+        async def settle(credits: int) -> int:
+            # Shielded: a disconnect cancels the stream, never the charge for what was already sent.
+            with anyio.CancelScope(shield=True):
+                taken: int = await anyio.to_thread.run_sync(inline.charge, self.store, self.account_id, credits)
+            return taken
+
+        started = time.monotonic()
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            with stop:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(watch)
+                    await inline.stream_results(
+                        self.plan,
+                        self.enrich,
+                        write,
+                        tally,
+                        concurrency=self.settings.inline_concurrency,
+                        heartbeat_seconds=self.settings.inline_heartbeat_seconds,
+                    )
+                    if not gone:
+                        charged = await settle(tally.credits)
+                        await write(inline.done_event(self.plan.total, charged))
+                        await write(inline.DONE)
+                    group.cancel_scope.cancel()
+        except OSError:
+            gone = True
+        finally:
+            if charged is None:
+                charged = await settle(tally.credits)
+            logger.info(
+                "inline stream ended",
+                account_id=self.account_id,
+                type=self.plan.kind.type,
+                inputs=self.plan.total,
+                events=tally.events,
+                credits=charged,
+                disconnected=gone,
+                seconds=round(time.monotonic() - started, 3),
+            )
+        if not gone:
+            try:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass
+
+
+async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -> Response:
+    settings = load(StreamSettings)
+    kind = inline.KINDS[request.url.path]
+    p = ports(settings)
+    account_id = await _account(request, p.store)
+    items = inline.parse_items(kind, await request.body())
+    plan = inline.plan_request(kind, items)
+    enrich = _enricher(p, kind.type, settings.local_enrich_delay_ms)
+    balance = await anyio.to_thread.run_sync(p.store.account_credits, account_id) or 0
+    await anyio.to_thread.run_sync(inline.require_credits, plan, balance, enrich)
+    return EventStreamResponse(plan, enrich, p.store, account_id, settings)
+
+
+async def _health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BulkApiError)
+    if exc.status_code >= 500:
+        logger.exception("request failed", error=exc.code)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": code, "message": f"no route {request.method} {request.url.path}"}, status_code=exc.status_code
+    )
+
+
+def create_app(ports: Callable[[StreamSettings], Ports] = default_ports) -> Starlette:
+    """The ASGI app; tests pass their own ports."""
+
+    async def endpoint(request: Request) -> Response:
+        return await _bulk(request, ports=ports)
+
+    routes = [Route(path, endpoint, methods=["POST"]) for path in sorted(PATHS)]
+    # The Lambda Web Adapter's readiness check (AWS_LWA_READINESS_CHECK_PATH).
+    routes.append(Route("/api/health", _health, methods=["GET"]))
+    return Starlette(routes=routes, exception_handlers={BulkApiError: _api_error, HTTPException: _http_error})
+
+
+app = create_app()
