@@ -33,6 +33,7 @@ class ApiSettings(LimitsSettings):
     """The API function."""
 
     finalizer_arn: str
+    allow_private_targets: bool = False
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
 
 
@@ -60,8 +61,10 @@ class FinalizerSettings(StorageSettings):
 
 
 class WebhookSettings(StorageSettings):
-    """The webhook sender."""
+    """The webhook sender (EventBridge events and the retry queue)."""
 
+    retry_queue_url: str = ""  # TODO(wiring): required once infra declares the retry queue
+    api_base_url: str = ""
     allow_private_targets: bool = False
     timeout_seconds: float = Field(default=10.0, gt=0)
 

@@ -11,7 +11,6 @@ from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
 from functions.errors import InsufficientCreditsError, StoreError
-from functions.logic.webhooks import WebhookTarget
 from functions.models import BatchCounts, Job, JobStatus
 
 _SER = TypeSerializer()
@@ -444,23 +443,6 @@ class JobStore:
         if not item or "revoked_at" in item:
             return None
         return str(item["account_id"]["S"])
-
-    def set_webhook(self, account_id: str, url: str, secret: str) -> None:
-        """Point an account's job events at a URL."""
-        self.ddb.update_item(
-            TableName=self.table,
-            Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}),
-            UpdateExpression="SET webhook_url = :u, webhook_secret = :s",
-            ExpressionAttributeValues=_ser({":u": url, ":s": secret}),
-        )
-
-    def webhook_target(self, account_id: str) -> WebhookTarget | None:
-        """The account's webhook, if it has one."""
-        resp = self.ddb.get_item(TableName=self.table, Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}))
-        item = _des(resp.get("Item") or {})
-        if not item.get("webhook_url"):
-            return None
-        return WebhookTarget(url=str(item["webhook_url"]), secret=str(item["webhook_secret"]))
 
     def account_credits(self, account_id: str) -> int | None:
         """The account's balance, or None when the account does not exist."""

@@ -18,7 +18,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
 from functions.adapters.messaging import Finalizer
+from functions.adapters.webhooks import WebhookStore
 from functions.errors import BulkApiError, ConflictError, InputError, PayloadTooLargeError, UnauthorizedError
+from functions.logic import endpoints as hooks
 from functions.logic import jobs
 from functions.models import JobStatus
 from functions.observability import logger, metrics, tracer
@@ -261,6 +263,70 @@ def download() -> Response[Any]:
         body=p.blobs.get(job.result_key),
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _json_body() -> dict[str, Any]:
+    try:
+        body = json.loads(_body_bytes() or b"{}")
+    except ValueError as exc:
+        raise InputError("the body must be JSON", code="invalid_body") from exc
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object", code="invalid_body")
+    return body
+
+
+def _webhook_store() -> WebhookStore:
+    return WebhookStore(load(ApiSettings).jobs_table)
+
+
+@app.get("/api/webhooks")
+def list_webhooks() -> Response[str]:
+    """The account's webhook endpoints (secrets are never shown again)."""
+    return _json(200, {"webhooks": hooks.list_endpoints(_webhook_store(), _account())})
+
+
+@app.post("/api/webhooks")
+def create_webhook() -> Response[str]:
+    """Register an endpoint; the answer carries its signing secret, this once."""
+    created = hooks.create_endpoint(
+        _webhook_store(), _account(), _json_body(), allow_private=load(ApiSettings).allow_private_targets
+    )
+    return _json(201, created)
+
+
+@app.put("/api/webhooks")
+def update_webhook() -> Response[str]:
+    """Change url, events, description or is_active."""
+    updated = hooks.update_endpoint(
+        _webhook_store(), _account(), _json_body(), allow_private=load(ApiSettings).allow_private_targets
+    )
+    return _json(200, updated)
+
+
+@app.delete("/api/webhooks")
+def delete_webhook() -> Response[str]:
+    """Remove an endpoint and its delivery history (id in the JSON body or the query)."""
+    endpoint_id = str(_json_body().get("id") or _query("id", required=False))
+    hooks.delete_endpoint(_webhook_store(), _account(), endpoint_id)
+    return _json(200, {"id": endpoint_id, "deleted": True})
+
+
+@app.post("/api/webhooks/test")
+def test_webhook() -> Response[str]:
+    """Send a signed `webhook.test` event now and report what the endpoint answered."""
+    result = hooks.send_test(
+        _webhook_store(),
+        _account(),
+        str(_json_body().get("id") or ""),
+        allow_private=load(ApiSettings).allow_private_targets,
+    )
+    return _json(200, result)
+
+
+@app.get("/api/webhooks/deliveries")
+def webhook_deliveries() -> Response[str]:
+    """The endpoint's last 50 delivery attempts."""
+    return _json(200, {"deliveries": hooks.list_deliveries(_webhook_store(), _account(), _query("webhook_id"))})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
@@ -76,6 +76,43 @@ async def _account(request: Request, store: Any) -> str:
     return account_id
 
 
+class _Connection:
+    """The client side of one stream: writes that report a closed connection, and a watch for the client leaving."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive, self.send = receive, send
+        self.gone = False
+        # Cancelled when the client leaves: stops the enrichment, not the charge (which is shielded).
+        self.scope = anyio.CancelScope()
+
+    def leave(self) -> None:
+        """The client is gone: stop everything in `scope`."""
+        self.gone = True
+        self.scope.cancel()
+
+    async def message(self, message: Message) -> bool:
+        """Send one ASGI message; False (and leave) when the connection is closed."""
+        if self.gone:
+            return False
+        try:
+            await self.send(message)
+        except OSError:
+            # ASGI 2.4 servers (and the local gateway) raise on a closed connection.
+            self.leave()
+            return False
+        return True
+
+    async def write(self, block: bytes) -> bool:
+        """Send one SSE block."""
+        return await self.message({"type": "http.response.body", "body": block, "more_body": True})
+
+    async def watch(self) -> None:
+        """Leave on `http.disconnect`: how ASGI 2.3 servers (uvicorn) report a client that closed."""
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+        self.leave()
+
+
 class EventStreamResponse(Response):
     """Streams a plan's events; stops when the client leaves; charges once, only for what was sent."""
 
@@ -91,79 +128,49 @@ class EventStreamResponse(Response):
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the stream: answer every input, charge, summarize; or stop early and charge what was sent."""
-        gone = False
-        tally = inline.Tally()
+        """Answer every input, charge, summarize; or stop when the client leaves and charge what was sent."""
+        client = _Connection(receive, send)
+        stream = inline.EventStream(
+            self.plan,
+            self.enrich,
+            client.write,
+            concurrency=self.settings.inline_concurrency,
+            heartbeat_seconds=self.settings.inline_heartbeat_seconds,
+        )
         charged: int | None = None
-        stop = anyio.CancelScope()
-
-        def leave() -> None:
-            nonlocal gone
-            gone = True
-            stop.cancel()
-
-        async def write(block: bytes) -> bool:
-            if gone:
-                return False
-            try:
-                await send({"type": "http.response.body", "body": block, "more_body": True})
-            except OSError:
-                # ASGI 2.4 servers (and the local gateway) raise on a closed connection.
-                leave()
-                return False
-            return True
-
-        async def watch() -> None:
-            # ASGI 2.3 servers (uvicorn) say so through receive() instead.
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            leave()
-
-        async def settle(credits: int) -> int:
-            # Shielded: a disconnect cancels the stream, never the charge for what was already sent.
-            with anyio.CancelScope(shield=True):
-                taken: int = await anyio.to_thread.run_sync(inline.charge, self.store, self.account_id, credits)
-            return taken
-
         started = time.monotonic()
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            with stop:
+            with client.scope:
+                await client.message({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
                 async with anyio.create_task_group() as group:
-                    group.start_soon(watch)
-                    await inline.stream_results(
-                        self.plan,
-                        self.enrich,
-                        write,
-                        tally,
-                        concurrency=self.settings.inline_concurrency,
-                        heartbeat_seconds=self.settings.inline_heartbeat_seconds,
-                    )
-                    if not gone:
-                        charged = await settle(tally.credits)
-                        await write(inline.done_event(self.plan.total, charged))
-                        await write(inline.DONE)
+                    group.start_soon(client.watch)
+                    await stream.run()
+                    if not client.gone:
+                        # Charged before the summary, so `credits_used` is what was actually taken.
+                        charged = await self._settle(stream.tally.credits)
+                        await client.write(inline.done_event(self.plan.total, charged))
+                        await client.write(inline.DONE)
                     group.cancel_scope.cancel()
-        except OSError:
-            gone = True
         finally:
             if charged is None:
-                charged = await settle(tally.credits)
+                charged = await self._settle(stream.tally.credits)
             logger.info(
                 "inline stream ended",
                 account_id=self.account_id,
                 type=self.plan.kind.type,
                 inputs=self.plan.total,
-                events=tally.events,
+                events=stream.tally.events,
                 credits=charged,
-                disconnected=gone,
+                disconnected=client.gone,
                 seconds=round(time.monotonic() - started, 3),
             )
-        if not gone:
-            try:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except OSError:
-                pass
+        await client.message({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _settle(self, credits: int) -> int:
+        # Shielded: a disconnect cancels the stream, never the charge for what was already sent.
+        with anyio.CancelScope(shield=True):
+            taken: int = await anyio.to_thread.run_sync(inline.charge, self.store, self.account_id, credits)
+        return taken
 
 
 async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -> Response:

@@ -1,36 +1,95 @@
-"""EventBridge bulk_job.* -> the account's webhook, signed per the Standard Webhooks spec."""
+"""Webhook sender: EventBridge bulk_job.* events fan out to endpoints; the retry queue brings later attempts."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.adapters.jobs import JobStore
+from functions.adapters.webhooks import RetryQueue, WebhookStore
 from functions.logic import webhooks
-from functions.observability import logger, tracer
+from functions.observability import logger, metrics, tracer
 from functions.settings import WebhookSettings, load
+
+
+def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
+    """What receivers get about a job: id, status, counts, credits and where to download the result."""
+    data = {
+        k: detail.get(k)
+        for k in (
+            "id",
+            "status",
+            "type",
+            "total_rows",
+            "processed",
+            "succeeded",
+            "invalid",
+            "failed",
+            "credits_used",
+            "error",
+            "completed_at",
+        )
+    }
+    data["download_url"] = (
+        f"{api_base_url.rstrip('/')}/api/bulk-jobs/download?id={detail['id']}"
+        if api_base_url and detail.get("result_key")
+        else None
+    )
+    return data
+
+
+def _on_event(event: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
+    detail = dict(event["detail"])
+    event_type = str(event["detail-type"])
+    statuses = webhooks.fan_out(
+        str(detail["account_id"]),
+        event_type,
+        f"{detail['id']}_{detail['status']}",
+        job_event_data(detail, settings.api_base_url),
+        str(event.get("time") or detail.get("completed_at")),
+        store=WebhookStore(settings.jobs_table),
+        retries=RetryQueue(settings.retry_queue_url),
+        timeout=settings.timeout_seconds,
+        allow_private=settings.allow_private_targets,
+    )
+    logger.info("job event fanned out", job_id=detail["id"], event=event_type, deliveries=statuses)
+    return {"deliveries": statuses}
+
+
+def _on_retries(records: list[dict[str, Any]], settings: WebhookSettings) -> dict[str, Any]:
+    queue = RetryQueue(settings.retry_queue_url)
+    store = WebhookStore(settings.jobs_table)
+    failures = []
+    for record in records:
+        try:
+            delivery = json.loads(record["body"])
+            remaining = float(delivery.pop("not_before", 0)) - time.time()
+            if remaining > 1:  # a long wait hops through the queue's 15-minute maximum delay
+                queue.requeue({**delivery, "not_before": time.time() + remaining}, remaining)
+                continue
+            status = webhooks.attempt(
+                delivery,
+                store=store,
+                retries=queue,
+                timeout=settings.timeout_seconds,
+                allow_private=settings.allow_private_targets,
+            )
+            metrics.add_metric(name="WebhookAttempts", unit="Count", value=1)
+            logger.info("webhook retried", delivery=delivery["id"], status=status, attempts=delivery["attempts"])
+        except Exception:
+            logger.exception("webhook retry failed", message_id=record.get("messageId"))
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    """Deliver one event; raising makes EventBridge retry it (then its DLQ)."""
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """EventBridge event (detail-type bulk_job.*) or SQS records from the retry queue."""
     settings = load(WebhookSettings)
-    store = JobStore(settings.jobs_table)
-    detail = dict(event.detail)
-    target = store.webhook_target(str(detail["account_id"]))
-    if target is None:
-        logger.info("no webhook configured", job_id=detail.get("id"), event=event.detail_type)
-        return {"delivered": False}
-    status = webhooks.deliver(
-        target,
-        event.detail_type,
-        detail,
-        timeout=settings.timeout_seconds,
-        allow_private=settings.allow_private_targets,
-    )
-    logger.info("webhook delivered", job_id=detail.get("id"), status=status)
-    return {"delivered": True, "status": status}
+    if "Records" in event:
+        return _on_retries(event["Records"], settings)
+    return _on_event(event, settings)

@@ -11,8 +11,9 @@ The grammar existing clients parse (issue 5), one block per input, then the summ
     data: [DONE]
 
 Searches echo the input as `query` instead of `email`. Heartbeats are SSE comments (`: keep-alive`), never data.
-Equal values in one request (the enricher's own notion of equal) are computed once and answered once per input;
-credits are one per distinct `ok` value whose first event was written, so a duplicate costs nothing more.
+Blocks come in input order. Equal values in one request (the enricher's own notion of equal) are computed once and
+answered once per input; credits are one per distinct `ok` value whose first block was written, so a duplicate
+costs nothing more.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 Enrich = Callable[[Sequence[str]], list[RowResult]]
 # Writes one SSE block; False once the client is gone (the block was not sent).
 Write = Callable[[bytes], Awaitable[bool]]
+# A chunk of value indexes and their results, from a worker to the writer.
+Computed = tuple[list[int], list[RowResult]]
 
 DONE = b"data: [DONE]\n\n"
 HEARTBEAT = b": keep-alive\n\n"
@@ -109,30 +112,30 @@ def parse_items(kind: InlineKind, body: bytes) -> list[str]:
 
 @dataclass
 class Plan:
-    """A request's distinct values (first-seen order), the inputs sharing each, and any results already known."""
+    """A request's inputs, its distinct values (first-seen order), which value each input is, and known results."""
 
     kind: InlineKind
-    values: list[str]
-    inputs: list[list[str]]
+    items: list[str]
+    values: list[str] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)
     known: dict[int, RowResult] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         """How many inputs (and so result or error events) the request has."""
-        return sum(len(group) for group in self.inputs)
+        return len(self.items)
 
 
 def plan_request(kind: InlineKind, items: Sequence[str]) -> Plan:
-    """Group equal inputs so each distinct value is computed once."""
+    """Map equal inputs to one value, so each distinct value is computed once."""
     index: dict[str, int] = {}
-    plan = Plan(kind, [], [])
+    plan = Plan(kind, list(items))
     for raw in items:
         key = kind.key(raw)
         if key not in index:
             index[key] = len(plan.values)
             plan.values.append(raw)
-            plan.inputs.append([])
-        plan.inputs[index[key]].append(raw)
+        plan.order.append(index[key])
     return plan
 
 
@@ -199,72 +202,89 @@ def _chunks(indexes: Sequence[int], max_chunk: int) -> list[list[int]]:
     return out
 
 
-async def stream_results(
-    plan: Plan,
-    enrich: Enrich,
-    write: Write,
-    tally: Tally,
-    *,
-    concurrency: int = 4,
-    heartbeat_seconds: float = 15.0,
-    max_chunk: int = MAX_CHUNK,
-) -> None:
-    """Write one block per input as soon as its value is computed (at most `concurrency` chunks at a time).
+class EventStream:
+    """Writes one block per input, in input order, as soon as its value is computed (`concurrency` chunks at a time).
 
-    Returns when every input is answered or when `write` reports the client gone; the caller cancels this to stop
-    early. `tally` always holds what was written, whatever ended the stream.
+    Input order lets a client pair results with what it sent; values are computed in that order too, so a block
+    waits only for values ahead of it. `run` returns when every input is answered or when `write` reports the
+    client gone; cancel it to stop early. `tally` always holds what was written, whatever ended the stream.
     """
-    lock = anyio.Lock()
-    last_write = time.monotonic()
 
-    async def send(block: bytes) -> bool:
-        nonlocal last_write
-        async with lock:
-            sent = await write(block)
-            last_write = time.monotonic()
-        return sent
+    def __init__(
+        self,
+        plan: Plan,
+        enrich: Enrich,
+        write: Write,
+        *,
+        concurrency: int = 4,
+        heartbeat_seconds: float = 15.0,
+        max_chunk: int = MAX_CHUNK,
+    ) -> None:
+        self.plan, self.enrich, self.write = plan, enrich, write
+        self.concurrency = max(1, concurrency)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_chunk = max_chunk
+        self.tally = Tally()
+        self._results: dict[int, RowResult] = dict(plan.known)
+        self._next = 0
+        self._lock = anyio.Lock()
+        self._last_write = time.monotonic()
 
-    async def answer(index: int, row: RowResult) -> bool:
-        for raw in plan.inputs[index]:
-            if not await send(item_event(plan.kind, raw, row)):
+    async def run(self) -> None:
+        """Answer the inputs whose results are known, then compute the rest and answer them as they come."""
+        if not await self._flush() or self._next == self.plan.total:
+            return
+        pending = [i for i in range(len(self.plan.values)) if i not in self._results]
+        chunks = iter(_chunks(pending, self.max_chunk))
+        results_in, results_out = anyio.create_memory_object_stream[Computed](self.concurrency)
+        async with anyio.create_task_group() as group:
+            for _ in range(self.concurrency):
+                group.start_soon(self._work, chunks, results_in.clone())
+            results_in.close()
+            group.start_soon(self._heartbeat)
+            async with results_out:
+                async for chunk, rows in results_out:
+                    self._results.update(zip(chunk, rows, strict=True))
+                    if not await self._flush():
+                        break
+            group.cancel_scope.cancel()
+
+    async def _flush(self) -> bool:
+        """Write every input from the next unanswered one up to the first whose value is not computed yet."""
+        while self._next < self.plan.total:
+            index = self.plan.order[self._next]
+            row = self._results.get(index)
+            if row is None:
+                return True
+            if not await self._send(item_event(self.plan.kind, self.plan.items[self._next], row)):
                 return False
-            tally.events += 1
+            self._next += 1
+            self.tally.events += 1
             if row.status == "ok":
-                tally.charged.add(index)
+                self.tally.charged.add(index)
         return True
 
-    for index, row in plan.known.items():
-        if not await answer(index, row):
-            return
-    pending = [i for i in range(len(plan.values)) if i not in plan.known]
-    chunks = iter(_chunks(pending, max_chunk))
-    results_in, results_out = anyio.create_memory_object_stream[tuple[list[int], list[RowResult]]](concurrency)
+    async def _send(self, block: bytes) -> bool:
+        # One writer at a time, so a heartbeat never lands inside an event.
+        async with self._lock:
+            sent = await self.write(block)
+            self._last_write = time.monotonic()
+        return sent
 
-    async def worker(out: ObjectSendStream[tuple[list[int], list[RowResult]]]) -> None:
+    async def _work(self, chunks: Iterator[list[int]], out: ObjectSendStream[Computed]) -> None:
         async with out:
-            # One shared iterator: each chunk is taken by exactly one worker.
+            # One shared iterator: each chunk is taken by exactly one worker, in value order.
             for chunk in chunks:
-                rows = await anyio.to_thread.run_sync(enrich, [plan.values[i] for i in chunk], abandon_on_cancel=True)
+                values = [self.plan.values[i] for i in chunk]
+                rows = await anyio.to_thread.run_sync(self.enrich, values, abandon_on_cancel=True)
                 await out.send((chunk, rows))
 
-    async def heartbeat() -> None:
+    async def _heartbeat(self) -> None:
         while True:
-            await anyio.sleep(max(0.0, last_write + heartbeat_seconds - time.monotonic()))
-            if time.monotonic() - last_write >= heartbeat_seconds and not await send(HEARTBEAT):
+            await anyio.sleep(max(0.0, self._last_write + self.heartbeat_seconds - time.monotonic()))
+            idle = time.monotonic() - self._last_write >= self.heartbeat_seconds
+            if idle and not await self._send(HEARTBEAT):
                 return
-
-    async with anyio.create_task_group() as group:
-        for _ in range(max(1, concurrency)):
-            group.start_soon(worker, results_in.clone())
-        results_in.close()
-        group.start_soon(heartbeat)
-        async with results_out:
-            async for chunk, rows in results_out:
-                for index, row in zip(chunk, rows, strict=True):
-                    if not await answer(index, row):
-                        group.cancel_scope.cancel()
-                        return
-        group.cancel_scope.cancel()
 
 
 class CreditStore(Protocol):

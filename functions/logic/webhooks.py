@@ -1,76 +1,225 @@
-"""Webhook delivery: Standard Webhooks signature, a stable id per event, private targets refused in AWS."""
+"""Webhooks: Standard Webhooks signatures, a stable id per event, retries with backoff, SSRF-safe delivery.
+
+An event for an account fans out to each active endpoint subscribed to it; each (event, endpoint) pair is a
+delivery with a fixed `webhook-id`, re-signed at every attempt. A 2xx ends it, a 410 disables the endpoint,
+anything else is retried on RETRY_SCHEDULE (first retry within 10 s, the last about 24 h after the event).
+"""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
+import random
+import secrets
 import socket
-import urllib.error
-import urllib.request
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from functions.errors import BulkApiError
+from functions.errors import InputError
+
+# Seconds to wait before attempt n+1 (n = attempts so far). Sums to about 24 h 20 min.
+RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
+EVENT_TYPES = ("bulk_job.completed", "bulk_job.failed", "bulk_job.cancelled")
+MAX_STORED_BODY = 1024
+MAX_READ_BODY = 64 * 1024
 
 
-class DeliveryError(BulkApiError):
-    """The endpoint did not accept the event; the platform retries it."""
+class InvalidTargetError(InputError):
+    """The URL may not receive webhooks (scheme, or an address that is not public)."""
 
-    code = "webhook_delivery_failed"
+    code = "invalid_webhook_url"
 
 
 @dataclass(frozen=True)
-class WebhookTarget:
-    """Where an account's events go, and the secret (whsec_...) they are signed with."""
+class Attempt:
+    """The outcome of one delivery attempt."""
 
-    url: str
-    secret: str
+    status: int  # 0 when no HTTP answer came back
+    body: str
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """2xx."""
+        return 200 <= self.status < 300
+
+    @property
+    def gone(self) -> bool:
+        """410 Gone: the receiver asks us to stop."""
+        return self.status == 410
 
 
-def check_target(url: str, allow_private: bool) -> None:
-    """Refuse URLs that would reach private, loopback or link-local addresses (SSRF), unless allowed locally."""
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks format (whsec_ + base64 of 32 random bytes)."""
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def message_id(event_id: str, endpoint_id: str) -> str:
+    """The `webhook-id`: the same for every retry of one event to one endpoint, so receivers can de-duplicate."""
+    return f"msg_{event_id}_{endpoint_id}"
+
+
+def retry_delay(attempts: int) -> int | None:
+    """Seconds until the next attempt after `attempts` failures (with +-10% jitter), None when retries are over."""
+    if attempts - 1 >= len(RETRY_SCHEDULE):
+        return None
+    base = RETRY_SCHEDULE[attempts - 1]
+    return max(1, round(base * random.uniform(0.9, 1.1)))
+
+
+def check_url(url: str, allow_private: bool) -> None:
+    """Refuse what cannot be a public HTTPS endpoint (http and private targets only when allowed locally)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise DeliveryError(f"not a web URL: {url}", code="invalid_webhook_url")
-    if allow_private:
-        return
-    if parts.scheme != "https":
-        raise DeliveryError("webhook URLs must use https", code="invalid_webhook_url")
-    for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP):
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise DeliveryError(f"{parts.hostname} resolves to a non-public address", code="invalid_webhook_url")
+        raise InvalidTargetError("the webhook URL must be an absolute https URL")
+    if parts.scheme != "https" and not allow_private:
+        raise InvalidTargetError("webhook URLs must use https")
 
 
-def deliver(
-    target: WebhookTarget, event_type: str, detail: dict[str, Any], *, timeout: float, allow_private: bool
-) -> int:
-    """POST the signed event; returns the HTTP status, raises DeliveryError for anything but 2xx."""
-    check_target(target.url, allow_private)
-    msg_id = f"msg_{detail['id']}_{detail['status']}"
-    payload = json.dumps({"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": detail})
-    now = datetime.now(UTC)
-    signature = Webhook(target.secret).sign(msg_id, now, payload)
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        target.url,
-        data=payload.encode(),
-        method="POST",
-        headers={
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature,
-            "user-agent": "bulkapi-webhooks/1",
-        },
-    )
+def resolve_public(host: str, port: int, allow_private: bool) -> str:
+    """Resolve once and check the address; the connection then goes to this very address (no DNS rebinding)."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    for info in infos:
+        address = str(info[4][0])
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if allow_private or ip.is_global:
+            return address
+    raise InvalidTargetError(f"{host} does not resolve to a public address")
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a checked IP address, with SNI and certificate checks for the original host name."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def send(url: str, msg_id: str, payload: str, secret: str, *, timeout: float, allow_private: bool) -> Attempt:
+    """One signed POST; never raises for what the receiver does (the answer is the Attempt)."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"webhook answered {exc.code}", status=exc.code) from exc
-    except (urllib.error.URLError, TimeoutError) as exc:
-        raise DeliveryError(f"webhook unreachable: {exc}") from exc
+        check_url(url, allow_private)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = resolve_public(parts.hostname or "", port, allow_private)
+    except (InvalidTargetError, OSError) as exc:
+        return Attempt(0, "", f"invalid_target: {exc}")
+    now = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "bulkapi-webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, payload),
+    }
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = _PinnedHTTPS(parts.hostname or "", address, port, timeout)
+    else:
+        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+        headers["host"] = parts.netloc
+    try:
+        conn.request("POST", path, body=payload.encode(), headers=headers)
+        response = conn.getresponse()
+        body = response.read(MAX_READ_BODY).decode("utf-8", errors="replace")
+        return Attempt(response.status, body[:MAX_STORED_BODY])
+    except (OSError, http.client.HTTPException) as exc:
+        return Attempt(0, "", f"{type(exc).__name__}: {exc}"[:MAX_STORED_BODY])
+    finally:
+        conn.close()
+
+
+def event_payload(event_type: str, data: dict[str, Any], event_time: str) -> str:
+    """The JSON body receivers get: {type, timestamp, data}."""
+    return json.dumps({"type": event_type, "timestamp": event_time, "data": data}, separators=(",", ":"))
+
+
+class WebhookStorePort(Protocol):
+    """What delivery needs from storage."""
+
+    def active_endpoints(self, account_id: str, event_type: str) -> list[dict[str, Any]]: ...
+    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None: ...
+    def start_delivery(self, delivery: dict[str, Any]) -> bool: ...
+    def record_attempt(self, delivery: dict[str, Any], attempt: Attempt, status: str, now: str) -> None: ...
+    def disable_endpoint(self, account_id: str, endpoint_id: str, now: str) -> None: ...
+
+
+class RetryPort(Protocol):
+    """Schedules a delivery's next attempt."""
+
+    def schedule(self, delivery: dict[str, Any], delay_seconds: int) -> None: ...
+
+
+def fan_out(
+    account_id: str,
+    event_type: str,
+    event_id: str,
+    data: dict[str, Any],
+    event_time: str,
+    *,
+    store: WebhookStorePort,
+    retries: RetryPort,
+    timeout: float,
+    allow_private: bool,
+) -> list[str]:
+    """Create one delivery per subscribed endpoint and make its first attempt; returns the delivery statuses."""
+    statuses = []
+    for endpoint in store.active_endpoints(account_id, event_type):
+        delivery = {
+            "id": message_id(event_id, endpoint["id"]),
+            "account_id": account_id,
+            "webhook_id": endpoint["id"],
+            "event_type": event_type,
+            "payload": event_payload(event_type, data, event_time),
+            "attempts": 0,
+            "created_at": event_time,
+        }
+        if not store.start_delivery(delivery):
+            continue  # the same event arrived twice: its delivery already exists
+        statuses.append(attempt(delivery, store=store, retries=retries, timeout=timeout, allow_private=allow_private))
+    return statuses
+
+
+def attempt(
+    delivery: dict[str, Any], *, store: WebhookStorePort, retries: RetryPort, timeout: float, allow_private: bool
+) -> str:
+    """One attempt of a delivery: record it, then end it, disable the endpoint, or schedule the next one."""
+    endpoint = store.get_endpoint(delivery["account_id"], delivery["webhook_id"])
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if endpoint is None or not endpoint.get("is_active", True):
+        store.record_attempt(delivery, Attempt(0, "", "endpoint_inactive"), "cancelled", now)
+        return "cancelled"
+    result = send(
+        endpoint["url"],
+        delivery["id"],
+        delivery["payload"],
+        endpoint["secret"],
+        timeout=timeout,
+        allow_private=allow_private,
+    )
+    delivery["attempts"] = int(delivery.get("attempts", 0)) + 1
+    if result.delivered:
+        status = "delivered"
+    elif result.gone:
+        status = "failed"
+        store.disable_endpoint(delivery["account_id"], delivery["webhook_id"], now)
+    else:
+        delay = retry_delay(delivery["attempts"])
+        status = "retrying" if delay is not None else "failed"
+        if delay is not None:
+            retries.schedule(delivery, delay)
+    store.record_attempt(delivery, result, status, now)
+    return status

@@ -1,0 +1,185 @@
+"""Webhook endpoints and their deliveries in the jobs table; the retry queue for later attempts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from functions.adapters.aws import client as aws_client
+from functions.errors import StoreError
+from functions.logic.webhooks import Attempt
+
+_SER = TypeSerializer()
+_DES = TypeDeserializer()
+# Owner attribute is `owner`, not `account_id`: items with account_id + created_at would enter the jobs index.
+PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
+DELIVERY_FIELDS = (
+    "id",
+    "webhook_id",
+    "event_type",
+    "status",
+    "attempts",
+    "response_status",
+    "response_body",
+    "last_attempt_at",
+    "created_at",
+    "error",
+)
+
+
+def _ser(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _SER.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _des(item: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _DES.deserialize(v) for k, v in item.items()}
+    return {
+        k: int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float, bool)) else v
+        for k, v in out.items()
+    }
+
+
+class WebhookStore:
+    """Endpoints (pk ACCOUNT#, sk WEBHOOK#id) and deliveries (pk WEBHOOK#id, sk DELIVERY#time#msg)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = table_name
+        self.ddb = client or aws_client("dynamodb")
+
+    def put_endpoint(self, account_id: str, endpoint: dict[str, Any]) -> None:
+        """Create or replace an endpoint."""
+        item = {"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint['id']}", "owner": account_id, **endpoint}
+        self.ddb.put_item(TableName=self.table, Item=_ser(item))
+
+    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None:
+        """An endpoint with its secret, or None."""
+        resp = self.ddb.get_item(
+            TableName=self.table,
+            ConsistentRead=True,
+            Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"}),
+        )
+        return _des(resp["Item"]) if "Item" in resp else None
+
+    def list_endpoints(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's endpoints (with secrets: callers strip them)."""
+        resp = self.ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues=_ser({":pk": f"ACCOUNT#{account_id}", ":p": "WEBHOOK#"}),
+        )
+        return [_des(i) for i in resp.get("Items", [])]
+
+    def active_endpoints(self, account_id: str, event_type: str) -> list[dict[str, Any]]:
+        """Active endpoints subscribed to this event type."""
+        return [e for e in self.list_endpoints(account_id) if e.get("is_active", True) and event_type in e["events"]]
+
+    def disable_endpoint(self, account_id: str, endpoint_id: str, now: str) -> None:
+        """Turn an endpoint off (the receiver answered 410 Gone)."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"}),
+            UpdateExpression="SET is_active = :f, updated_at = :now, disabled_reason = :r",
+            ExpressionAttributeValues=_ser({":f": False, ":now": now, ":r": "receiver answered 410 Gone"}),
+        )
+
+    def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
+        """Remove an endpoint and its delivery history."""
+        self.ddb.delete_item(
+            TableName=self.table, Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"})
+        )
+        paginator = self.ddb.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_ser({":pk": f"WEBHOOK#{endpoint_id}"}),
+            ProjectionExpression="pk, sk",
+        ):
+            for item in page.get("Items", []):
+                self.ddb.delete_item(TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+    @staticmethod
+    def _delivery_key(delivery: dict[str, Any]) -> dict[str, Any]:
+        return _ser(
+            {"pk": f"WEBHOOK#{delivery['webhook_id']}", "sk": f"DELIVERY#{delivery['created_at']}#{delivery['id']}"}
+        )
+
+    def start_delivery(self, delivery: dict[str, Any]) -> bool:
+        """Record a new delivery; False when it already exists (the event was delivered to us twice)."""
+        item = {
+            **self._delivery_key(delivery),
+            **_ser({**delivery, "status": "pending", "owner": delivery["account_id"], "account_id": None}),
+        }
+        try:
+            self.ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StoreError("could not record the delivery") from exc
+        return True
+
+    def record_attempt(self, delivery: dict[str, Any], attempt: Attempt, status: str, now: str) -> None:
+        """Store the latest attempt's outcome on the delivery."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=self._delivery_key(delivery),
+            UpdateExpression=(
+                "SET #s = :s, attempts = :a, response_status = :rs, response_body = :rb, "
+                "last_attempt_at = :now, #e = :e"
+            ),
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={
+                ":s": {"S": status},
+                ":a": {"N": str(delivery.get("attempts", 0))},
+                ":rs": {"N": str(attempt.status)},
+                ":rb": {"S": attempt.body},
+                ":now": {"S": now},
+                ":e": {"S": attempt.error} if attempt.error else {"NULL": True},
+            },
+        )
+
+    def deliveries(self, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The endpoint's most recent deliveries, newest first."""
+        resp = self.ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues=_ser({":pk": f"WEBHOOK#{endpoint_id}", ":p": "DELIVERY#"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        out = []
+        for item in resp.get("Items", []):
+            data = _des(item)
+            view = {k: data.get(k) for k in DELIVERY_FIELDS}
+            view["payload"] = json.loads(data.get("payload") or "{}")
+            out.append(view)
+        return out
+
+
+class RetryQueue:
+    """Later attempts go through an SQS queue with a per-message delay (at most 15 minutes per hop)."""
+
+    MAX_DELAY = 900
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.url = queue_url
+        self.sqs = client or aws_client("sqs")
+
+    def schedule(self, delivery: dict[str, Any], delay_seconds: int) -> None:
+        """Send the delivery back after `delay_seconds`; longer waits hop through the queue several times."""
+        import time
+
+        body = {**delivery, "not_before": time.time() + delay_seconds}
+        self.sqs.send_message(
+            QueueUrl=self.url, MessageBody=json.dumps(body), DelaySeconds=min(delay_seconds, self.MAX_DELAY)
+        )
+
+    def requeue(self, body: dict[str, Any], remaining: float) -> None:
+        """Send a not-yet-due message back for another hop."""
+        self.sqs.send_message(
+            QueueUrl=self.url,
+            MessageBody=json.dumps(body),
+            DelaySeconds=max(0, min(int(remaining) + 1, self.MAX_DELAY)),
+        )

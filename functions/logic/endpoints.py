@@ -1,0 +1,134 @@
+"""Webhook endpoint management: validation, secrets shown once, test sends, delivery history."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Protocol
+
+from functions.errors import InputError, NotFoundError
+from functions.logic.jobs import utcnow
+from functions.logic.webhooks import EVENT_TYPES, check_url, event_payload, new_secret, send
+
+PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
+TEST_EVENT = "webhook.test"
+
+
+class EndpointStorePort(Protocol):
+    """Endpoint storage."""
+
+    def put_endpoint(self, account_id: str, endpoint: dict[str, Any]) -> None: ...
+    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None: ...
+    def list_endpoints(self, account_id: str) -> list[dict[str, Any]]: ...
+    def delete_endpoint(self, account_id: str, endpoint_id: str) -> None: ...
+    def deliveries(self, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
+
+
+def _public(endpoint: dict[str, Any], account_id: str) -> dict[str, Any]:
+    view = {k: endpoint.get(k) for k in PUBLIC_FIELDS}
+    view["workspace_id"] = account_id
+    view["description"] = view["description"] or ""
+    return view
+
+
+def _events(value: Any) -> list[str]:
+    if value is None:
+        return list(EVENT_TYPES)
+    if not isinstance(value, list) or not value or not all(isinstance(e, str) for e in value):
+        raise InputError(
+            "events must be a non-empty list of event types", code="invalid_events", allowed=list(EVENT_TYPES)
+        )
+    unknown = sorted(set(value) - set(EVENT_TYPES))
+    if unknown:
+        raise InputError(f"unknown event types: {', '.join(unknown)}", code="invalid_events", allowed=list(EVENT_TYPES))
+    return sorted(set(value))
+
+
+def _url(value: Any, allow_private: bool) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError("url is required", code="invalid_webhook_url")
+    check_url(value, allow_private)
+    return value
+
+
+def _owned(store: EndpointStorePort, account_id: str, endpoint_id: str) -> dict[str, Any]:
+    endpoint = store.get_endpoint(account_id, endpoint_id) if endpoint_id else None
+    if endpoint is None:
+        raise NotFoundError(f"no webhook {endpoint_id}", code="webhook_not_found")
+    return endpoint
+
+
+def create_endpoint(
+    store: EndpointStorePort, account_id: str, body: dict[str, Any], *, allow_private: bool
+) -> dict[str, Any]:
+    """A new endpoint (active, all job events unless `events` says otherwise) with its secret."""
+    now = utcnow()
+    endpoint = {
+        "id": "wh_" + secrets.token_hex(10),
+        "url": _url(body.get("url"), allow_private),
+        "events": _events(body.get("events")),
+        "description": str(body.get("description") or ""),
+        "is_active": True,
+        "secret": new_secret(),
+        "created_at": now,
+        "updated_at": now,
+    }
+    store.put_endpoint(account_id, endpoint)
+    return {**_public(endpoint, account_id), "secret": endpoint["secret"]}
+
+
+def update_endpoint(
+    store: EndpointStorePort, account_id: str, body: dict[str, Any], *, allow_private: bool
+) -> dict[str, Any]:
+    """Change url, events, description, is_active; the secret stays."""
+    endpoint = _owned(store, account_id, str(body.get("id") or ""))
+    if "url" in body:
+        endpoint["url"] = _url(body["url"], allow_private)
+    if "events" in body:
+        endpoint["events"] = _events(body["events"])
+    if "description" in body:
+        endpoint["description"] = str(body["description"] or "")
+    if "is_active" in body:
+        if not isinstance(body["is_active"], bool):
+            raise InputError("is_active must be true or false", code="invalid_body")
+        endpoint["is_active"] = body["is_active"]
+    endpoint["updated_at"] = utcnow()
+    endpoint.pop("pk", None)
+    endpoint.pop("sk", None)
+    endpoint.pop("owner", None)
+    store.put_endpoint(account_id, endpoint)
+    return _public(endpoint, account_id)
+
+
+def list_endpoints(store: EndpointStorePort, account_id: str) -> list[dict[str, Any]]:
+    """The account's endpoints without secrets."""
+    return [_public(e, account_id) for e in store.list_endpoints(account_id)]
+
+
+def delete_endpoint(store: EndpointStorePort, account_id: str, endpoint_id: str) -> None:
+    """Delete an endpoint of this account (404 for anyone else's)."""
+    _owned(store, account_id, endpoint_id)
+    store.delete_endpoint(account_id, endpoint_id)
+
+
+def list_deliveries(store: EndpointStorePort, account_id: str, endpoint_id: str) -> list[dict[str, Any]]:
+    """The last 50 deliveries of an endpoint of this account."""
+    _owned(store, account_id, endpoint_id)
+    return store.deliveries(endpoint_id, 50)
+
+
+def send_test(store: EndpointStorePort, account_id: str, endpoint_id: str, *, allow_private: bool) -> dict[str, Any]:
+    """Send a signed test event synchronously and report the answer (not retried, not recorded as a job event)."""
+    endpoint = _owned(store, account_id, endpoint_id)
+    now = utcnow()
+    msg_id = "msg_test_" + secrets.token_hex(8)
+    payload = event_payload(TEST_EVENT, {"webhook_id": endpoint_id, "message": "test event from bulkapi"}, now)
+    result = send(endpoint["url"], msg_id, payload, endpoint["secret"], timeout=10.0, allow_private=allow_private)
+    return {
+        "id": msg_id,
+        "webhook_id": endpoint_id,
+        "event_type": TEST_EVENT,
+        "success": result.delivered,
+        "response_status": result.status,
+        "response_body": result.body,
+        "error": result.error,
+    }
