@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
 from functions.adapters.messaging import Finalizer
@@ -97,7 +98,8 @@ def handle_api_error(exc: BulkApiError) -> Response[str]:
     """Our errors carry their HTTP status and a machine-readable code."""
     if exc.status_code >= 500:
         logger.exception("request failed", error=exc.code)
-    return _json(exc.status_code, exc.body())
+    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
+    return _json(exc.status_code, exc.body(), headers)
 
 
 @app.not_found
@@ -184,21 +186,30 @@ def create_job() -> Response[str]:
     job_type = upload.fields.get("type", "")
     if not job_type:
         raise InputError("the `type` field is required", code="missing_type")
-    p = ports()
-    job = jobs.create_job(
-        account_id=_account(),
-        job_type=job_type,
-        filename=upload.filename,
-        body=upload.file,
-        column=upload.fields.get("column") or None,
-        max_rows=settings.max_rows_per_job,
-        max_bytes=settings.max_upload_bytes,
-        store=p.store,
-        blobs=p.blobs,
-    )
-    metrics.add_metric(name="JobsCreated", unit="Count", value=1)
-    logger.info("job created", job_id=job.id, rows=job.total_rows, type=job.type)
-    return _json(202, jobs.create_view(job))
+    column = upload.fields.get("column") or None
+
+    def create() -> dict[str, Any]:
+        p = ports()
+        job = jobs.create_job(
+            account_id=_account(),
+            job_type=job_type,
+            filename=upload.filename,
+            body=upload.file or b"",
+            column=column,
+            max_rows=settings.max_rows_per_job,
+            max_bytes=settings.max_upload_bytes,
+            store=p.store,
+            blobs=p.blobs,
+        )
+        metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+        logger.info("job created", job_id=job.id, rows=job.total_rows, type=job.type)
+        return jobs.create_view(job)
+
+    idempotency_key = headers.get("Idempotency-Key") or headers.get("idempotency-key")
+    if not idempotency_key:
+        return _json(202, create())
+    fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
+    return _json(202, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
 @app.get("/api/bulk-jobs")
