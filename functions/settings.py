@@ -34,6 +34,7 @@ class ApiSettings(LimitsSettings):
 
     finalizer_arn: str
     allow_private_targets: bool = False
+    key_cache_seconds: float = Field(default=30.0, ge=0)
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
 
 

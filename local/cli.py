@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
+import boto3
+
+from functions.adapters.jobs import JobStore
+from functions.errors import BulkApiError
+from functions.logic import accounts
 from local.runtime import LocalRuntime, Options
+from local.template import CACHE
+
+
+def state_file(port: int) -> Path:
+    """Where a running `bulkapi serve` on `port` tells admin commands how to reach its emulation."""
+    return CACHE / f"local-runtime-{port}.json"
 
 
 def serve(host: str, port: int) -> int:
@@ -30,9 +43,63 @@ def serve(host: str, port: int) -> int:
         f"Ctrl-C stops everything.",
         flush=True,
     )
-    stop.wait()
-    print("bulkapi: stopping", flush=True)
-    runtime.stop()
+    state = state_file(port)
+    state.parent.mkdir(exist_ok=True)
+    state.write_text(
+        json.dumps(
+            {
+                "endpoint": runtime.endpoint,
+                "table": runtime.table,
+                "bucket": runtime.bucket,
+                "base_url": runtime.base_url,
+                "pid": os.getpid(),
+            }
+        )
+    )
+    try:
+        stop.wait()
+    finally:
+        print("bulkapi: stopping", flush=True)
+        state.unlink(missing_ok=True)
+        runtime.stop()
+    return 0
+
+
+def _admin_store(table: str | None, region: str | None, port: int) -> JobStore:
+    """The jobs table of a deployed stack (`--table`, AWS credentials) or of the running `bulkapi serve`."""
+    if table:
+        return JobStore(table, client=boto3.client("dynamodb", region_name=region))
+    path = state_file(port)
+    if not path.exists():
+        raise SystemExit(f"no bulkapi serve is running on port {port}: start it, or pass --table (deployed stack)")
+    state = json.loads(path.read_text())
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=state["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the emulation accepts any credentials
+    )
+    return JobStore(state["table"], client=ddb)
+
+
+def admin(args: argparse.Namespace) -> int:
+    """Accounts and keys, locally or against a deployed stack."""
+    store = _admin_store(args.table, args.region, args.port)
+    try:
+        if args.admin_command == "create-account":
+            account_id = accounts.create_account(store, args.name, args.credits)
+            print(json.dumps({"account_id": account_id, "name": args.name, "credits": args.credits}))
+        elif args.admin_command == "create-key":
+            issued = accounts.create_key(store, args.account, test_mode=args.test)
+            print(json.dumps({"key_id": issued.key_id, "account_id": issued.account_id, "api_key": issued.api_key}))
+            print("store the api_key now: it is kept only as a hash and cannot be shown again", file=sys.stderr)
+        elif args.admin_command == "revoke-key":
+            account = accounts.revoke_key(store, args.key_id)
+            print(json.dumps({"key_id": args.key_id, "account_id": account, "revoked": True}))
+    except BulkApiError as exc:
+        print(json.dumps(exc.body()), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -43,9 +110,29 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
     p_serve.add_argument("--port", type=int, default=int(os.environ.get("BULKAPI_PORT", "8080")))
+    p_admin = sub.add_parser("admin", help="manage accounts and API keys")
+    p_admin.add_argument("--table", help="jobs table of a deployed stack (default: the running bulkapi serve)")
+    p_admin.add_argument("--region", default=os.environ.get("AWS_REGION"))
+    p_admin.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("BULKAPI_PORT", "8080")),
+        help="port of the local bulkapi serve to manage (default 8080)",
+    )
+    admin_sub = p_admin.add_subparsers(dest="admin_command", required=True)
+    p_acct = admin_sub.add_parser("create-account", help="create an account with a starting balance")
+    p_acct.add_argument("name")
+    p_acct.add_argument("--credits", type=int, default=0)
+    p_key = admin_sub.add_parser("create-key", help="issue an API key for an account (printed once)")
+    p_key.add_argument("account")
+    p_key.add_argument("--test", action="store_true", help="an enc_test_ key instead of enc_live_")
+    p_revoke = admin_sub.add_parser("revoke-key", help="revoke an API key by its key id")
+    p_revoke.add_argument("key_id")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args.host, args.port)
+    if args.command == "admin":
+        return admin(args)
     return 2
 
 

@@ -422,19 +422,93 @@ class JobStore:
         )
 
     def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None:
-        """Store an API key (hashed) for an account."""
-        self.ddb.put_item(
-            TableName=self.table,
-            Item=_ser(
+        """Store an API key as its hash, plus a key-id record so it can be revoked without knowing the key."""
+        hashed = key_hash(api_key)
+        self.ddb.transact_write_items(
+            TransactItems=[
                 {
-                    "pk": f"KEY#{key_hash(api_key)}",
-                    "sk": "KEY",
-                    "account_id": account_id,
-                    "key_id": key_id,
-                    "key_created_at": now,
-                }
-            ),
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _ser(
+                            {
+                                "pk": f"KEY#{hashed}",
+                                "sk": "KEY",
+                                "account_id": account_id,
+                                "key_id": key_id,
+                                "key_created_at": now,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _ser(
+                            {
+                                "pk": f"KEYID#{key_id}",
+                                "sk": "KEYID",
+                                "key_hash": hashed,
+                                "owner": account_id,
+                                "key_created_at": now,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
         )
+
+    def revoke_api_key(self, key_id: str, now: str) -> str | None:
+        """Revoke a key by its id; returns the account it belonged to, or None when there is no such key."""
+        resp = self.ddb.get_item(TableName=self.table, Key=_ser({"pk": f"KEYID#{key_id}", "sk": "KEYID"}))
+        item = resp.get("Item")
+        if not item:
+            return None
+        hashed = item["key_hash"]["S"]
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=_ser({"pk": f"KEY#{hashed}", "sk": "KEY"}),
+            UpdateExpression="SET revoked_at = :now",
+            ExpressionAttributeValues=_ser({":now": now}),
+        )
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=_ser({"pk": f"KEYID#{key_id}", "sk": "KEYID"}),
+            UpdateExpression="SET revoked_at = :now",
+            ExpressionAttributeValues=_ser({":now": now}),
+        )
+        return str(item["owner"]["S"])
+
+    def create_account(self, account_id: str, name: str, credits: int, now: str) -> bool:
+        """A new account with a starting balance (and its ledger entry); False if the id exists."""
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _ser(
+                                {
+                                    "pk": f"ACCOUNT#{account_id}",
+                                    "sk": "ACCOUNT",
+                                    "id": account_id,
+                                    "name": name,
+                                    "credits": credits,
+                                    "account_created_at": now,
+                                }
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    self._ledger_put(account_id, "-", "grant", credits, now),
+                ]
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not create the account") from exc
+        return True
 
     def account_for_key(self, api_key: str) -> str | None:
         """The account id an API key belongs to, or None when it is unknown or revoked."""

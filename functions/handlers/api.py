@@ -57,15 +57,14 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 _KEY_CACHE: dict[str, tuple[float, str | None]] = {}
-KEY_CACHE_SECONDS = 30.0
 
 
 def _account_for_key(key: str) -> str | None:
-    """Key -> account, remembered for a few seconds per warm instance (a revoked key stops within that time)."""
+    """Key -> account, remembered per warm instance for key_cache_seconds (a revoked key stops within that)."""
     now = time.monotonic()
     cache_key = key_hash(key)
     hit = _KEY_CACHE.get(cache_key)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS and hit[1] is not None:
+    if hit is not None and now - hit[0] < load(ApiSettings).key_cache_seconds and hit[1] is not None:
         return hit[1]
     account_id = ports().store.account_for_key(key)
     if len(_KEY_CACHE) > 1000:
