@@ -81,9 +81,16 @@ def test_job_event_is_signed_retried_with_one_id_and_recorded(
         assert payload["data"]["id"] == job_id and payload["data"]["processed"] == 20
         assert payload["data"]["download_url"].endswith(f"/api/bulk-jobs/download?id={job_id}")
     # And the delivery shows as delivered after 2 attempts
-    deliveries = wait_for(lambda: [d for d in session.get(f"{session.base}/api/webhooks/deliveries",
-                                                          params={"webhook_id": hook["id"]}, timeout=30).json()
-                                   ["deliveries"] if d["status"] == "delivered"], what="delivered")
+    deliveries = wait_for(
+        lambda: [
+            d
+            for d in session.get(
+                f"{session.base}/api/webhooks/deliveries", params={"webhook_id": hook["id"]}, timeout=30
+            ).json()["deliveries"]
+            if d["status"] == "delivered"
+        ],
+        what="delivered",
+    )
     assert deliveries[0]["attempts"] == 2 and deliveries[0]["response_status"] == 200
 
 
@@ -95,8 +102,11 @@ def test_410_disables_the_endpoint(store: JobStore, runtime: LocalRuntime, recei
     # When a job completes
     post(session, email_csv(5))
     # Then the endpoint is disabled after that one attempt
-    wait_for(lambda: not session.get(f"{session.base}/api/webhooks", timeout=30).json()["webhooks"][0]["is_active"],
-             timeout=60, what="the endpoint to be disabled")
+    wait_for(
+        lambda: not session.get(f"{session.base}/api/webhooks", timeout=30).json()["webhooks"][0]["is_active"],
+        timeout=60,
+        what="the endpoint to be disabled",
+    )
     assert len(receiver.received) == 1
 
 
@@ -109,23 +119,30 @@ def test_webhook_crud_is_per_account_and_validated(store: JobStore, runtime: Loc
     assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
     # Another account cannot see, change, test or delete it
     assert stranger.get(f"{stranger.base}/api/webhooks", timeout=30).json()["webhooks"] == []
-    for method, path, body in (("PUT", "/api/webhooks", {"id": hook["id"], "url": "https://x.example.com"}),
-                               ("DELETE", "/api/webhooks", {"id": hook["id"]}),
-                               ("POST", "/api/webhooks/test", {"id": hook["id"]})):
+    for method, path, body in (
+        ("PUT", "/api/webhooks", {"id": hook["id"], "url": "https://x.example.com"}),
+        ("DELETE", "/api/webhooks", {"id": hook["id"]}),
+        ("POST", "/api/webhooks/test", {"id": hook["id"]}),
+    ):
         resp = stranger.request(method, f"{stranger.base}{path}", json=body, timeout=30)
         assert resp.status_code == 404 and resp.json()["error"] == "webhook_not_found"
     resp = stranger.get(f"{stranger.base}/api/webhooks/deliveries", params={"webhook_id": hook["id"]}, timeout=30)
     assert resp.status_code == 404
     # Bad input is a 400 with a code
-    bad = owner.post(f"{owner.base}/api/webhooks", json={"url": "ftp://x", "events": ["bulk_job.completed"]},
-                     timeout=30)
+    bad = owner.post(
+        f"{owner.base}/api/webhooks", json={"url": "ftp://x", "events": ["bulk_job.completed"]}, timeout=30
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_webhook_url"
-    bad = owner.post(f"{owner.base}/api/webhooks", json={"url": "https://x.example.com", "events": ["nope"]},
-                     timeout=30)
+    bad = owner.post(
+        f"{owner.base}/api/webhooks", json={"url": "https://x.example.com", "events": ["nope"]}, timeout=30
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_events"
     # The owner can update and delete it
-    updated = owner.put(f"{owner.base}/api/webhooks", json={"id": hook["id"], "url": "https://b.example.com",
-                                                             "is_active": False}, timeout=30).json()
+    updated = owner.put(
+        f"{owner.base}/api/webhooks",
+        json={"id": hook["id"], "url": "https://b.example.com", "is_active": False},
+        timeout=30,
+    ).json()
     assert (updated["url"], updated["is_active"]) == ("https://b.example.com", False)
     assert owner.delete(f"{owner.base}/api/webhooks", json={"id": hook["id"]}, timeout=30).status_code == 200
     assert owner.get(f"{owner.base}/api/webhooks", timeout=30).json()["webhooks"] == []
@@ -145,8 +162,9 @@ def test_encrata_client_webhook_calls_work(store: JobStore, runtime: LocalRuntim
     assert result["success"] is True and result["response_status"] == 200
     sent = json.loads(receiver.received[-1]["body"])
     assert sent["type"] == "webhook.test"
-    Webhook(hook.secret).verify(receiver.received[-1]["body"],
-                                {k.lower(): v for k, v in receiver.received[-1]["headers"].items()})
+    Webhook(hook.secret).verify(
+        receiver.received[-1]["body"], {k.lower(): v for k, v in receiver.received[-1]["headers"].items()}
+    )
     assert client.list_webhook_deliveries(hook.id) == []
     client.update_webhook(hook.id, receiver.url, is_active=False)
     assert client.list_webhooks()[0].is_active is False
