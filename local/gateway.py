@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import socket
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -52,12 +55,121 @@ def proxy_event(
     }
 
 
-class Gateway:
-    """Serves the API function over HTTP on host:port."""
+class AsgiExchange:
+    """One request through an ASGI app on the handler thread's own event loop, each body chunk written as it comes.
 
-    def __init__(self, host: str, port: int, invoker: Invoker, api_function: str) -> None:
+    This is what the Lambda Web Adapter does with response streaming in AWS, minus the hops: the streamed routes
+    are not serialized by the gateway's lock (they do not use the Powertools resolver's module state).
+    """
+
+    def __init__(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        self.request = request
+        self.body: bytes | None = body
+        self.chunked = False
+        self.started = False
+        self.gone: asyncio.Event | None = None
+
+    def scope(self) -> dict[str, Any]:
+        """The ASGI HTTP scope; spec 2.4: a write to a closed connection raises OSError."""
+        url = urlsplit(self.request.path)
+        server = self.request.server.server_address
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": self.request.command,
+            "scheme": "http",
+            "path": url.path,
+            "raw_path": url.path.encode(),
+            "query_string": url.query.encode(),
+            "root_path": "",
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.request.headers.items()],
+            "client": tuple(self.request.client_address[:2]),
+            "server": tuple(server[:2]) if isinstance(server, tuple) else None,
+        }
+
+    async def run(self, app: Any) -> None:
+        """Call the app; a crash before the response started is a 502 like any other handler error."""
+        self.gone = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        sock = self.request.connection
+        try:
+            await app(self.scope(), self.receive, self.send)
+        except Exception as exc:
+            if self.started:
+                raise
+            message = json.dumps({"error": "internal_error", "message": str(exc)}).encode()
+            Gateway._write(self.request, 502, {"Content-Type": "application/json"}, message)
+        finally:
+            loop.remove_reader(sock)
+
+    async def receive(self) -> dict[str, Any]:
+        """The body once, then wait for the client to close the connection."""
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        assert self.gone is not None
+        sock = self.request.connection
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            # Readable with nothing to read is the peer's FIN: the client left. Data (a pipelined request) is left
+            # for the next request; either way stop watching so the loop does not spin on it.
+            loop.remove_reader(sock)
+            try:
+                closed = not sock.recv(1, socket.MSG_PEEK)
+            except OSError:
+                closed = True
+            if closed and self.gone is not None:
+                self.gone.set()
+
+        loop.add_reader(sock, readable)
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Write the status and headers, then each body chunk (chunked unless the app gave a Content-Length)."""
+        try:
+            if message["type"] == "http.response.start":
+                self.started = True
+                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+                self.chunked = not any(k.lower() == "content-length" for k, _ in headers)
+                self.request.send_response(int(message["status"]))
+                for name, value in headers:
+                    self.request.send_header(name, value)
+                if self.chunked:
+                    self.request.send_header("Transfer-Encoding", "chunked")
+                self.request.end_headers()
+            elif message["type"] == "http.response.body":
+                data = bytes(message.get("body", b""))
+                more = bool(message.get("more_body", False))
+                if self.chunked:
+                    data = (b"%x\r\n%s\r\n" % (len(data), data) if data else b"") + (b"" if more else b"0\r\n\r\n")
+                if data:
+                    self.request.wfile.write(data)
+        except OSError:
+            if self.gone is not None:
+                self.gone.set()
+            self.request.close_connection = True
+            raise
+
+
+class Gateway:
+    """Serves the API function over HTTP on host:port; `asgi_paths` go to the ASGI app (the streamed routes)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        invoker: Invoker,
+        api_function: str,
+        asgi_app: Any = None,
+        asgi_paths: Collection[str] = (),
+    ) -> None:
         self.invoker = invoker
         self.api_function = api_function
+        self.asgi_app = asgi_app
+        self.asgi_paths = frozenset(asgi_paths)
         # The Powertools resolver keeps the current request on a module-level app: one request at a time,
         # as one Lambda execution environment would.
         self.lock = threading.Lock()
@@ -107,6 +219,9 @@ class Gateway:
             request.close_connection = True
             return
         body = request.rfile.read(length) if length else b""
+        if self.asgi_app is not None and urlsplit(request.path).path in self.asgi_paths:
+            asyncio.run(AsgiExchange(request, body).run(self.asgi_app))
+            return
         headers = {k: v for k, v in request.headers.items()}
         event = proxy_event(request.command, request.path, headers, body, request.client_address[0])
         try:

@@ -124,6 +124,7 @@ class LocalRuntime:
         self.invoker: lambdas.Invoker | None = None
         self.endpoint = ""
         self._saved_env: dict[str, str | None] = {}
+        self.dev_webhook_secret: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> LocalRuntime:
@@ -149,8 +150,15 @@ class LocalRuntime:
             poller.start()
             self.pollers.append(poller)
         api = self.function_id("functions.handlers.api.lambda_handler")
-        self.gateway = Gateway(self.options.host, self.options.port, self.invoker, api)
+        from functions.handlers import stream
+
+        self.gateway = Gateway(
+            self.options.host, self.options.port, self.invoker, api, asgi_app=stream.app, asgi_paths=stream.PATHS
+        )
         self.gateway.start()
+        # Webhook payloads link to the download route; the port is only known once the gateway is bound.
+        if "BULKAPI_API_BASE_URL" not in self.options.overrides:
+            self._set_env({"BULKAPI_API_BASE_URL": self.base_url})
         return self
 
     def stop(self) -> None:
@@ -235,6 +243,8 @@ class LocalRuntime:
                 if var in merged and merged[var] != value:
                     raise RuntimeError(f"{var} differs between functions ({merged[var]!r} vs {value!r})")
                 merged[var] = value
+        # Locally, webhooks may go to http://localhost (deployed: https and public addresses only).
+        merged["BULKAPI_ALLOW_PRIVATE_TARGETS"] = "true"
         merged.update(self.options.overrides)
         self._set_env(merged)
         from functions.settings import load
@@ -249,7 +259,13 @@ class LocalRuntime:
         store.put_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits)
         store.put_api_key(self.api_key, DEV_ACCOUNT, "key_dev", utcnow())
         if self.options.dev_webhook_url:
-            store.set_webhook(DEV_ACCOUNT, self.options.dev_webhook_url, "whsec_" + secrets.token_urlsafe(24))
+            from functions.adapters.webhooks import WebhookStore
+            from functions.logic.endpoints import create_endpoint
+
+            created = create_endpoint(
+                WebhookStore(self.table), DEV_ACCOUNT, {"url": self.options.dev_webhook_url}, allow_private=True
+            )
+            self.dev_webhook_secret = created["secret"]
 
     # -- lookups -----------------------------------------------------------------------------------------------
     def function_id(self, handler: str) -> str:

@@ -19,7 +19,6 @@ costs nothing more.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,7 @@ from anyio.abc import ObjectSendStream
 from functions.enrich._common import fold_key, strip_key
 from functions.errors import InputError, InsufficientCreditsError
 from functions.models import RowResult
-
-logger = logging.getLogger(__name__)
+from functions.observability import logger
 
 Enrich = Callable[[Sequence[str]], list[RowResult]]
 # Writes one SSE block; False once the client is gone (the block was not sent).
@@ -316,7 +314,7 @@ def charge(store: CreditStore, account_id: str, credits: int) -> int:
             )
         except conditional:
             balance = store.account_credits(account_id) or 0
-            logger.warning("balance fell below the results sent: charging %d of %d", balance, credits)
+            logger.warning("balance fell below the results sent", account_id=account_id, owed=credits, balance=balance)
             credits = min(credits, balance)
             continue
         return credits

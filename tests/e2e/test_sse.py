@@ -1,0 +1,354 @@
+"""The inline SSE endpoints over HTTP against `bulkapi serve`: incremental delivery, grammar, limits, credits,
+disconnects, and the official `encrata` client unmodified."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import encrata
+import pytest
+import uvicorn
+
+from functions.adapters.jobs import JobStore
+from functions.handlers import stream as stream_handler
+from functions.logic.jobs import utcnow
+from functions.settings import load
+from tests.e2e.conftest import Server, free_port, start_server, stop_server
+from tests.helpers import wait_for
+from tests.unit.test_inline import KEY as FAKE_KEY
+from tests.unit.test_inline import FakeStore, SpyEnrich
+
+pytestmark = pytest.mark.e2e
+
+DELAY_MS = 50
+
+
+@pytest.fixture(scope="module")
+def delayed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Each value takes DELAY_MS to enrich, one chunk at a time: a slow provider stand-in (test-only hook)."""
+    srv = start_server(
+        tmp_path_factory.mktemp("sse"),
+        BULKAPI_LOCAL_ENRICH_DELAY_MS=str(DELAY_MS),
+        BULKAPI_INLINE_CONCURRENCY="1",
+    )
+    yield srv
+    stop_server(srv)
+
+
+@dataclass
+class Account:
+    """An account of its own (so balances are exact whatever else runs), with its key."""
+
+    key: str
+    id: str
+    store: JobStore
+
+    @property
+    def balance(self) -> int:
+        return self.store.account_credits(self.id) or 0
+
+
+def new_account(server: Server, credits: int) -> Account:
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=server.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    store = JobStore(server.table, client=ddb)
+    account_id = "acct_" + secrets.token_hex(4)
+    key = "enc_test_" + secrets.token_hex(12)
+    store.put_account(account_id, "SSE", credits)
+    store.put_api_key(key, account_id, "key_" + account_id, utcnow())
+    return Account(key, account_id, store)
+
+
+@dataclass
+class Block:
+    """One SSE block as received, with the time its last byte arrived (seconds since the request was sent)."""
+
+    lines: list[str]
+    at: float
+
+    @property
+    def event(self) -> str | None:
+        data = [line for line in self.lines if line.startswith("data: ")]
+        if data == ["data: [DONE]"]:
+            return "[DONE]"
+        names = [line.removeprefix("event: ") for line in self.lines if line.startswith("event: ")]
+        return names[0] if names else None
+
+    @property
+    def data(self) -> Any:
+        return json.loads(next(line for line in self.lines if line.startswith("data: ")).removeprefix("data: "))
+
+
+class Stream:
+    """A raw HTTP/1.1 POST whose body is read as it arrives, block by block."""
+
+    def __init__(self, base_url: str, key: str | None, path: str, body: Any) -> None:
+        url = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        self.started = time.monotonic()
+        self.conn.request("POST", path, json.dumps(body), headers)
+        self.resp = self.conn.getresponse()
+        self.raw = b""
+
+    def blocks(self) -> Iterator[Block]:
+        """Each complete block as soon as its bytes are here."""
+        pending = b""
+        while True:
+            chunk = self.resp.read1(65536)
+            if not chunk:
+                assert not pending, f"the stream ended inside a block: {pending!r}"
+                return
+            self.raw += chunk
+            pending += chunk
+            at = time.monotonic() - self.started
+            while b"\n\n" in pending:
+                block, pending = pending.split(b"\n\n", 1)
+                yield Block(block.decode().split("\n"), at)
+
+    def close(self) -> None:
+        """Close the connection abruptly, like a client that goes away."""
+        assert self.conn.sock is not None
+        self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.conn.close()
+
+
+def emails(n: int, tag: str = "") -> list[str]:
+    return [f"first.last{tag}{i}@company{i % 13}.com" for i in range(n)]
+
+
+def test_events_reach_the_client_while_later_inputs_are_still_being_enriched(delayed_server: Server) -> None:
+    # Given a server where each value takes 50 ms to enrich, one chunk at a time, and 12 addresses
+    account = new_account(delayed_server, 100)
+    inputs = emails(12, "inc")
+    # When they are posted
+    stream = Stream(delayed_server.base_url, account.key, "/api/bulk-lookup", {"emails": inputs})
+    assert stream.resp.status == 200
+    got = list(stream.blocks())
+    results = [b for b in got if b.event == "result"]
+    # Then every input is answered, and the first event arrived before the last input could have been enriched:
+    # the other 11 values need at least 11 x 50 ms after the first one, so a buffered answer would show no gap
+    assert [b.data["email"] for b in results] == inputs
+    gap = results[-1].at - results[0].at
+    assert gap >= 0.8 * 11 * DELAY_MS / 1000, [round(b.at, 3) for b in results]
+    assert len({round(b.at, 2) for b in results}) >= 3, "results came in fewer than 3 bursts"
+    assert got[-1].event == "[DONE]" and account.balance == 88
+
+
+def test_the_stream_has_the_exact_grammar(server: Server) -> None:
+    # Given an account and addresses: valid, malformed, a duplicate in another case, a role account
+    account = new_account(server, 50)
+    inputs = ["ada.lovelace@example.com", "not an email", "ADA.LOVELACE@example.com", "info@acme.io"]
+    # When they are posted
+    stream = Stream(server.base_url, account.key, "/api/bulk-lookup", {"emails": inputs})
+    blocks = list(stream.blocks())
+    # Then it is a chunked event stream
+    assert stream.resp.status == 200
+    assert stream.resp.getheader("Content-Type", "").startswith("text/event-stream")
+    assert stream.resp.getheader("Transfer-Encoding") == "chunked"
+    # And each block is `event:` + one `data:` line, one per input in input order, then the summary, then [DONE]
+    text = stream.raw.decode()
+    assert text.endswith('\n\nevent: done\ndata: {"total":4,"credits_used":2}\n\ndata: [DONE]\n\n')
+    assert [b.event for b in blocks] == ["result", "error", "result", "result", "done", "[DONE]"]
+    for block in blocks[:-1]:
+        assert len(block.lines) == 2 and block.lines[0].startswith("event: ") and block.lines[1].startswith("data: ")
+    assert blocks[-1].lines == ["data: [DONE]"]
+    assert sum(line.startswith("data:") for line in text.split("\n")) == len(inputs) + 2
+    # And results echo the input and carry validity; the failure says why
+    assert [blocks[i].data["email"] for i in (0, 2, 3)] == [inputs[0], inputs[2], inputs[3]]
+    assert blocks[0].data["validity"] == "valid" and blocks[3].data["validity"] == "risky"
+    assert blocks[1].data == {"email": "not an email", "error": "invalid_email", "message": blocks[1].data["message"]}
+    # And the duplicate was charged once, the invalid one not at all
+    assert blocks[4].data == {"total": 4, "credits_used": 2} and account.balance == 48
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        ("/api/bulk-lookup", {"emails": emails(1001)}, "too_many_items"),
+        ("/api/agent/bulk-lookup", {"emails": emails(1001)}, "too_many_items"),
+        ("/api/bulk-google-search", {"queries": ["q"] * 101}, "too_many_items"),
+        ("/api/bulk-company-search", {"queries": ["Acme"] * 101}, "too_many_items"),
+        ("/api/bulk-domain-search", {"queries": ["a.com"] * 101}, "too_many_items"),
+        ("/api/bulk-ip-search", {"queries": ["1.1.1.1"] * 101}, "too_many_items"),
+        ("/api/bulk-lookup", {"emails": []}, "empty_list"),
+        ("/api/bulk-ip-search", {"queries": []}, "empty_list"),
+        ("/api/bulk-lookup", {"email": ["a@b.com"]}, "invalid_body"),
+        ("/api/bulk-domain-search", {"queries": [1, 2]}, "invalid_body"),
+    ],
+)
+def test_limits_are_json_errors_before_any_work(server: Server, path: str, body: Any, code: str) -> None:
+    # Given an account with credits
+    account = new_account(server, 10_000)
+    # When a request breaks a limit
+    stream = Stream(server.base_url, account.key, path, body)
+    payload = json.loads(stream.resp.read())
+    # Then it is a 400 JSON error with the code and a message, and nothing is charged
+    assert stream.resp.status == 400 and stream.resp.getheader("Content-Type") == "application/json"
+    assert payload["error"] == code and payload["message"]
+    assert account.balance == 10_000
+
+
+@pytest.mark.parametrize("key", [None, "enc_test_unknown"])
+def test_a_missing_or_unknown_key_is_401_like_the_rest_of_the_api(server: Server, key: str | None) -> None:
+    # When a lookup is sent without a valid key
+    stream = Stream(server.base_url, key, "/api/bulk-lookup", {"emails": ["a@example.com"]})
+    # Then it is a 401 in the API's error shape
+    assert stream.resp.status == 401 and json.loads(stream.resp.read())["error"] == "unauthorized"
+
+
+def test_more_valid_items_than_credits_is_402_and_invalid_ones_do_not_count(server: Server) -> None:
+    # Given an account with 2 credits
+    account = new_account(server, 2)
+    # When 3 valid addresses are posted
+    refused = Stream(server.base_url, account.key, "/api/bulk-lookup", {"emails": emails(3, "poor")})
+    # Then it is a 402 naming what is needed and what is there, and nothing is charged
+    assert refused.resp.status == 402
+    body = json.loads(refused.resp.read())
+    assert (body["error"], body["required"], body["balance"]) == ("insufficient_credits", 3, 2) and body["message"]
+    # When 2 valid addresses are posted among invalid ones
+    allowed = Stream(server.base_url, account.key, "/api/bulk-lookup", {"emails": [*emails(2, "ok"), "nope", ""]})
+    # Then they stream, and the balance ends at zero
+    assert allowed.resp.status == 200
+    assert [b.data for b in allowed.blocks() if b.event == "done"] == [{"total": 4, "credits_used": 2}]
+    assert account.balance == 0
+
+
+def test_a_client_that_disconnects_stops_the_work_and_pays_only_for_what_it_was_sent(delayed_server: Server) -> None:
+    # Given 40 addresses at 50 ms each, one at a time: a full run takes 2 s
+    account = new_account(delayed_server, 100)
+    stream = Stream(delayed_server.base_url, account.key, "/api/bulk-lookup", {"emails": emails(40, "gone")})
+    # When the client reads the first result and goes away
+    first = next(stream.blocks())
+    assert first.event == "result"
+    stream.close()
+    closed = time.monotonic()
+    # Then the charge lands well before a full run could have ended (the work stopped), for the one result sent
+    # (at most 2 more may have been in flight when the connection closed)
+    balance = wait_for(lambda: account.balance if account.balance != 100 else None, timeout=1.0, interval=0.02)
+    assert time.monotonic() - closed < 1.0
+    assert 97 <= balance <= 99, balance
+
+
+def test_the_official_client_bulk_lookup_works_unmodified(server: Server) -> None:
+    # Given the official client pointed at the local server
+    account = new_account(server, 100)
+    inputs = ["ada.lovelace@example.com", "broken@", "grace.hopper@navy.mil"]
+    with encrata.Encrata(account.key, base_url=server.base_url) as client:
+        # When it streams a lookup
+        people = list(client.bulk_lookup(inputs))
+    # Then it yields one Person per input, in order, with validity and the guessed name
+    answered = [p for p in people if p.email is not None]
+    assert [p.email for p in answered] == inputs
+    assert [p.validity for p in answered] == ["valid", None, "valid"]
+    assert answered[0].name == "Ada Lovelace" and answered[2].name == "Grace Hopper"
+    # And the only other item it yields is the `done` summary line, which bulk_lookup turns into an empty Person
+    assert [p for p in people if p.email is None] == [encrata.Person()]
+    assert account.balance == 98
+
+
+@pytest.mark.parametrize(
+    ("method", "queries", "column"),
+    [
+        ("bulk_company_search", ["Acme Holdings GmbH", "Globex Corporation"], "legal_form"),
+        ("bulk_domain_search", ["https://www.example.co.uk/x", "github.com"], "registrable_domain"),
+        ("bulk_ip_search", ["8.8.8.8", "2606:4700:4700::1111"], "version"),
+    ],
+)
+def test_the_official_client_searches_work_unmodified(
+    server: Server, method: str, queries: list[str], column: str
+) -> None:
+    # Given the official client and an account
+    account = new_account(server, 100)
+    with encrata.Encrata(account.key, base_url=server.base_url) as client:
+        # When it runs a bulk search
+        response = getattr(client, method)(queries)
+    # Then it gets one result per query, echoing it, with the type's columns, and the credits charged
+    assert [r["query"] for r in response.results] == queries
+    assert all(column in r for r in response.results)
+    assert response.credits_used == 2 and account.balance == 98
+
+
+def test_the_official_client_google_search_gets_one_answer_per_query(server: Server) -> None:
+    # Given a local server with no search provider
+    account = new_account(server, 100)
+    with encrata.Encrata(account.key, base_url=server.base_url) as client:
+        # When the client searches
+        response = client.bulk_google_search(["bulk enrichment api", "server-sent events"])
+    # Then each query gets its error record, and nothing is charged
+    assert [(r["query"], r["error"]) for r in response.results] == [
+        ("bulk enrichment api", "provider_not_configured"),
+        ("server-sent events", "provider_not_configured"),
+    ]
+    assert account.balance == 100
+
+
+def test_the_official_client_reads_the_error_bodies(server: Server) -> None:
+    # Given an account with 1 credit
+    account = new_account(server, 1)
+    with encrata.Encrata(account.key, base_url=server.base_url) as client:
+        # When it breaks a limit, runs out of credits, or uses a bad key
+        # Then it raises its own exception with the server's message
+        with pytest.raises(encrata.InvalidRequestError, match="at least one"):
+            client.bulk_domain_search([])
+        with pytest.raises(encrata.InsufficientCreditsError, match="balance is 1"):
+            list(client.bulk_lookup(emails(2, "enc")))
+    with encrata.Encrata("enc_test_wrong", base_url=server.base_url) as client:
+        with pytest.raises(encrata.AuthenticationError, match="not valid"):
+            client.bulk_ip_search(["1.1.1.1"])
+
+
+@pytest.fixture
+def uvicorn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeStore]]:
+    """The same ASGI app under uvicorn, as the Lambda Web Adapter runs it, with in-memory keys and balances."""
+    monkeypatch.setenv("BULKAPI_JOBS_TABLE", "jobs")
+    monkeypatch.setenv("BULKAPI_INLINE_CONCURRENCY", "1")
+    load.cache_clear()
+    store = FakeStore(100)
+    app = stream_handler.create_app(lambda _settings: stream_handler.Ports(store, SpyEnrich(delay=DELAY_MS / 1000)))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="uvicorn to start")
+    yield f"http://127.0.0.1:{port}", store
+    server.should_exit = True
+    thread.join(timeout=10)
+    load.cache_clear()
+
+
+def test_under_uvicorn_events_stream_and_a_disconnect_stops_the_charge(
+    uvicorn_server: tuple[str, FakeStore],
+) -> None:
+    # Given the app under uvicorn (ASGI 2.3: a disconnect is reported through receive, not by a failing send)
+    base_url, store = uvicorn_server
+    # When 12 addresses are streamed, 50 ms each
+    streamed = Stream(base_url, FAKE_KEY, "/api/bulk-lookup", {"emails": emails(12, "uv")})
+    results = [b for b in streamed.blocks() if b.event == "result"]
+    # Then the events arrive spread over the enrichment, not at the end
+    assert len(results) == 12 and results[-1].at - results[0].at >= 0.8 * 11 * DELAY_MS / 1000
+    assert store.balance == 88
+    # When a client reads one result of 40 and goes away
+    leaving = Stream(base_url, FAKE_KEY, "/api/bulk-lookup", {"emails": emails(40, "uvgone")})
+    assert next(leaving.blocks()).event == "result"
+    leaving.close()
+    # Then it is charged soon (the work stopped) and only for what was sent
+    balance = wait_for(lambda: store.balance if store.balance != 88 else None, timeout=1.0, interval=0.02)
+    assert 85 <= balance <= 87, balance
