@@ -97,7 +97,7 @@ def test_job_event_is_signed_retried_with_one_id_and_recorded(
 def test_410_disables_the_endpoint(store: JobStore, runtime: LocalRuntime, receiver: Receiver) -> None:
     # Given an endpoint that answers 410 Gone
     _, session = new_account(store, runtime, 1000)
-    hook = create_hook(session, receiver.url)
+    create_hook(session, receiver.url)
     receiver.script = [410]
     # When a job completes
     post(session, email_csv(5))
@@ -151,7 +151,7 @@ def test_webhook_crud_is_per_account_and_validated(store: JobStore, runtime: Loc
 def test_encrata_client_webhook_calls_work(store: JobStore, runtime: LocalRuntime, receiver: Receiver) -> None:
     encrata = pytest.importorskip("encrata")
     # Given the official client pointed at the local server
-    account, session = new_account(store, runtime, 10)
+    _, session = new_account(store, runtime, 10)
     key = session.headers["Authorization"].split()[1]
     client = encrata.Encrata(key, base_url=runtime.base_url)
     # When it creates, lists, tests a webhook and reads its deliveries
