@@ -1,36 +1,87 @@
-"""Stack configuration from CDK context (`cdk.json` plus `-c key=value`)."""
+"""Stack configuration from CDK context (`cdk.json` plus `-c key=value`).
+
+This is the shared topology declaration: the stack builds the queues, event source mappings and limits from it,
+and the local runtime reads the same values back out of the synthesized template.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from constructs import Node
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+CONTEXT_PREFIX = "bulkapi:"
 
 
 class StackConfig(BaseModel):
-    """Everything an operator can set at deploy time; defaults are in cdk.json."""
+    """Everything an operator can set at deploy time; the defaults here equal the values in cdk.json."""
 
-    stage: str = "prod"
+    stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    # Limits the API and the splitter enforce.
     max_rows_per_job: int = Field(default=10_000, ge=1)
     max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     rows_per_batch: int = Field(default=500, ge=1)
+    # The worker's event source mapping and queue.
     worker_batch_size: int = Field(default=4, ge=1, le=10)
     worker_max_concurrency: int = Field(default=10, ge=2, le=1000)
     worker_timeout_seconds: int = Field(default=120, ge=10, le=900)
     max_receive_count: int = Field(default=5, ge=5)
+    # Retention: results/ and the job's download; staging prefixes (uploads/, drop/, parts/, rejected/).
     retention_days: int = Field(default=30, ge=1)
+    staging_expiry_days: int = Field(default=7, ge=1)
+    access_log_expiry_days: int = Field(default=90, ge=1)
     log_retention_days: int = Field(default=30, ge=1)
     deletion_protection: bool = True
+    # API Gateway stage throttling (requests per second, steady and burst) and CORS.
+    api_rate_limit: float = Field(default=50, gt=0)
+    api_burst_limit: int = Field(default=100, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    # Alarms: where they notify (an existing SNS topic) and when queued work counts as stuck.
+    alarm_topic_arn: str | None = None
+    work_age_alarm_minutes: int = Field(default=30, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        # `-c bulkapi:corsOrigins=https://a.example,https://b.example` arrives as one string.
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("alarm_topic_arn", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    @staticmethod
+    def context_key(field: str) -> str:
+        """`max_rows_per_job` -> `bulkapi:maxRowsPerJob`."""
+        first, *rest = field.split("_")
+        return CONTEXT_PREFIX + first + "".join(part.capitalize() for part in rest)
 
     @classmethod
     def from_node(cls, node: Node) -> StackConfig:
-        """Read `bulkapi:<camelCase>` context keys."""
+        """Read `bulkapi:<camelCase>` context keys; unknown `bulkapi:` keys are an error (a typo would be ignored)."""
         values: dict[str, Any] = {}
         for name in cls.model_fields:
-            parts = name.split("_")
-            key = "bulkapi:" + parts[0] + "".join(p.capitalize() for p in parts[1:])
-            value = node.try_get_context(key)
+            value = node.try_get_context(cls.context_key(name))
             if value is not None:
                 values[name] = value
         return cls.model_validate(values)
+
+    @classmethod
+    def check_keys(cls, context: dict[str, Any]) -> None:
+        """Raise on a `bulkapi:` context key that names no setting."""
+        known = {cls.context_key(name) for name in cls.model_fields}
+        unknown = sorted(k for k in context if k.startswith(CONTEXT_PREFIX) and k not in known)
+        if unknown:
+            raise ValueError(f"unknown context keys {unknown}; known: {sorted(known)}")
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The `context` block of cdk.json: tests and the local runtime synthesize with it too, like the CDK CLI."""
+    return dict(json.loads(CDK_JSON.read_text()).get("context", {}))

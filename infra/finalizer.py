@@ -6,23 +6,27 @@ and still publishes its event. The local runtime executes this very definition (
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from functions.settings import FinalizerSettings
 from infra.config import StackConfig
-from infra.functions import make_function
+from infra.functions import FunctionFactory, retention
+from infra.nag import acknowledge, policy_of
 from infra.storage import StorageConstruct
 
 
-def _task(scope: Construct, name: str, fn: object, payload: dict[str, object], result_path: str) -> tasks.LambdaInvoke:
+def _task(
+    scope: Construct, name: str, fn: lambda_.IFunction, payload: dict[str, object], result_path: str
+) -> tasks.LambdaInvoke:
     return tasks.LambdaInvoke(
         scope,
         name,
-        lambda_function=fn,  # type: ignore[arg-type]
+        lambda_function=fn,
         payload=sfn.TaskInput.from_object(payload),
         payload_response_only=True,
         result_path=result_path,
@@ -34,18 +38,28 @@ class FinalizerConstruct(Construct):
     """The finalizer function and its state machine (execution name = job id, so it runs once per job)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StackConfig, storage: StorageConstruct, bus_name: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        functions: FunctionFactory,
+        storage: StorageConstruct,
+        bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.function = make_function(
+        self.function = functions.make(
             self,
             "Finalizer",
             handler="finalizer",
-            settings=FinalizerSettings,
-            env={"jobs_table": storage.table.table_name, "bucket": storage.bucket.bucket_name, "event_bus_name": bus_name},
+            env={
+                "jobs_table": storage.table.table_name,
+                "bucket": storage.bucket.bucket_name,
+                "event_bus_name": bus.event_bus_name,
+            },
             timeout=Duration.minutes(15),
+            # 1,769 MB is one full vCPU: assembling streams and re-uploads every part.
             memory=1769,
-            log_retention_days=config.log_retention_days,
         )
         job_id = sfn.JsonPath.string_at("$.job_id")
         assemble = _task(self, "Assemble", self.function, {"action": "assemble", "job_id": job_id}, "$.assembled")
@@ -65,7 +79,10 @@ class FinalizerConstruct(Construct):
         definition = assemble.next(complete).next(sfn.Succeed(self, "Done"))
         mark_failed.next(failed)
         log_group = logs.LogGroup(
-            self, "StateMachineLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "StateMachineLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -74,7 +91,24 @@ class FinalizerConstruct(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.hours(1),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ERROR),
+            # ALL: a few states per job, and the execution history of a failed job is what an operator reads first.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-        storage.table.grant_read_write_data(self.function)
-        storage.bucket.grant_read_write(self.function)
+        function_id = Stack.of(self).get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            policy_of(self.state_machine.role),
+            f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+            "LambdaInvoke grants the finalizer function and its versions/aliases (arn:*); no other function.",
+        )
+        acknowledge(
+            policy_of(self.state_machine.role),
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing (xray:PutTraceSegments) and CloudWatch Logs delivery (logs:CreateLogDelivery and friends) "
+            "support no resource-level scope.",
+        )
+        # Assemble reads the parts and writes results/ (multipart when large, aborted on failure);
+        # Complete/MarkFailed move the job, settle credits and publish bulk_job.* events.
+        storage.grant_objects(self.function, "parts/", "GetObject")
+        storage.grant_objects(self.function, "results/", "PutObject", "AbortMultipartUpload")
+        storage.grant_jobs(self.function, "GetItem", "PutItem", "UpdateItem")
+        bus.grant_put_events_to(self.function)

@@ -1,20 +1,43 @@
-"""One factory for Lambda defaults: runtime, architecture, JSON logs, tracing, log retention, settings env."""
+"""One factory for Lambda defaults: runtime, architecture, role, JSON logs, tracing, log retention, settings env."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from pydantic import BaseModel
 
-from functions.settings import env_names
+from functions.settings import (
+    ApiSettings,
+    FinalizerSettings,
+    SplitterSettings,
+    WebhookSettings,
+    WorkerSettings,
+    env_names,
+)
+from infra.nag import acknowledge, policy_of, resource_of
 
 ROOT = Path(__file__).resolve().parent.parent
 # The function code is one asset: the `functions` package, nothing else of the repository.
 CODE_EXCLUDES = ["*", "!functions", "!functions/**", "**/__pycache__", "**/*.pyc"]
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+METRICS_NAMESPACE = "bulkapi"
+
+# Which settings model each handler reads: the environment of its function is derived from it.
+HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
+    "api": ApiSettings,
+    "splitter": SplitterSettings,
+    "worker": WorkerSettings,
+    "dead_letter": WorkerSettings,
+    "finalizer": FinalizerSettings,
+    "webhooks": WebhookSettings,
+}
 
 
 def function_code() -> lambda_.Code:
@@ -22,48 +45,110 @@ def function_code() -> lambda_.Code:
     return lambda_.Code.from_asset(str(ROOT), exclude=CODE_EXCLUDES)
 
 
+def function_environment(handler: str, env: dict[str, str]) -> dict[str, str]:
+    """Exactly the handler's settings variables (BULKAPI_*) plus the metrics namespace; a missing required one fails."""
+    settings = HANDLER_SETTINGS[handler]
+    environment = {}
+    for name, var in env_names(settings).items():
+        if name in env:
+            environment[var] = env[name]
+        elif settings.model_fields[name].is_required():
+            raise ValueError(f"{handler}: setting {name} ({var}) has no value")
+    unknown = sorted(set(env) - set(settings.model_fields))
+    if unknown:
+        raise ValueError(f"{handler}: {unknown} are not fields of {settings.__name__}")
+    environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
+    return environment
+
+
+@dataclass
+class FunctionFactory:
+    """Lambda defaults shared by every function of the stack; remembers what it built (for alarms and tests)."""
+
+    log_retention_days: int
+    layers: list[lambda_.ILayerVersion] = field(default_factory=list)
+    built: dict[str, lambda_.Function] = field(default_factory=dict)
+
+    def make(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        env: dict[str, str],
+        timeout: Duration,
+        memory: int = 1024,
+    ) -> lambda_.Function:
+        """A function of `functions.handlers.<handler>` whose environment is exactly its settings model's variables."""
+        fn = make_function(
+            scope,
+            construct_id,
+            handler=handler,
+            env=env,
+            timeout=timeout,
+            memory=memory,
+            log_retention_days=self.log_retention_days,
+            layers=self.layers,
+        )
+        self.built[fn.node.path] = fn
+        return fn
+
+
 def make_function(
     scope: Construct,
     construct_id: str,
     *,
     handler: str,
-    settings: type[BaseModel],
     env: dict[str, str],
     timeout: Duration,
     memory: int = 1024,
     log_retention_days: int = 30,
     layers: list[lambda_.ILayerVersion] | None = None,
 ) -> lambda_.Function:
-    """A Python function whose environment is exactly its settings model's variables (missing ones fail synth)."""
-    names = env_names(settings)
-    environment = {}
-    for field, var in names.items():
-        if field in env:
-            environment[var] = env[field]
-        elif settings.model_fields[field].is_required():
-            raise ValueError(f"{construct_id}: setting {field} ({var}) has no value")
-    environment["POWERTOOLS_METRICS_NAMESPACE"] = "bulkapi"
+    """A Python function on arm64 with its own log group and a role that may write only to that log group."""
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
-        retention=_retention(log_retention_days),
+        retention=retention(log_retention_days),
         removal_policy=RemovalPolicy.DESTROY,
     )
-    return lambda_.Function(
+    # An explicit role instead of AWSLambdaBasicExecutionRole: that managed policy may create log groups and
+    # write to any of them; this one writes to its own group only. Grants add the rest, one by one.
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"bulkapi {handler} function",
+    )
+    log_group.grant_write(role)
+    fn = lambda_.Function(
         scope,
         construct_id,
-        runtime=lambda_.Runtime.PYTHON_3_12,
-        architecture=lambda_.Architecture.ARM_64,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
         handler=f"functions.handlers.{handler}.lambda_handler",
         code=function_code(),
         timeout=timeout,
         memory_size=memory,
-        environment=environment,
+        environment=function_environment(handler, env),
         tracing=lambda_.Tracing.ACTIVE,
         logging_format=lambda_.LoggingFormat.JSON,
         log_group=log_group,
+        role=role,
         layers=layers or [],
     )
+    acknowledge(
+        resource_of(fn),
+        "AwsSolutions-L1",
+        f"{RUNTIME.name} on purpose: the dependency layer's binary wheels (pydantic-core) are resolved for "
+        "this exact CPython version; raise RUNTIME and the layer's --python-version together.",
+    )
+    acknowledge(
+        policy_of(role),
+        "AwsSolutions-IAM5[Resource::*]",
+        "Active tracing needs xray:PutTraceSegments/PutTelemetryRecords, which support no resource-level scope.",
+    )
+    return fn
 
 
 _RETENTION = [
@@ -77,9 +162,9 @@ _RETENTION = [
 ]
 
 
-def _retention(days: int) -> logs.RetentionDays:
+def retention(days: int) -> logs.RetentionDays:
     """The shortest CloudWatch retention that keeps logs at least `days` days."""
-    for limit, retention in _RETENTION:
+    for limit, value in _RETENTION:
         if days <= limit:
-            return retention
+            return value
     return logs.RetentionDays.TWO_YEARS

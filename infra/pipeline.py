@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -12,14 +12,16 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.settings import SplitterSettings, WorkerSettings
 from infra.config import StackConfig
-from infra.functions import make_function
+from infra.functions import FunctionFactory
+from infra.nag import acknowledge, resource_of
 from infra.storage import StorageConstruct
 
 # SQS redelivers a message still being worked on once its visibility timeout passes; AWS advises >= 6x the
 # function timeout so a throttled, retried invocation does not see its own message twice.
 VISIBILITY_FACTOR = 6
+# Prefixes whose new objects become jobs: API uploads and operators' direct drops.
+SPLIT_PREFIXES = ("uploads/", "drop/")
 
 
 class PipelineConstruct(Construct):
@@ -31,32 +33,41 @@ class PipelineConstruct(Construct):
         construct_id: str,
         *,
         config: StackConfig,
+        functions: FunctionFactory,
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
         bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
         worker_timeout = Duration.seconds(config.worker_timeout_seconds)
+        visibility = Duration.seconds(config.worker_timeout_seconds * VISIBILITY_FACTOR)
+        # The DLQ has a consumer too (the dead-letter handler, same timeout as the worker): same rule.
         self.dlq = sqs.Queue(
-            self, "WorkDlq", retention_period=Duration.days(14), encryption=sqs.QueueEncryption.SQS_MANAGED,
+            self,
+            "WorkDlq",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
+            visibility_timeout=visibility,
         )
         self.queue = sqs.Queue(
             self,
             "WorkQueue",
-            visibility_timeout=Duration.seconds(config.worker_timeout_seconds * VISIBILITY_FACTOR),
+            visibility_timeout=visibility,
             retention_period=Duration.days(4),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=config.max_receive_count),
         )
-        common = {"jobs_table": storage.table.table_name, "bucket": storage.bucket.bucket_name,
-                  "finalizer_arn": state_machine.state_machine_arn}
-        self.splitter = make_function(
+        common = {
+            "jobs_table": storage.table.table_name,
+            "bucket": storage.bucket.bucket_name,
+            "finalizer_arn": state_machine.state_machine_arn,
+        }
+        self.splitter = functions.make(
             self,
             "Splitter",
             handler="splitter",
-            settings=SplitterSettings,
             env={
                 **common,
                 "work_queue_url": self.queue.queue_url,
@@ -67,20 +78,18 @@ class PipelineConstruct(Construct):
             },
             timeout=Duration.minutes(15),
             memory=1024,
-            log_retention_days=config.log_retention_days,
         )
-        self.worker = make_function(
-            self, "Worker", handler="worker", settings=WorkerSettings, env=common, timeout=worker_timeout,
-            memory=1024, log_retention_days=config.log_retention_days,
+        self.worker = functions.make(self, "Worker", handler="worker", env=common, timeout=worker_timeout, memory=1024)
+        self.dead_letter = functions.make(
+            self, "DeadLetter", handler="dead_letter", env=common, timeout=worker_timeout, memory=512
         )
-        self.dead_letter = make_function(
-            self, "DeadLetter", handler="dead_letter", settings=WorkerSettings, env=common, timeout=worker_timeout,
-            memory=512, log_retention_days=config.log_retention_days,
-        )
-        for prefix in ("uploads/", "drop/"):
+        for prefix in SPLIT_PREFIXES:
             storage.bucket.add_event_notification(
-                s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.splitter), s3.NotificationKeyFilter(prefix=prefix)
+                s3.EventType.OBJECT_CREATED,
+                s3n.LambdaDestination(self.splitter),
+                s3.NotificationKeyFilter(prefix=prefix),
             )
+        self._acknowledge_notifications_handler()
         self.worker.add_event_source(
             sources.SqsEventSource(
                 self.queue,
@@ -89,20 +98,43 @@ class PipelineConstruct(Construct):
                 report_batch_item_failures=True,
             )
         )
+        # The dead-letter handler counts an exhausted batch's rows as failed, so no job waits forever for it.
         self.dead_letter.add_event_source(
             sources.SqsEventSource(self.dlq, batch_size=1, max_concurrency=2, report_batch_item_failures=True)
         )
-        storage.table.grant_read_write_data(self.splitter)
-        storage.bucket.grant_read(self.splitter)
-        storage.bucket.grant_put(self.splitter, "rejected/*")
-        storage.bucket.grant_delete(self.splitter, "drop/*")
+        self._grant(storage, state_machine, bus)
+
+    def _grant(self, storage: StorageConstruct, state_machine: sfn.IStateMachine, bus: events.IEventBus) -> None:
+        # The splitter reads what arrives, moves unusable drops to rejected/ (copy + delete) and creates the
+        # job item of a dropped file; it queues work, may start the finalizer of an empty job and emits events.
+        storage.grant_objects(self.splitter, "uploads/", "GetObject")
+        storage.grant_objects(self.splitter, "drop/", "GetObject", "DeleteObject")
+        storage.grant_objects(self.splitter, "rejected/", "PutObject")
+        storage.grant_jobs(self.splitter, "GetItem", "PutItem", "UpdateItem")
         self.queue.grant_send_messages(self.splitter)
         bus.grant_put_events_to(self.splitter)
-        for fn in (self.worker, self.dead_letter):
-            storage.table.grant_read_write_data(fn)
-            storage.bucket.grant_put(fn, "parts/*")
-            state_machine.grant_start_execution(fn)
         state_machine.grant_start_execution(self.splitter)
+        # Workers write their batch's part file and count the batch; the last one starts the finalizer.
+        # They read nothing from the bucket.
+        for fn in (self.worker, self.dead_letter):
+            storage.grant_objects(fn, "parts/", "PutObject")
+            storage.grant_jobs(fn, "GetItem", "UpdateItem")
+            state_machine.grant_start_execution(fn)
+
+    def _acknowledge_notifications_handler(self) -> None:
+        # add_event_notification puts CDK's own singleton function (it calls PutBucketNotificationConfiguration
+        # at deploy time) at the stack's top level.
+        stack = Stack.of(self)
+        for child in stack.node.children:
+            role = child.node.try_find_child("Role") if child.node.id.startswith("BucketNotificationsHandler") else None
+            if role is not None:
+                acknowledge(
+                    resource_of(role),
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    "CDK's bucket-notifications custom resource handler: it runs only during deployments, its role "
+                    "is built by CDK, and the managed policy only lets it write its own logs.",
+                )
 
     @property
     def functions(self) -> list[lambda_.Function]:

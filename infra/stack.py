@@ -2,52 +2,140 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, CfnOutput, Duration, Stack
+import json
+import os
+from typing import Any
+
+from aws_cdk import App, CfnOutput, Stack
 from constructs import Construct
 
-from functions.settings import WebhookSettings
 from infra.api import ApiConstruct
-from infra.config import StackConfig
+from infra.config import StackConfig, cdk_json_context
 from infra.events import EventsConstruct
 from infra.finalizer import FinalizerConstruct
-from infra.functions import make_function
+from infra.functions import FunctionFactory
+from infra.layer import DependencyLayerConstruct
+from infra.nag import add_checks
+from infra.observability import Monitored, ObservabilityConstruct
 from infra.pipeline import PipelineConstruct
 from infra.storage import StorageConstruct
+from infra.webhooks import WebhooksConstruct
 
 STACK_NAME = "BulkApi"
+DROP_PREFIX = "drop/"
 
 
 class BulkApiStack(Stack):
     """Everything the product needs in one account and region."""
 
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        config = StackConfig.from_node(self.node)
-        storage = StorageConstruct(self, "Storage", config=config)
-        events = EventsConstruct(self, "Events")
-        finalizer = FinalizerConstruct(self, "Finalizer", config=config, storage=storage,
-                                       bus_name=events.bus.event_bus_name)
-        events.bus.grant_put_events_to(finalizer.function)
-        pipeline = PipelineConstruct(self, "Pipeline", config=config, storage=storage,
-                                     state_machine=finalizer.state_machine, bus=events.bus)
-        api = ApiConstruct(self, "Api", config=config, storage=storage, state_machine=finalizer.state_machine)
-        webhooks = make_function(
-            self, "Webhooks", handler="webhooks", settings=WebhookSettings,
-            env={"jobs_table": storage.table.table_name, "bucket": storage.bucket.bucket_name},
-            timeout=Duration.seconds(60), memory=256, log_retention_days=config.log_retention_days,
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config = StackConfig.from_node(self.node)
+        self.functions = functions = FunctionFactory(
+            log_retention_days=config.log_retention_days,
+            layers=[DependencyLayerConstruct(self, "Dependencies").layer],
         )
-        storage.table.grant_read_write_data(webhooks)
-        events.route_job_events(webhooks)
-        self.pipeline = pipeline
-        CfnOutput(self, "ApiUrl", value=api.rest_api.url, description="Base URL of the REST API")
-        CfnOutput(self, "UploadBucket", value=storage.bucket.bucket_name,
-                  description="Bucket for direct drops (drop/<account_id>/<type>/<name>.csv) and results")
-        CfnOutput(self, "DropPrefix", value="drop/", description="Prefix where dropped CSV files become jobs")
-        CfnOutput(self, "EventBusName", value=events.bus.event_bus_name, description="Bus carrying bulk_job.* events")
+        self.storage = storage = StorageConstruct(self, "Storage", config=config)
+        self.events = events = EventsConstruct(self, "Events")
+        self.finalizer = finalizer = FinalizerConstruct(
+            self, "Finalizer", config=config, functions=functions, storage=storage, bus=events.bus
+        )
+        self.pipeline = pipeline = PipelineConstruct(
+            self,
+            "Pipeline",
+            config=config,
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+            bus=events.bus,
+        )
+        self.api = api = ApiConstruct(
+            self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
+        )
+        self.webhooks = webhooks = WebhooksConstruct(
+            self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
+        )
+        self.observability = observability = ObservabilityConstruct(
+            self,
+            "Observability",
+            config=config,
+            monitored=Monitored(
+                work_queue=pipeline.queue,
+                work_dlq=pipeline.dlq,
+                webhook_dlq=webhooks.dlq,
+                webhook_retry_dlq=webhooks.retry_dlq,
+                worker=pipeline.worker,
+                state_machine=finalizer.state_machine,
+                rest_api=api.rest_api,
+                functions={path.split("/", 1)[1]: fn for path, fn in functions.built.items()},
+            ),
+        )
+        CfnOutput(self, "ApiUrl", value=api.url, description="Base URL of the REST API (append api/...)")
+        CfnOutput(
+            self,
+            "UploadBucket",
+            value=storage.bucket.bucket_name,
+            description="Bucket for direct drops (drop/<account_id>/<type>/<name>.csv); also holds results/",
+        )
+        CfnOutput(self, "DropPrefix", value=DROP_PREFIX, description="Prefix where dropped CSV files become jobs")
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=events.bus.event_bus_name,
+            description="Bus carrying bulk_job.* events (source bulkapi)",
+        )
+        CfnOutput(
+            self, "WorkQueueArn", value=pipeline.queue.queue_arn, description="Work queue: destination of a DLQ redrive"
+        )
+        CfnOutput(
+            self,
+            "WorkDlqArn",
+            value=pipeline.dlq.queue_arn,
+            description="Work dead-letter queue: source of a DLQ redrive",
+        )
+        CfnOutput(
+            self,
+            "JobsTableName",
+            value=storage.table.table_name,
+            description="Jobs table: `bulkapi admin --table <this> create-account/create-key`",
+        )
+        CfnOutput(
+            self,
+            "WebhookDlqUrl",
+            value=webhooks.dlq.queue_url,
+            description="bulk_job.* events the webhook sender failed on (EventBridge gave up after 24 h)",
+        )
+        CfnOutput(
+            self,
+            "WebhookRetryDlqArn",
+            value=webhooks.retry_dlq.queue_arn,
+            description="Webhook retries the sender failed on: source of a redrive to the retry queue",
+        )
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=observability.dashboard.dashboard_name,
+            description="CloudWatch dashboard of jobs, rows, queues and errors",
+        )
 
 
-def build_app(context: dict[str, object] | None = None, outdir: str | None = None) -> App:
-    """The CDK app with the one stack; `context` overrides cdk.json (tests pass bundling and config here)."""
-    app = App(context=context, outdir=outdir) if outdir else App(context=context)
+def _cli_context() -> dict[str, Any]:
+    # The CDK CLI hands cdk.json + `-c` values to the app in CDK_CONTEXT_JSON.
+    raw = os.environ.get("CDK_CONTEXT_JSON")
+    return dict(json.loads(raw)) if raw else {}
+
+
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None, *, nag: bool = False) -> App:
+    """The CDK app with the one stack.
+
+    cdk.json's context is applied here too, so tests and the local runtime synthesize what `cdk synth` does;
+    `context` overrides it (tests pass `aws:cdk:bundling-stacks: []`), and the CLI's own context overrides both.
+    `nag=True` adds the cdk-nag AwsSolutions checks: then any unacknowledged finding fails the synth.
+    """
+    merged = {**cdk_json_context(), **(context or {})}
+    StackConfig.check_keys({**merged, **_cli_context()})
+    app = App(context=merged, outdir=outdir) if outdir else App(context=merged)
     BulkApiStack(app, STACK_NAME)
+    if nag:
+        add_checks(app)
     return app

@@ -1,20 +1,52 @@
-"""Storage: one bucket (prefixes uploads/, drop/, parts/, results/, rejected/) and the jobs table."""
+"""Storage: one bucket (prefixes uploads/, drop/, parts/, results/, rejected/), its access-log bucket, the jobs table.
+
+One bucket rather than an upload and a results bucket: the splitter's S3 notifications, the TLS-only policy and the
+lifecycle rules live in one place, and each function is granted only the prefixes it touches (grant_objects).
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import StackConfig
+from infra.nag import acknowledge, policy_of, resource_of
+
+# Prefixes that only stage work: a job needs them for minutes, results/ is what callers download.
+STAGING_PREFIXES = ("uploads/", "drop/", "parts/", "rejected/")
+RESULTS_PREFIX = "results/"
+BY_ACCOUNT_INDEX = "by_account"
 
 
 class StorageConstruct(Construct):
-    """One bucket keeps a single notification configuration and policy; prefixes carry the lifecycle rules."""
+    """The data bucket, its access-log bucket and the jobs table, with per-prefix and per-action grants."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
         super().__init__(scope, construct_id)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            # S3 server access logging can only deliver to SSE-S3 buckets.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-logs", expiration=Duration.days(config.access_log_expiry_days))
+            ],
+        )
+        acknowledge(
+            resource_of(self.access_logs),
+            "AwsSolutions-S1",
+            "This bucket receives the data bucket's server access logs; logging it as well would need yet another "
+            "bucket whose own logs would again be unlogged.",
+        )
+        staging = Duration.days(config.staging_expiry_days)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -22,17 +54,19 @@ class StorageConstruct(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="bucket/",
             removal_policy=RemovalPolicy.RETAIN,
             lifecycle_rules=[
-                s3.LifecycleRule(id="uploads", prefix="uploads/", expiration=Duration.days(config.retention_days)),
-                s3.LifecycleRule(id="drops", prefix="drop/", expiration=Duration.days(config.retention_days)),
-                s3.LifecycleRule(id="parts", prefix="parts/", expiration=Duration.days(config.retention_days)),
-                s3.LifecycleRule(id="results", prefix="results/", expiration=Duration.days(config.retention_days)),
-                s3.LifecycleRule(id="rejected", prefix="rejected/", expiration=Duration.days(config.retention_days)),
+                *(s3.LifecycleRule(id=p.rstrip("/"), prefix=p, expiration=staging) for p in STAGING_PREFIXES),
+                s3.LifecycleRule(id="results", prefix=RESULTS_PREFIX, expiration=Duration.days(config.retention_days)),
+                # Versioning guards against overwrites and deletes; old versions need not outlive a week.
                 s3.LifecycleRule(
                     id="old-versions",
                     noncurrent_version_expiration=Duration.days(7),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
+                    expired_object_delete_marker=True,
                 ),
             ],
         )
@@ -50,9 +84,42 @@ class StorageConstruct(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             global_secondary_indexes=[
                 dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name="by_account",
+                    index_name=BY_ACCOUNT_INDEX,
                     partition_key=dynamodb.Attribute(name="account_id", type=dynamodb.AttributeType.STRING),
                     sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
                 )
             ],
         )
+
+    def grant_objects(self, fn: lambda_.Function, prefix: str, *actions: str) -> iam.Grant:
+        """Object actions (`GetObject`, `PutObject`, ...) on the keys under one prefix, and nothing else."""
+        if fn.role is None:
+            raise ValueError(f"{fn.node.path} has no role to grant to")
+        grant = iam.Grant.add_to_principal(
+            grantee=fn,
+            actions=[f"s3:{action}" for action in actions],
+            resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
+        )
+        bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            policy_of(fn.role),
+            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+            f"Keys under {prefix} are named per account and job at run time, so the grant names the prefix; "
+            f"it allows only {', '.join(actions)} there.",
+        )
+        return grant
+
+    def grant_jobs(self, fn: lambda_.Function, *actions: str, query_by_account: bool = False) -> iam.Grant:
+        """Item actions (`GetItem`, `UpdateItem`, ...) on the jobs table; Query on the by_account index if asked."""
+        grant = iam.Grant.add_to_principal(
+            grantee=fn, actions=[f"dynamodb:{action}" for action in actions], resource_arns=[self.table.table_arn]
+        )
+        if query_by_account:
+            grant = grant.combine(
+                iam.Grant.add_to_principal(
+                    grantee=fn,
+                    actions=["dynamodb:Query"],
+                    resource_arns=[f"{self.table.table_arn}/index/{BY_ACCOUNT_INDEX}"],
+                )
+            )
+        return grant

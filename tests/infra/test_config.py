@@ -1,0 +1,29 @@
+"""StackConfig: context keys, as cdk.json and `-c key=value` give them."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from infra.config import StackConfig
+
+
+def test_cli_strings_are_parsed_like_cdk_json_values() -> None:
+    # `-c` values always arrive as strings
+    config = StackConfig.model_validate(
+        {"worker_max_concurrency": "20", "deletion_protection": "false", "cors_origins": "https://a.example, https://b"}
+    )
+    assert config.worker_max_concurrency == 20 and config.deletion_protection is False
+    assert config.cors_origins == ["https://a.example", "https://b"]
+
+
+def test_a_misspelt_key_fails_instead_of_being_ignored() -> None:
+    with pytest.raises(ValueError, match="bulkapi:workerMaxConcurency"):
+        StackConfig.check_keys({"bulkapi:workerMaxConcurency": 5, "@aws-cdk/core:checkSecretUsage": True})
+
+
+def test_limits_that_would_break_the_pipeline_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        StackConfig(max_receive_count=2)
+    with pytest.raises(ValidationError):
+        StackConfig(worker_batch_size=11)

@@ -1,0 +1,101 @@
+"""Every function: its environment against its settings model, the shared defaults, the dependency layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import DockerImage
+
+from functions.settings import env_names
+from infra import layer as layer_module
+from infra.functions import HANDLER_SETTINGS, METRICS_NAMESPACE, function_environment
+from tests.infra.conftest import Synth
+
+HANDLER_PREFIX = "functions.handlers."
+
+
+def _project_functions(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {
+        lid: res["Properties"]
+        for lid, res in synth.resources("AWS::Lambda::Function").items()
+        if str(res["Properties"]["Handler"]).startswith(HANDLER_PREFIX)
+    }
+
+
+def test_every_function_environment_is_exactly_its_settings_model(synth: Synth) -> None:
+    functions = _project_functions(synth)
+    handlers = {
+        str(p["Handler"]).removeprefix(HANDLER_PREFIX).removesuffix(".lambda_handler") for p in functions.values()
+    }
+    assert handlers == set(HANDLER_SETTINGS)
+
+    for lid, props in functions.items():
+        handler = str(props["Handler"])
+        assert handler.endswith(".lambda_handler")
+        model = HANDLER_SETTINGS[handler.removeprefix(HANDLER_PREFIX).removesuffix(".lambda_handler")]
+        env = props["Environment"]["Variables"]
+        names = env_names(model)
+        required = {names[f] for f, info in model.model_fields.items() if info.is_required()}
+        # Then every required setting has a value and nothing else is set
+        assert required <= set(env), (lid, required - set(env))
+        assert set(env) <= set(names.values()) | {"POWERTOOLS_METRICS_NAMESPACE"}, lid
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+
+
+def test_variables_shared_by_functions_have_one_value(synth: Synth) -> None:
+    # The local runtime runs all handlers in one process environment: a variable has to mean one thing.
+    seen: dict[str, object] = {}
+    for lid, props in _project_functions(synth).items():
+        for var, value in props["Environment"]["Variables"].items():
+            assert seen.setdefault(var, value) == value, (lid, var)
+
+
+def test_functions_share_the_factory_defaults_and_the_layer(synth: Synth) -> None:
+    layer_id = synth.logical_id(synth.stack.node.find_child("Dependencies").node.find_child("Layer"))
+    for lid, props in _project_functions(synth).items():
+        assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"], lid
+        assert props["TracingConfig"] == {"Mode": "Active"}, lid
+        assert props["LoggingConfig"]["LogFormat"] == "JSON", lid
+        assert props["Layers"] == [{"Ref": layer_id}], lid
+    layer = synth.template["Resources"][layer_id]["Properties"]
+    assert layer["CompatibleArchitectures"] == ["arm64"] and layer["CompatibleRuntimes"] == ["python3.12"]
+
+
+def test_missing_or_unknown_settings_fail_the_synth() -> None:
+    with pytest.raises(ValueError, match="jobs_table"):
+        function_environment("webhooks", {"bucket": "b"})
+    with pytest.raises(ValueError, match="not fields"):
+        function_environment("webhooks", {"bucket": "b", "jobs_table": "t", "work_queue_url": "q"})
+
+
+def test_layer_requirements_come_from_pyproject_and_pip_targets_lambda(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\ndependencies = ["pydantic==2.14.4", "boto3>=1.40,<2"]\n')
+
+    reqs = layer_module.requirements(pyproject)
+    command = layer_module.pip_command(reqs, tmp_path / "python", tmp_path / "wheels")
+
+    assert reqs == ["pydantic==2.14.4", "boto3>=1.40,<2"]
+    assert command[command.index("--platform") + 1] == "manylinux2014_aarch64"
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert {"--only-binary=:all:", "--implementation", "cp"} <= set(command) and command[-2:] == reqs
+    assert layer_module.layer_hash(reqs) != layer_module.layer_hash([*reqs, "idna==3.20"])
+
+
+def test_local_bundling_copies_a_cached_build_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a cached build for these requirements (so no network and no pip)
+    reqs = ["example==1.0"]
+    monkeypatch.setattr(layer_module, "CACHE", tmp_path / "cache")
+    cached = tmp_path / "cache" / layer_module.layer_hash(reqs) / "python" / "example"
+    cached.mkdir(parents=True)
+    (cached / "__init__.py").write_text("VALUE = 1\n")
+
+    # When CDK asks the local bundler for the asset
+    out = tmp_path / "asset"
+    bundled = layer_module.PipLayerBundling(reqs).try_bundle(str(out), image=DockerImage.from_registry("local-only"))
+
+    # Then it bundled locally, in Lambda's layer layout
+    assert bundled is True
+    assert (out / "python" / "example" / "__init__.py").read_text() == "VALUE = 1\n"

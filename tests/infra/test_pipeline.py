@@ -1,0 +1,195 @@
+"""The pipeline's topology: notifications, the work queue and its DLQ, the worker's event source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Capture, Match, Matcher, Template
+
+from infra.config import StackConfig, cdk_json_context
+from infra.pipeline import VISIBILITY_FACTOR
+from local import template as local_template
+from tests.infra.conftest import Synth
+
+
+def _function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
+    matches = [
+        (lid, res)
+        for lid, res in synth.resources("AWS::Lambda::Function").items()
+        if res["Properties"]["Handler"] == f"functions.handlers.{handler}.lambda_handler"
+    ]
+    assert len(matches) == 1, f"expected one {handler} function, found {[lid for lid, _ in matches]}"
+    return matches[0]
+
+
+def test_worker_event_source_reports_batch_item_failures_with_configured_batch_and_concurrency(
+    synth: Synth, template: Template
+) -> None:
+    # Given the worker and the work queue of the synthesized stack
+    worker_id, _ = _function_by_handler(synth, "worker")
+    queue_id = synth.logical_id(synth.stack.pipeline.queue)
+
+    # Then its event source mapping reports partial failures, with batch size and concurrency from StackConfig
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": worker_id},
+            "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BatchSize": synth.config.worker_batch_size,
+            "ScalingConfig": {"MaximumConcurrency": synth.config.worker_max_concurrency},
+        },
+    )
+
+
+def test_work_queue_redrives_to_an_encrypted_dlq_after_at_least_five_receives(synth: Synth, template: Template) -> None:
+    dlq_id = synth.logical_id(synth.stack.pipeline.dlq)
+    receives = Capture()
+
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": receives},
+            "SqsManagedSseEnabled": True,
+        },
+    )
+    assert receives.as_number() >= 5
+    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True})
+    # Every queue is TLS-only (a Deny on aws:SecureTransport=false).
+    for queue_id in synth.resources("AWS::SQS::Queue"):
+        template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue_id}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+def test_visibility_timeouts_are_at_least_six_times_their_consumers_timeout(synth: Synth) -> None:
+    # Given every SQS event source mapping of the template
+    queues = synth.resources("AWS::SQS::Queue")
+    functions = synth.resources("AWS::Lambda::Function")
+    mappings = synth.resources("AWS::Lambda::EventSourceMapping").values()
+    assert len(mappings) == 3  # worker, dead-letter handler, webhook retries
+
+    for mapping in mappings:
+        props = mapping["Properties"]
+        queue = queues[props["EventSourceArn"]["Fn::GetAtt"][0]]
+        function = functions[props["FunctionName"]["Ref"]]
+        # Then the queue hides a message long enough for six attempts of its consumer
+        assert queue["Properties"]["VisibilityTimeout"] >= VISIBILITY_FACTOR * function["Properties"]["Timeout"]
+
+
+def test_uploads_and_drops_notify_the_splitter(synth: Synth, template: Template) -> None:
+    splitter_id, _ = _function_by_handler(synth, "splitter")
+
+    def on(prefix: str) -> Matcher:
+        return Match.object_like(
+            {
+                "Events": ["s3:ObjectCreated:*"],
+                "LambdaFunctionArn": {"Fn::GetAtt": [splitter_id, "Arn"]},
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+            }
+        )
+
+    template.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {"NotificationConfiguration": {"LambdaFunctionConfigurations": [on("uploads/"), on("drop/")]}},
+    )
+
+
+def test_webhook_rule_routes_bulk_job_events_to_the_sender_with_a_dlq(synth: Synth, template: Template) -> None:
+    sender_id, _ = _function_by_handler(synth, "webhooks")
+    dlq_id = synth.logical_id(synth.stack.webhooks.dlq)
+
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {"source": ["bulkapi"], "detail-type": [{"prefix": "bulk_job."}]},
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [sender_id, "Arn"]},
+                        "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}},
+                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": Match.any_value()}),
+                    }
+                )
+            ],
+        },
+    )
+
+
+def test_local_runtime_reads_the_same_topology(synth: Synth) -> None:
+    # The local runtime builds itself from this very template (local/template.py synthesizes build_app with
+    # bundling skipped), so what it must see is: the values of cdk.json, and a re-synthesis when they change.
+    # Given the configuration cdk.json declares
+    declared = StackConfig.model_validate(
+        {
+            name: cdk_json_context()[StackConfig.context_key(name)]
+            for name in StackConfig.model_fields
+            if StackConfig.context_key(name) in cdk_json_context()
+        }
+    )
+    # Then the stack was built with exactly it
+    assert synth.config == declared
+    mapping = next(
+        m["Properties"]
+        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"]["Ref"] == synth.logical_id(synth.stack.pipeline.worker)
+    )
+    assert mapping["BatchSize"] == declared.worker_batch_size
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == declared.worker_max_concurrency
+    queue = synth.template["Resources"][synth.logical_id(synth.stack.pipeline.queue)]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == declared.max_receive_count
+    # And the local runtime's synthesis cache is keyed on every file the template is built from
+    sources = set(local_template.SOURCES)
+    assert {"infra", "app.py", "cdk.json", "pyproject.toml", "functions/settings.py"} <= sources
+    assert "build_app(" in local_template._SYNTH and local_template.STACK == synth.stack.stack_name
+
+
+def test_webhook_retries_come_back_through_their_own_queue(synth: Synth, template: Template) -> None:
+    sender_id, sender = _function_by_handler(synth, "webhooks")
+    retry_id = synth.logical_id(synth.stack.webhooks.retry_queue)
+    retry_dlq_id = synth.logical_id(synth.stack.webhooks.retry_dlq)
+
+    assert sender["Properties"]["Environment"]["Variables"]["BULKAPI_RETRY_QUEUE_URL"] == {"Ref": retry_id}
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": sender_id},
+            "EventSourceArn": {"Fn::GetAtt": [retry_id, "Arn"]},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [retry_dlq_id, "Arn"]}, "maxReceiveCount": 5}},
+    )
+
+
+def test_code_defaults_equal_the_values_cdk_json_ships() -> None:
+    # StackConfig's defaults apply when a key is missing from cdk.json; two different "defaults" would be a trap.
+    shipped = {k: v for k, v in cdk_json_context().items() if k.startswith("bulkapi:")}
+    assert (
+        StackConfig.model_validate(
+            {
+                name: shipped[StackConfig.context_key(name)]
+                for name in StackConfig.model_fields
+                if StackConfig.context_key(name) in shipped
+            }
+        )
+        == StackConfig()
+    )
+    assert set(shipped) == {StackConfig.context_key(name) for name in StackConfig.model_fields}

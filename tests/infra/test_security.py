@@ -1,0 +1,118 @@
+"""Least privilege, cdk-nag AwsSolutions and cfn-lint on the synthesized template."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import CfnResource, Validations
+from cfnlint.api import lint_file
+from constructs import IConstruct
+
+from tests.infra.conftest import Synth
+
+
+def _statements(synth: Synth, function_construct: Any) -> list[dict[str, Any]]:
+    fn = synth.template["Resources"][synth.logical_id(function_construct)]
+    role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = synth.template["Resources"][role_id]["Properties"]
+    assert not role.get("ManagedPolicyArns"), "functions get no managed policies"
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def _resources(statement: dict[str, Any]) -> str:
+    return json.dumps(statement["Resource"])
+
+
+def test_worker_can_write_its_parts_and_nothing_more_in_the_bucket(synth: Synth) -> None:
+    # Given the worker's IAM statements
+    statements = _statements(synth, synth.stack.pipeline.worker)
+    actions = {a for s in statements for a in _actions(s)}
+
+    # Then it cannot delete or change tables, and reads nothing from the bucket (not results/, not anything)
+    assert not {a for a in actions if a.startswith("dynamodb:") and not a.endswith(("GetItem", "UpdateItem"))}
+    assert "dynamodb:DeleteTable" not in actions
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert [_actions(s) for s in s3_statements] == [["s3:PutObject"]]
+    assert all("/parts/*" in _resources(s) and "results/" not in _resources(s) for s in s3_statements)
+
+
+def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
+    expected = {
+        synth.stack.api.function: {"uploads/": {"s3:PutObject"}, "results/": {"s3:GetObject"}},
+        synth.stack.pipeline.splitter: {
+            "uploads/": {"s3:GetObject"},
+            "drop/": {"s3:GetObject", "s3:DeleteObject"},
+            "rejected/": {"s3:PutObject"},
+        },
+        synth.stack.pipeline.dead_letter: {"parts/": {"s3:PutObject"}},
+        synth.stack.finalizer.function: {
+            "parts/": {"s3:GetObject"},
+            "results/": {"s3:PutObject", "s3:AbortMultipartUpload"},
+        },
+        synth.stack.webhooks.function: {},
+    }
+    for fn, prefixes in expected.items():
+        granted: dict[str, set[str]] = {}
+        for statement in _statements(synth, fn):
+            s3_actions = {a for a in _actions(statement) if a.startswith("s3:")}
+            if s3_actions:
+                prefix = statement["Resource"]["Fn::Join"][1][1].strip("/*") + "/"
+                granted.setdefault(prefix, set()).update(s3_actions)
+        assert granted == prefixes, fn.node.path
+
+
+def test_no_policy_grants_wildcard_actions(synth: Synth) -> None:
+    for policy_id, policy in synth.resources("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert not [a for a in _actions(statement) if "*" in a], policy_id
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synth: Synth) -> None:
+    report = synth.report
+    findings = [
+        f"{v['ruleName']} {c['constructPath']}"
+        for plugin in (report or {}).get("pluginReports", [])
+        for v in plugin["violations"]
+        for c in v["violatingConstructs"]
+    ]
+    assert synth.validation_error is None and not findings, "\n".join(findings)
+
+
+def _acknowledgements(construct: IConstruct) -> list[tuple[IConstruct, dict[str, str]]]:
+    found = [
+        (construct, dict(entry.data))
+        for entry in construct.node.metadata
+        if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
+    for child in construct.node.children:
+        found += _acknowledgements(child)
+    return found
+
+
+def test_each_acknowledgement_is_on_one_resource_with_a_specific_reason(synth: Synth) -> None:
+    acknowledged = _acknowledgements(synth.stack.node.root)
+    assert acknowledged
+    reasons: set[str] = set()
+    for construct, rules in acknowledged:
+        # On the CloudFormation resource itself: not the app, the stack or a construct covering many resources.
+        assert isinstance(construct, CfnResource), construct.node.path
+        for rule, reason in rules.items():
+            assert "AwsSolutions-" in rule and len(reason) >= 40, (construct.node.path, rule)
+            reasons.add(reason)
+    assert len(reasons) > 5  # reasons are written per rule and resource, not one blanket text
+
+
+def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
+    matches = lint_file(synth.outdir / f"{synth.stack.stack_name}.template.json")
+    errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
+    assert not errors, "\n".join(errors)
