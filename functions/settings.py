@@ -26,7 +26,7 @@ class LimitsSettings(StorageSettings):
     """Limits checked when a job is created and again when its file is split."""
 
     max_rows_per_job: int = Field(default=10_000, ge=1)
-    max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
 
 
 class ApiSettings(LimitsSettings):
@@ -64,7 +64,7 @@ class FinalizerSettings(StorageSettings):
 class WebhookSettings(StorageSettings):
     """The webhook sender (EventBridge events and the retry queue)."""
 
-    retry_queue_url: str = ""  # TODO(wiring): required once infra declares the retry queue
+    retry_queue_url: str
     api_base_url: str = ""
     allow_private_targets: bool = False
     timeout_seconds: float = Field(default=10.0, gt=0)

@@ -28,7 +28,8 @@ from functions.observability import logger, metrics, tracer
 from functions.settings import ApiSettings, load
 
 app = APIGatewayRestResolver()
-INLINE_DOWNLOAD_MAX = 5 * 1024 * 1024
+# A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
+INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 
 
 @dataclass
