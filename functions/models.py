@@ -47,6 +47,8 @@ class Job(BaseModel):
     header: list[str] = Field(default_factory=list)
     max_width: int = 0
     detected_column: str | None = None
+    split_started_at: str | None = None
+    last_progress_at: str | None = None
     batches_done: int = 0
     processed: int = 0
     succeeded: int = 0

@@ -70,6 +70,15 @@ class WebhookSettings(StorageSettings):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class SweeperSettings(StorageSettings):
+    """The scheduled sweeper: how long a job may sit before it is ended."""
+
+    finalizer_arn: str
+    start_after_seconds: int = Field(default=900, ge=60)
+    split_lease_seconds: int = Field(default=900, ge=1)
+    stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
+
+
 S = TypeVar("S", bound=BaseModel)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -16,6 +17,13 @@ from functions.models import BatchCounts, Job, JobStatus
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
+# Jobs that are not yet terminal carry `active` (and so appear in the sparse `active` index the sweeper reads).
+ACTIVE_MARK = "ACTIVE"
+ACTIVE_INDEX = "active"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def key_hash(api_key: str) -> str:
@@ -56,7 +64,12 @@ class JobStore:
     # --- jobs -------------------------------------------------------------------------------------------------
     def put_new_job(self, job: Job) -> bool:
         """Store a new job; False when a job with this id already exists (a duplicate event or request)."""
-        item = {"pk": f"JOB#{job.id}", "sk": "JOB", **job.model_dump(mode="json", exclude_none=True)}
+        item = {
+            "pk": f"JOB#{job.id}",
+            "sk": "JOB",
+            "active": ACTIVE_MARK,
+            **job.model_dump(mode="json", exclude_none=True),
+        }
         try:
             self.ddb.put_item(TableName=self.table, Item=_ser(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
@@ -160,7 +173,9 @@ class JobStore:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=_job_key(job_id),
-                UpdateExpression=("ADD #done :marker, #n :one, #p :p, #ok :s, #inv :i, #f :f, #c :c"),
+                UpdateExpression=(
+                    "ADD #done :marker, #n :one, #p :p, #ok :s, #inv :i, #f :f, #c :c SET last_progress_at = :now"
+                ),
                 ConditionExpression="#s = :processing AND NOT contains(#done, :batch)",
                 # Aliases for every name: several (status, processed, ...) are DynamoDB reserved words.
                 ExpressionAttributeNames={
@@ -183,6 +198,7 @@ class JobStore:
                     ":f": {"N": str(counts.failed)},
                     ":c": {"N": str(counts.credits)},
                     ":processing": {"S": "processing"},
+                    ":now": {"S": _now()},
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -206,8 +222,11 @@ class JobStore:
         names = {"#s": "status"}
         values: dict[str, Any] = {":new": status.value, ":now": now}
         sets = ["#s = :new"]
+        removes = ""
         if status.is_terminal:
             sets.append("completed_at = if_not_exists(completed_at, :now)")
+            removes = " REMOVE #active"  # leaves the sparse index the sweeper reads
+            names["#active"] = "active"
         if error is not None:
             sets += ["#e = :error", "error_message = :msg"]
             names["#e"] = "error"
@@ -221,7 +240,7 @@ class JobStore:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=_job_key(job_id),
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + removes,
                 ConditionExpression=f"#s IN ({', '.join(allowed)})",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_ser(values),
@@ -290,7 +309,12 @@ class JobStore:
         """
         needed = job.total_rows or 0
         job.credits_reserved = needed
-        item = {"pk": f"JOB#{job.id}", "sk": "JOB", **job.model_dump(mode="json", exclude_none=True)}
+        item = {
+            "pk": f"JOB#{job.id}",
+            "sk": "JOB",
+            "active": ACTIVE_MARK,
+            **job.model_dump(mode="json", exclude_none=True),
+        }
         try:
             self.ddb.transact_write_items(
                 TransactItems=[
@@ -368,6 +392,24 @@ class JobStore:
                 return False
             raise StoreError("could not settle the credits") from exc
         return True
+
+    def active_job_ids(self, created_before: str, limit: int = 500) -> list[str]:
+        """Ids of jobs not yet ended and created before a time, oldest first (the sweeper's work list)."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": ACTIVE_INDEX,
+            "KeyConditionExpression": "#active = :a AND created_at < :before",
+            "ExpressionAttributeNames": {"#active": "active"},
+            "ExpressionAttributeValues": _ser({":a": ACTIVE_MARK, ":before": created_before}),
+        }
+        while len(ids) < limit:
+            resp = self.ddb.query(**kwargs)
+            ids += [str(item["pk"]["S"]).removeprefix("JOB#") for item in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return ids[:limit]
 
     def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The account's most recent credit movements, newest first."""

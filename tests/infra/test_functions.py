@@ -67,7 +67,9 @@ def test_missing_or_unknown_settings_fail_the_synth() -> None:
     with pytest.raises(ValueError, match="jobs_table"):
         function_environment("webhooks", {"bucket": "b"})
     with pytest.raises(ValueError, match="not fields"):
-        function_environment("webhooks", {"bucket": "b", "jobs_table": "t", "work_queue_url": "q"})
+        function_environment(
+            "webhooks", {"bucket": "b", "jobs_table": "t", "retry_queue_url": "r", "work_queue_url": "q"}
+        )
 
 
 def test_layer_requirements_come_from_pyproject_and_pip_targets_lambda(tmp_path: Path) -> None:
