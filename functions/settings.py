@@ -79,6 +79,16 @@ class SweeperSettings(StorageSettings):
     stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
 
 
+class StreamSettings(BaseModel):
+    """The stream function (inline SSE routes): the jobs table (keys, balances, the charge) and the stream knobs."""
+
+    jobs_table: str
+    inline_concurrency: int = Field(default=4, ge=1, le=32)
+    inline_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Test hook: slows each value this much, a stand-in for a slow provider (only the local e2e tests set it).
+    local_enrich_delay_ms: int = Field(default=0, ge=0)
+
+
 S = TypeVar("S", bound=BaseModel)
 
 

@@ -1,4 +1,4 @@
-"""The REST API: API Gateway -> the api function (Powertools resolver), every route proxied.
+"""The REST API: API Gateway -> the api function (Powertools resolver), every route but the streamed ones proxied.
 
 Authentication is the function's job: it hashes the `Authorization: Bearer <key>` value and looks the hash up in
 the jobs table (KEY#<sha256>), so an unknown key gets the project's own 401 body. That replaces a Lambda
@@ -9,10 +9,9 @@ Request size: API Gateway accepts at most 10 MB; the function enforces `max_uplo
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see
 `MAX_PROXY_UPLOAD_BYTES`.
 
-Seam for the streaming routes (another issue): the Server-Sent-Events routes below go through `{proxy+}` like
-every other route for now, buffered. Streaming them means adding, for each path in STREAMING_ROUTES, an explicit
-resource under `self.rest_api.root` (explicit resources win over `{proxy+}`) whose integration uses response
-streaming (`ResponseTransferMode: STREAM`, Lambda Web Adapter in front of an ASGI app) and its own function.
+The Server-Sent-Events routes below (STREAMING_ROUTES) are not served by the api function: infra/streaming.py adds
+an explicit resource for each, with a POST method whose integration streams the response (`ResponseTransferMode:
+STREAM`) from the stream function (the ASGI app behind the Lambda Web Adapter); see infra/STREAMING.md.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ AUTH_REASON = (
 
 
 class ApiConstruct(Construct):
-    """REST API with stage throttling, access logs and optional CORS; every route proxies to one function."""
+    """REST API with stage throttling, access logs and optional CORS; `{proxy+}` goes to the api function."""
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from constructs import Construct
 from pydantic import BaseModel
 
 from functions.settings import (
+    PREFIX,
     ApiSettings,
     FinalizerSettings,
     SplitterSettings,
+    StreamSettings,
     WebhookSettings,
     WorkerSettings,
     env_names,
@@ -37,6 +40,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "dead_letter": WorkerSettings,
     "finalizer": FinalizerSettings,
     "webhooks": WebhookSettings,
+    "stream": StreamSettings,
 }
 
 
@@ -61,6 +65,18 @@ def function_environment(handler: str, env: dict[str, str]) -> dict[str, str]:
     return environment
 
 
+def runtime_environment(handler: str, settings_env: dict[str, str], runtime_env: Mapping[str, str]) -> dict[str, str]:
+    """The settings variables plus variables for the Lambda runtime or an extension (the Lambda Web Adapter).
+
+    Those may not use the settings prefix, so every BULKAPI_* variable still comes from the settings model, and
+    may not replace a settings variable.
+    """
+    for var in runtime_env:
+        if var.startswith(PREFIX) or var in settings_env:
+            raise ValueError(f"{handler}: {var} comes from the settings model, it cannot be a runtime variable")
+    return {**settings_env, **runtime_env}
+
+
 @dataclass
 class FunctionFactory:
     """Lambda defaults shared by every function of the stack; remembers what it built (for alarms and tests)."""
@@ -78,8 +94,15 @@ class FunctionFactory:
         env: dict[str, str],
         timeout: Duration,
         memory: int = 1024,
+        entry: str | None = None,
+        runtime_env: Mapping[str, str] | None = None,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> lambda_.Function:
-        """A function of `functions.handlers.<handler>` whose environment is exactly its settings model's variables."""
+        """A function of `functions.handlers.<handler>` whose environment is exactly its settings model's variables.
+
+        `entry` replaces the Lambda handler (`functions.handlers.<handler>.lambda_handler`), e.g. with a start
+        script run by an extension; `runtime_env` and `extra_layers` configure such an extension.
+        """
         fn = make_function(
             scope,
             construct_id,
@@ -88,7 +111,9 @@ class FunctionFactory:
             timeout=timeout,
             memory=memory,
             log_retention_days=self.log_retention_days,
-            layers=self.layers,
+            layers=[*self.layers, *extra_layers],
+            entry=entry,
+            runtime_env=runtime_env,
         )
         self.built[fn.node.path] = fn
         return fn
@@ -104,6 +129,8 @@ def make_function(
     memory: int = 1024,
     log_retention_days: int = 30,
     layers: list[lambda_.ILayerVersion] | None = None,
+    entry: str | None = None,
+    runtime_env: Mapping[str, str] | None = None,
 ) -> lambda_.Function:
     """A Python function on arm64 with its own log group and a role that may write only to that log group."""
     log_group = logs.LogGroup(
@@ -126,11 +153,11 @@ def make_function(
         construct_id,
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
-        handler=f"functions.handlers.{handler}.lambda_handler",
+        handler=entry or f"functions.handlers.{handler}.lambda_handler",
         code=function_code(),
         timeout=timeout,
         memory_size=memory,
-        environment=function_environment(handler, env),
+        environment=runtime_environment(handler, function_environment(handler, env), runtime_env or {}),
         tracing=lambda_.Tracing.ACTIVE,
         logging_format=lambda_.LoggingFormat.JSON,
         log_group=log_group,

@@ -19,6 +19,7 @@ from infra.nag import add_checks
 from infra.observability import Monitored, ObservabilityConstruct
 from infra.pipeline import PipelineConstruct
 from infra.storage import StorageConstruct
+from infra.streaming import StreamingConstruct
 from infra.webhooks import WebhooksConstruct
 
 STACK_NAME = "BulkApi"
@@ -51,6 +52,9 @@ class BulkApiStack(Stack):
         )
         self.api = api = ApiConstruct(
             self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
+        )
+        self.streaming = StreamingConstruct(
+            self, "Streaming", functions=functions, storage=storage, rest_api=api.rest_api
         )
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url

@@ -240,6 +240,11 @@ class LocalRuntime:
         merged: dict[str, str] = {}
         for fn in topology.functions.values():
             for var, value in fn.env.items():
+                if var.startswith("AWS_"):
+                    # The Lambda runtime's and its extensions' variables (the stream function's Lambda Web Adapter:
+                    # AWS_LAMBDA_EXEC_WRAPPER, AWS_LWA_*): locally the gateway serves that app in-process, and the
+                    # emulation's own AWS_* (endpoint, credentials, region) must stay as they are.
+                    continue
                 if var in merged and merged[var] != value:
                     raise RuntimeError(f"{var} differs between functions ({merged[var]!r} vs {value!r})")
                 merged[var] = value

@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,19 +27,9 @@ from functions.errors import BulkApiError, UnauthorizedError
 from functions.logic import inline
 from functions.models import RowResult
 from functions.observability import logger
-from functions.settings import load
+from functions.settings import StreamSettings, load
 
 PATHS: frozenset[str] = frozenset(inline.KINDS)
-
-
-class StreamSettings(BaseModel):
-    """The stream function: the jobs table (keys, balances) and the stream's knobs."""
-
-    jobs_table: str
-    inline_concurrency: int = Field(default=4, ge=1, le=32)
-    inline_heartbeat_seconds: float = Field(default=15.0, gt=0)
-    # Test hook: slows each value this much, a stand-in for a slow provider (only the local e2e tests set it).
-    local_enrich_delay_ms: int = Field(default=0, ge=0)
 
 
 @dataclass

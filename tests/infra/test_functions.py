@@ -10,55 +10,69 @@ from aws_cdk import DockerImage
 
 from functions.settings import env_names
 from infra import layer as layer_module
-from infra.functions import HANDLER_SETTINGS, METRICS_NAMESPACE, function_environment
+from infra.functions import HANDLER_SETTINGS, METRICS_NAMESPACE, function_environment, runtime_environment
+from infra.streaming import START_COMMAND, WEB_ADAPTER_ENVIRONMENT
 from tests.infra.conftest import Synth
 
 HANDLER_PREFIX = "functions.handlers."
+# Functions whose Lambda handler is a start script, by the settings model they read.
+START_SCRIPTS = {START_COMMAND: "stream"}
+# What the start-script functions set besides their settings: the Lambda Web Adapter's variables.
+RUNTIME_ENV = {"stream": WEB_ADAPTER_ENVIRONMENT}
 
 
-def _project_functions(synth: Synth) -> dict[str, dict[str, Any]]:
-    return {
-        lid: res["Properties"]
-        for lid, res in synth.resources("AWS::Lambda::Function").items()
-        if str(res["Properties"]["Handler"]).startswith(HANDLER_PREFIX)
-    }
+def _settings_key(handler: str) -> str | None:
+    if handler in START_SCRIPTS:
+        return START_SCRIPTS[handler]
+    if handler.startswith(HANDLER_PREFIX) and handler.endswith(".lambda_handler"):
+        return handler.removeprefix(HANDLER_PREFIX).removesuffix(".lambda_handler")
+    return None
+
+
+def _project_functions(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The project's functions (not CDK's own helpers), by logical id: (settings key, properties)."""
+    found = {}
+    for lid, res in synth.resources("AWS::Lambda::Function").items():
+        key = _settings_key(str(res["Properties"]["Handler"]))
+        if key is not None:
+            found[lid] = (key, res["Properties"])
+    return found
 
 
 def test_every_function_environment_is_exactly_its_settings_model(synth: Synth) -> None:
     functions = _project_functions(synth)
-    handlers = {
-        str(p["Handler"]).removeprefix(HANDLER_PREFIX).removesuffix(".lambda_handler") for p in functions.values()
-    }
-    assert handlers == set(HANDLER_SETTINGS)
+    assert {key for key, _ in functions.values()} == set(HANDLER_SETTINGS)
 
-    for lid, props in functions.items():
-        handler = str(props["Handler"])
-        assert handler.endswith(".lambda_handler")
-        model = HANDLER_SETTINGS[handler.removeprefix(HANDLER_PREFIX).removesuffix(".lambda_handler")]
+    for lid, (key, props) in functions.items():
+        model = HANDLER_SETTINGS[key]
         env = props["Environment"]["Variables"]
         names = env_names(model)
         required = {names[f] for f, info in model.model_fields.items() if info.is_required()}
-        # Then every required setting has a value and nothing else is set
+        runtime = RUNTIME_ENV.get(key, {})
+        # Then every required setting has a value, the runtime's variables are exact, and nothing else is set
         assert required <= set(env), (lid, required - set(env))
-        assert set(env) <= set(names.values()) | {"POWERTOOLS_METRICS_NAMESPACE"}, lid
+        assert set(env) <= set(names.values()) | {"POWERTOOLS_METRICS_NAMESPACE"} | set(runtime), lid
+        assert {var: env.get(var) for var in runtime} == runtime, lid
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
 
 
 def test_variables_shared_by_functions_have_one_value(synth: Synth) -> None:
     # The local runtime runs all handlers in one process environment: a variable has to mean one thing.
     seen: dict[str, object] = {}
-    for lid, props in _project_functions(synth).items():
+    for lid, (_, props) in _project_functions(synth).items():
         for var, value in props["Environment"]["Variables"].items():
             assert seen.setdefault(var, value) == value, (lid, var)
 
 
 def test_functions_share_the_factory_defaults_and_the_layer(synth: Synth) -> None:
     layer_id = synth.logical_id(synth.stack.node.find_child("Dependencies").node.find_child("Layer"))
-    for lid, props in _project_functions(synth).items():
+    for lid, (_, props) in _project_functions(synth).items():
         assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"], lid
         assert props["TracingConfig"] == {"Mode": "Active"}, lid
         assert props["LoggingConfig"]["LogFormat"] == "JSON", lid
-        assert props["Layers"] == [{"Ref": layer_id}], lid
+        # The dependency layer first; the stream function adds the Lambda Web Adapter (tests/infra/test_streaming.py)
+        assert props["Layers"][0] == {"Ref": layer_id}, lid
+        assert len(props["Layers"]) == (2 if props["Handler"] in START_SCRIPTS else 1), lid
     layer = synth.template["Resources"][layer_id]["Properties"]
     assert layer["CompatibleArchitectures"] == ["arm64"] and layer["CompatibleRuntimes"] == ["python3.12"]
 
@@ -70,6 +84,16 @@ def test_missing_or_unknown_settings_fail_the_synth() -> None:
         function_environment(
             "webhooks", {"bucket": "b", "jobs_table": "t", "retry_queue_url": "r", "work_queue_url": "q"}
         )
+
+
+def test_runtime_variables_cannot_carry_or_replace_settings() -> None:
+    settings_env = function_environment("stream", {"jobs_table": "t"})
+    assert runtime_environment("stream", settings_env, {"AWS_LWA_PORT": "8080"})["AWS_LWA_PORT"] == "8080"
+    # A BULKAPI_* variable only ever comes from the settings model
+    with pytest.raises(ValueError, match="cannot be a runtime variable"):
+        runtime_environment("stream", settings_env, {"BULKAPI_INLINE_CONCURRENCY": "8"})
+    with pytest.raises(ValueError, match="cannot be a runtime variable"):
+        runtime_environment("stream", settings_env, {"POWERTOOLS_METRICS_NAMESPACE": "other"})
 
 
 def test_layer_requirements_come_from_pyproject_and_pip_targets_lambda(tmp_path: Path) -> None:

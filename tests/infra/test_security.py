@@ -46,6 +46,26 @@ def test_worker_can_write_its_parts_and_nothing_more_in_the_bucket(synth: Synth)
     assert all("/parts/*" in _resources(s) and "results/" not in _resources(s) for s in s3_statements)
 
 
+def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Synth) -> None:
+    # Given the stream function's IAM statements
+    fn = synth.stack.streaming.function
+    statements = _statements(synth, fn)
+    log_group = synth.template["Resources"][synth.logical_id(fn)]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    table = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.table), "Arn"]}
+
+    # Then it writes its own logs and traces, reads items (key, balance) and updates them (the charge) on the table
+    granted = {(action, json.dumps(s["Resource"], sort_keys=True)) for s in statements for action in _actions(s)}
+    assert granted == {
+        ("logs:CreateLogStream", json.dumps({"Fn::GetAtt": [log_group, "Arn"]}, sort_keys=True)),
+        ("logs:PutLogEvents", json.dumps({"Fn::GetAtt": [log_group, "Arn"]}, sort_keys=True)),
+        ("xray:PutTraceSegments", '"*"'),
+        ("xray:PutTelemetryRecords", '"*"'),
+        ("dynamodb:GetItem", json.dumps(table, sort_keys=True)),
+        ("dynamodb:UpdateItem", json.dumps(table, sort_keys=True)),
+    }
+    assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
+
+
 def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
     expected = {
         synth.stack.api.function: {"uploads/": {"s3:PutObject"}, "results/": {"s3:GetObject"}},
@@ -60,6 +80,7 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
             "results/": {"s3:PutObject", "s3:AbortMultipartUpload"},
         },
         synth.stack.webhooks.function: {},
+        synth.stack.streaming.function: {},
     }
     for fn, prefixes in expected.items():
         granted: dict[str, set[str]] = {}
