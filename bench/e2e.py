@@ -54,9 +54,10 @@ def baseline(body: bytes, job_type: str, batch: int) -> float:
     for i in range(0, len(rows), batch):
         chunk = rows[i : i + batch]
         out = enrich_values(job_type, [r[layout.column_index] for r in chunk])
-        parts.append([results.part_rows(chunk, out, columns)])
+        parts.append([results.part_rows(chunk, out, columns, len(layout.header))])
     header = results.result_header(layout.header, len(layout.header), columns, job_type)
-    size = sum(len(c) for c in results.assemble(header, len(layout.header), len(columns) + 2, parts))
+    width = len(layout.header)
+    size = sum(len(c) for c in results.assemble(header, width, width, len(columns) + 2, parts))
     assert size > 0
     return time.perf_counter() - start
 
@@ -107,10 +108,10 @@ def main() -> None:
     rt.start()
     try:
         run_job(rt, make_csv(20, args.type), args.type)  # warm-up: imports and first-call data loads
-        assert rt.counter is not None
-        rt.counter.counts.clear()
+        assert rt.emulation is not None
+        rt.emulation.counts(reset=True)
         seconds, result_rows = run_job(rt, body, args.type)
-        counts = dict(sorted(rt.counter.counts.items()))
+        counts = dict(sorted(rt.emulation.counts().items()))
     finally:
         rt.stop()
     batch = int(os.environ.get("BULKAPI_ROWS_PER_BATCH", "500"))

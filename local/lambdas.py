@@ -1,8 +1,8 @@
 """In-process Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
 
 moto cannot run a function without Docker. Step Functions tasks reach functions through moto's Lambda
-backend, so `LambdaFunction._invoke_lambda` is patched (one place, keyed by function name). It is a private
-moto API: moto is pinned in pyproject.toml and tests/integration/test_local_lambdas.py covers the patch.
+backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to call back here
+(local/emulation.py); tests/integration/test_pipeline.py covers that path.
 """
 
 from __future__ import annotations
@@ -95,28 +95,3 @@ class Invoker:
             return json.dumps(self.invoke(fn.logical_id, payload)), False
         except InvocationError as exc:
             return json.dumps({"errorMessage": exc.error_message, "errorType": exc.error_type}), True
-
-
-_active: Invoker | None = None
-
-
-def install(invoker: Invoker) -> None:
-    """Route moto's Lambda invocations (from Step Functions tasks) to `invoker`."""
-    global _active
-    from moto.awslambda.models import LambdaFunction
-
-    _active = invoker
-
-    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
-        if _active is None:
-            return json.dumps({"errorMessage": "local runtime stopped", "errorType": "ServiceException"}), True, ""
-        payload, errored = _active.invoke_by_name(self.function_name, event)
-        return payload, errored, ""
-
-    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
-
-
-def uninstall() -> None:
-    """Stop routing invocations (the runtime is stopping)."""
-    global _active
-    _active = None

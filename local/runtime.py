@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import collections
+import json
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import boto3
-import requests
 from botocore.config import Config
 
 from local import lambdas
+from local.emulation import EmulationProcess
 from local.gateway import Gateway
 from local.resources import REGION, ResourceBuilder, Topology
 from local.template import load_template
@@ -60,54 +59,40 @@ class Options:
         )
 
 
-class RequestCounter:
-    """WSGI middleware counting the emulation's requests by service and operation (for benchmarks)."""
+class InvokeEndpoint:
+    """Where the emulation process sends Lambda invocations (Step Functions tasks) to run the real handlers here."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self.app = app
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.lock = threading.Lock()
+    def __init__(self) -> None:
+        self.invoker: lambdas.Invoker | None = None
+        endpoint = self
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        key = self.classify(environ)
-        if key:
-            with self.lock:
-                self.counts[key] += 1
-        return self.app(environ, start_response)
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
 
-    @staticmethod
-    def classify(environ: dict[str, Any]) -> str | None:
-        """`service.Operation` from the SigV4 scope and the target header / Action / method."""
-        path = environ.get("PATH_INFO", "")
-        if path.startswith("/moto-api"):
-            return None
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        service = "unknown"
-        if "Credential=" in auth:
-            scope = auth.split("Credential=")[1].split(",")[0].split("/")
-            service = scope[3] if len(scope) > 3 else "unknown"
-        elif "X-Amz-Credential" in environ.get("QUERY_STRING", ""):
-            service = "s3"
-        target = environ.get("HTTP_X_AMZ_TARGET")
-        if target:
-            return f"{service}.{target.split('.')[-1]}"
-        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
-        if action:
-            return f"{service}.{action[0]}"
-        method = environ.get("REQUEST_METHOD", "GET")
-        if service == "s3":
-            query = environ.get("QUERY_STRING", "")
-            op = {
-                "GET": "GetObject",
-                "PUT": "PutObject",
-                "HEAD": "HeadObject",
-                "DELETE": "DeleteObject",
-                "POST": "PostObject",
-            }.get(method, method)
-            if "uploadId" in query or "uploads" in query:
-                op = "MultipartUpload"
-            return f"s3.{op}"
-        return f"{service}.{method} {path.split('/')[1] if '/' in path else path}"
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if endpoint.invoker is None:
+                    payload, errored = json.dumps({"errorMessage": "not ready", "errorType": "ServiceException"}), True
+                else:
+                    payload, errored = endpoint.invoker.invoke_by_name(request["function"], request["event"])
+                body = json.dumps({"payload": payload, "errored": errored}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/invoke"
+        threading.Thread(target=self.server.serve_forever, name="invoke-endpoint", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.invoker = None
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class LocalRuntime:
@@ -116,8 +101,8 @@ class LocalRuntime:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.api_key = options.dev_token or "enc_test_" + secrets.token_urlsafe(24)
-        self.moto: Any = None
-        self.counter: RequestCounter | None = None
+        self.emulation: EmulationProcess | None = None
+        self.invoke_endpoint: InvokeEndpoint | None = None
         self.pollers: list[Poller] = []
         self.gateway: Gateway | None = None
         self.topology: Topology | None = None
@@ -135,7 +120,8 @@ class LocalRuntime:
         self.topology = topology
         self._apply_function_env(topology)
         self.invoker = lambdas.Invoker(topology.functions)
-        lambdas.install(self.invoker)
+        assert self.invoke_endpoint is not None
+        self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
         sqs = self.client("sqs")
         for mapping in topology.mappings:
@@ -167,9 +153,10 @@ class LocalRuntime:
             self.gateway.stop()
         for poller in self.pollers:
             poller.stop()
-        lambdas.uninstall()
-        if self.moto is not None:
-            self.moto.stop()
+        if self.invoke_endpoint is not None:
+            self.invoke_endpoint.stop()
+        if self.emulation is not None:
+            self.emulation.stop()
         for var, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(var, None)
@@ -189,19 +176,12 @@ class LocalRuntime:
             os.environ[var] = value
 
     def _start_moto(self) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.moto.start()
-        host, port = self.moto.get_host_and_port()
-        self.counter = RequestCounter(self.moto._server.app)
-        self.moto._server.app = self.counter
-        self.endpoint = f"http://{host}:{port}"
-        # MOTO_PORT: moto's Step Functions executor calls Lambda back on localhost:$MOTO_PORT.
+        # moto runs in its own process: its request handling then uses the second core instead of taking
+        # the GIL from the handlers (measured in bench/e2e.py; see the commit that introduced it).
+        self.invoke_endpoint = InvokeEndpoint()
+        self.emulation = EmulationProcess(self.invoke_endpoint.url)
+        self.emulation.start()
+        self.endpoint = self.emulation.endpoint
         self._set_env(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
@@ -209,15 +189,11 @@ class LocalRuntime:
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
-                "MOTO_PORT": str(port),
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )
-        requests.post(
-            f"{self.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
-        ).raise_for_status()
         # The adapters cache clients; a new endpoint needs new clients.
         from functions.adapters.aws import client as cached_client
 
