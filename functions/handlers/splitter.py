@@ -21,7 +21,11 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
     settings = load(SplitterSettings)
     store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
     if key.startswith("drop/"):
-        job = splitting.job_for_drop(key, etag, sequencer, store, blobs)
+        head = blobs.head(key)
+        if head is None:  # deleted before we got to it: nothing to do
+            return "gone"
+        column = (head.get("Metadata") or {}).get("column")
+        job = splitting.job_for_drop(key, etag, sequencer, store, blobs, column)
         if job is None:
             return "rejected"
     elif key.startswith("uploads/") and key.endswith(".csv"):

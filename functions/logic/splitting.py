@@ -224,8 +224,13 @@ def reject_drop(blobs: SplitBlobPort, key: str, code: str, message: str) -> str:
     return dest
 
 
-def job_for_drop(key: str, etag: str, sequencer: str, store: SplitStorePort, blobs: SplitBlobPort) -> Job | None:
-    """The job for a dropped file (created on first sight); None when the drop was rejected."""
+def job_for_drop(
+    key: str, etag: str, sequencer: str, store: SplitStorePort, blobs: SplitBlobPort, column: str | None = None
+) -> Job | None:
+    """The job for a dropped file (created on first sight); None when the drop was rejected.
+
+    `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use.
+    """
     target = parse_drop_key(key)
     if target is None:
         reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>.csv")
@@ -246,6 +251,7 @@ def job_for_drop(key: str, etag: str, sequencer: str, store: SplitStorePort, blo
         status=JobStatus.QUEUED,
         source_key=key,
         filename=target.filename,
+        column=column or None,
         created_at=utcnow(),
     )
     if not store.put_new_job(job):

@@ -107,6 +107,25 @@ def test_dropped_csv_becomes_a_completed_job_in_the_list(store: JobStore, runtim
     assert store.account_credits(account) == 950
 
 
+def test_dropped_csv_with_column_metadata_uses_that_column(store: JobStore, runtime: LocalRuntime) -> None:
+    # Given a file with two email-looking columns, the second one named in the object's metadata
+    account, session = new_account(store, runtime, 100)
+    body = b"work,personal\r\na@corp.example,bad-address\r\nb@corp.example,also-bad\r\n"
+    runtime.client("s3").put_object(
+        Bucket=runtime.bucket, Key=f"drop/{account}/email/two.csv", Body=body, Metadata={"column": "personal"}
+    )
+    # Then the job enriches that column
+    job = wait_for(
+        lambda: (
+            (j := session.get(f"{session.base}/api/bulk-jobs", timeout=30).json()["jobs"])
+            and j[0]["status"] == "completed"
+            and j[0]
+        ),
+        what="the dropped job",
+    )
+    assert (job["column"], job["invalid"], job["succeeded"]) == ("personal", 2, 0)
+
+
 def test_drop_for_unknown_account_or_type_is_moved_to_rejected_with_a_reason(runtime: LocalRuntime) -> None:
     s3 = runtime.client("s3")
     blobs = BlobStore(runtime.bucket)
