@@ -8,29 +8,18 @@ from typing import Any, Protocol
 from functions.enrich import result_columns
 from functions.errors import NotFoundError
 from functions.logic import results
-from functions.logic.jobs import utcnow
+from functions.logic.jobs import StatusPort, utcnow
 from functions.logic.processing import part_key
 from functions.models import Job, JobEvent, JobStatus
 from functions.observability import logger
 
 
-class FinalStorePort(Protocol):
+class FinalStorePort(StatusPort, Protocol):
     """The jobs-table operations the finalizer needs."""
 
-    def get_job(self, job_id: str) -> Job | None: ...
     def done_batches(self, job_id: str) -> list[int]: ...
     def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job: ...
     def settle_credits(self, job: Job, now: str) -> bool: ...
-    def set_status(
-        self,
-        job_id: str,
-        status: JobStatus,
-        *,
-        only_from: tuple[str, ...],
-        now: str,
-        error: str | None = None,
-        error_message: str | None = None,
-    ) -> Job | None: ...
 
 
 class Writer(Protocol):

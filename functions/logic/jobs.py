@@ -13,10 +13,9 @@ from functions.logic import csv_input
 from functions.models import JOB_TYPES, Job, JobStatus
 
 
-class JobStorePort(Protocol):
-    """What job logic needs from the jobs table."""
+class StatusPort(Protocol):
+    """Reads a job and moves its status (guarded by the statuses it may move from)."""
 
-    def create_job_reserving(self, job: Job, now: str) -> None: ...
     def get_job(self, job_id: str) -> Job | None: ...
     def set_status(
         self,
@@ -28,6 +27,12 @@ class JobStorePort(Protocol):
         error: str | None = None,
         error_message: str | None = None,
     ) -> Job | None: ...
+
+
+class JobStorePort(StatusPort, Protocol):
+    """What job logic needs from the jobs table."""
+
+    def create_job_reserving(self, job: Job, now: str) -> None: ...
 
 
 class BlobPort(Protocol):

@@ -5,26 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from functions.logic.jobs import FinalizerPort, utcnow
+from functions.logic.jobs import FinalizerPort, StatusPort, utcnow
 from functions.models import Job, JobStatus
 from functions.observability import logger
 
 
-class SweepStorePort(Protocol):
+class SweepStorePort(StatusPort, Protocol):
     """What the sweeper needs from the jobs table."""
 
     def active_job_ids(self, created_before: str, limit: int = 500) -> list[str]: ...
-    def get_job(self, job_id: str) -> Job | None: ...
-    def set_status(
-        self,
-        job_id: str,
-        status: JobStatus,
-        *,
-        only_from: tuple[str, ...],
-        now: str,
-        error: str | None = None,
-        error_message: str | None = None,
-    ) -> Job | None: ...
 
 
 def _iso(moment: datetime) -> str:

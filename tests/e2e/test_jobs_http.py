@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
-from functions.adapters.jobs import JobStore
-from functions.logic.jobs import utcnow
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, new_account
 from tests.helpers import email_csv, parse_result, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -33,20 +29,8 @@ def status(session: requests.Session, server: Server, job_id: str) -> dict[str, 
 
 
 def other_account(server: Server, credits: int) -> str:
-    """A second account with its own key, written straight into the local table (admin commands come later)."""
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    store = JobStore(server.table, client=ddb)
-    account = "acct_" + secrets.token_hex(4)
-    key = "enc_test_" + secrets.token_hex(12)
-    store.put_account(account, "Other", credits)
-    store.put_api_key(key, account, "key_" + account, utcnow())
-    return key
+    """The key of a second account."""
+    return new_account(server, credits).key
 
 
 def test_ten_thousand_row_job_completes_with_every_row_once_in_order(server: Server) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import secrets
 import socket
 import threading
 import time
@@ -14,16 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import encrata
 import pytest
 import uvicorn
 
-from functions.adapters.jobs import JobStore
 from functions.handlers import stream as stream_handler
-from functions.logic.jobs import utcnow
 from functions.settings import load
-from tests.e2e.conftest import Server, free_port, start_server, stop_server
+from tests.e2e.conftest import Server, free_port, new_account, start_server, stop_server
 from tests.helpers import wait_for
 from tests.unit.test_inline import KEY as FAKE_KEY
 from tests.unit.test_inline import FakeStore, SpyEnrich
@@ -43,35 +39,6 @@ def delayed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     )
     yield srv
     stop_server(srv)
-
-
-@dataclass
-class Account:
-    """An account of its own (so balances are exact whatever else runs), with its key."""
-
-    key: str
-    id: str
-    store: JobStore
-
-    @property
-    def balance(self) -> int:
-        return self.store.account_credits(self.id) or 0
-
-
-def new_account(server: Server, credits: int) -> Account:
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    store = JobStore(server.table, client=ddb)
-    account_id = "acct_" + secrets.token_hex(4)
-    key = "enc_test_" + secrets.token_hex(12)
-    store.put_account(account_id, "SSE", credits)
-    store.put_api_key(key, account_id, "key_" + account_id, utcnow())
-    return Account(key, account_id, store)
 
 
 @dataclass
