@@ -19,6 +19,7 @@ from functions.settings import (
     FinalizerSettings,
     SplitterSettings,
     StreamSettings,
+    SweeperSettings,
     WebhookSettings,
     WorkerSettings,
     env_names,
@@ -41,6 +42,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "finalizer": FinalizerSettings,
     "webhooks": WebhookSettings,
     "stream": StreamSettings,
+    "sweeper": SweeperSettings,
 }
 
 

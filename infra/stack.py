@@ -20,6 +20,7 @@ from infra.observability import Monitored, ObservabilityConstruct
 from infra.pipeline import PipelineConstruct
 from infra.storage import StorageConstruct
 from infra.streaming import StreamingConstruct
+from infra.sweeper import SweeperConstruct
 from infra.webhooks import WebhooksConstruct
 
 STACK_NAME = "BulkApi"
@@ -58,6 +59,9 @@ class BulkApiStack(Stack):
         )
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
+        )
+        self.sweeper = SweeperConstruct(
+            self, "Sweeper", functions=functions, storage=storage, state_machine=finalizer.state_machine
         )
         self.observability = observability = ObservabilityConstruct(
             self,

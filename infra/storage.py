@@ -20,6 +20,8 @@ from infra.nag import acknowledge, policy_of, resource_of
 STAGING_PREFIXES = ("uploads/", "drop/", "parts/", "rejected/")
 RESULTS_PREFIX = "results/"
 BY_ACCOUNT_INDEX = "by_account"
+# Sparse: only jobs that have not ended carry `active` (functions/adapters/jobs.py); the sweeper queries it.
+ACTIVE_INDEX = "active"
 
 
 class StorageConstruct(Construct):
@@ -87,7 +89,14 @@ class StorageConstruct(Construct):
                     index_name=BY_ACCOUNT_INDEX,
                     partition_key=dynamodb.Attribute(name="account_id", type=dynamodb.AttributeType.STRING),
                     sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
-                )
+                ),
+                # Keys only: the sweeper reads each job it finds strongly consistent from the table anyway.
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=ACTIVE_INDEX,
+                    partition_key=dynamodb.Attribute(name="active", type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
+                    projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                ),
             ],
         )
 
@@ -115,11 +124,11 @@ class StorageConstruct(Construct):
             grantee=fn, actions=[f"dynamodb:{action}" for action in actions], resource_arns=[self.table.table_arn]
         )
         if query_by_account:
-            grant = grant.combine(
-                iam.Grant.add_to_principal(
-                    grantee=fn,
-                    actions=["dynamodb:Query"],
-                    resource_arns=[f"{self.table.table_arn}/index/{BY_ACCOUNT_INDEX}"],
-                )
-            )
+            grant = grant.combine(self.grant_index_query(fn, BY_ACCOUNT_INDEX))
         return grant
+
+    def grant_index_query(self, fn: lambda_.Function, index_name: str) -> iam.Grant:
+        """Query on one index of the jobs table, and nothing else on it."""
+        return iam.Grant.add_to_principal(
+            grantee=fn, actions=["dynamodb:Query"], resource_arns=[f"{self.table.table_arn}/index/{index_name}"]
+        )

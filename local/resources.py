@@ -3,7 +3,8 @@
 Queues, tables, buckets, the bus, the functions' settings, the event source mappings and the state machine
 definition all come from the template CDK synthesizes, so the local runtime cannot drift from what is deployed.
 Where moto lacks the glue (S3 -> Lambda, EventBridge -> Lambda, SQS event source mappings), the notification
-or rule targets a shadow SQS queue instead, which local/wiring.py polls.
+or rule targets a shadow SQS queue instead, which local/wiring.py polls. moto never fires schedule rules either:
+those are recorded in the topology (function, interval) and local/runtime.py runs a timer for each.
 """
 
 from __future__ import annotations
@@ -47,6 +48,27 @@ class QueueMapping:
 
 
 @dataclass
+class LocalSchedule:
+    """A schedule rule (`rate(...)`) targeting a function: the local runtime invokes it on a timer."""
+
+    rule_arn: str
+    function: str  # logical id
+    seconds: int
+
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """`rate(5 minutes)` -> 300; anything else (cron(...)) is not supported locally and raises."""
+    match = _RATE.match(expression.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"unsupported schedule expression {expression!r}: the local runtime runs rate(N unit) only")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+@dataclass
 class Topology:
     """What the local wiring needs to know about the created resources."""
 
@@ -58,6 +80,7 @@ class Topology:
     state_machines: dict[str, str] = field(default_factory=dict)
     state_machine_definitions: dict[str, str] = field(default_factory=dict)
     buses: dict[str, str] = field(default_factory=dict)
+    schedules: list[LocalSchedule] = field(default_factory=list)
 
 
 def _name(logical_id: str, limit: int = 63) -> str:
@@ -290,6 +313,12 @@ class ResourceBuilder:
             props = self.resolve(res["Properties"])
             bus = props.get("EventBusName", "default")
             rule = _name(lid, 64)
+            if "ScheduleExpression" in props and "EventPattern" not in props:
+                seconds = rate_seconds(props["ScheduleExpression"])
+                rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"
+                for target in props.get("Targets", []):
+                    self.topology.schedules.append(LocalSchedule(rule_arn, self._function_of(target["Arn"]), seconds))
+                continue
             events.put_rule(
                 Name=rule, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED"
             )

@@ -6,7 +6,9 @@ import json
 import os
 import secrets
 import threading
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,7 +18,7 @@ from botocore.config import Config
 from local import lambdas
 from local.emulation import EmulationProcess
 from local.gateway import Gateway
-from local.resources import REGION, ResourceBuilder, Topology
+from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology
 from local.template import load_template
 from local.wiring import Poller
 
@@ -36,6 +38,8 @@ class Options:
     visibility_timeout: int = 30
     retry_delay: int = 1
     poll_wait_seconds: int = 5
+    # Runs every schedule rule this often instead of at its rate (None: at its rate, as deployed).
+    schedule_seconds: float | None = None
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -55,8 +59,26 @@ class Options:
             dev_webhook_url=env.get("BULKAPI_DEV_WEBHOOK_URL") or None,
             concurrency_cap=int(env.get("BULKAPI_LOCAL_CONCURRENCY", "4")),
             retry_delay=int(env.get("BULKAPI_LOCAL_RETRY_DELAY", "1")),
+            schedule_seconds=float(env["BULKAPI_LOCAL_SCHEDULE_SECONDS"])
+            if env.get("BULKAPI_LOCAL_SCHEDULE_SECONDS")
+            else None,
             overrides=overrides,
         )
+
+
+def scheduled_event(rule_arn: str) -> dict[str, Any]:
+    """The event EventBridge delivers for a schedule rule (detail-type "Scheduled Event")."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [rule_arn],
+        "detail": {},
+    }
 
 
 class InvokeEndpoint:
@@ -104,6 +126,8 @@ class LocalRuntime:
         self.emulation: EmulationProcess | None = None
         self.invoke_endpoint: InvokeEndpoint | None = None
         self.pollers: list[Poller] = []
+        self.schedules: list[threading.Thread] = []
+        self._schedules_stop = threading.Event()
         self.gateway: Gateway | None = None
         self.topology: Topology | None = None
         self.invoker: lambdas.Invoker | None = None
@@ -135,6 +159,8 @@ class LocalRuntime:
             )
             poller.start()
             self.pollers.append(poller)
+        for schedule in topology.schedules:
+            self._start_schedule(schedule)
         api = self.function_id("functions.handlers.api.lambda_handler")
         from functions.handlers import stream
 
@@ -151,6 +177,7 @@ class LocalRuntime:
         """Stop the API, the pollers and the emulation, and restore the environment."""
         if self.gateway is not None:
             self.gateway.stop()
+        self._schedules_stop.set()
         for poller in self.pollers:
             poller.stop()
         if self.invoke_endpoint is not None:
@@ -209,6 +236,22 @@ class LocalRuntime:
             aws_secret_access_key="local",  # noqa: S106 - the emulation accepts any credentials
             config=Config(retries={"max_attempts": 3}),
         )
+
+    def _start_schedule(self, schedule: LocalSchedule) -> None:
+        # moto never fires schedule rules: a timer invokes the target as EventBridge would, first after one interval.
+        interval = self.options.schedule_seconds or schedule.seconds
+
+        def run() -> None:
+            while not self._schedules_stop.wait(interval):
+                assert self.invoker is not None
+                try:
+                    self.invoker.invoke(schedule.function, scheduled_event(schedule.rule_arn))
+                except lambdas.InvocationError:
+                    pass  # printed by the invoker; the next tick runs again, like the deployed schedule
+
+        thread = threading.Thread(target=run, name=f"schedule-{schedule.function}", daemon=True)
+        thread.start()
+        self.schedules.append(thread)
 
     def _apply_function_env(self, topology: Topology) -> None:
         # All handlers share this process's environment: two functions giving one variable different values

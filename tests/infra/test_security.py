@@ -81,6 +81,7 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         },
         synth.stack.webhooks.function: {},
         synth.stack.streaming.function: {},
+        synth.stack.sweeper.function: {},
     }
     for fn, prefixes in expected.items():
         granted: dict[str, set[str]] = {}

@@ -93,7 +93,10 @@ def test_jobs_table_is_on_demand_with_pitr_ttl_and_deletion_protection(synth: Sy
                         {"AttributeName": "sk", "KeyType": "RANGE"},
                     ],
                     "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-                    "GlobalSecondaryIndexes": [Match.object_like({"IndexName": "by_account"})],
+                    "GlobalSecondaryIndexes": [
+                        Match.object_like({"IndexName": "by_account"}),
+                        Match.object_like({"IndexName": "active"}),
+                    ],
                     "Replicas": [
                         Match.object_like(
                             {

@@ -1,0 +1,62 @@
+"""The sweeper: every few minutes, end the jobs that would otherwise stay unfinished (functions/logic/sweeper.py).
+
+A job can be stranded by a lost S3 event (queued forever), a splitter that kept failing, workers that stopped
+counting, or a finalizer start that never happened. The sweeper walks the sparse `active` index of the jobs table,
+fails the jobs that cannot move on and starts the finalizer of those whose batches are all counted. A sweep is
+idempotent (conditional status changes; the finalizer's execution name is the job id), so a missed or repeated run
+is harmless: the next one catches up.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.functions import FunctionFactory
+from infra.storage import ACTIVE_INDEX, StorageConstruct
+
+SCHEDULE = Duration.minutes(5)
+
+
+class SweeperConstruct(Construct):
+    """The sweeper function and the schedule (default bus) that runs it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: FunctionFactory,
+        storage: StorageConstruct,
+        state_machine: sfn.IStateMachine,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # The thresholds (start_after, split_lease, stalled_after) keep the settings model's defaults.
+        self.function = functions.make(
+            self,
+            "Sweeper",
+            handler="sweeper",
+            env={
+                "jobs_table": storage.table.table_name,
+                "bucket": storage.bucket.bucket_name,
+                "finalizer_arn": state_machine.state_machine_arn,
+            },
+            timeout=Duration.minutes(5),
+            memory=512,
+        )
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description="bulkapi: end jobs that would otherwise stay unfinished",
+            schedule=events.Schedule.rate(SCHEDULE),
+            # A sweep older than the next one is worth nothing: the next run covers the same jobs.
+            targets=[targets.LambdaFunction(self.function, retry_attempts=2, max_event_age=SCHEDULE)],
+        )
+        # Lists unfinished jobs (keys only) through the index, reads each one and moves its status;
+        # starts the finalizer of a job whose batches are all counted or that it failed.
+        storage.grant_index_query(self.function, ACTIVE_INDEX)
+        storage.grant_jobs(self.function, "GetItem", "UpdateItem")
+        state_machine.grant_start_execution(self.function)
