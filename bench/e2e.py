@@ -102,6 +102,7 @@ def main() -> None:
             overrides={
                 "BULKAPI_MAX_ROWS_PER_JOB": str(max(args.rows, 10_000)),
                 "BULKAPI_MAX_UPLOAD_BYTES": str(max(len(body) + 1, 5 * 1024 * 1024)),
+                **{k: v for k, v in os.environ.items() if k == "BULKAPI_ROWS_PER_BATCH"},
             },
         )
     )
@@ -114,7 +115,7 @@ def main() -> None:
         counts = dict(sorted(rt.emulation.counts().items()))
     finally:
         rt.stop()
-    batch = int(os.environ.get("BULKAPI_ROWS_PER_BATCH", "500"))
+    batch = int(os.environ.get("BULKAPI_ROWS_PER_BATCH", "1000"))
     base = min(baseline(body, args.type, batch) for _ in range(3))
     total_requests = sum(counts.values())
     by_service: dict[str, int] = {}

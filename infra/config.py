@@ -24,7 +24,7 @@ class StackConfig(BaseModel):
     # Limits the API and the splitter enforce.
     max_rows_per_job: int = Field(default=10_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
-    rows_per_batch: int = Field(default=500, ge=1)
+    rows_per_batch: int = Field(default=1000, ge=1)
     # The worker's event source mapping and queue.
     worker_batch_size: int = Field(default=4, ge=1, le=10)
     worker_max_concurrency: int = Field(default=10, ge=2, le=1000)
