@@ -1,7 +1,7 @@
 """Observability: the dashboard and the alarms an operator acts on.
 
 The functions publish Powertools metrics in the `bulkapi` namespace with the dimension service=bulkapi:
-JobsCreated (api), JobsCompleted / JobsCancelled / JobsFailed (finalizer), RowsProcessed (worker),
+JobsCreated (api), JobsCompleted / JobsCancelled / JobsFailed / CreditsUsed (finalizer), RowsProcessed (worker),
 RowsDeadLettered (dead-letter handler).
 """
 
@@ -157,7 +157,7 @@ class ObservabilityConstruct(Construct):
                         expression="rows / PERIOD(rows)", using_metrics={"rows": rows}, label="rows/s", period=PERIOD
                     )
                 ],
-                right=[app_metric("RowsDeadLettered", "dead-lettered rows")],
+                right=[app_metric("RowsDeadLettered", "dead-lettered rows"), app_metric("CreditsUsed", "credits used")],
                 width=8,
             ),
             cw.GraphWidget(

@@ -37,6 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             job_id, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket
         )
         metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
+        metrics.add_metric(name="CreditsUsed", unit="Count", value=outcome["credits_used"])
         return outcome
     if action == "fail":
         code, message = _cause(event)

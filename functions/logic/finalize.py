@@ -106,7 +106,7 @@ def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucke
     store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow())
     job = _job(store, job_id)
     publish(job, events, bucket)
-    return {"job_id": job_id, "status": job.status.value}
+    return {"job_id": job_id, "status": job.status.value, "credits_used": job.credits_used}
 
 
 def fail_job(

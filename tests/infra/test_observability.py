@@ -60,6 +60,7 @@ def test_dashboard_shows_jobs_rows_queues_and_errors(synth: Synth) -> None:
         "JobsCompleted",
         "JobsFailed",
         "RowsProcessed",
+        "CreditsUsed",
         "ApproximateNumberOfMessagesVisible",
         "Duration",
         "Errors",
