@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import threading
+import warnings
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -138,6 +139,8 @@ class LocalRuntime:
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> LocalRuntime:
         """Start the emulation, create the resources, start the wiring and the API; returns when ready."""
+        # Metrics are disabled locally; Powertools still warns on every flush with nothing in it.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         template = load_template()
         self._start_moto()
         topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
