@@ -6,8 +6,8 @@ import json
 import os
 import secrets
 import threading
-import warnings
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
