@@ -109,8 +109,9 @@ class StreamingConstruct(Construct):
             runtime_env=WEB_ADAPTER_ENVIRONMENT,
             extra_layers=[web_adapter_layer(self)],
         )
-        # `account_for_key` and `account_credits` read items; the charge is a conditional UpdateItem.
-        storage.grant_jobs(self.function, "GetItem", "UpdateItem")
+        # `account_for_key` and `account_credits` read items; the charge is a conditional UpdateItem; an
+        # Idempotency-Key record is put at the start, updated with the answer, or deleted when not completed.
+        storage.grant_jobs(self.function, "GetItem", "UpdateItem", "PutItem", "DeleteItem")
         integration = apigw.LambdaIntegration(
             self.function, response_transfer_mode=apigw.ResponseTransferMode.STREAM, timeout=TIMEOUT
         )

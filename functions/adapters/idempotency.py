@@ -7,6 +7,8 @@ refused (422 idempotency_key_reused); while the first request is still running, 
 from __future__ import annotations
 
 import hashlib
+import time
+import zlib
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -20,6 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
 from functions.errors import BulkApiError, ConflictError, InputError
@@ -91,3 +94,85 @@ def once(
             code="idempotency_in_progress",
             retry_after=1,
         ) from exc
+
+
+class InlineReplay:
+    """Idempotency for the streamed inline endpoints: the first answer's bytes are kept and replayed.
+
+    Powertools' utility stores a function's return value; a stream is only known once it has been sent, so
+    these records are written here: in progress at the start, the compressed transcript at the end.
+    """
+
+    PK = "IDEMPOTENCY#INLINE"
+    STALE_SECONDS = 15 * 60  # longer than a stream can run (the stream function's timeout is 60 s)
+    MAX_TRANSCRIPT = 350 * 1024  # DynamoDB items are limited to 400 KB
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = table_name
+        self.ddb = client or aws_client("dynamodb")
+
+    def _key(self, account_id: str, key: str) -> dict[str, Any]:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return {"pk": {"S": self.PK}, "sk": {"S": f"{account_id}#{digest}"}}
+
+    def begin(self, account_id: str, key: str, request_fingerprint: str) -> bytes | None:
+        """None: go ahead (the request is recorded as in progress); bytes: the original answer to replay."""
+        if not key.strip() or len(key) > MAX_KEY_LENGTH:
+            raise InputError(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_idempotency_key"
+            )
+        now = int(time.time())
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item={
+                    **self._key(account_id, key),
+                    "fingerprint": {"S": request_fingerprint},
+                    "state": {"S": "in_progress"},
+                    "started_at": {"N": str(now)},
+                    "expires_at": {"N": str(now + WINDOW_SECONDS)},
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR expires_at < :now OR (#st = :in AND started_at < :stale)"
+                ),
+                ExpressionAttributeNames={"#st": "state"},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(now)},
+                    ":in": {"S": "in_progress"},
+                    ":stale": {"N": str(now - self.STALE_SECONDS)},
+                },
+            )
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+        item = self.ddb.get_item(TableName=self.table, Key=self._key(account_id, key), ConsistentRead=True).get(
+            "Item", {}
+        )
+        if item.get("fingerprint", {}).get("S") != request_fingerprint:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was already used with a different request")
+        if item.get("state", {}).get("S") == "done":
+            return zlib.decompress(item["transcript"]["B"])
+        raise ConflictError(
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+            code="idempotency_in_progress",
+            retry_after=1,
+        )
+
+    def finish(self, account_id: str, key: str, transcript: bytes) -> None:
+        """Keep the complete answer for replays (a too-large one is dropped: a retry then runs again)."""
+        packed = zlib.compress(transcript, 6)
+        if len(packed) > self.MAX_TRANSCRIPT:
+            self.abandon(account_id, key)
+            return
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=self._key(account_id, key),
+            UpdateExpression="SET #st = :done, transcript = :t",
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={":done": {"S": "done"}, ":t": {"B": packed}},
+        )
+
+    def abandon(self, account_id: str, key: str) -> None:
+        """Forget an answer that was not completed (client left, refused, failed): the key can be used again."""
+        self.ddb.delete_item(TableName=self.table, Key=self._key(account_id, key))

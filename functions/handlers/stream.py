@@ -7,6 +7,7 @@ locally the gateway drives the same app (local/gateway.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from functions.adapters import idempotency
+from functions.adapters.idempotency import InlineReplay
 from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
 from functions.errors import BulkApiError, UnauthorizedError
@@ -38,11 +41,12 @@ class Ports:
 
     store: Any
     enrich: Callable[[str, Sequence[str]], list[RowResult]]
+    replay: Any = None  # idempotency records (InlineReplay); None: Idempotency-Key is not supported
 
 
 def default_ports(settings: StreamSettings) -> Ports:
     """The real adapters; cheap to build (the boto3 client is cached), so built per request."""
-    return Ports(JobStore(settings.jobs_table), enrich_values)
+    return Ports(JobStore(settings.jobs_table), enrich_values, InlineReplay(settings.jobs_table))
 
 
 def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
@@ -108,8 +112,15 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(
-        self, plan: inline.Plan, enrich: inline.Enrich, store: Any, account_id: str, settings: StreamSettings
+        self,
+        plan: inline.Plan,
+        enrich: inline.Enrich,
+        store: Any,
+        account_id: str,
+        settings: StreamSettings,
+        record: Callable[[bytes | None], None] | None = None,
     ) -> None:
+        self.record = record  # called once at the end: the full transcript, or None when it was not completed
         self.status_code = 200
         self.background = None
         self.plan, self.enrich, self.store, self.account_id, self.settings = plan, enrich, store, account_id, settings
@@ -119,10 +130,17 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer every input, charge, summarize; or stop when the client leaves and charge what was sent."""
         client = _Connection(receive, send)
+        transcript: list[bytes] = []
+
+        async def write(block: bytes) -> bool:
+            if self.record is not None:
+                transcript.append(block)
+            return await client.write(block)
+
         stream = inline.EventStream(
             self.plan,
             self.enrich,
-            client.write,
+            write,
             concurrency=self.settings.inline_concurrency,
             heartbeat_seconds=self.settings.inline_heartbeat_seconds,
         )
@@ -137,12 +155,16 @@ class EventStreamResponse(Response):
                     if not client.gone:
                         # Charged before the summary, so `credits_used` is what was actually taken.
                         charged = await self._settle(stream.tally.credits)
-                        await client.write(inline.done_event(self.plan.total, charged))
-                        await client.write(inline.DONE)
+                        await write(inline.done_event(self.plan.total, charged))
+                        await write(inline.DONE)
                     group.cancel_scope.cancel()
         finally:
+            completed = charged is not None and not client.gone
             if charged is None:
                 charged = await self._settle(stream.tally.credits)
+            if self.record is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self.record, b"".join(transcript) if completed else None)
             logger.info(
                 "inline stream ended",
                 account_id=self.account_id,
@@ -170,9 +192,29 @@ async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -
     items = inline.parse_items(kind, await request.body())
     plan = inline.plan_request(kind, items)
     enrich = _enricher(p, kind.type, settings.local_enrich_delay_ms)
-    balance = await anyio.to_thread.run_sync(p.store.account_credits, account_id) or 0
-    await anyio.to_thread.run_sync(inline.require_credits, plan, balance, enrich)
-    return EventStreamResponse(plan, enrich, p.store, account_id, settings)
+    key = request.headers.get("idempotency-key")
+    record: Callable[[bytes | None], None] | None = None
+    if key and p.replay is not None:
+        replay = p.replay
+        fingerprint = idempotency.fingerprint(request.url.path, json.dumps(items, sort_keys=True))
+        original = await anyio.to_thread.run_sync(replay.begin, account_id, key, fingerprint)
+        if original is not None:  # the same request again: the first answer, not charged again
+            return Response(original, media_type="text/event-stream", headers={"Idempotent-Replayed": "true"})
+
+        def record(transcript: bytes | None) -> None:
+            if transcript is None:
+                replay.abandon(account_id, key)
+            else:
+                replay.finish(account_id, key, transcript)
+
+    try:
+        balance = await anyio.to_thread.run_sync(p.store.account_credits, account_id) or 0
+        await anyio.to_thread.run_sync(inline.require_credits, plan, balance, enrich)
+    except Exception:
+        if record is not None:
+            await anyio.to_thread.run_sync(record, None)
+        raise
+    return EventStreamResponse(plan, enrich, p.store, account_id, settings, record)
 
 
 async def _health(_: Request) -> Response:
@@ -183,7 +225,8 @@ async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, BulkApiError)
     if exc.status_code >= 500:
         logger.exception("request failed", error=exc.code)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import encrata
 import pytest
+import requests
 import uvicorn
 
 from functions.handlers import stream as stream_handler
@@ -319,3 +320,41 @@ def test_under_uvicorn_events_stream_and_a_disconnect_stops_the_charge(
     # Then it is charged soon (the work stopped) and only for what was sent
     balance = wait_for(lambda: store.balance if store.balance != 88 else None, timeout=1.0, interval=0.02)
     assert 85 <= balance <= 87, balance
+
+
+def test_idempotency_key_replays_the_first_stream_without_a_second_charge(server: Server) -> None:
+    # Given an account with 10 credits
+    account = new_account(server, 10)
+    url = f"{server.base_url}/api/bulk-lookup"
+    headers = {"Authorization": f"Bearer {account.key}", "Idempotency-Key": "lookup-7"}
+    body = {"emails": emails(3, "idem")}
+    # When the same request is sent twice with one Idempotency-Key
+    first = requests.post(url, json=body, headers=headers, timeout=30)
+    second = requests.post(url, json=body, headers=headers, timeout=30)
+    # Then the second answer is the first stream, byte for byte, and only 3 credits were taken
+    assert first.status_code == second.status_code == 200
+    assert second.content == first.content and first.content.endswith(b"data: [DONE]\n\n")
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert account.balance == 7
+    # And the key with another body is refused
+    other = requests.post(url, json={"emails": emails(2, "other")}, headers=headers, timeout=30)
+    assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused"
+    assert account.balance == 7
+
+
+def test_a_refused_request_does_not_keep_its_idempotency_key(server: Server) -> None:
+    # Given an account with 1 credit, refused for 2 valid addresses
+    account = new_account(server, 1)
+    url = f"{server.base_url}/api/bulk-lookup"
+    headers = {"Authorization": f"Bearer {account.key}", "Idempotency-Key": "retry-me"}
+    assert requests.post(url, json={"emails": emails(2, "r")}, headers=headers, timeout=30).status_code == 402
+    # When credits are added and the same request is retried with the same key
+    account.store.ddb.update_item(
+        TableName=account.store.table,
+        Key={"pk": {"S": f"ACCOUNT#{account.id}"}, "sk": {"S": "ACCOUNT"}},
+        UpdateExpression="SET credits = :c",
+        ExpressionAttributeValues={":c": {"N": "5"}},
+    )
+    retried = requests.post(url, json={"emails": emails(2, "r")}, headers=headers, timeout=30)
+    # Then it runs (the refusal was not recorded as the answer)
+    assert retried.status_code == 200 and account.balance == 3

@@ -62,6 +62,8 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
         ("xray:PutTelemetryRecords", '"*"'),
         ("dynamodb:GetItem", json.dumps(table, sort_keys=True)),
         ("dynamodb:UpdateItem", json.dumps(table, sort_keys=True)),
+        ("dynamodb:PutItem", json.dumps(table, sort_keys=True)),
+        ("dynamodb:DeleteItem", json.dumps(table, sort_keys=True)),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 
