@@ -4,16 +4,26 @@ Inline search only (not an async job type). Offline, a query is whitespace-colla
 `invalid` (not charged). Every other row asks the provider once per distinct query; with no provider configured it
 answers `error` / `provider_not_configured` (not charged). Results are flattened into `MAX_RESULTS` fixed column
 groups (`result_1_title`, `result_1_url`, `result_1_snippet`, ...) so the columns stay the same for every row.
+
+`configured_provider()` builds a programmable search client (the Google Custom Search JSON API shape:
+`GET {base}?key=&cx=&q=&num=` answering `items[].title/link/snippet` and `searchInformation.totalResults`) when
+`BULKAPI_SEARCH_API_KEY` and `BULKAPI_SEARCH_ENGINE_ID` are set. Env: those two, `BULKAPI_SEARCH_BASE_URL`
+(default https://www.googleapis.com/customsearch/v1), `BULKAPI_SEARCH_REQUESTS_PER_MINUTE` (default 100, the
+API's default per-minute quota).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.enrich._common import EMPTY_VALUE, Provider, columns_of, invalid, through_provider
+from functions.enrich._common import EMPTY_VALUE, Provider, ProviderFailure, columns_of, invalid, through_provider
+from functions.enrich._http import PROVIDER_BAD_RESPONSE, HttpPolicy, JsonClient, ProviderError, env_number
 from functions.models import RowResult
 
 INVALID = "invalid_query"
@@ -54,9 +64,84 @@ def normalize_query(raw: str) -> str | RowResult:
     return query
 
 
+SEARCH_DEFAULT_BASE_URL = "https://www.googleapis.com/customsearch/v1"
+SEARCH_DEFAULT_REQUESTS_PER_MINUTE = 100.0
+
+
+class _SearchItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str | None = None
+    link: str | None = None
+    snippet: str | None = None
+
+
+class _SearchInformation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # The API sends the count as a string ("12300"); pydantic's lax mode turns it into an int.
+    total_results: int | None = Field(default=None, alias="totalResults")
+
+
+class _SearchAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # A search without hits has no `items` at all.
+    items: list[_SearchItem] = Field(default_factory=list)
+    search_information: _SearchInformation | None = Field(default=None, alias="searchInformation")
+
+
+def to_result(query: str, answer: _SearchAnswer) -> GoogleResult:
+    """A search row from the API's answer, keeping the first `MAX_RESULTS` items."""
+    items = answer.items[:MAX_RESULTS]
+    slots: dict[str, Any] = {}
+    for i, item in enumerate(items, start=1):
+        slots[f"result_{i}_title"] = item.title
+        slots[f"result_{i}_url"] = item.link
+        slots[f"result_{i}_snippet"] = item.snippet
+    total = answer.search_information.total_results if answer.search_information else None
+    return GoogleResult(query=query, total_results=total, result_count=len(items), **slots)
+
+
+class SearchProvider:
+    """A programmable search JSON API (Google Custom Search shape): the first results of each query."""
+
+    def __init__(
+        self,
+        api_key: str,
+        engine_id: str,
+        base_url: str = SEARCH_DEFAULT_BASE_URL,
+        client: JsonClient | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._engine_id = engine_id
+        self._base_url = base_url
+        self._client = client or JsonClient("search")
+
+    def lookup(self, query: str) -> GoogleResult:
+        """The first results of one query; raises ProviderError when the API cannot answer."""
+        params = urlencode({"key": self._api_key, "cx": self._engine_id, "q": query, "num": MAX_RESULTS})
+        body = self._client.get_json(f"{self._base_url}?{params}")
+        try:
+            answer = _SearchAnswer.model_validate(body)
+        except ValidationError as exc:
+            raise ProviderError(PROVIDER_BAD_RESPONSE, "not a search answer") from exc
+        return to_result(query, answer)
+
+    def lookup_many(self, queries: Sequence[str]) -> list[GoogleResult | ProviderFailure]:
+        """One answer per query, looked up concurrently within the client's limits."""
+        return self._client.map_queries(self.lookup, queries)
+
+
 def configured_provider() -> Provider[GoogleResult] | None:
-    """The search provider configured for this deployment; none exists offline."""
-    return None
+    """The search API when `BULKAPI_SEARCH_API_KEY` and `BULKAPI_SEARCH_ENGINE_ID` are set; None otherwise."""
+    api_key = os.environ.get("BULKAPI_SEARCH_API_KEY", "").strip()
+    engine_id = os.environ.get("BULKAPI_SEARCH_ENGINE_ID", "").strip()
+    if not api_key or not engine_id:
+        return None
+    base_url = os.environ.get("BULKAPI_SEARCH_BASE_URL", "").strip() or SEARCH_DEFAULT_BASE_URL
+    rate = env_number("BULKAPI_SEARCH_REQUESTS_PER_MINUTE", SEARCH_DEFAULT_REQUESTS_PER_MINUTE)
+    return SearchProvider(api_key, engine_id, base_url, JsonClient("search", HttpPolicy(requests_per_minute=rate)))
 
 
 def enrich_with(values: Sequence[str], provider: Provider[GoogleResult] | None) -> list[RowResult]:
