@@ -1,0 +1,42 @@
+"""The local runtime's own process hygiene: nothing it starts outlives it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from local.runtime import LocalRuntime, Options
+if __name__ == "__main__":
+    rt = LocalRuntime(Options(port=0)).start()
+    print(rt.emulation.process.pid, flush=True)
+    os._exit(1)  # killed: no stop(), no cleanup
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes: it only waits to be reaped.
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_the_aws_emulation_ends_when_the_runtime_is_killed() -> None:
+    # Given a runtime whose process dies without stopping anything
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
+    )
+    child = int(out.stdout.strip().splitlines()[-1])
+    # Then its emulation process does not linger
+    wait_for(lambda: not alive(child), timeout=15, interval=0.2, what=f"emulation process {child} to exit")
