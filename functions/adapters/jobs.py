@@ -16,7 +16,6 @@ from functions.models import BatchCounts, Job, JobStatus
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
-ACTIVE = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
 # Jobs that are not yet terminal carry `active` (and so appear in the sparse `active` index the sweeper reads).
 ACTIVE_MARK = "ACTIVE"
 ACTIVE_INDEX = "active"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -15,7 +16,6 @@ from functions.logic.webhooks import Attempt
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
 # Owner attribute is `owner`, not `account_id`: items with account_id + created_at would enter the jobs index.
-PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
 DELIVERY_FIELDS = (
     "id",
     "webhook_id",
@@ -169,8 +169,6 @@ class RetryQueue:
 
     def schedule(self, delivery: dict[str, Any], delay_seconds: int) -> None:
         """Send the delivery back after `delay_seconds`; longer waits hop through the queue several times."""
-        import time
-
         body = {**delivery, "not_before": time.time() + delay_seconds}
         self.sqs.send_message(
             QueueUrl=self.url, MessageBody=json.dumps(body), DelaySeconds=min(delay_seconds, self.MAX_DELAY)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -84,9 +86,6 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
 
 
 def _widest(blobs: FinalBlobPort, job_id: str, done: list[int], n_added: int) -> int:
-    import csv
-    import io
-
     widest = 0
     for n in done:
         text = b"".join(blobs.stream(part_key(job_id, n))).decode("utf-8")
@@ -103,8 +102,8 @@ def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucke
     job = _job(store, job_id)
     if store.settle_credits(job, utcnow()):
         logger.info("credits settled", job_id=job_id, used=job.credits_used, reserved=job.credits_reserved)
-    store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow())
-    job = _job(store, job_id)
+    # The update returns the job as it now is; a cancelled (or failed) job is not moved and is read instead.
+    job = store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow()) or _job(store, job_id)
     publish(job, events, bucket)
     return {"job_id": job_id, "status": job.status.value, "credits_used": job.credits_used}
 
@@ -113,10 +112,10 @@ def fail_job(
     job_id: str, error: str, message: str, *, store: FinalStorePort, events: EventPort, bucket: str
 ) -> dict[str, Any]:
     """The catch path: the job ends failed with a code, unused credits are refunded once, the event goes out."""
-    store.set_status(
+    moved = store.set_status(
         job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error, error_message=message
     )
-    job = _job(store, job_id)
+    job = moved or _job(store, job_id)
     store.settle_credits(job, utcnow())
     publish(job, events, bucket)
     return {"job_id": job_id, "status": job.status.value}

@@ -7,6 +7,7 @@ anything else is retried on RETRY_SCHEDULE (first retry within 10 s, the last ab
 
 from __future__ import annotations
 
+import base64
 import http.client
 import ipaddress
 import json
@@ -57,8 +58,6 @@ class Attempt:
 
 def new_secret() -> str:
     """A signing secret in the Standard Webhooks format (whsec_ + base64 of 32 random bytes)."""
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 

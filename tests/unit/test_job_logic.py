@@ -9,11 +9,12 @@ import pytest
 from functions.errors import ConflictError, InputError, InsufficientCreditsError, NotFoundError
 from functions.logic import jobs
 from functions.models import Job, JobStatus
+from tests.fakes import JobsInMemory, RecordingFinalizer
 
 
-class FakeStore:
+class FakeStore(JobsInMemory):
     def __init__(self, credits: int = 1000) -> None:
-        self.jobs: dict[str, Job] = {}
+        super().__init__()
         self.credits = credits
 
     def create_job_reserving(self, job: Job, now: str) -> None:
@@ -24,27 +25,6 @@ class FakeStore:
         job.credits_reserved = needed
         self.jobs[job.id] = job.model_copy()
 
-    def get_job(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
-
-    def set_status(
-        self,
-        job_id: str,
-        status: JobStatus,
-        *,
-        only_from: tuple[str, ...],
-        now: str,
-        error: str | None = None,
-        error_message: str | None = None,
-    ) -> Job | None:
-        job = self.jobs[job_id]
-        if job.status.value not in only_from:
-            return None
-        job.status = status
-        if status.is_terminal:
-            job.completed_at = job.completed_at or now
-        return job
-
 
 class FakeBlobs:
     def __init__(self) -> None:
@@ -54,15 +34,6 @@ class FakeBlobs:
         self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
     ) -> None:
         self.objects[key] = body
-
-
-class FakeFinalizer:
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def start(self, job_id: str) -> bool:
-        self.started.append(job_id)
-        return True
 
 
 def make(store: FakeStore, blobs: FakeBlobs, body: bytes, job_type: str = "email", max_rows: int = 100) -> Job:
@@ -125,7 +96,7 @@ def test_other_accounts_job_is_not_found() -> None:
 
 
 def test_cancel_moves_an_active_job_to_cancelled_once_and_starts_the_finalizer() -> None:
-    store, fin = FakeStore(), FakeFinalizer()
+    store, fin = FakeStore(), RecordingFinalizer()
     job = make(store, FakeBlobs(), b"a@x.com\n")
     first = jobs.cancel_job(store, fin, "acct_a", job.id)
     second = jobs.cancel_job(store, fin, "acct_a", job.id)
@@ -134,7 +105,7 @@ def test_cancel_moves_an_active_job_to_cancelled_once_and_starts_the_finalizer()
 
 
 def test_cancel_of_a_finished_job_is_a_conflict() -> None:
-    store, fin = FakeStore(), FakeFinalizer()
+    store, fin = FakeStore(), RecordingFinalizer()
     job = make(store, FakeBlobs(), b"a@x.com\n")
     store.jobs[job.id].status = JobStatus.COMPLETED
     with pytest.raises(ConflictError) as err:

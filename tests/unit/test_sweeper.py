@@ -8,6 +8,7 @@ import pytest
 
 from functions.logic.sweeper import decide, sweep
 from functions.models import Job, JobStatus
+from tests.fakes import JobsInMemory, RecordingFinalizer
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LIMITS = {
@@ -69,40 +70,9 @@ def test_decisions(fields: dict[str, object], expected: tuple[str, str] | None) 
     assert decide(job(**fields), NOW, **LIMITS) == expected
 
 
-class Store:
-    def __init__(self, jobs: list[Job]) -> None:
-        self.jobs = {j.id: j for j in jobs}
-
+class Store(JobsInMemory):
     def active_job_ids(self, created_before: str, limit: int = 500) -> list[str]:
         return [j.id for j in self.jobs.values() if not j.status.is_terminal and j.created_at < created_before]
-
-    def get_job(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
-
-    def set_status(
-        self,
-        job_id: str,
-        status: JobStatus,
-        *,
-        only_from: tuple[str, ...],
-        now: str,
-        error: str | None = None,
-        error_message: str | None = None,
-    ) -> Job | None:
-        j = self.jobs[job_id]
-        if j.status.value not in only_from:
-            return None
-        j.status, j.error = status, error
-        return j
-
-
-class Finalizer:
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def start(self, job_id: str) -> bool:
-        self.started.append(job_id)
-        return True
 
 
 def test_sweep_fails_stuck_jobs_and_finalizes_finished_ones() -> None:
@@ -110,7 +80,7 @@ def test_sweep_fails_stuck_jobs_and_finalizes_finished_ones() -> None:
     stuck = job(id="job_stuck", status=JobStatus.QUEUED, created_at=ago(hours=2))
     done = job(id="job_done", split_started_at=ago(hours=1), total_batches=2, batches_done=2)
     moving = job(id="job_moving", split_started_at=ago(minutes=1), created_at=ago(minutes=2))
-    store, finalizer = Store([stuck, done, moving]), Finalizer()
+    store, finalizer = Store([stuck, done, moving]), RecordingFinalizer()
     # When the sweeper runs
     outcome = sweep(store, finalizer, now=NOW, **LIMITS)
     # Then the stuck one fails with a code, both get a finalizer run (result, refund, event), the other is left
