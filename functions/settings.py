@@ -49,7 +49,46 @@ class SplitterSettings(LimitsSettings):
     split_lease_seconds: int = Field(default=900, ge=1)
 
 
-class WorkerSettings(StorageSettings):
+class EnrichSettings(BaseModel):
+    """The online enrichment sources and their answer cache (README "Online enrichment"); all off by default.
+
+    API keys may be set here (locally) or, in AWS, in the Secrets Manager secret `provider_secret_arn` names: a JSON
+    object whose keys are these field names (`hibp_api_key`, `search_api_key`, `search_engine_id`); its values win.
+    """
+
+    # Phone numbers without `+` are read as numbers of this region (ISO 3166 code; ZZ: such numbers are invalid).
+    phone_default_region: str = "US"
+    cache_table: str = ""
+    cache_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    provider_secret_arn: str = ""
+    # DNS (email, domain): MX, SPF, DMARC, A/AAAA. Nameservers "ip" or "ip:port", comma-separated; empty: the system's.
+    dns_enabled: bool = False
+    dns_nameservers: str = ""
+    dns_timeout_seconds: float = Field(default=2.0, gt=0)
+    # RDAP (domain, ip): registration data; rdap.org redirects each query to the authoritative registry or RIR.
+    rdap_enabled: bool = False
+    rdap_base_url: str = "https://rdap.org"
+    rdap_requests_per_minute: float = Field(default=120.0, gt=0)
+    # The company's website (company values that are domains): title, description, social links.
+    website_enabled: bool = False
+    website_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Test hook: lets the website fetch reach loopback (link-local and metadata addresses stay refused).
+    website_allow_private: bool = False
+    # Have I Been Pwned v3 (darkweb); the default rate is the smallest subscription's.
+    hibp_api_key: str = ""
+    hibp_base_url: str = "https://haveibeenpwned.com/api/v3"
+    hibp_requests_per_minute: float = Field(default=10.0, gt=0)
+    # A programmable search JSON API (google): Google Custom Search's shape.
+    search_api_key: str = ""
+    search_engine_id: str = ""
+    search_base_url: str = "https://www.googleapis.com/customsearch/v1"
+    search_requests_per_minute: float = Field(default=100.0, gt=0)
+
+
+SECRET_FIELDS: tuple[str, ...] = ("hibp_api_key", "search_api_key", "search_engine_id")
+
+
+class WorkerSettings(StorageSettings, EnrichSettings):
     """The worker and the dead-letter handler."""
 
     finalizer_arn: str
@@ -79,7 +118,7 @@ class SweeperSettings(StorageSettings):
     stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
 
 
-class StreamSettings(BaseModel):
+class StreamSettings(EnrichSettings):
     """The stream function (inline SSE routes): the jobs table (keys, balances, the charge) and the stream knobs."""
 
     jobs_table: str

@@ -40,6 +40,14 @@ class StackConfig(BaseModel):
     api_rate_limit: float = Field(default=50, gt=0)
     api_burst_limit: int = Field(default=100, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    # Enrichment: phone numbers without `+`, the answer cache, and which online providers are on (keys: the secret).
+    phone_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    cache_ttl_seconds: int = Field(default=86_400, ge=60)
+    dns_enabled: bool = False
+    rdap_enabled: bool = False
+    website_enabled: bool = False
+    hibp_requests_per_minute: float = Field(default=10, gt=0)
+    search_requests_per_minute: float = Field(default=100, gt=0)
     # Alarms: where they notify (an existing SNS topic) and when queued work counts as stuck.
     alarm_topic_arn: str | None = None
     work_age_alarm_minutes: int = Field(default=30, ge=1)

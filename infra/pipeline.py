@@ -13,6 +13,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import StackConfig
+from infra.enrichment import EnrichmentConstruct
 from infra.functions import FunctionFactory
 from infra.nag import acknowledge, resource_of
 from infra.storage import StorageConstruct
@@ -35,6 +36,7 @@ class PipelineConstruct(Construct):
         config: StackConfig,
         functions: FunctionFactory,
         storage: StorageConstruct,
+        enrichment: EnrichmentConstruct,
         state_machine: sfn.IStateMachine,
         bus: events.IEventBus,
     ) -> None:
@@ -79,10 +81,15 @@ class PipelineConstruct(Construct):
             timeout=Duration.minutes(15),
             memory=1024,
         )
-        self.worker = functions.make(self, "Worker", handler="worker", env=common, timeout=worker_timeout, memory=1024)
-        self.dead_letter = functions.make(
-            self, "DeadLetter", handler="dead_letter", env=common, timeout=worker_timeout, memory=512
+        enriching = {**common, **enrichment.settings()}
+        self.worker = functions.make(
+            self, "Worker", handler="worker", env=enriching, timeout=worker_timeout, memory=1024
         )
+        self.dead_letter = functions.make(
+            self, "DeadLetter", handler="dead_letter", env=enriching, timeout=worker_timeout, memory=512
+        )
+        # Only the worker enriches; the dead-letter handler shares its settings model but calls no provider.
+        enrichment.grant(self.worker)
         for prefix in SPLIT_PREFIXES:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,

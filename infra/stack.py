@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.api import ApiConstruct
 from infra.config import StackConfig, cdk_json_context
+from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
 from infra.finalizer import FinalizerConstruct
 from infra.functions import FunctionFactory
@@ -39,6 +40,7 @@ class BulkApiStack(Stack):
         )
         self.storage = storage = StorageConstruct(self, "Storage", config=config)
         self.events = events = EventsConstruct(self, "Events")
+        self.enrichment = enrichment = EnrichmentConstruct(self, "Enrichment", config=config)
         self.finalizer = finalizer = FinalizerConstruct(
             self, "Finalizer", config=config, functions=functions, storage=storage, bus=events.bus
         )
@@ -48,6 +50,7 @@ class BulkApiStack(Stack):
             config=config,
             functions=functions,
             storage=storage,
+            enrichment=enrichment,
             state_machine=finalizer.state_machine,
             bus=events.bus,
         )
@@ -55,7 +58,7 @@ class BulkApiStack(Stack):
             self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
         )
         self.streaming = StreamingConstruct(
-            self, "Streaming", functions=functions, storage=storage, rest_api=api.rest_api
+            self, "Streaming", functions=functions, storage=storage, enrichment=enrichment, rest_api=api.rest_api
         )
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url

@@ -18,6 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.api import STREAMING_ROUTES
+from infra.enrichment import EnrichmentConstruct
 from infra.functions import FunctionFactory
 from infra.nag import acknowledge, resource_of
 from infra.storage import StorageConstruct
@@ -94,6 +95,7 @@ class StreamingConstruct(Construct):
         *,
         functions: FunctionFactory,
         storage: StorageConstruct,
+        enrichment: EnrichmentConstruct,
         rest_api: apigw.RestApi,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -102,7 +104,7 @@ class StreamingConstruct(Construct):
             "Handler",
             handler="stream",
             # Never `local_enrich_delay_ms`: a test hook of the local e2e tests.
-            env={"jobs_table": storage.table.table_name},
+            env={"jobs_table": storage.table.table_name, **enrichment.settings()},
             timeout=TIMEOUT,
             memory=MEMORY_MB,
             entry=START_COMMAND,
@@ -112,6 +114,7 @@ class StreamingConstruct(Construct):
         # `account_for_key` and `account_credits` read items; the charge is a conditional UpdateItem; an
         # Idempotency-Key record is put at the start, updated with the answer, or deleted when not completed.
         storage.grant_jobs(self.function, "GetItem", "UpdateItem", "PutItem", "DeleteItem")
+        enrichment.grant(self.function)
         integration = apigw.LambdaIntegration(
             self.function, response_transfer_mode=apigw.ResponseTransferMode.STREAM, timeout=TIMEOUT
         )

@@ -140,6 +140,7 @@ class ResourceBuilder:
         self._plan_names()
         self._buckets()
         self._tables()
+        self._secrets()
         self._queues()
         self._buses()
         self._functions()
@@ -199,6 +200,15 @@ class ResourceBuilder:
                 ]
             self.c("dynamodb").create_table(**kwargs)
             self.topology.tables[lid] = self.refs[lid]
+
+    def _secrets(self) -> None:
+        # Ref of a secret is its ARN, which Secrets Manager makes up (a random suffix): known only once created.
+        for lid, res in self.of_type("AWS::SecretsManager::Secret"):
+            secret_string = res["Properties"].get("SecretString")
+            created = self.c("secretsmanager").create_secret(
+                Name=self.refs[lid], SecretString=secret_string if isinstance(secret_string, str) else "{}"
+            )
+            self.refs[lid] = self.arns[lid] = created["ARN"]
 
     def _queues(self) -> None:
         sqs = self.c("sqs")

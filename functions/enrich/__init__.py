@@ -1,7 +1,8 @@
 """The enrichment registry: one module per lookup type, one entry point for the worker and the inline endpoints.
 
 Each module has a pydantic result model whose fields are the type's columns (`COLUMNS`, in order) and
-`enrich(values) -> list[RowResult]`: one result per value, in order, every row carrying every column.
+`enrich(values, sources) -> list[RowResult]`: one result per value, in order, every row carrying every column.
+`sources` are the online providers the batch may use (functions/enrich/online.py); the default is offline.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from functions.enrich import company, darkweb, domain, email, google, ip, phone
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 
@@ -19,7 +21,7 @@ class Enricher:
 
     type: str
     columns: tuple[str, ...]
-    enrich: Callable[[Sequence[str]], list[RowResult]]
+    enrich: Callable[[Sequence[str], Sources], list[RowResult]]
 
 
 _REGISTRY: dict[str, Enricher] = {
@@ -39,9 +41,9 @@ def get_enricher(job_type: str) -> Enricher:
     return _REGISTRY[job_type]
 
 
-def enrich_values(job_type: str, values: Sequence[str]) -> list[RowResult]:
+def enrich_values(job_type: str, values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Enrich a batch of raw values of one type: one result per value, in order, never raising for one bad value."""
-    return get_enricher(job_type).enrich(values)
+    return get_enricher(job_type).enrich(values, sources)
 
 
 def result_columns(job_type: str) -> tuple[str, ...]:

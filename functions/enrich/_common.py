@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -17,8 +17,6 @@ EMPTY_VALUE = "empty_value"
 PROVIDER_NOT_CONFIGURED = "provider_not_configured"
 # Not a user's fault and not chargeable: an unexpected exception for one value must not fail the batch.
 INTERNAL_ERROR = "enrichment_failed"
-
-ResultT_co = TypeVar("ResultT_co", bound=BaseModel, covariant=True)
 
 
 def columns_of(model: type[BaseModel]) -> tuple[str, ...]:
@@ -91,22 +89,20 @@ class ProviderFailure:
     code: str
 
 
-class Provider(Protocol[ResultT_co]):
-    """An online data source for one lookup type; it owns its concurrency, retries and rate limit."""
+class AnswerSource(Protocol):
+    """What `through_provider` needs of an online source (functions/enrich/online.py `Source`)."""
 
-    def lookup_many(self, queries: Sequence[str]) -> Sequence[ResultT_co | ProviderFailure]:
-        """One answer per distinct normalized query, in the order given."""
-        ...
+    def answers(self, queries: Sequence[str]) -> Mapping[str, Any]: ...
 
 
 def through_provider(
     values: Sequence[str],
     columns: Sequence[str],
     normalize: Callable[[str], str | RowResult],
-    provider: Provider[BaseModel] | None,
+    source: AnswerSource | None,
     describe: Callable[[str], dict[str, Any]] = lambda query: {"query": query},
 ) -> list[RowResult]:
-    """Validate each value offline, then ask the provider once per distinct query (or answer not configured).
+    """Validate each value offline, then ask the source once per distinct query (or answer not configured).
 
     `describe` gives the columns known offline for a query; rows the provider cannot answer still show them.
     """
@@ -119,29 +115,12 @@ def through_provider(
             prepared.append(failed(columns, INTERNAL_ERROR))
     queries = list(dict.fromkeys(p for p in prepared if isinstance(p, str)))
     answers: dict[str, RowResult] = {}
-    if provider is None:
+    if source is None:
         answers = {q: failed(columns, PROVIDER_NOT_CONFIGURED, **describe(q)) for q in queries}
     elif queries:
-        answers = _ask(provider, queries, columns, describe)
+        for query, answer in source.answers(queries).items():
+            if isinstance(answer, ProviderFailure):
+                answers[query] = failed(columns, answer.code, **describe(query))
+            else:
+                answers[query] = RowResult(status="ok", data={**answer.value.model_dump(), "from_cache": answer.cached})
     return [p if isinstance(p, RowResult) else answers[p] for p in prepared]
-
-
-def _ask(
-    provider: Provider[BaseModel],
-    queries: list[str],
-    columns: Sequence[str],
-    describe: Callable[[str], dict[str, Any]],
-) -> dict[str, RowResult]:
-    try:
-        replies = list(provider.lookup_many(queries))
-    except Exception:
-        # A provider must answer per query; one that raises fails its rows, never the batch.
-        logger.exception("provider failed for a whole batch")
-        replies = [ProviderFailure("provider_failed")] * len(queries)
-    if len(replies) != len(queries):
-        logger.error("provider answered %d of %d queries", len(replies), len(queries))
-        replies = [ProviderFailure("provider_failed")] * len(queries)
-    return {
-        q: failed(columns, r.code, **describe(q)) if isinstance(r, ProviderFailure) else ok(r)
-        for q, r in zip(queries, replies, strict=True)
-    }

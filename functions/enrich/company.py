@@ -32,6 +32,7 @@ from functions.enrich._hosts import (
     to_host,
     unicode_of,
 )
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_company"
@@ -194,6 +195,6 @@ def _one(raw: str) -> RowResult:
     return _as_domain(value) or _as_name(value)
 
 
-def enrich(values: Sequence[str]) -> list[RowResult]:
+def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Split each company name into name and legal form, or read a domain; equal values are computed once."""
     return enrich_each(values, COLUMNS, strip_key, _one)

@@ -9,13 +9,12 @@ configured it answers `error` / `provider_not_configured` (not charged). The pro
 - a domain: `GET {base}/breaches?domain={domain}`, the breaches of services run on that domain (HIBP's
   `breacheddomain` search needs a verified domain, which a bulk API cannot have).
 
-Env: `BULKAPI_HIBP_API_KEY`, `BULKAPI_HIBP_BASE_URL` (default https://haveibeenpwned.com/api/v3),
-`BULKAPI_HIBP_REQUESTS_PER_MINUTE` (default 10, the smallest HIBP subscription; raise it to match yours).
+Settings (functions/settings.py `EnrichSettings`): `hibp_api_key`, `hibp_base_url`, `hibp_requests_per_minute`
+(default 10, the smallest HIBP subscription; raise it to match yours).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -23,9 +22,10 @@ from urllib.parse import quote
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from functions.enrich._common import EMPTY_VALUE, Provider, ProviderFailure, columns_of, invalid, through_provider
+from functions.enrich._common import EMPTY_VALUE, ProviderFailure, columns_of, invalid, through_provider
 from functions.enrich._hosts import HostError, parse_target, split, to_host
-from functions.enrich._http import PROVIDER_BAD_RESPONSE, HttpPolicy, JsonClient, ProviderError, env_number
+from functions.enrich._http import PROVIDER_BAD_RESPONSE, JsonClient, ProviderError
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_darkweb_query"
@@ -41,6 +41,7 @@ class DarkwebResult(BaseModel):
     breaches: str | None
     latest_breach: str | None
     data_classes: str | None
+    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(DarkwebResult)
@@ -74,7 +75,6 @@ def _known_offline(query: str) -> dict[str, Any]:
 
 
 HIBP_DEFAULT_BASE_URL = "https://haveibeenpwned.com/api/v3"
-HIBP_DEFAULT_REQUESTS_PER_MINUTE = 10.0
 
 
 class _Breach(BaseModel):
@@ -131,21 +131,6 @@ class HibpProvider:
         return self._client.map_queries(self.lookup, queries)
 
 
-def configured_provider() -> Provider[DarkwebResult] | None:
-    """Have I Been Pwned when `BULKAPI_HIBP_API_KEY` is set; None (offline) otherwise."""
-    api_key = os.environ.get("BULKAPI_HIBP_API_KEY", "").strip()
-    if not api_key:
-        return None
-    base_url = os.environ.get("BULKAPI_HIBP_BASE_URL", "").strip() or HIBP_DEFAULT_BASE_URL
-    rate = env_number("BULKAPI_HIBP_REQUESTS_PER_MINUTE", HIBP_DEFAULT_REQUESTS_PER_MINUTE)
-    return HibpProvider(api_key, base_url, JsonClient("hibp", HttpPolicy(requests_per_minute=rate)))
-
-
-def enrich_with(values: Sequence[str], provider: Provider[DarkwebResult] | None) -> list[RowResult]:
-    """Validate each value, then ask the provider once per distinct query (error rows when there is none)."""
-    return through_provider(values, COLUMNS, normalize_query, provider, _known_offline)
-
-
-def enrich(values: Sequence[str]) -> list[RowResult]:
-    """Breach exposure of each email or domain through the configured provider."""
-    return enrich_with(values, configured_provider())
+def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
+    """Breach exposure of each email or domain: validated offline, then one provider query per distinct value."""
+    return through_provider(values, COLUMNS, normalize_query, sources.hibp, _known_offline)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, fold_key, invalid, ok
 from functions.enrich._hosts import HostError, parse_target, split, to_host, unicode_of
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_domain"
@@ -65,6 +66,6 @@ def _one(raw: str) -> RowResult:
     )
 
 
-def enrich(values: Sequence[str]) -> list[RowResult]:
+def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Normalize and split each domain or URL; equal values (ignoring case and outer spaces) are computed once."""
     return enrich_each(values, COLUMNS, fold_key, _one)

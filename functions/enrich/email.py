@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, fold_key, invalid, ok
 from functions.enrich._hosts import HostError, Split, name_from_label, split, unicode_of
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_email"
@@ -166,6 +167,6 @@ def _one(raw: str) -> RowResult:
     return ok(_from_validated(info))
 
 
-def enrich(values: Sequence[str]) -> list[RowResult]:
+def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Validate, normalize and classify each address; equal values (ignoring case and outer spaces) computed once."""
     return enrich_each(values, COLUMNS, fold_key, _one)

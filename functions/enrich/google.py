@@ -5,16 +5,15 @@ Inline search only (not an async job type). Offline, a query is whitespace-colla
 answers `error` / `provider_not_configured` (not charged). Results are flattened into `MAX_RESULTS` fixed column
 groups (`result_1_title`, `result_1_url`, `result_1_snippet`, ...) so the columns stay the same for every row.
 
-`configured_provider()` builds a programmable search client (the Google Custom Search JSON API shape:
-`GET {base}?key=&cx=&q=&num=` answering `items[].title/link/snippet` and `searchInformation.totalResults`) when
-`BULKAPI_SEARCH_API_KEY` and `BULKAPI_SEARCH_ENGINE_ID` are set. Env: those two, `BULKAPI_SEARCH_BASE_URL`
-(default https://www.googleapis.com/customsearch/v1), `BULKAPI_SEARCH_REQUESTS_PER_MINUTE` (default 100, the
-API's default per-minute quota).
+The provider comes with the batch's `Sources` (functions/enrich/sources.py): a programmable search client (the
+Google Custom Search JSON API shape: `GET {base}?key=&cx=&q=&num=` answering `items[].title/link/snippet` and
+`searchInformation.totalResults`) when a search API key and engine id are configured. Settings (`EnrichSettings`):
+`search_api_key`, `search_engine_id`, `search_base_url`, `search_requests_per_minute` (default 100, the API's
+default per-minute quota).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +21,9 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.enrich._common import EMPTY_VALUE, Provider, ProviderFailure, columns_of, invalid, through_provider
-from functions.enrich._http import PROVIDER_BAD_RESPONSE, HttpPolicy, JsonClient, ProviderError, env_number
+from functions.enrich._common import EMPTY_VALUE, ProviderFailure, columns_of, invalid, through_provider
+from functions.enrich._http import PROVIDER_BAD_RESPONSE, JsonClient, ProviderError
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_query"
@@ -49,6 +49,7 @@ class GoogleResult(BaseModel):
     result_3_title: str | None = None
     result_3_url: str | None = None
     result_3_snippet: str | None = None
+    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(GoogleResult)
@@ -65,7 +66,6 @@ def normalize_query(raw: str) -> str | RowResult:
 
 
 SEARCH_DEFAULT_BASE_URL = "https://www.googleapis.com/customsearch/v1"
-SEARCH_DEFAULT_REQUESTS_PER_MINUTE = 100.0
 
 
 class _SearchItem(BaseModel):
@@ -133,22 +133,6 @@ class SearchProvider:
         return self._client.map_queries(self.lookup, queries)
 
 
-def configured_provider() -> Provider[GoogleResult] | None:
-    """The search API when `BULKAPI_SEARCH_API_KEY` and `BULKAPI_SEARCH_ENGINE_ID` are set; None otherwise."""
-    api_key = os.environ.get("BULKAPI_SEARCH_API_KEY", "").strip()
-    engine_id = os.environ.get("BULKAPI_SEARCH_ENGINE_ID", "").strip()
-    if not api_key or not engine_id:
-        return None
-    base_url = os.environ.get("BULKAPI_SEARCH_BASE_URL", "").strip() or SEARCH_DEFAULT_BASE_URL
-    rate = env_number("BULKAPI_SEARCH_REQUESTS_PER_MINUTE", SEARCH_DEFAULT_REQUESTS_PER_MINUTE)
-    return SearchProvider(api_key, engine_id, base_url, JsonClient("search", HttpPolicy(requests_per_minute=rate)))
-
-
-def enrich_with(values: Sequence[str], provider: Provider[GoogleResult] | None) -> list[RowResult]:
-    """Validate each query, then ask the provider once per distinct query (error rows when there is none)."""
-    return through_provider(values, COLUMNS, normalize_query, provider)
-
-
-def enrich(values: Sequence[str]) -> list[RowResult]:
-    """The first search results for each query through the configured provider."""
-    return enrich_with(values, configured_provider())
+def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
+    """The first search results for each query: validated offline, then one provider query per distinct query."""
+    return through_provider(values, COLUMNS, normalize_query, sources.search)

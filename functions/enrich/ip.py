@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, invalid, ok, strip_key
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_ip"
@@ -154,6 +155,6 @@ def _one(raw: str) -> RowResult:
     )
 
 
-def enrich(values: Sequence[str]) -> list[RowResult]:
+def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Classify and locate each address; equal values (ignoring outer spaces) are computed once."""
     return enrich_each(values, COLUMNS, strip_key, _one)

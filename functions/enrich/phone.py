@@ -19,6 +19,7 @@ from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, P
 from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, invalid, ok, strip_key
+from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_phone"
@@ -119,7 +120,7 @@ def _one(raw: str, region: str) -> RowResult:
     return ok(_describe(number))
 
 
-def enrich(values: Sequence[str], region: str | None = None) -> list[RowResult]:
+def enrich(values: Sequence[str], sources: Sources = OFFLINE, region: str | None = None) -> list[RowResult]:
     """Parse and describe each number (region: for numbers without `+`, default from the environment)."""
     chosen = region.upper() if region else default_region()
     compute: Callable[[str], RowResult] = functools.partial(_one, region=chosen)

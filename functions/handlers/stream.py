@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from functions.adapters import idempotency
+from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
 from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
@@ -46,7 +47,12 @@ class Ports:
 
 def default_ports(settings: StreamSettings) -> Ports:
     """The real adapters; cheap to build (the boto3 client is cached), so built per request."""
-    return Ports(JobStore(settings.jobs_table), enrich_values, InlineReplay(settings.jobs_table))
+    sources = sources_for(StreamSettings)
+
+    def enrich(job_type: str, values: Sequence[str]) -> list[RowResult]:
+        return enrich_values(job_type, values, sources)
+
+    return Ports(JobStore(settings.jobs_table), enrich, InlineReplay(settings.jobs_table))
 
 
 def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:

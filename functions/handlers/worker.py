@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
+from functions.adapters.enrichment import sources_for
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.logic.processing import process_batch
@@ -26,6 +27,7 @@ def record_handler(record: SQSRecord) -> None:
         store=JobStore(settings.jobs_table),
         blobs=BlobStore(settings.bucket),
         finalizer=Finalizer(settings.finalizer_arn),
+        sources=sources_for(WorkerSettings),
     )
     if counted:
         metrics.add_metric(name="RowsProcessed", unit="Count", value=len(batch.rows))

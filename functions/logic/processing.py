@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from functions.enrich import enrich_values, result_columns
+from functions.enrich.online import OFFLINE, Sources
 from functions.logic import results
 from functions.logic.jobs import FinalizerPort
 from functions.models import Batch, BatchCounts, Job, JobStatus, RowResult
@@ -67,14 +68,21 @@ def _commit(
     return True
 
 
-def process_batch(batch: Batch, *, store: WorkStorePort, blobs: PartBlobPort, finalizer: FinalizerPort) -> bool:
+def process_batch(
+    batch: Batch,
+    *,
+    store: WorkStorePort,
+    blobs: PartBlobPort,
+    finalizer: FinalizerPort,
+    sources: Sources = OFFLINE,
+) -> bool:
     """Enrich and count a batch; False when it was skipped (job cancelled/ended, or already counted)."""
     job = store.get_job(batch.job_id)
     if job is None or job.status != JobStatus.PROCESSING:
         logger.info("batch skipped", job_id=batch.job_id, batch=batch.batch, status=job.status if job else None)
         return False
     values = [row[batch.column_index] if batch.column_index < len(row) else "" for row in batch.rows]
-    row_results = enrich_values(job.type, values)
+    row_results = enrich_values(job.type, values, sources)
     return _commit(batch, row_results, job, store, blobs, finalizer)
 
 

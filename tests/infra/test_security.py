@@ -39,7 +39,16 @@ def test_worker_can_write_its_parts_and_nothing_more_in_the_bucket(synth: Synth)
     actions = {a for s in statements for a in _actions(s)}
 
     # Then it cannot delete or change tables, and reads nothing from the bucket (not results/, not anything)
-    assert not {a for a in actions if a.startswith("dynamodb:") and not a.endswith(("GetItem", "UpdateItem"))}
+    jobs = json.dumps({"Fn::GetAtt": [synth.logical_id(synth.stack.storage.table), "Arn"]})
+    cache = json.dumps({"Fn::GetAtt": [synth.logical_id(synth.stack.enrichment.cache), "Arn"]})
+    table_actions = {(a, _resources(s)) for s in statements for a in _actions(s) if a.startswith("dynamodb:")}
+    assert table_actions == {
+        ("dynamodb:GetItem", jobs),
+        ("dynamodb:UpdateItem", jobs),
+        # And on the answer cache only batch reads and writes of items
+        ("dynamodb:BatchGetItem", cache),
+        ("dynamodb:BatchWriteItem", cache),
+    }
     assert "dynamodb:DeleteTable" not in actions
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
     assert [_actions(s) for s in s3_statements] == [["s3:PutObject"]]
@@ -52,6 +61,8 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
     statements = _statements(synth, fn)
     log_group = synth.template["Resources"][synth.logical_id(fn)]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     table = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.table), "Arn"]}
+    cache = {"Fn::GetAtt": [synth.logical_id(synth.stack.enrichment.cache), "Arn"]}
+    secret = {"Ref": synth.logical_id(synth.stack.enrichment.secret)}
 
     # Then it writes its own logs and traces, reads items (key, balance) and updates them (the charge) on the table
     granted = {(action, json.dumps(s["Resource"], sort_keys=True)) for s in statements for action in _actions(s)}
@@ -64,6 +75,11 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
         ("dynamodb:UpdateItem", json.dumps(table, sort_keys=True)),
         ("dynamodb:PutItem", json.dumps(table, sort_keys=True)),
         ("dynamodb:DeleteItem", json.dumps(table, sort_keys=True)),
+        # And it reads and writes cached provider answers, and reads the provider keys
+        ("dynamodb:BatchGetItem", json.dumps(cache, sort_keys=True)),
+        ("dynamodb:BatchWriteItem", json.dumps(cache, sort_keys=True)),
+        ("secretsmanager:GetSecretValue", json.dumps(secret, sort_keys=True)),
+        ("secretsmanager:DescribeSecret", json.dumps(secret, sort_keys=True)),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 

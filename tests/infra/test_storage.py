@@ -81,7 +81,8 @@ def test_data_bucket_is_versioned_logged_and_expires_by_prefix(synth: Synth, tem
 
 
 def test_jobs_table_is_on_demand_with_pitr_ttl_and_deletion_protection(synth: Synth, template: Template) -> None:
-    template.resource_count_is("AWS::DynamoDB::GlobalTable", 1)
+    # Two tables: the jobs table and the answer cache (tests/infra/test_enrichment.py)
+    template.resource_count_is("AWS::DynamoDB::GlobalTable", 2)
     template.has_resource(
         "AWS::DynamoDB::GlobalTable",
         {

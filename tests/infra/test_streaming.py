@@ -115,8 +115,10 @@ def test_stream_function_runs_the_app_behind_the_web_adapter(synth: Synth) -> No
     assert fn["Timeout"] == 60 and fn["MemorySize"] == 1024
     assert fn["Runtime"] == "python3.12" and fn["Architectures"] == ["arm64"]
     # Exactly: the settings (through the shared factory), the metrics namespace, the adapter's variables
+    enrichment = {f"BULKAPI_{k.upper()}": v for k, v in synth.stack.resolve(synth.stack.enrichment.settings()).items()}
     assert fn["Environment"]["Variables"] == {
         "BULKAPI_JOBS_TABLE": {"Ref": table_id},
+        **enrichment,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
         "AWS_LWA_INVOKE_MODE": "response_stream",

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from functions.enrich import darkweb
 from functions.enrich._common import ProviderFailure
+from functions.enrich.online import Source, Sources
+from functions.models import RowResult
+
+
+def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
+    """Enrich with this provider as the batch's hibp source (no cache)."""
+    return darkweb.enrich(values, Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many)))
 
 
 class FakeBreaches:
@@ -61,7 +69,7 @@ def test_provider_is_asked_once_per_distinct_query_and_failures_stay_per_row() -
     provider = FakeBreaches()
     values = ["a@example.com", "A@Example.com", "ops.timeout-example.com", "bad value"]
     # When the batch is enriched through it
-    results = darkweb.enrich_with(values, provider)
+    results = enrich_through(values, provider)
     # Then the provider saw each distinct valid query once, and each row got its own answer
     assert provider.calls == [["a@example.com", "timeout-example.com"]]
     assert [(r.status, r.error) for r in results] == [
@@ -81,6 +89,6 @@ def test_a_provider_that_raises_fails_its_rows_not_the_batch() -> None:
             raise RuntimeError("boom")
 
     # When a batch goes through it
-    results = darkweb.enrich_with(["a@example.com", ""], Broken())
+    results = enrich_through(["a@example.com", ""], Broken())
     # Then the valid row is an error row and the blank one still invalid
     assert [(r.status, r.error) for r in results] == [("error", "provider_failed"), ("invalid", "empty_value")]

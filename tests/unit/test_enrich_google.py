@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from functions.enrich import google
 from functions.enrich._common import ProviderFailure
+from functions.enrich.online import Source, Sources
+from functions.models import RowResult
+
+
+def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
+    """Enrich with this provider as the batch's search source (no cache)."""
+    return google.enrich(values, Sources(search=Source("search", google.GoogleResult, provider.lookup_many)))
 
 
 def test_without_provider_every_query_is_a_not_configured_error() -> None:
@@ -29,9 +37,11 @@ def test_columns_are_fixed_flat_result_groups() -> None:
     columns = google.COLUMNS
     # Then every result slot has title, url and snippet, in order
     assert columns[:3] == ("query", "total_results", "result_count")
-    assert columns[3:] == tuple(
+    assert columns[3:-1] == tuple(
         f"result_{i}_{part}" for i in range(1, google.MAX_RESULTS + 1) for part in ("title", "url", "snippet")
     )
+    # And the last column says whether the answer came from the cache
+    assert columns[-1] == "from_cache"
 
 
 def test_provider_results_become_row_data() -> None:
@@ -46,7 +56,7 @@ def test_provider_results_become_row_data() -> None:
             ]
 
     # When a batch with a repeat goes through it
-    results = google.enrich_with(["example", " example "], OneResult())
+    results = enrich_through(["example", " example "], OneResult())
     # Then both rows are ok with the flattened result
     assert [r.status for r in results] == ["ok", "ok"]
     assert results[1].data["result_1_url"] == "https://x.test/"

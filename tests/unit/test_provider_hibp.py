@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from functions.enrich import darkweb
+from functions.enrich.online import Source, Sources
+from functions.enrich.sources import from_settings
+from functions.models import RowResult
+from functions.settings import EnrichSettings
 from tests.unit.test_provider_http import Reply, ScriptedServer, Sleeps, quick_client, scripted_server
+
+
+def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
+    """Enrich with this provider as the batch's hibp source (no cache)."""
+    return darkweb.enrich(values, Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many)))
 
 
 @pytest.fixture
@@ -32,28 +42,28 @@ def hibp(server: ScriptedServer, sleeps: Sleeps | None = None, **policy: object)
     return darkweb.HibpProvider("test-key", server.url, quick_client("hibp-test", sleeps, **policy))
 
 
-def test_not_configured_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given no HIBP key in the environment
-    monkeypatch.delenv("BULKAPI_HIBP_API_KEY", raising=False)
+def test_not_configured_without_a_key() -> None:
+    # Given settings without an HIBP key
+    sources = from_settings(EnrichSettings(hibp_base_url="https://hibp.invalid"))
     # When a batch is enriched
-    results = darkweb.enrich(["a@example.com"])
+    results = darkweb.enrich(["a@example.com"], sources)
     # Then there is no provider and the row stays an uncharged not-configured error
-    assert darkweb.configured_provider() is None
+    assert sources.hibp is None
     assert [(r.status, r.error) for r in results] == [("error", "provider_not_configured")]
 
 
-def test_configured_by_env_breached_and_clean_accounts(monkeypatch: pytest.MonkeyPatch, server: ScriptedServer) -> None:
-    # Given HIBP configured by env at the test server, which knows one breached account
-    monkeypatch.setenv("BULKAPI_HIBP_API_KEY", "test-key")
-    monkeypatch.setenv("BULKAPI_HIBP_BASE_URL", server.url)
-    monkeypatch.setenv("BULKAPI_HIBP_REQUESTS_PER_MINUTE", "60000")
+def test_configured_by_settings_breached_and_clean_accounts(server: ScriptedServer) -> None:
+    # Given HIBP configured by the settings at the test server, which knows one breached account
+    settings = EnrichSettings(hibp_api_key="test-key", hibp_base_url=server.url, hibp_requests_per_minute=60000)
     server.respond = lambda seen: (
         Reply(body=[ADOBE, LINKEDIN])
         if seen.path == "/breachedaccount/john%2Bshop%40example.com"
         else Reply(status=404, body=b"")
     )
     # When a batch with a tagged address, its duplicate and a clean address is enriched
-    results = darkweb.enrich(["John+Shop@Example.com", "john+shop@example.com", "clean@example.org"])
+    results = darkweb.enrich(
+        ["John+Shop@Example.com", "john+shop@example.com", "clean@example.org"], from_settings(settings)
+    )
     # Then the breached rows summarize the breaches, the clean one is ok and not breached
     assert [(r.status, r.error) for r in results] == [("ok", None)] * 3
     assert results[0].data == {
@@ -64,6 +74,7 @@ def test_configured_by_env_breached_and_clean_accounts(monkeypatch: pytest.Monke
         "breaches": "Adobe;LinkedIn",
         "latest_breach": "2013-10-04",
         "data_classes": "Email addresses;Passwords",
+        "from_cache": False,
     }
     assert results[2].data["breached"] is False
     assert results[2].data["breach_count"] == 0
@@ -80,7 +91,7 @@ def test_domains_ask_for_the_breaches_of_that_domain(server: ScriptedServer) -> 
     # Given a server listing the breaches of adobe.com
     server.script(Reply(body=[ADOBE]))
     # When a URL on that domain is enriched
-    results = darkweb.enrich_with(["https://www.adobe.com/login"], hibp(server))
+    results = enrich_through(["https://www.adobe.com/login"], hibp(server))
     # Then the registrable domain was asked and the row shows its breach
     assert server.requests[0].path == "/breaches"
     assert server.requests[0].query == {"domain": ["adobe.com"]}
@@ -92,7 +103,7 @@ def test_timeout_becomes_a_provider_timeout_row(server: ScriptedServer) -> None:
     # Given a server slower than the client's timeout
     server.script(Reply(delay=5.0, body=[ADOBE]))
     # When an address is enriched
-    results = darkweb.enrich_with(["a@example.com"], hibp(server, attempts=2))
+    results = enrich_through(["a@example.com"], hibp(server, attempts=2))
     # Then the row is an uncharged timeout error that still shows its query
     assert [(r.status, r.error) for r in results] == [("error", "provider_timeout")]
     assert results[0].data["query"] == "a@example.com"
@@ -103,7 +114,7 @@ def test_429_with_retry_after_then_success(server: ScriptedServer) -> None:
     server.script(Reply(status=429, headers={"Retry-After": "2"}, body={"statusCode": 429}), Reply(body=[LINKEDIN]))
     sleeps = Sleeps()
     # When an address is enriched
-    results = darkweb.enrich_with(["a@example.com"], hibp(server, sleeps))
+    results = enrich_through(["a@example.com"], hibp(server, sleeps))
     # Then the client waited as told and the row is ok
     assert sleeps.calls == [2.0]
     assert [(r.status, r.data["breaches"]) for r in results] == [("ok", "LinkedIn")]
@@ -113,7 +124,7 @@ def test_5xx_exhausted_is_a_provider_error_row(server: ScriptedServer) -> None:
     # Given a server that keeps failing
     server.script(Reply(status=502, body=b"bad gateway"))
     # When two addresses are enriched
-    results = darkweb.enrich_with(["a@example.com", "b@example.com"], hibp(server, attempts=3))
+    results = enrich_through(["a@example.com", "b@example.com"], hibp(server, attempts=3))
     # Then both rows are provider errors after three attempts each, and the batch did not raise
     assert [(r.status, r.error) for r in results] == [("error", "provider_error")] * 2
     assert len(server.requests) == 6
@@ -124,6 +135,6 @@ def test_malformed_answer_is_a_bad_response_row(server: ScriptedServer, body: by
     # Given a server answering 200 with something that is not a list of breaches
     server.script(Reply(body=body))
     # When an address is enriched
-    results = darkweb.enrich_with(["a@example.com"], hibp(server))
+    results = enrich_through(["a@example.com"], hibp(server))
     # Then the row is an uncharged bad-response error
     assert [(r.status, r.error) for r in results] == [("error", "provider_bad_response")]

@@ -1,0 +1,43 @@
+"""The online sources a function enriches with: its settings, the provider keys secret, and the answer cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from functions.adapters.cache import AnswerCache
+from functions.enrich.online import Sources
+from functions.enrich.sources import from_settings, with_secrets
+from functions.settings import EnrichSettings, load
+
+# Rebuilt this often, so a key put into the secret (or rotated) is picked up without a deployment.
+REFRESH_SECONDS = 300.0
+
+_built: dict[type[EnrichSettings], tuple[float, Sources]] = {}
+_lock = threading.Lock()
+
+
+def _secret(arn: str) -> dict[str, Any]:
+    value = parameters.get_secret(arn, transform="json", max_age=int(REFRESH_SECONDS))
+    return value if isinstance(value, dict) else {}
+
+
+def build(settings: EnrichSettings) -> Sources:
+    """The sources these settings turn on, with the secret's keys and the DynamoDB answer cache when configured."""
+    if settings.provider_secret_arn:
+        settings = with_secrets(settings, _secret(settings.provider_secret_arn))
+    cache = AnswerCache(settings.cache_table) if settings.cache_table else None
+    return from_settings(settings, cache)
+
+
+def sources_for(model: type[EnrichSettings]) -> Sources:
+    """The sources of a function's settings model, built once and refreshed every few minutes."""
+    now = time.monotonic()
+    with _lock:
+        built = _built.get(model)
+        if built is None or now - built[0] > REFRESH_SECONDS:
+            built = _built[model] = (now, build(load(model)))
+        return built[1]

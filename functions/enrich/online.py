@@ -1,0 +1,165 @@
+"""Online sources: a provider's answers per distinct query, through the (type-agnostic) answer cache.
+
+A `Source` wraps one provider lookup (HIBP, the search API, DNS, RDAP, a website fetch). For a batch it asks each
+distinct query once: first the cache (keyed by source name and normalized query, so `dns#acme.de` serves both the
+email and the domain type), then the provider for the misses; successful answers are stored with the TTL, failures
+never are (the next batch asks again). A cache that cannot answer is logged and skipped: it costs a provider call,
+never a row. Rows built from a cached answer carry `from_cache = true`.
+
+`augment` merges a source's answers into rows that were computed offline: an ok row gains the answer's fields, or
+becomes an `error` row with the provider's code (offline columns kept, not charged) when the provider failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from functions.enrich._common import ProviderFailure
+from functions.models import RowResult
+
+if TYPE_CHECKING:
+    from functions.enrich.darkweb import DarkwebResult
+    from functions.enrich.google import GoogleResult
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+FROM_CACHE = "from_cache"
+PROVIDER_FAILED = "provider_failed"
+DEFAULT_TTL_SECONDS = 24 * 3600
+
+
+class CachePort(Protocol):
+    """Stored provider answers by key; expired entries are never returned."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]: ...
+    def put_many(self, entries: Mapping[str, str], ttl_seconds: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answered(Generic[T]):
+    """A provider's answer for one query, and whether it came from the cache."""
+
+    value: T
+    cached: bool
+
+
+class Source(Generic[T]):
+    """One provider lookup, asked once per distinct query, through the cache when there is one."""
+
+    def __init__(
+        self,
+        name: str,
+        model: type[T],
+        lookup_many: Callable[[Sequence[str]], Sequence[T | ProviderFailure]],
+        cache: CachePort | None = None,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    ) -> None:
+        self.name = name
+        self._model = model
+        self._lookup_many = lookup_many
+        self._cache = cache
+        self._ttl = ttl_seconds
+
+    def _key(self, query: str) -> str:
+        return f"{self.name}#{query}"
+
+    def _from_cache(self, queries: Sequence[str]) -> dict[str, T]:
+        if self._cache is None or not queries:
+            return {}
+        try:
+            stored = self._cache.get_many([self._key(q) for q in queries])
+        except Exception:
+            logger.exception("%s: the answer cache could not be read; asking the provider", self.name)
+            return {}
+        found: dict[str, T] = {}
+        for query in queries:
+            raw = stored.get(self._key(query))
+            if raw is None:
+                continue
+            try:
+                found[query] = self._model.model_validate_json(raw)
+            except ValidationError:
+                # An answer stored by an older release with other fields: a miss, overwritten below.
+                continue
+        return found
+
+    def _ask(self, queries: list[str]) -> list[T | ProviderFailure]:
+        try:
+            replies = list(self._lookup_many(queries))
+        except Exception:
+            logger.exception("%s: the provider failed for a whole batch", self.name)
+            return [ProviderFailure(PROVIDER_FAILED)] * len(queries)
+        if len(replies) != len(queries):
+            logger.error("%s: the provider answered %d of %d queries", self.name, len(replies), len(queries))
+            return [ProviderFailure(PROVIDER_FAILED)] * len(queries)
+        return replies
+
+    def _store(self, answers: Mapping[str, T]) -> None:
+        if self._cache is None or not answers:
+            return
+        try:
+            entries = {self._key(q): a.model_dump_json() for q, a in answers.items()}
+            self._cache.put_many(entries, self._ttl)
+        except Exception:
+            logger.exception("%s: the answer cache could not be written", self.name)
+
+    def answers(self, queries: Sequence[str]) -> dict[str, Answered[T] | ProviderFailure]:
+        """An answer (or failure) per distinct query; the provider only sees the queries the cache lacks."""
+        distinct = list(dict.fromkeys(queries))
+        cached = self._from_cache(distinct)
+        misses = [q for q in distinct if q not in cached]
+        live = dict(zip(misses, self._ask(misses), strict=True)) if misses else {}
+        self._store({q: a for q, a in live.items() if not isinstance(a, ProviderFailure)})
+        out: dict[str, Answered[T] | ProviderFailure] = {q: Answered(a, cached=True) for q, a in cached.items()}
+        for q, a in live.items():
+            out[q] = a if isinstance(a, ProviderFailure) else Answered(a, cached=False)
+        return out
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The online sources a batch may use (built once per cold start, functions/enrich/sources.py); None: off."""
+
+    hibp: Source[DarkwebResult] | None = None
+    search: Source[GoogleResult] | None = None
+
+
+OFFLINE = Sources()
+
+
+def augment(
+    rows: Sequence[RowResult],
+    source: Source[Any] | None,
+    query_of: Callable[[dict[str, Any]], str | None],
+) -> list[RowResult]:
+    """Merge a source's answers into the ok rows it has a query for; a failed lookup makes the row an error.
+
+    Rows keep their offline columns either way. `from_cache` becomes true when any answer merged into a row came
+    from the cache, false when all were live; rows the source was not asked about keep theirs.
+    """
+    if source is None:
+        return list(rows)
+    queries: list[str | None] = [query_of(r.data) if r.status == "ok" else None for r in rows]
+    answers = source.answers([q for q in queries if q is not None])
+    out: list[RowResult] = []
+    for row, query in zip(rows, queries, strict=True):
+        if query is None:
+            out.append(row)
+            continue
+        answer = answers[query]
+        data = dict(row.data)
+        if isinstance(answer, ProviderFailure):
+            out.append(RowResult(status="error", error=answer.code, data=data))
+            continue
+        data.update(answer.value.model_dump())
+        if FROM_CACHE in data:
+            data[FROM_CACHE] = bool(data[FROM_CACHE]) or answer.cached
+        out.append(RowResult(status="ok", data=data))
+    return out

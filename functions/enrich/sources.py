@@ -1,0 +1,34 @@
+"""Builds the online sources from the settings: which providers are on, their limits, and the shared cache."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from functions.enrich._http import HttpPolicy, JsonClient
+from functions.enrich.darkweb import DarkwebResult, HibpProvider
+from functions.enrich.google import GoogleResult, SearchProvider
+from functions.enrich.online import CachePort, Source, Sources
+from functions.settings import SECRET_FIELDS, EnrichSettings
+
+
+def with_secrets(settings: EnrichSettings, secrets: Mapping[str, object]) -> EnrichSettings:
+    """The settings with the provider keys of a secret (a JSON object keyed by field name) filled in."""
+    update = {k: str(v).strip() for k, v in secrets.items() if k in SECRET_FIELDS and str(v).strip()}
+    return settings.model_copy(update=update) if update else settings
+
+
+def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> Sources:
+    """The sources the settings turn on, each asking through the cache (when there is one) with the settings' TTL."""
+    ttl = settings.cache_ttl_seconds
+    hibp = search = None
+    if settings.hibp_api_key.strip():
+        client = JsonClient("hibp", HttpPolicy(requests_per_minute=settings.hibp_requests_per_minute))
+        provider = HibpProvider(settings.hibp_api_key.strip(), settings.hibp_base_url, client)
+        hibp = Source("hibp", DarkwebResult, provider.lookup_many, cache, ttl)
+    if settings.search_api_key.strip() and settings.search_engine_id.strip():
+        client = JsonClient("search", HttpPolicy(requests_per_minute=settings.search_requests_per_minute))
+        searcher = SearchProvider(
+            settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
+        )
+        search = Source("search", GoogleResult, searcher.lookup_many, cache, ttl)
+    return Sources(hibp=hibp, search=search)

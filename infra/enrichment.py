@@ -1,0 +1,77 @@
+"""Online enrichment: the answer cache table, the provider keys secret, and the settings the enriching functions get.
+
+Providers are off unless the operator turns them on (cdk.json `bulkapi:dnsEnabled`, `bulkapi:rdapEnabled`,
+`bulkapi:websiteEnabled`) or puts API keys into the secret (`hibp_api_key`, `search_api_key`, `search_engine_id`;
+README "Online enrichment"). Keys never go into the template or a function's environment.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import StackConfig
+from infra.nag import acknowledge, resource_of
+
+
+class EnrichmentConstruct(Construct):
+    """The cache table and the provider secret; `settings` and `grant` hand them to a function."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.cache = dynamodb.TableV2(
+            self,
+            "AnswerCache",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute="expires_at",
+            # Only provider answers that expire within a day: nothing to keep when the stack goes.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            resource_of(self.cache),
+            "AwsSolutions-DDB3",
+            "A cache of provider answers that expire within the TTL (24 h by default) and are fetched again on a "
+            "miss; a point-in-time backup would restore nothing worth having.",
+        )
+        self.secret = secretsmanager.Secret(
+            self,
+            "ProviderKeys",
+            description="bulkapi provider API keys: a JSON object with hibp_api_key, search_api_key, search_engine_id",
+            secret_object_value={},
+        )
+        acknowledge(
+            resource_of(self.secret),
+            "AwsSolutions-SMG4",
+            "Third-party API keys (Have I Been Pwned, the search API) are issued by those services; they cannot be "
+            "rotated by a Lambda here. Operators rotate them at the provider and update the secret.",
+        )
+
+    def settings(self) -> dict[str, str]:
+        """The EnrichSettings values of the worker and the stream function."""
+        c = self.config
+        return {
+            "phone_default_region": c.phone_default_region,
+            "cache_table": self.cache.table_name,
+            "cache_ttl_seconds": str(c.cache_ttl_seconds),
+            "provider_secret_arn": self.secret.secret_arn,
+            "dns_enabled": str(c.dns_enabled).lower(),
+            "rdap_enabled": str(c.rdap_enabled).lower(),
+            "website_enabled": str(c.website_enabled).lower(),
+            "hibp_requests_per_minute": str(c.hibp_requests_per_minute),
+            "search_requests_per_minute": str(c.search_requests_per_minute),
+        }
+
+    def grant(self, fn: lambda_.Function) -> None:
+        """Read and write cached answers (batch calls only) and read the provider keys."""
+        iam.Grant.add_to_principal(
+            grantee=fn,
+            actions=["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+            resource_arns=[self.cache.table_arn],
+        )
+        self.secret.grant_read(fn)

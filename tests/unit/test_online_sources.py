@@ -1,0 +1,164 @@
+"""Online sources: one provider call per distinct query, the answer cache, and merging answers into offline rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel
+
+from functions.enrich import darkweb
+from functions.enrich._common import ProviderFailure
+from functions.enrich.online import Source, Sources, augment
+from functions.models import RowResult
+
+
+class Facts(BaseModel):
+    """A small provider answer."""
+
+    size: int
+
+
+class CountingProvider:
+    """Answers the length of each query; `fail` queries fail; remembers every batch it was asked."""
+
+    def __init__(self, fail: Sequence[str] = ()) -> None:
+        self.asked: list[list[str]] = []
+        self.fail = set(fail)
+
+    def lookup_many(self, queries: Sequence[str]) -> list[Facts | ProviderFailure]:
+        self.asked.append(list(queries))
+        return [ProviderFailure("boom") if q in self.fail else Facts(size=len(q)) for q in queries]
+
+
+class MemoryCache:
+    """CachePort in a dict; `broken` makes every call raise like an unreachable table."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.entries: dict[str, str] = {}
+        self.ttls: list[int] = []
+        self.broken = broken
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        if self.broken:
+            raise ConnectionError("table unreachable")
+        return {k: self.entries[k] for k in keys if k in self.entries}
+
+    def put_many(self, entries: Mapping[str, str], ttl_seconds: int) -> None:
+        if self.broken:
+            raise ConnectionError("table unreachable")
+        self.entries.update(entries)
+        self.ttls.append(ttl_seconds)
+
+
+def test_each_distinct_query_is_asked_once_and_answers_are_cached_with_the_ttl() -> None:
+    # Given a source with a cache
+    provider, cache = CountingProvider(), MemoryCache()
+    source = Source("facts", Facts, provider.lookup_many, cache, ttl_seconds=600)
+    # When a batch with a duplicate is answered, then a second batch overlapping the first
+    first = source.answers(["a.de", "bb.de", "a.de"])
+    second = source.answers(["bb.de", "ccc.de"])
+    # Then the provider saw each query once, the second batch only the new one
+    assert provider.asked == [["a.de", "bb.de"], ["ccc.de"]]
+    assert {q: (a.value.size, a.cached) for q, a in first.items() if not isinstance(a, ProviderFailure)} == {
+        "a.de": (4, False),
+        "bb.de": (5, False),
+    }
+    assert {q: (a.value.size, a.cached) for q, a in second.items() if not isinstance(a, ProviderFailure)} == {
+        "bb.de": (5, True),
+        "ccc.de": (6, False),
+    }
+    # And entries are keyed by source and query, stored with the TTL
+    assert set(cache.entries) == {"facts#a.de", "facts#bb.de", "facts#ccc.de"}
+    assert cache.ttls == [600, 600]
+
+
+def test_failures_are_not_cached_and_are_asked_again() -> None:
+    # Given a provider failing one query
+    provider, cache = CountingProvider(fail=["bad.de"]), MemoryCache()
+    source = Source("facts", Facts, provider.lookup_many, cache)
+    # When it is asked twice
+    answers = source.answers(["bad.de", "good.de"])
+    source.answers(["bad.de", "good.de"])
+    # Then the failure is an answer with its code, not stored, and asked again the second time
+    assert answers["bad.de"] == ProviderFailure("boom")
+    assert set(cache.entries) == {"facts#good.de"}
+    assert provider.asked == [["bad.de", "good.de"], ["bad.de"]]
+
+
+def test_a_broken_cache_costs_provider_calls_never_rows() -> None:
+    # Given a cache whose table cannot be reached
+    provider = CountingProvider()
+    source = Source("facts", Facts, provider.lookup_many, MemoryCache(broken=True))
+    # When a batch is answered
+    answers = source.answers(["a.de"])
+    # Then the provider answered it
+    assert provider.asked == [["a.de"]]
+    assert not isinstance(answers["a.de"], ProviderFailure) and answers["a.de"].value.size == 4
+
+
+def test_a_stored_answer_of_another_shape_is_a_miss() -> None:
+    # Given a cache holding an answer an older release stored with other fields
+    provider, cache = CountingProvider(), MemoryCache()
+    cache.entries["facts#a.de"] = '{"length": 4}'
+    source = Source("facts", Facts, provider.lookup_many, cache)
+    # When the query is answered
+    answers = source.answers(["a.de"])
+    # Then the provider was asked and the entry overwritten
+    assert provider.asked == [["a.de"]]
+    assert not isinstance(answers["a.de"], ProviderFailure) and answers["a.de"].cached is False
+    assert cache.entries["facts#a.de"] == '{"size":4}'
+
+
+def test_a_provider_answering_the_wrong_number_of_queries_fails_those_rows_only() -> None:
+    # Given a provider that drops an answer
+    source = Source("facts", Facts, lambda queries: [Facts(size=1)])
+    # When two queries are answered
+    answers = source.answers(["a.de", "b.de"])
+    # Then both are failures, nothing raised
+    assert answers == {"a.de": ProviderFailure("provider_failed"), "b.de": ProviderFailure("provider_failed")}
+
+
+def test_augment_merges_answers_into_ok_rows_and_failures_become_uncharged_errors() -> None:
+    # Given offline rows: two ok (one of them a failing query), one invalid
+    rows = [
+        RowResult(status="ok", data={"domain": "a.de", "size": None, "from_cache": None}),
+        RowResult(status="ok", data={"domain": "bad.de", "size": None, "from_cache": None}),
+        RowResult(status="invalid", error="invalid_domain", data={"domain": None, "size": None, "from_cache": None}),
+    ]
+    cache = MemoryCache()
+    cache.entries["facts#a.de"] = '{"size":99}'
+    source = Source("facts", Facts, CountingProvider(fail=["bad.de"]).lookup_many, cache)
+    # When the source's answers are merged
+    merged = augment(rows, source, lambda data: data["domain"])
+    # Then the ok row gained the (cached, so marked) answer, the failed one is an error keeping its offline columns
+    assert merged[0] == RowResult(status="ok", data={"domain": "a.de", "size": 99, "from_cache": True})
+    assert merged[1] == RowResult(
+        status="error", error="boom", data={"domain": "bad.de", "size": None, "from_cache": None}
+    )
+    # And the invalid row was not asked about and is unchanged
+    assert merged[2] == rows[2]
+    # And without a source the rows are as they were
+    assert augment(rows, None, lambda data: data["domain"]) == rows
+
+
+def test_cached_darkweb_answers_are_marked_and_cost_no_second_lookup() -> None:
+    # Given the darkweb type with a provider behind a cache
+    class Breaches:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
+            self.asked += queries
+            return [darkweb.summarize(q, []) for q in queries]
+
+    provider, cache = Breaches(), MemoryCache()
+    sources = Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many, cache))
+    # When the same address is enriched in two batches
+    first = darkweb.enrich(["a@example.com"], sources)
+    second = darkweb.enrich(["A@Example.com"], sources)
+    # Then the provider was asked once; the second row is the same answer, marked as cached
+    assert provider.asked == ["a@example.com"]
+    assert first[0].data["from_cache"] is False and second[0].data["from_cache"] is True
+    assert {k: v for k, v in first[0].data.items() if k != "from_cache"} == {
+        k: v for k, v in second[0].data.items() if k != "from_cache"
+    }
