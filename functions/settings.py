@@ -61,6 +61,8 @@ class EnrichSettings(BaseModel):
     cache_table: str = ""
     cache_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     provider_secret_arn: str = ""
+    # Lookups in flight at once per provider within one batch (each provider's rate limit still applies).
+    provider_concurrency: int = Field(default=32, ge=1, le=128)
     # DNS (email, domain): MX, SPF, DMARC, A/AAAA. Nameservers "ip" or "ip:port", comma-separated; empty: the system's.
     dns_enabled: bool = False
     dns_nameservers: str = ""

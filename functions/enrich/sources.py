@@ -17,16 +17,20 @@ def with_secrets(settings: EnrichSettings, secrets: Mapping[str, object]) -> Enr
     return settings.model_copy(update=update) if update else settings
 
 
+def _policy(settings: EnrichSettings, requests_per_minute: float) -> HttpPolicy:
+    return HttpPolicy(concurrency=settings.provider_concurrency, requests_per_minute=requests_per_minute)
+
+
 def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> Sources:
     """The sources the settings turn on, each asking through the cache (when there is one) with the settings' TTL."""
     ttl = settings.cache_ttl_seconds
     hibp = search = None
     if settings.hibp_api_key.strip():
-        client = JsonClient("hibp", HttpPolicy(requests_per_minute=settings.hibp_requests_per_minute))
+        client = JsonClient("hibp", _policy(settings, settings.hibp_requests_per_minute))
         provider = HibpProvider(settings.hibp_api_key.strip(), settings.hibp_base_url, client)
         hibp = Source("hibp", DarkwebResult, provider.lookup_many, cache, ttl)
     if settings.search_api_key.strip() and settings.search_engine_id.strip():
-        client = JsonClient("search", HttpPolicy(requests_per_minute=settings.search_requests_per_minute))
+        client = JsonClient("search", _policy(settings, settings.search_requests_per_minute))
         searcher = SearchProvider(
             settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
         )
