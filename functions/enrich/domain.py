@@ -2,6 +2,10 @@
 
 A row is `invalid` when the value has no host name, is an IP address, breaks DNS/IDNA label rules, or has no
 registrable domain under the PSL (single labels like `localhost`, unknown TLDs, a bare suffix like `co.uk`).
+
+With DNS on (`EnrichSettings.dns_enabled`) the DNS columns describe the registrable domain (`www.acme.co.uk/x` ->
+`acme.co.uk`), asked once per distinct registrable domain through the answer cache; a lookup that fails after its
+retries makes the row `error` with the DNS code (`dns_timeout`, `dns_error`, `dns_bad_response`), not charged.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, fold_key, invalid, ok
 from functions.enrich._hosts import HostError, parse_target, split, to_host, unicode_of
-from functions.enrich.online import OFFLINE, Sources
+from functions.enrich.online import OFFLINE, Sources, augment
 from functions.models import RowResult
 
 INVALID = "invalid_domain"
@@ -34,6 +38,16 @@ class DomainResult(BaseModel):
     port: int | None
     path: str | None
     reason: str | None = None
+    # DNS of the registrable domain (functions/enrich/dns_lookup.py); empty unless DNS is on.
+    dns_exists: bool | None = None
+    mx: str | None = None
+    mx_null: bool | None = None
+    has_a: bool | None = None
+    has_aaaa: bool | None = None
+    spf: str | None = None
+    dmarc: str | None = None
+    dmarc_policy: str | None = None
+    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(DomainResult)
@@ -68,4 +82,5 @@ def _one(raw: str) -> RowResult:
 
 def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Normalize and split each domain or URL; equal values (ignoring case and outer spaces) are computed once."""
-    return enrich_each(values, COLUMNS, fold_key, _one)
+    rows = enrich_each(values, COLUMNS, fold_key, _one)
+    return augment(rows, sources.dns, lambda data: str(data["registrable_domain"]))

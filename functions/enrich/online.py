@@ -24,6 +24,7 @@ from functions.models import RowResult
 
 if TYPE_CHECKING:
     from functions.enrich.darkweb import DarkwebResult
+    from functions.enrich.dns_lookup import DnsFacts
     from functions.enrich.google import GoogleResult
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Source(Generic[T]):
 class Sources:
     """The online sources a batch may use (built once per cold start, functions/enrich/sources.py); None: off."""
 
+    dns: Source[DnsFacts] | None = None
     hibp: Source[DarkwebResult] | None = None
     search: Source[GoogleResult] | None = None
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from functions.enrich._http import HttpPolicy, JsonClient
 from functions.enrich.darkweb import DarkwebResult, HibpProvider
+from functions.enrich.dns_lookup import DnsFacts, DnsProvider
 from functions.enrich.google import GoogleResult, SearchProvider
 from functions.enrich.online import CachePort, Source, Sources
 from functions.settings import SECRET_FIELDS, EnrichSettings
@@ -24,7 +25,13 @@ def _policy(settings: EnrichSettings, requests_per_minute: float) -> HttpPolicy:
 def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> Sources:
     """The sources the settings turn on, each asking through the cache (when there is one) with the settings' TTL."""
     ttl = settings.cache_ttl_seconds
-    hibp = search = None
+    hibp = search = dns = None
+    if settings.dns_enabled:
+        nameservers = [n.strip() for n in settings.dns_nameservers.split(",") if n.strip()] or None
+        resolver = DnsProvider(
+            nameservers, timeout=settings.dns_timeout_seconds, concurrency=settings.provider_concurrency
+        )
+        dns = Source("dns", DnsFacts, resolver.lookup_many, cache, ttl)
     if settings.hibp_api_key.strip():
         client = JsonClient("hibp", _policy(settings, settings.hibp_requests_per_minute))
         provider = HibpProvider(settings.hibp_api_key.strip(), settings.hibp_base_url, client)
@@ -35,4 +42,4 @@ def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> S
             settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
         )
         search = Source("search", GoogleResult, searcher.lookup_many, cache, ttl)
-    return Sources(hibp=hibp, search=search)
+    return Sources(dns=dns, hibp=hibp, search=search)
