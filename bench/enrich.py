@@ -1,16 +1,22 @@
 """Offline enrichment throughput: rows/s per lookup type on generated realistic values, printed as JSON.
 
-Usage: python bench/enrich.py [--rows 10000] [--repeat 3]
+Usage: python bench/enrich.py [--rows 10000] [--repeat 3] [--stub-rows 1000] [--stub-ms 20]
 
 Each type gets `rows` mostly distinct values (so per-call dedup does not flatter the numbers), about 5% of them
 invalid. One warm-up call per type loads the lazy data (PSL snapshot, phone geocoder, GeoIP tables) and is reported
 separately as `first_call_s`; the throughput is the best of `repeat` timed runs over the whole batch.
+
+`provider_stub`: one worker-sized batch (`stub-rows` distinct values) through the real online path (Source, the
+provider client, HTTP over loopback) against a stub provider in another process that answers each request after
+`stub-ms`; the target is >= 1,000 rows/s per worker invocation. No cache, so every row is a provider call.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import multiprocessing
 import random
 import sys
 import time
@@ -20,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from functions.enrich import enrich_values
+from functions.enrich.sources import from_settings
+from functions.settings import EnrichSettings
 
 FIRST = ["john", "jane", "maria", "mohammed", "li", "olga", "pierre", "anna", "james", "sofia", "raj", "yuki"]
 LAST = ["smith", "doe", "garcia", "müller", "chen", "ivanova", "dubois", "rossi", "kumar", "tanaka", "o'brien"]
@@ -118,11 +126,86 @@ GENERATORS: dict[str, Callable[[random.Random, int], list[str]]] = {
 }
 
 
+_NOT_BREACHED = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+_SEARCH_BODY = json.dumps({"items": [{"title": "t", "link": "https://x.test/", "snippet": "s"}]}).encode()
+_SEARCH = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(_SEARCH_BODY),
+    _SEARCH_BODY,
+)
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    # asyncio, so the stub itself is never what limits the measured client (thousands of waits cost nothing).
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(delay)
+            writer.write(_NOT_BREACHED if b" /breachedaccount/" in head.split(b"\r\n", 1)[0] else _SEARCH)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+def _serve(delay: float, ready: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def run() -> None:
+        server = await asyncio.start_server(lambda r, w: _answer(r, w, delay), "127.0.0.1", 0, backlog=1024)
+        ready.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
+def provider_stub(rows: int, delay_ms: float) -> dict[str, object]:
+    """rows/s of one batch through each HTTP provider against a stub answering after `delay_ms`."""
+    ready: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    server = multiprocessing.Process(target=_serve, args=(delay_ms / 1000, ready), daemon=True)
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{ready.get(timeout=10)}"
+        settings = EnrichSettings(
+            hibp_api_key="bench",
+            hibp_base_url=base,
+            hibp_requests_per_minute=1e9,
+            search_api_key="bench",
+            search_engine_id="bench",
+            search_base_url=f"{base}/search",
+            search_requests_per_minute=1e9,
+        )
+        sources = from_settings(settings)
+        out: dict[str, object] = {"rows": rows, "delay_ms": delay_ms, "concurrency": settings.provider_concurrency}
+        for job_type in ("darkweb", "google"):
+            values = [
+                v
+                for v in GENERATORS[job_type](random.Random(f"stub-{job_type}"), rows * 2)
+                if "@" in v or job_type == "google"
+            ]
+            values = [f"{v}" for v in dict.fromkeys(values)][:rows]
+            start = time.perf_counter()
+            results = enrich_values(job_type, values, sources)
+            seconds = time.perf_counter() - start
+            statuses: dict[str, int] = {}
+            for r in results:
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+            out[job_type] = {
+                "rows_per_s": round(len(values) / seconds),
+                "seconds": round(seconds, 3),
+                "statuses": statuses,
+            }
+        return out
+    finally:
+        server.terminate()
+        server.join()
+
+
 def main() -> None:
     """Print rows/s per type as JSON on stdout, nothing else."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stub-rows", type=int, default=1000)
+    parser.add_argument("--stub-ms", type=float, default=20.0)
     args = parser.parse_args()
     report: dict[str, object] = {"rows": args.rows, "repeat": args.repeat, "mode": "offline", "types": {}}
     types: dict[str, object] = {}
@@ -146,6 +229,7 @@ def main() -> None:
             "statuses": statuses,
         }
     report["types"] = types
+    report["provider_stub"] = provider_stub(args.stub_rows, args.stub_ms)
     print(json.dumps(report, indent=2))
 
 
