@@ -6,11 +6,14 @@ registrable domain under the PSL (single labels like `localhost`, unknown TLDs, 
 With DNS on (`EnrichSettings.dns_enabled`) the DNS columns describe the registrable domain (`www.acme.co.uk/x` ->
 `acme.co.uk`), asked once per distinct registrable domain through the answer cache; a lookup that fails after its
 retries makes the row `error` with the DNS code (`dns_timeout`, `dns_error`, `dns_bad_response`), not charged.
+With RDAP on (`rdap_enabled`) the registration columns come from the registrable domain's registry (through
+rdap.org); `registered` is false when the registry does not know the name. RDAP failures are `error` rows too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -47,6 +50,13 @@ class DomainResult(BaseModel):
     spf: str | None = None
     dmarc: str | None = None
     dmarc_policy: str | None = None
+    # RDAP of the registrable domain (functions/enrich/rdap.py); empty unless RDAP is on.
+    registered: bool | None = None
+    registrar: str | None = None
+    registered_at: str | None = None
+    expires_at: str | None = None
+    updated_at: str | None = None
+    rdap_status: str | None = None
     from_cache: bool | None = None
 
 
@@ -83,4 +93,9 @@ def _one(raw: str) -> RowResult:
 def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Normalize and split each domain or URL; equal values (ignoring case and outer spaces) are computed once."""
     rows = enrich_each(values, COLUMNS, fold_key, _one)
-    return augment(rows, sources.dns, lambda data: str(data["registrable_domain"]))
+    rows = augment(rows, sources.dns, _registrable)
+    return augment(rows, sources.rdap_domain, _registrable)
+
+
+def _registrable(data: dict[str, Any]) -> str:
+    return str(data["registrable_domain"])

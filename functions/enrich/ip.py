@@ -6,6 +6,11 @@ Accepts IPv4 and IPv6, with an IPv6 zone id (`fe80::1%eth0`), in brackets, or wi
 snapshot (IPv4 and IPv6) and is given for globally routable addresses only; an IPv4-mapped IPv6 address
 (`::ffff:8.8.8.8`) is located as its IPv4 address. The data names the AS's organization, not its number, so
 `as_name` and `as_network` are given and there is no AS number column.
+
+With RDAP on (`EnrichSettings.rdap_enabled`) a globally routable address also gets its network's registration from
+its RIR (through rdap.org): name, handle, range, CIDR, country, type, owner, dates. Private, loopback and other
+special addresses are not asked (no registry has them). A failed lookup makes the row `error` (`rdap_not_found`,
+`provider_timeout`, ...), not charged.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.enrich._common import EMPTY_VALUE, columns_of, enrich_each, invalid, ok, strip_key
-from functions.enrich.online import OFFLINE, Sources
+from functions.enrich.online import OFFLINE, Sources, augment
 from functions.models import RowResult
 
 INVALID = "invalid_ip"
@@ -55,6 +60,17 @@ class IpResult(BaseModel):
     as_name: str | None
     as_network: str | None
     reason: str | None
+    # RDAP of the address's network (functions/enrich/rdap.py), globally routable addresses only; empty unless on.
+    network_name: str | None = None
+    network_handle: str | None = None
+    network_range: str | None = None
+    network_cidr: str | None = None
+    network_country: str | None = None
+    network_type: str | None = None
+    network_owner: str | None = None
+    network_registered_at: str | None = None
+    network_updated_at: str | None = None
+    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(IpResult)
@@ -157,4 +173,12 @@ def _one(raw: str) -> RowResult:
 
 def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Classify and locate each address; equal values (ignoring outer spaces) are computed once."""
-    return enrich_each(values, COLUMNS, strip_key, _one)
+    rows = enrich_each(values, COLUMNS, strip_key, _one)
+    return augment(rows, sources.rdap_ip, _registry_query)
+
+
+def _registry_query(data: dict[str, Any]) -> str | None:
+    # Only globally routable addresses are in a registry; an IPv4-mapped address is asked as its IPv4 address.
+    if not data.get("is_global"):
+        return None
+    return str(data.get("ipv4_mapped") or data["normalized"])

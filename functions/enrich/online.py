@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from functions.enrich.darkweb import DarkwebResult
     from functions.enrich.dns_lookup import DnsFacts
     from functions.enrich.google import GoogleResult
+    from functions.enrich.rdap import DomainRegistration, IpNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class Sources:
     """The online sources a batch may use (built once per cold start, functions/enrich/sources.py); None: off."""
 
     dns: Source[DnsFacts] | None = None
+    rdap_domain: Source[DomainRegistration] | None = None
+    rdap_ip: Source[IpNetwork] | None = None
     hibp: Source[DarkwebResult] | None = None
     search: Source[GoogleResult] | None = None
 

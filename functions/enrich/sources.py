@@ -9,6 +9,7 @@ from functions.enrich.darkweb import DarkwebResult, HibpProvider
 from functions.enrich.dns_lookup import DnsFacts, DnsProvider
 from functions.enrich.google import GoogleResult, SearchProvider
 from functions.enrich.online import CachePort, Source, Sources
+from functions.enrich.rdap import DomainRegistration, IpNetwork, RdapProvider
 from functions.settings import SECRET_FIELDS, EnrichSettings
 
 
@@ -25,7 +26,12 @@ def _policy(settings: EnrichSettings, requests_per_minute: float) -> HttpPolicy:
 def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> Sources:
     """The sources the settings turn on, each asking through the cache (when there is one) with the settings' TTL."""
     ttl = settings.cache_ttl_seconds
-    hibp = search = dns = None
+    hibp = search = dns = rdap_domain = rdap_ip = None
+    if settings.rdap_enabled:
+        client = JsonClient("rdap", _policy(settings, settings.rdap_requests_per_minute))
+        registry = RdapProvider(settings.rdap_base_url, client)
+        rdap_domain = Source("rdap-domain", DomainRegistration, registry.lookup_domains, cache, ttl)
+        rdap_ip = Source("rdap-ip", IpNetwork, registry.lookup_ips, cache, ttl)
     if settings.dns_enabled:
         nameservers = [n.strip() for n in settings.dns_nameservers.split(",") if n.strip()] or None
         resolver = DnsProvider(
@@ -42,4 +48,4 @@ def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> S
             settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
         )
         search = Source("search", GoogleResult, searcher.lookup_many, cache, ttl)
-    return Sources(dns=dns, hibp=hibp, search=search)
+    return Sources(dns=dns, rdap_domain=rdap_domain, rdap_ip=rdap_ip, hibp=hibp, search=search)
