@@ -106,6 +106,12 @@ class BulkApiStack(Stack):
         )
         CfnOutput(
             self,
+            "ProviderKeysSecretArn",
+            value=enrichment.secret.secret_arn,
+            description="Provider API keys (JSON: hibp_api_key, search_api_key, search_engine_id); README 'Online enrichment'",
+        )
+        CfnOutput(
+            self,
             "JobsTableName",
             value=storage.table.table_name,
             description="Jobs table: `bulkapi admin --table <this> create-account/create-key`",
