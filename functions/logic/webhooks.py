@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import base64
 import http.client
-import ipaddress
 import json
 import random
 import secrets
-import socket
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,6 +20,7 @@ from urllib.parse import urlsplit
 from standardwebhooks.webhooks import Webhook
 
 from functions.errors import InputError
+from functions.netguard import BlockedTargetError, PinnedHTTPConnection, PinnedHTTPSConnection, resolve_public
 
 # Seconds to wait before attempt n+1 (n = attempts so far). Sums to about 24 h 20 min.
 RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
@@ -83,29 +81,6 @@ def check_url(url: str, allow_private: bool) -> None:
         raise InvalidTargetError("webhook URLs must use https")
 
 
-def resolve_public(host: str, port: int, allow_private: bool) -> str:
-    """Resolve once and check the address; the connection then goes to this very address (no DNS rebinding)."""
-    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    for info in infos:
-        address = str(info[4][0])
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if allow_private or ip.is_global:
-            return address
-    raise InvalidTargetError(f"{host} does not resolve to a public address")
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a checked IP address, with SNI and certificate checks for the original host name."""
-
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
 def send(url: str, msg_id: str, payload: str, secret: str, *, timeout: float, allow_private: bool) -> Attempt:
     """One signed POST; never raises for what the receiver does (the answer is the Attempt)."""
     try:
@@ -113,7 +88,7 @@ def send(url: str, msg_id: str, payload: str, secret: str, *, timeout: float, al
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = resolve_public(parts.hostname or "", port, allow_private)
-    except (InvalidTargetError, OSError) as exc:
+    except (InvalidTargetError, BlockedTargetError, OSError) as exc:
         return Attempt(0, "", f"invalid_target: {exc}")
     now = datetime.now(UTC)
     headers = {
@@ -126,10 +101,9 @@ def send(url: str, msg_id: str, payload: str, secret: str, *, timeout: float, al
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
-        conn = _PinnedHTTPS(parts.hostname or "", address, port, timeout)
+        conn = PinnedHTTPSConnection(parts.hostname or "", address, port, timeout)
     else:
-        conn = http.client.HTTPConnection(address, port, timeout=timeout)
-        headers["host"] = parts.netloc
+        conn = PinnedHTTPConnection(parts.hostname or "", address, port, timeout)
     try:
         conn.request("POST", path, body=payload.encode(), headers=headers)
         response = conn.getresponse()
