@@ -8,6 +8,13 @@ country cleanco lists for that form, or, for forms used in several countries, th
 (GmbH -> DE, Ltd -> GB, Inc -> US), only when cleanco lists that country too. A row is `invalid` when the value has
 no letter or digit, is a spreadsheet placeholder (`N/A`, `#REF!`: `empty_value`), or is nothing but a legal form
 (`GmbH`).
+
+With the website source on (`EnrichSettings.website_enabled`) a domain input's home page (`https://<domain>/`) is
+fetched: final URL, status, title, description and the first LinkedIn/X/Facebook/Instagram/YouTube/GitHub profile
+links. Every hop is resolved and checked (no private, loopback, link-local or metadata addresses, also not through
+redirects) and connected to exactly that address; time and size are capped. A fetch that fails makes the row
+`error` (`website_unreachable`, `website_timeout`, `website_blocked`, `website_too_many_redirects`,
+`website_error`), not charged.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 from cleanco import basename
 from cleanco.clean import normalized as cleanco_normalized
@@ -32,7 +40,7 @@ from functions.enrich._hosts import (
     to_host,
     unicode_of,
 )
-from functions.enrich.online import OFFLINE, Sources
+from functions.enrich.online import OFFLINE, Sources, augment
 from functions.models import RowResult
 
 INVALID = "invalid_company"
@@ -85,6 +93,18 @@ class CompanyResult(BaseModel):
     country_hint_source: str | None
     legal_form_countries: str | None
     reason: str | None
+    # The home page of a domain input (functions/enrich/website.py); empty unless the website source is on.
+    website_url: str | None = None
+    website_status: int | None = None
+    website_title: str | None = None
+    website_description: str | None = None
+    linkedin: str | None = None
+    twitter: str | None = None
+    facebook: str | None = None
+    instagram: str | None = None
+    youtube: str | None = None
+    github: str | None = None
+    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(CompanyResult)
@@ -197,4 +217,10 @@ def _one(raw: str) -> RowResult:
 
 def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
     """Split each company name into name and legal form, or read a domain; equal values are computed once."""
-    return enrich_each(values, COLUMNS, strip_key, _one)
+    rows = enrich_each(values, COLUMNS, strip_key, _one)
+    return augment(rows, sources.website, _home_domain)
+
+
+def _home_domain(data: dict[str, Any]) -> str | None:
+    # Only a domain input names a website; a company name would need a search to find one.
+    return str(data["domain"]) if data.get("input_kind") == "domain" and data.get("domain") else None

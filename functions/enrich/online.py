@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from functions.enrich.dns_lookup import DnsFacts
     from functions.enrich.google import GoogleResult
     from functions.enrich.rdap import DomainRegistration, IpNetwork
+    from functions.enrich.website import WebsiteFacts
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class Sources:
     dns: Source[DnsFacts] | None = None
     rdap_domain: Source[DomainRegistration] | None = None
     rdap_ip: Source[IpNetwork] | None = None
+    website: Source[WebsiteFacts] | None = None
     hibp: Source[DarkwebResult] | None = None
     search: Source[GoogleResult] | None = None
 

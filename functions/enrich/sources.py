@@ -10,6 +10,7 @@ from functions.enrich.dns_lookup import DnsFacts, DnsProvider
 from functions.enrich.google import GoogleResult, SearchProvider
 from functions.enrich.online import CachePort, Source, Sources
 from functions.enrich.rdap import DomainRegistration, IpNetwork, RdapProvider
+from functions.enrich.website import WebsiteFacts, WebsiteProvider
 from functions.settings import SECRET_FIELDS, EnrichSettings
 
 
@@ -26,7 +27,16 @@ def _policy(settings: EnrichSettings, requests_per_minute: float) -> HttpPolicy:
 def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> Sources:
     """The sources the settings turn on, each asking through the cache (when there is one) with the settings' TTL."""
     ttl = settings.cache_ttl_seconds
-    hibp = search = dns = rdap_domain = rdap_ip = None
+    hibp = search = dns = rdap_domain = rdap_ip = website = None
+    if settings.website_enabled:
+        fetcher = WebsiteProvider(
+            timeout=settings.website_timeout_seconds,
+            allow_private=settings.website_allow_private,
+            concurrency=settings.provider_concurrency,
+            # Two tries: a batch of dead sites must still finish well within the worker's timeout.
+            attempts=2,
+        )
+        website = Source("website", WebsiteFacts, fetcher.lookup_many, cache, ttl)
     if settings.rdap_enabled:
         client = JsonClient("rdap", _policy(settings, settings.rdap_requests_per_minute))
         registry = RdapProvider(settings.rdap_base_url, client)
@@ -48,4 +58,4 @@ def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> S
             settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
         )
         search = Source("search", GoogleResult, searcher.lookup_many, cache, ttl)
-    return Sources(dns=dns, rdap_domain=rdap_domain, rdap_ip=rdap_ip, hibp=hibp, search=search)
+    return Sources(dns=dns, rdap_domain=rdap_domain, rdap_ip=rdap_ip, website=website, hibp=hibp, search=search)
