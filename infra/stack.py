@@ -108,7 +108,7 @@ class BulkApiStack(Stack):
             self,
             "ProviderKeysSecretArn",
             value=enrichment.secret.secret_arn,
-            description="Provider API keys (JSON: hibp_api_key, search_api_key, search_engine_id); README 'Online enrichment'",
+            description="Provider API keys, a JSON object: hibp_api_key, search_api_key, search_engine_id",
         )
         CfnOutput(
             self,
