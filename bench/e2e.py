@@ -2,7 +2,11 @@
 
 Prints JSON: rows, seconds (create -> downloaded), rows_per_s, baseline_rows_per_s (the same enrichment in a
 bare loop over the same CSV, same run), ratio, AWS requests by service and operation, aws_requests_per_1k_rows.
-Usage: ./dev bench e2e --rows 10000 --type email
+The job runs `--runs` times (default 3) after a small warm-up job and the best run is reported, as the baseline is
+the best of three; `seconds_each_run` lists every run. The runtime runs as `bulkapi serve` does: the splitter and
+worker invocations in `BULKAPI_LOCAL_PROCESSES` (default 2) processes of their own.
+
+Usage: ./dev bench e2e --rows 10000 --type email [--runs 3]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from functions.enrich import enrich_values, result_columns
 from functions.logic import csv_input, results
-from local.runtime import LocalRuntime, Options
+from local.runtime import DEFAULT_PROCESSES, LocalRuntime, Options
 
 SAMPLES = {
     "email": lambda i: f"first.last{i}@company{i % 211}.com",
@@ -92,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--type", default="email", choices=sorted(SAMPLES))
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     body = make_csv(args.rows, args.type)
@@ -99,6 +104,8 @@ def main() -> None:
         Options(
             port=0,
             dev_credits=10 * args.rows + 1000,
+            # As `bulkapi serve` runs by default (BULKAPI_LOCAL_PROCESSES).
+            processes=int(os.environ.get("BULKAPI_LOCAL_PROCESSES", str(DEFAULT_PROCESSES))),
             overrides={
                 "BULKAPI_MAX_ROWS_PER_JOB": str(max(args.rows, 10_000)),
                 "BULKAPI_MAX_UPLOAD_BYTES": str(max(len(body) + 1, 5 * 1024 * 1024)),
@@ -110,9 +117,13 @@ def main() -> None:
     try:
         run_job(rt, make_csv(20, args.type), args.type)  # warm-up: imports and first-call data loads
         assert rt.emulation is not None
-        rt.emulation.counts(reset=True)
-        seconds, result_rows = run_job(rt, body, args.type)
-        counts = dict(sorted(rt.emulation.counts().items()))
+        # Best of `runs`, like the baseline: the first large job also pays one-time costs in the emulation.
+        runs: list[tuple[float, int, dict[str, int]]] = []
+        for _ in range(args.runs):
+            rt.emulation.counts(reset=True)
+            seconds, result_rows = run_job(rt, body, args.type)
+            runs.append((seconds, result_rows, dict(sorted(rt.emulation.counts().items()))))
+        seconds, result_rows, counts = min(runs, key=lambda run: run[0])
     finally:
         rt.stop()
     batch = int(os.environ.get("BULKAPI_ROWS_PER_BATCH", "1000"))
@@ -128,6 +139,8 @@ def main() -> None:
                 "type": args.type,
                 "result_rows": result_rows,
                 "seconds": round(seconds, 3),
+                "seconds_each_run": [round(run[0], 3) for run in runs],
+                "processes": rt.options.processes,
                 "rows_per_s": round(args.rows / seconds, 1),
                 "baseline_seconds": round(base, 3),
                 "baseline_rows_per_s": round(args.rows / base, 1),

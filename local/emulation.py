@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from local.lifetime import exit_with_parent
+
 COUNTS_PATH = "/_bulkapi/requests"
 
 
@@ -92,18 +94,6 @@ def _patch_lambda(invoke_url: str) -> None:
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
 
 
-def _exit_with_parent() -> None:
-    """End this process when the runtime that started it is gone, even if it was killed without cleanup."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def serve(port: int, invoke_url: str) -> None:
     """Run moto's server on 127.0.0.1:port (blocks); called in the emulation process."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -118,7 +108,7 @@ def serve(port: int, invoke_url: str) -> None:
 
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     app = CountingApp(DomainDispatcherApplication(create_backend_app))
-    _exit_with_parent()
+    exit_with_parent()
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     server.serve_forever()
 

@@ -1,4 +1,8 @@
-"""In-process Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
+"""Local Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
+
+Most functions run in this process. The heavy queue-driven ones (splitter, worker, dead-letter) can run in a pool
+of separate processes instead, the way Lambda gives each concurrent invocation its own execution environment:
+their CPU work then runs beside the API, the pollers and the other handlers instead of competing for one GIL.
 
 moto cannot run a function without Docker. Step Functions tasks reach functions through moto's Lambda
 backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to call back here
@@ -9,14 +13,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
+import os
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from local.lifetime import exit_with_parent
 from local.resources import ACCOUNT, REGION, LocalFunction
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -52,10 +60,49 @@ class InvocationError(Exception):
         self.error_message = message
 
 
+# Handlers that may run in the process pool: queue-driven, CPU-heavy, and reached only through their pollers.
+ISOLATABLE: frozenset[str] = frozenset(
+    {
+        "functions.handlers.splitter.lambda_handler",
+        "functions.handlers.worker.lambda_handler",
+        "functions.handlers.dead_letter.lambda_handler",
+    }
+)
+
+
+def _load(handler: str) -> Handler:
+    module, _, attr = handler.rpartition(".")
+    loaded: Handler = getattr(importlib.import_module(module), attr)
+    return loaded
+
+
+def _warm(handlers: list[str]) -> int:
+    # Import the handlers (and through them boto3, Powertools, the enrichment libraries) before the first event.
+    for handler in handlers:
+        _load(handler)
+    from functions.adapters.aws import client
+    from functions.enrich import enrich_values
+
+    for service in ("s3", "dynamodb", "sqs", "stepfunctions", "events"):
+        client(service)  # building a client reads botocore's service models: ~50 ms each, once per process
+    # The Public Suffix List and email-validator's tables load on first use; the geocoder and GeoIP data are
+    # left to the first phone or ip job (they are large, and most processes never need them).
+    enrich_values("email", ["warm.up@example.com"])
+    time.sleep(0.2)  # hold this process, so each warm-up task lands in a different one
+    return os.getpid()
+
+
+def _invoke_in_child(handler: str, event: dict[str, Any], name: str, timeout: int) -> tuple[bool, Any]:
+    try:
+        return True, _load(handler)(event, LambdaContext(name, timeout))
+    except Exception as exc:
+        return False, (type(exc).__name__, str(exc), traceback.format_exc())
+
+
 class Invoker:
     """Runs functions by name or logical id; counts invocations for tests and benchmarks."""
 
-    def __init__(self, functions: dict[str, LocalFunction]) -> None:
+    def __init__(self, functions: dict[str, LocalFunction], processes: int = 0) -> None:
         self.functions = functions
         self.by_name = {fn.name: fn for fn in functions.values()}
         self._handlers: dict[str, Handler] = {}
@@ -63,6 +110,25 @@ class Invoker:
         self._lock = threading.Lock()
         # Test hook: a function logical id -> callable run before the handler (to inject crashes).
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        if processes > 0:
+            # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
+            # The children inherit the environment the runtime has set up (endpoint, table and queue names).
+            self._pool = ProcessPoolExecutor(
+                processes, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+            )
+            isolated = sorted({fn.handler for fn in functions.values()} & ISOLATABLE)
+            pids = {f.result() for f in [self._pool.submit(_warm, isolated) for _ in range(processes)]}
+            self.isolated_pids = sorted(pids)
+
+    def isolated(self, fn: LocalFunction) -> bool:
+        """Whether this function's invocations run in the process pool."""
+        return self._pool is not None and fn.handler in ISOLATABLE
+
+    def close(self) -> None:
+        """Stop the process pool (in-flight invocations are abandoned, as when a runtime is killed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def handler(self, fn: LocalFunction) -> Handler:
         """Import the function's handler the way the Lambda runtime does (module path + attribute)."""
@@ -80,10 +146,23 @@ class Invoker:
             fault = self.faults.get(logical_id)
             if fault is not None:
                 fault(event)
+            if self.isolated(fn):
+                return self._invoke_isolated(fn, event)
             return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout))
+        except InvocationError:
+            raise
         except Exception as exc:
             traceback.print_exc()
             raise InvocationError(type(exc).__name__, str(exc)) from exc
+
+    def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
+        assert self._pool is not None
+        ok, value = self._pool.submit(_invoke_in_child, fn.handler, event, fn.name, fn.timeout).result()
+        if ok:
+            return value
+        error_type, message, trace = value
+        print(trace, end="", flush=True)
+        raise InvocationError(error_type, message)
 
     def invoke_by_name(self, name: str, event: Any) -> tuple[str, bool]:
         """moto's calling convention: (payload JSON, errored)."""

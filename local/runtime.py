@@ -26,6 +26,10 @@ from local.wiring import Poller
 DEV_ACCOUNT = "acct_dev"
 
 
+# What `bulkapi serve` uses: the queue-driven handlers in processes of their own, like Lambda environments.
+DEFAULT_PROCESSES = 2
+
+
 @dataclass
 class Options:
     """How to run locally; each has an environment variable (see README)."""
@@ -36,6 +40,8 @@ class Options:
     dev_credits: int = 100_000
     dev_webhook_url: str | None = None
     concurrency_cap: int = 4
+    # Separate processes for the splitter, worker and dead-letter invocations (0: all in this process).
+    processes: int = 0
     visibility_timeout: int = 30
     retry_delay: int = 1
     poll_wait_seconds: int = 5
@@ -59,6 +65,7 @@ class Options:
             dev_credits=int(env.get("BULKAPI_DEV_CREDITS", "100000")),
             dev_webhook_url=env.get("BULKAPI_DEV_WEBHOOK_URL") or None,
             concurrency_cap=int(env.get("BULKAPI_LOCAL_CONCURRENCY", "4")),
+            processes=int(env.get("BULKAPI_LOCAL_PROCESSES", str(DEFAULT_PROCESSES))),
             retry_delay=int(env.get("BULKAPI_LOCAL_RETRY_DELAY", "1")),
             schedule_seconds=float(env["BULKAPI_LOCAL_SCHEDULE_SECONDS"])
             if env.get("BULKAPI_LOCAL_SCHEDULE_SECONDS")
@@ -146,17 +153,21 @@ class LocalRuntime:
         topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
         self.topology = topology
         self._apply_function_env(topology)
-        self.invoker = lambdas.Invoker(topology.functions)
+        self.invoker = lambdas.Invoker(topology.functions, processes=self.options.processes)
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
         sqs = self.client("sqs")
         for mapping in topology.mappings:
+            cap = self.options.concurrency_cap
+            if self.invoker.isolated(topology.functions[mapping.function]):
+                # Taking more messages than there are processes to run them only makes them wait, invisible.
+                cap = min(cap, self.options.processes)
             poller = Poller(
                 mapping,
                 self.invoker,
                 sqs,
-                concurrency_cap=self.options.concurrency_cap,
+                concurrency_cap=cap,
                 retry_delay=self.options.retry_delay,
                 wait_seconds=self.options.poll_wait_seconds,
             )
@@ -185,6 +196,8 @@ class LocalRuntime:
             poller.stop()
         if self.invoke_endpoint is not None:
             self.invoke_endpoint.stop()
+        if self.invoker is not None:
+            self.invoker.close()
         if self.emulation is not None:
             self.emulation.stop()
         for var, value in self._saved_env.items():

@@ -16,8 +16,8 @@ import os, sys
 sys.path.insert(0, sys.argv[1])
 from local.runtime import LocalRuntime, Options
 if __name__ == "__main__":
-    rt = LocalRuntime(Options(port=0)).start()
-    print(rt.emulation.process.pid, flush=True)
+    rt = LocalRuntime(Options(port=0, processes=2)).start()
+    print(rt.emulation.process.pid, *rt.invoker.isolated_pids, flush=True)
     os._exit(1)  # killed: no stop(), no cleanup
 """
 
@@ -32,11 +32,13 @@ def alive(pid: int) -> bool:
     return status.exists() and status.read_text().split(")")[-1].split()[0] != "Z"
 
 
-def test_the_aws_emulation_ends_when_the_runtime_is_killed() -> None:
-    # Given a runtime whose process dies without stopping anything
+def test_the_aws_emulation_and_the_function_processes_end_when_the_runtime_is_killed() -> None:
+    # Given a runtime with two function processes, whose own process dies without stopping anything
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
     )
-    child = int(out.stdout.strip().splitlines()[-1])
-    # Then its emulation process does not linger
-    wait_for(lambda: not alive(child), timeout=15, interval=0.2, what=f"emulation process {child} to exit")
+    emulation, *functions = (int(pid) for pid in out.stdout.strip().splitlines()[-1].split())
+    assert len(functions) == 2
+    # Then neither its emulation process nor its function processes linger
+    for child in (emulation, *functions):
+        wait_for(lambda pid=child: not alive(pid), timeout=15, interval=0.2, what=f"process {child} to exit")
