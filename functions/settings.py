@@ -63,6 +63,9 @@ class EnrichSettings(BaseModel):
     provider_secret_arn: str = ""
     # Lookups in flight at once per provider within one batch (each provider's rate limit still applies).
     provider_concurrency: int = Field(default=32, ge=1, le=128)
+    # Time one batch may spend asking one provider; what is left unasked then answers `provider_timeout`. The stack
+    # sets the worker's from its timeout and batch size, so a slow or dead provider never times the worker out.
+    provider_budget_seconds: float = Field(default=20.0, gt=0)
     # DNS (email, domain): MX, SPF, DMARC, A/AAAA. Nameservers "ip" or "ip:port", comma-separated; empty: the system's.
     dns_enabled: bool = False
     dns_nameservers: str = ""

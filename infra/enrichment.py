@@ -18,6 +18,12 @@ from infra.config import StackConfig
 from infra.nag import acknowledge, resource_of
 
 
+def provider_budget(config: StackConfig) -> float:
+    """Seconds one batch may spend on one provider: a worker invocation runs up to `worker_batch_size` batches
+    one after the other, each through up to two online sources (domain: DNS and RDAP), within 80% of its timeout."""
+    return round(0.8 * config.worker_timeout_seconds / config.worker_batch_size / 2, 1)
+
+
 class EnrichmentConstruct(Construct):
     """The cache table and the provider secret; `settings` and `grant` hand them to a function."""
 
@@ -59,6 +65,7 @@ class EnrichmentConstruct(Construct):
             "phone_default_region": c.phone_default_region,
             "cache_table": self.cache.table_name,
             "cache_ttl_seconds": str(c.cache_ttl_seconds),
+            "provider_budget_seconds": str(provider_budget(c)),
             "provider_secret_arn": self.secret.secret_arn,
             "dns_enabled": str(c.dns_enabled).lower(),
             "rdap_enabled": str(c.rdap_enabled).lower(),

@@ -120,7 +120,8 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (delta-seconds or an HTTP date); None when absent or unusable."""
     if not value:
         return None
     value = value.strip()
@@ -202,11 +203,11 @@ class JsonClient:
         if status in absent:
             return None
         if status == 429:
-            raise _Retry(ProviderError(PROVIDER_RATE_LIMITED, "429"), _retry_after(retry_after))
+            raise _Retry(ProviderError(PROVIDER_RATE_LIMITED, "429"), retry_after_seconds(retry_after))
         if status == 408:
             raise _Retry(ProviderError(PROVIDER_TIMEOUT, "408"))
         if status >= 500:
-            raise _Retry(ProviderError(PROVIDER_ERROR, str(status)), _retry_after(retry_after))
+            raise _Retry(ProviderError(PROVIDER_ERROR, str(status)), retry_after_seconds(retry_after))
         # 400/401/403...: our request or our key is wrong; asking again will not help.
         raise ProviderError(PROVIDER_ERROR, str(status))
 

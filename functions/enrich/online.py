@@ -13,6 +13,7 @@ becomes an `error` row with the provider's code (offline columns kept, not charg
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -35,6 +36,8 @@ T = TypeVar("T", bound=BaseModel)
 
 FROM_CACHE = "from_cache"
 PROVIDER_FAILED = "provider_failed"
+# A query the batch's time budget left no room for: to the user, the provider was too slow.
+BUDGET_SPENT = "provider_timeout"
 DEFAULT_TTL_SECONDS = 24 * 3600
 
 
@@ -54,7 +57,12 @@ class Answered(Generic[T]):
 
 
 class Source(Generic[T]):
-    """One provider lookup, asked once per distinct query, through the cache when there is one."""
+    """One provider lookup, asked once per distinct query, through the cache when there is one.
+
+    With a `budget_seconds`, the misses go to the provider in chunks of `chunk` and no chunk starts once the
+    budget is spent: the rest answer `provider_timeout`. A dead resolver or a list of dead websites then costs a
+    batch its budget, not the worker's whole timeout (and its retries).
+    """
 
     def __init__(
         self,
@@ -63,12 +71,19 @@ class Source(Generic[T]):
         lookup_many: Callable[[Sequence[str]], Sequence[T | ProviderFailure]],
         cache: CachePort | None = None,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        *,
+        budget_seconds: float | None = None,
+        chunk: int = 128,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._model = model
         self._lookup_many = lookup_many
         self._cache = cache
         self._ttl = ttl_seconds
+        self._budget = budget_seconds
+        self._chunk = max(1, chunk)
+        self._clock = clock
 
     def _key(self, query: str) -> str:
         return f"{self.name}#{query}"
@@ -94,6 +109,20 @@ class Source(Generic[T]):
         return found
 
     def _ask(self, queries: list[str]) -> list[T | ProviderFailure]:
+        if self._budget is None:
+            return self._ask_chunk(queries)
+        deadline = self._clock() + self._budget
+        answers: list[T | ProviderFailure] = []
+        for start in range(0, len(queries), self._chunk):
+            part = queries[start : start + self._chunk]
+            if self._clock() >= deadline:
+                logger.warning("%s: batch budget spent; %d queries not asked", self.name, len(queries) - start)
+                answers += [ProviderFailure(BUDGET_SPENT)] * (len(queries) - start)
+                break
+            answers += self._ask_chunk(part)
+        return answers
+
+    def _ask_chunk(self, queries: list[str]) -> list[T | ProviderFailure]:
         try:
             replies = list(self._lookup_many(queries))
         except Exception:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
+from pydantic import BaseModel
+
+from functions.enrich._common import ProviderFailure
 from functions.enrich._http import HttpPolicy, JsonClient
 from functions.enrich.darkweb import DarkwebResult, HibpProvider
 from functions.enrich.dns_lookup import DnsFacts, DnsProvider
@@ -12,6 +16,9 @@ from functions.enrich.online import CachePort, Source, Sources
 from functions.enrich.rdap import DomainRegistration, IpNetwork, RdapProvider
 from functions.enrich.website import WebsiteFacts, WebsiteProvider
 from functions.settings import SECRET_FIELDS, EnrichSettings
+
+T = TypeVar("T", bound=BaseModel)
+Lookup = Callable[[Sequence[str]], Sequence[T | ProviderFailure]]
 
 
 def with_secrets(settings: EnrichSettings, secrets: Mapping[str, object]) -> EnrichSettings:
@@ -26,36 +33,46 @@ def _policy(settings: EnrichSettings, requests_per_minute: float) -> HttpPolicy:
 
 def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> Sources:
     """The sources the settings turn on, each asking through the cache (when there is one) with the settings' TTL."""
-    ttl = settings.cache_ttl_seconds
+    budget = settings.provider_budget_seconds
+
+    def source(name: str, model: type[T], lookup: Lookup[T], requests_per_minute: float | None = None) -> Source[T]:
+        # Chunks small enough that a rate-limited provider checks the budget between them.
+        chunk = 4 * settings.provider_concurrency
+        if requests_per_minute is not None:
+            chunk = min(chunk, max(1, int(requests_per_minute / 60 * budget)))
+        return Source(name, model, lookup, cache, settings.cache_ttl_seconds, budget_seconds=budget, chunk=chunk)
+
     hibp = search = dns = rdap_domain = rdap_ip = website = None
     if settings.website_enabled:
         fetcher = WebsiteProvider(
             timeout=settings.website_timeout_seconds,
             allow_private=settings.website_allow_private,
             concurrency=settings.provider_concurrency,
-            # Two tries: a batch of dead sites must still finish well within the worker's timeout.
+            # Two tries: a dead site costs at most two fetch deadlines of the batch's budget.
             attempts=2,
         )
-        website = Source("website", WebsiteFacts, fetcher.lookup_many, cache, ttl)
+        website = source("website", WebsiteFacts, fetcher.lookup_many)
     if settings.rdap_enabled:
-        client = JsonClient("rdap", _policy(settings, settings.rdap_requests_per_minute))
-        registry = RdapProvider(settings.rdap_base_url, client)
-        rdap_domain = Source("rdap-domain", DomainRegistration, registry.lookup_domains, cache, ttl)
-        rdap_ip = Source("rdap-ip", IpNetwork, registry.lookup_ips, cache, ttl)
+        rate = settings.rdap_requests_per_minute
+        registry = RdapProvider(settings.rdap_base_url, JsonClient("rdap", _policy(settings, rate)))
+        rdap_domain = source("rdap-domain", DomainRegistration, registry.lookup_domains, rate)
+        rdap_ip = source("rdap-ip", IpNetwork, registry.lookup_ips, rate)
     if settings.dns_enabled:
         nameservers = [n.strip() for n in settings.dns_nameservers.split(",") if n.strip()] or None
         resolver = DnsProvider(
             nameservers, timeout=settings.dns_timeout_seconds, concurrency=settings.provider_concurrency
         )
-        dns = Source("dns", DnsFacts, resolver.lookup_many, cache, ttl)
+        dns = source("dns", DnsFacts, resolver.lookup_many)
     if settings.hibp_api_key.strip():
-        client = JsonClient("hibp", _policy(settings, settings.hibp_requests_per_minute))
+        rate = settings.hibp_requests_per_minute
+        client = JsonClient("hibp", _policy(settings, rate))
         provider = HibpProvider(settings.hibp_api_key.strip(), settings.hibp_base_url, client)
-        hibp = Source("hibp", DarkwebResult, provider.lookup_many, cache, ttl)
+        hibp = source("hibp", DarkwebResult, provider.lookup_many, rate)
     if settings.search_api_key.strip() and settings.search_engine_id.strip():
-        client = JsonClient("search", _policy(settings, settings.search_requests_per_minute))
+        rate = settings.search_requests_per_minute
+        client = JsonClient("search", _policy(settings, rate))
         searcher = SearchProvider(
             settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
         )
-        search = Source("search", GoogleResult, searcher.lookup_many, cache, ttl)
+        search = source("search", GoogleResult, searcher.lookup_many, rate)
     return Sources(dns=dns, rdap_domain=rdap_domain, rdap_ip=rdap_ip, website=website, hibp=hibp, search=search)

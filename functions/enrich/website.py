@@ -41,7 +41,7 @@ import idna
 from pydantic import BaseModel
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich._http import PROVIDER_ERROR, USER_AGENT, ProviderError, _retry_after
+from functions.enrich._http import PROVIDER_ERROR, USER_AGENT, ProviderError, retry_after_seconds
 from functions.netguard import BlockedTargetError, PinnedHTTPConnection, PinnedHTTPSConnection, resolve_public
 
 logger = logging.getLogger(__name__)
@@ -443,7 +443,7 @@ class WebsiteProvider:
                 raise ProviderError(WEBSITE_BLOCKED, f"redirect to a non-http(s) URL: {target[:200]}")
             return target.split("#", 1)[0]
         if response.status == 429 or response.status >= 500:
-            retry_after = _retry_after(response.getheader("Retry-After"))
+            retry_after = retry_after_seconds(response.getheader("Retry-After"))
             raise _Transient(ProviderError(WEBSITE_ERROR, str(response.status)), retry_after)
         if response.status >= 400:
             raise ProviderError(WEBSITE_ERROR, str(response.status))

@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from functions.enrich import darkweb
 from functions.enrich._common import ProviderFailure
 from functions.enrich.online import Source, Sources, augment
+from functions.enrich.sources import from_settings
 from functions.models import RowResult
+from functions.settings import EnrichSettings
 
 
 class Facts(BaseModel):
@@ -162,3 +164,31 @@ def test_cached_darkweb_answers_are_marked_and_cost_no_second_lookup() -> None:
     assert {k: v for k, v in first[0].data.items() if k != "from_cache"} == {
         k: v for k, v in second[0].data.items() if k != "from_cache"
     }
+
+
+def test_a_spent_budget_leaves_the_rest_unasked_as_provider_timeouts() -> None:
+    # Given a provider that takes 6 s per chunk of two, under a 10 s budget (a clock we move)
+    now = [0.0]
+
+    class SlowProvider(CountingProvider):
+        def lookup_many(self, queries: Sequence[str]) -> list[Facts | ProviderFailure]:
+            now[0] += 6
+            return super().lookup_many(queries)
+
+    provider = SlowProvider()
+    source = Source("facts", Facts, provider.lookup_many, budget_seconds=10, chunk=2, clock=lambda: now[0])
+    # When seven queries are answered
+    answers = source.answers([f"q{i}.de" for i in range(7)])
+    # Then two chunks were asked before the budget ran out, and the other three answer provider_timeout
+    assert provider.asked == [["q0.de", "q1.de"], ["q2.de", "q3.de"]]
+    assert [answers[f"q{i}.de"] for i in range(4, 7)] == [ProviderFailure("provider_timeout")] * 3
+    assert not isinstance(answers["q3.de"], ProviderFailure)
+
+
+def test_rate_limited_providers_check_the_budget_between_small_chunks() -> None:
+    # Given HIBP at 10 requests per minute and a 12 s budget
+    settings = EnrichSettings(hibp_api_key="k", hibp_requests_per_minute=10, provider_budget_seconds=12)
+    # When the sources are built
+    hibp = from_settings(settings).hibp
+    # Then its chunks are what the rate allows within the budget (2), so the budget is checked every 2 lookups
+    assert hibp is not None and hibp._chunk == 2
