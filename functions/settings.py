@@ -62,7 +62,7 @@ class EnrichSettings(BaseModel):
     cache_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     provider_secret_arn: str = ""
     # Lookups in flight at once per provider within one batch (each provider's rate limit still applies).
-    provider_concurrency: int = Field(default=32, ge=1, le=128)
+    provider_concurrency: int = Field(default=64, ge=1, le=256)
     # Time one batch may spend asking one provider; what is left unasked then answers `provider_timeout`. The stack
     # sets the worker's from its timeout and batch size, so a slow or dead provider never times the worker out.
     provider_budget_seconds: float = Field(default=20.0, gt=0)
