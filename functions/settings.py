@@ -34,6 +34,8 @@ class ApiSettings(LimitsSettings):
 
     finalizer_arn: str
     allow_private_targets: bool = False
+    # Origins whose pages may read the answers (comma-separated; bulkapi:corsOrigins); empty: none.
+    cors_origins: str = ""
     key_cache_seconds: float = Field(default=30.0, ge=0)
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
 
@@ -127,6 +129,7 @@ class StreamSettings(EnrichSettings):
     """The stream function (inline SSE routes): the jobs table (keys, balances, the charge) and the stream knobs."""
 
     jobs_table: str
+    cors_origins: str = ""
     inline_concurrency: int = Field(default=4, ge=1, le=32)
     inline_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # Test hook: slows each value this much, a stand-in for a slow provider (only the local e2e tests set it).

@@ -69,6 +69,7 @@ class ApiConstruct(Construct):
                 "finalizer_arn": state_machine.state_machine_arn,
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
+                "cors_origins": ",".join(config.cors_origins),
             },
             # API Gateway's integration timeout is 29 s.
             timeout=Duration.seconds(29),
@@ -86,7 +87,7 @@ class ApiConstruct(Construct):
             apigw.CorsOptions(
                 allow_origins=config.cors_origins,
                 allow_methods=apigw.Cors.ALL_METHODS,
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
                 max_age=Duration.hours(1),
             )
             if config.cors_origins

@@ -58,7 +58,13 @@ class BulkApiStack(Stack):
             self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
         )
         self.streaming = StreamingConstruct(
-            self, "Streaming", functions=functions, storage=storage, enrichment=enrichment, rest_api=api.rest_api
+            self,
+            "Streaming",
+            functions=functions,
+            storage=storage,
+            enrichment=enrichment,
+            rest_api=api.rest_api,
+            cors_origins=",".join(config.cors_origins),
         )
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url

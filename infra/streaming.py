@@ -97,6 +97,7 @@ class StreamingConstruct(Construct):
         storage: StorageConstruct,
         enrichment: EnrichmentConstruct,
         rest_api: apigw.RestApi,
+        cors_origins: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -104,7 +105,7 @@ class StreamingConstruct(Construct):
             "Handler",
             handler="stream",
             # Never `local_enrich_delay_ms`: a test hook of the local e2e tests.
-            env={"jobs_table": storage.table.table_name, **enrichment.settings()},
+            env={"jobs_table": storage.table.table_name, "cors_origins": cors_origins, **enrichment.settings()},
             timeout=TIMEOUT,
             memory=MEMORY_MB,
             entry=START_COMMAND,

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import cors
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
@@ -345,4 +346,13 @@ def webhook_deliveries() -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy entry point."""
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    extra = cors.headers_for(
+        cors.request_origin(event.get("headers")), cors.allowed_origins(load(ApiSettings).cors_origins)
+    )
+    if extra:
+        if "multiValueHeaders" in response:
+            response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})
+        else:
+            response.setdefault("headers", {}).update(extra)
+    return response

@@ -20,8 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions import cors
 from functions.adapters import idempotency
 from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
@@ -243,7 +244,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(ports: Callable[[StreamSettings], Ports] = default_ports) -> Starlette:
+def create_app(ports: Callable[[StreamSettings], Ports] = default_ports) -> ASGIApp:
     """The ASGI app; tests pass their own ports."""
 
     async def endpoint(request: Request) -> Response:
@@ -252,7 +253,32 @@ def create_app(ports: Callable[[StreamSettings], Ports] = default_ports) -> Star
     routes = [Route(path, endpoint, methods=["POST"]) for path in sorted(PATHS)]
     # The Lambda Web Adapter's readiness check (AWS_LWA_READINESS_CHECK_PATH).
     routes.append(Route("/api/health", _health, methods=["GET"]))
-    return Starlette(routes=routes, exception_handlers={BulkApiError: _api_error, HTTPException: _http_error})
+    starlette = Starlette(routes=routes, exception_handlers={BulkApiError: _api_error, HTTPException: _http_error})
+    return _with_cors(starlette)
+
+
+def _with_cors(inner: Starlette) -> ASGIApp:
+    """Adds the CORS headers for an allowed Origin to every answer (API Gateway answers the preflight)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await inner(scope, receive, send)
+            return
+        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        extra = cors.headers_for(origin, cors.allowed_origins(load(StreamSettings).cors_origins)) if origin else {}
+        if not extra:
+            await inner(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                encoded = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+                message = {**message, "headers": [*message.get("headers", []), *encoded]}
+            await send(message)
+
+        await inner(scope, receive, send_with_cors)
+
+    return app
 
 
 app = create_app()

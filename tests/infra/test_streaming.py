@@ -118,6 +118,7 @@ def test_stream_function_runs_the_app_behind_the_web_adapter(synth: Synth) -> No
     enrichment = {f"BULKAPI_{k.upper()}": v for k, v in synth.stack.resolve(synth.stack.enrichment.settings()).items()}
     assert fn["Environment"]["Variables"] == {
         "BULKAPI_JOBS_TABLE": {"Ref": table_id},
+        "BULKAPI_CORS_ORIGINS": ",".join(synth.config.cors_origins),
         **enrichment,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
