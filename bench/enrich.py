@@ -9,6 +9,8 @@ separately as `first_call_s`; the throughput is the best of `repeat` timed runs 
 `provider_stub`: one worker-sized batch (`stub-rows` distinct values) through the real online path (Source, the
 provider client, HTTP over loopback) against a stub provider in another process that answers each request after
 `stub-ms`; the target is >= 1,000 rows/s per worker invocation. No cache, so every row is a provider call.
+`email_dns` does the same for email rows with DNS on, against a UDP DNS stub with the same delay: five
+questions per row.
 """
 
 from __future__ import annotations
@@ -22,8 +24,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dns.message
+import dns.rdatatype
+import dns.rrset
 
 from functions.enrich import enrich_values
 from functions.enrich.sources import from_settings
@@ -148,10 +155,44 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
         writer.close()
 
 
+class _SlowResolver(asyncio.DatagramProtocol):
+    """A DNS server that answers every question after the delay: MX, A, AAAA, SPF and DMARC for every name."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        question = query.question[0]
+        response = dns.message.make_response(query)
+        name = question.name.to_text(omit_final_dot=True)
+        records = {
+            dns.rdatatype.MX: [f"10 mx.{name}."],
+            dns.rdatatype.A: ["192.0.2.1"],
+            dns.rdatatype.AAAA: ["2001:db8::1"],
+            dns.rdatatype.TXT: ['"v=DMARC1; p=reject"' if name.startswith("_dmarc.") else '"v=spf1 mx -all"'],
+        }.get(question.rdtype, [])
+        if records:
+            response.answer.append(dns.rrset.from_text(question.name, 300, "IN", question.rdtype, *records))
+        wire = response.to_wire()
+        asyncio.get_running_loop().call_later(self.delay, self._send, wire, addr)
+
+    def _send(self, wire: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(wire, addr)
+
+
 def _serve(delay: float, ready: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     async def run() -> None:
         server = await asyncio.start_server(lambda r, w: _answer(r, w, delay), "127.0.0.1", 0, backlog=1024)
-        ready.put(server.sockets[0].getsockname()[1])
+        udp, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _SlowResolver(delay), local_addr=("127.0.0.1", 0)
+        )
+        ready.put((server.sockets[0].getsockname()[1], udp.get_extra_info("sockname")[1]))
         await server.serve_forever()
 
     asyncio.run(run())
@@ -163,8 +204,11 @@ def provider_stub(rows: int, delay_ms: float) -> dict[str, object]:
     server = multiprocessing.Process(target=_serve, args=(delay_ms / 1000, ready), daemon=True)
     server.start()
     try:
-        base = f"http://127.0.0.1:{ready.get(timeout=10)}"
+        http_port, dns_port = ready.get(timeout=10)
+        base = f"http://127.0.0.1:{http_port}"
         settings = EnrichSettings(
+            dns_enabled=True,
+            dns_nameservers=f"127.0.0.1:{dns_port}",
             hibp_api_key="bench",
             hibp_base_url=base,
             hibp_requests_per_minute=1e9,
@@ -193,6 +237,17 @@ def provider_stub(rows: int, delay_ms: float) -> dict[str, object]:
                 "seconds": round(seconds, 3),
                 "statuses": statuses,
             }
+        # Email with DNS on: five questions per distinct mail domain (MX, A, AAAA, TXT, _dmarc TXT).
+        emails = [f"user{i}@company-{i}.example" for i in range(rows)]
+        start = time.perf_counter()
+        results = enrich_values("email", emails, sources)
+        seconds = time.perf_counter() - start
+        out["email_dns"] = {
+            "rows_per_s": round(rows / seconds),
+            "seconds": round(seconds, 3),
+            "questions_per_row": 5,
+            "valid": sum(1 for r in results if r.data.get("validity") == "valid"),
+        }
         return out
     finally:
         server.terminate()
