@@ -70,7 +70,8 @@ class EnrichmentConstruct(Construct):
             "dns_enabled": str(c.dns_enabled).lower(),
             "rdap_enabled": str(c.rdap_enabled).lower(),
             "website_enabled": str(c.website_enabled).lower(),
-            "hibp_requests_per_minute": str(c.hibp_requests_per_minute),
+            # Each worker environment has its own limiter: together they must stay within the plan's rate.
+            "hibp_requests_per_minute": str(round(c.hibp_requests_per_minute / c.worker_max_concurrency, 3)),
             "search_requests_per_minute": str(c.search_requests_per_minute),
         }
 

@@ -31,6 +31,8 @@ def test_worker_and_stream_get_the_cache_the_secret_and_providers_off_by_default
         assert env["BULKAPI_CACHE_TTL_SECONDS"] == str(synth.config.cache_ttl_seconds) == "86400"
         # And a batch's time per provider fits the worker's timeout: 4 batches x 2 sources x 12 s < 80% of 120 s
         assert env["BULKAPI_PROVIDER_BUDGET_SECONDS"] == "12.0"
+        # And HIBP's rate is shared out: each of the worker's environments limits itself to its share of the plan
+        assert float(str(env["BULKAPI_HIBP_REQUESTS_PER_MINUTE"])) * synth.config.worker_max_concurrency == 10
         assert env["BULKAPI_DNS_ENABLED"] == env["BULKAPI_RDAP_ENABLED"] == env["BULKAPI_WEBSITE_ENABLED"] == "false"
         # And no API key is ever in a function's environment: keys live in the secret
         assert not {var for var in env if var.endswith("_API_KEY")}
