@@ -72,6 +72,11 @@ class Batch(BaseModel):
     column_index: int = Field(ge=0)
     header: list[str]
     rows: list[list[str]]
+    # A batch sent back to the queue because a provider's time budget ran out (functions/logic/processing.py):
+    # how often, how many values were left unasked last time, and how many turns in a row asked nothing new.
+    deferrals: int = Field(default=0, ge=0)
+    unasked: int | None = None
+    stalls: int = Field(default=0, ge=0)
 
 
 class RowResult(BaseModel):

@@ -99,6 +99,8 @@ class WorkerSettings(StorageSettings, EnrichSettings):
     """The worker and the dead-letter handler."""
 
     finalizer_arn: str
+    # Where a batch goes back when a provider's budget ran out before all its values were asked; empty: never.
+    work_queue_url: str = ""
 
 
 class FinalizerSettings(StorageSettings):

@@ -81,15 +81,17 @@ class PipelineConstruct(Construct):
             timeout=Duration.minutes(15),
             memory=1024,
         )
-        enriching = {**common, **enrichment.settings()}
+        enriching = {**common, **enrichment.settings(), "work_queue_url": self.queue.queue_url}
         self.worker = functions.make(
             self, "Worker", handler="worker", env=enriching, timeout=worker_timeout, memory=1024
         )
         self.dead_letter = functions.make(
             self, "DeadLetter", handler="dead_letter", env=enriching, timeout=worker_timeout, memory=512
         )
-        # Only the worker enriches; the dead-letter handler shares its settings model but calls no provider.
+        # Only the worker enriches (and sends a batch back when a provider's budget ran out); the dead-letter
+        # handler shares its settings model but calls no provider.
         enrichment.grant(self.worker)
+        self.queue.grant_send_messages(self.worker)
         for prefix in SPLIT_PREFIXES:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,

@@ -162,6 +162,21 @@ class JobStore:
             raise StoreError("could not record the split totals") from exc
         return self._to_job(resp["Attributes"])
 
+    def touch_progress(self, job_id: str) -> None:
+        """Note that a processing job is moving although no batch was counted (a deferred batch)."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET last_progress_at = :now",
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":now": {"S": _now()}, ":processing": {"S": "processing"}},
+            )
+        except ClientError as exc:
+            if not _is_conditional(exc):
+                raise StoreError("could not note the job's progress") from exc
+
     def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None:
         """Count a batch once: the marker (a member of done_batches) and the counters move in one conditional write.
 

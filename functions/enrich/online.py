@@ -3,8 +3,11 @@
 A `Source` wraps one provider lookup (HIBP, the search API, DNS, RDAP, a website fetch). For a batch it asks each
 distinct query once: first the cache (keyed by source name and normalized query, so `dns#acme.de` serves both the
 email and the domain type), then the provider for the misses; successful answers are stored with the TTL, failures
-never are (the next batch asks again). A cache that cannot answer is logged and skipped: it costs a provider call,
+are kept for 10 minutes only. A cache that cannot answer is logged and skipped: it costs a provider call,
 never a row. Rows built from a cached answer carry `from_cache = true`.
+
+Failed lookups are remembered for `FAILURE_TTL_SECONDS` (10 min): a batch deferred because its time budget ran out
+(`provider_deferred`, see functions/logic/processing.py) then asks new values when it comes back.
 
 `augment` merges a source's answers into rows that were computed offline: an ok row gains the answer's fields, or
 becomes an `error` row with the provider's code (offline columns kept, not charged) when the provider failed.
@@ -12,6 +15,7 @@ becomes an `error` row with the provider's code (offline columns kept, not charg
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,9 +40,15 @@ T = TypeVar("T", bound=BaseModel)
 
 FROM_CACHE = "from_cache"
 PROVIDER_FAILED = "provider_failed"
-# A query the batch's time budget left no room for: to the user, the provider was too slow.
-BUDGET_SPENT = "provider_timeout"
+# A query the batch's time budget left no room for. The worker defers such a batch (functions/logic/processing.py);
+# where it cannot, `settle_unasked` turns the code into `provider_timeout`: to the user, the provider was too slow.
+UNASKED = "provider_deferred"
+UNASKED_FINAL = "provider_timeout"
 DEFAULT_TTL_SECONDS = 24 * 3600
+# Failed lookups are remembered briefly, so a deferred batch asks new values when it comes back, not the same
+# failing ones again; long enough for its next turns, short enough that an outage is soon forgotten.
+FAILURE_TTL_SECONDS = 600
+_FAILURE_KEY = "__failure__"
 
 
 class CachePort(Protocol):
@@ -88,7 +98,7 @@ class Source(Generic[T]):
     def _key(self, query: str) -> str:
         return f"{self.name}#{query}"
 
-    def _from_cache(self, queries: Sequence[str]) -> dict[str, T]:
+    def _from_cache(self, queries: Sequence[str]) -> dict[str, T | ProviderFailure]:
         if self._cache is None or not queries:
             return {}
         try:
@@ -96,14 +106,17 @@ class Source(Generic[T]):
         except Exception:
             logger.exception("%s: the answer cache could not be read; asking the provider", self.name)
             return {}
-        found: dict[str, T] = {}
+        found: dict[str, T | ProviderFailure] = {}
         for query in queries:
             raw = stored.get(self._key(query))
             if raw is None:
                 continue
             try:
-                found[query] = self._model.model_validate_json(raw)
-            except ValidationError:
+                if raw.startswith('{"' + _FAILURE_KEY):
+                    found[query] = ProviderFailure(str(json.loads(raw)[_FAILURE_KEY]))
+                else:
+                    found[query] = self._model.model_validate_json(raw)
+            except (ValidationError, ValueError, KeyError):
                 # An answer stored by an older release with other fields: a miss, overwritten below.
                 continue
         return found
@@ -116,8 +129,8 @@ class Source(Generic[T]):
         for start in range(0, len(queries), self._chunk):
             part = queries[start : start + self._chunk]
             if self._clock() >= deadline:
-                logger.warning("%s: batch budget spent; %d queries not asked", self.name, len(queries) - start)
-                answers += [ProviderFailure(BUDGET_SPENT)] * (len(queries) - start)
+                logger.info("%s: batch budget spent; %d queries not asked", self.name, len(queries) - start)
+                answers += [ProviderFailure(UNASKED)] * (len(queries) - start)
                 break
             answers += self._ask_chunk(part)
         return answers
@@ -133,12 +146,19 @@ class Source(Generic[T]):
             return [ProviderFailure(PROVIDER_FAILED)] * len(queries)
         return replies
 
-    def _store(self, answers: Mapping[str, T]) -> None:
+    def _store(self, answers: Mapping[str, T | ProviderFailure]) -> None:
         if self._cache is None or not answers:
             return
+        found = {self._key(q): a.model_dump_json() for q, a in answers.items() if not isinstance(a, ProviderFailure)}
+        failed = {
+            self._key(q): json.dumps({_FAILURE_KEY: a.code})
+            for q, a in answers.items()
+            if isinstance(a, ProviderFailure) and a.code != UNASKED
+        }
         try:
-            entries = {self._key(q): a.model_dump_json() for q, a in answers.items()}
-            self._cache.put_many(entries, self._ttl)
+            for entries, ttl in ((found, self._ttl), (failed, min(self._ttl, FAILURE_TTL_SECONDS))):
+                if entries:
+                    self._cache.put_many(entries, ttl)
         except Exception:
             logger.exception("%s: the answer cache could not be written", self.name)
 
@@ -148,8 +168,10 @@ class Source(Generic[T]):
         cached = self._from_cache(distinct)
         misses = [q for q in distinct if q not in cached]
         live = dict(zip(misses, self._ask(misses), strict=True)) if misses else {}
-        self._store({q: a for q, a in live.items() if not isinstance(a, ProviderFailure)})
-        out: dict[str, Answered[T] | ProviderFailure] = {q: Answered(a, cached=True) for q, a in cached.items()}
+        self._store(live)
+        out: dict[str, Answered[T] | ProviderFailure] = {
+            q: a if isinstance(a, ProviderFailure) else Answered(a, cached=True) for q, a in cached.items()
+        }
         for q, a in live.items():
             out[q] = a if isinstance(a, ProviderFailure) else Answered(a, cached=False)
         return out
@@ -168,6 +190,16 @@ class Sources:
 
 
 OFFLINE = Sources()
+
+
+def settle_unasked(rows: Sequence[RowResult]) -> list[RowResult]:
+    """Rows a budget left unasked, for a caller that will not ask again: `provider_timeout` errors."""
+    return [RowResult(status=r.status, error=UNASKED_FINAL, data=r.data) if r.error == UNASKED else r for r in rows]
+
+
+def count_unasked(rows: Sequence[RowResult]) -> int:
+    """How many rows a budget left unasked."""
+    return sum(1 for r in rows if r.error == UNASKED)
 
 
 def augment(

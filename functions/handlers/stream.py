@@ -28,6 +28,7 @@ from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
 from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
+from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, UnauthorizedError
 from functions.logic import inline
 from functions.models import RowResult
@@ -51,7 +52,8 @@ def default_ports(settings: StreamSettings) -> Ports:
     sources = sources_for(StreamSettings)
 
     def enrich(job_type: str, values: Sequence[str]) -> list[RowResult]:
-        return enrich_values(job_type, values, sources)
+        # An inline request cannot come back later: values a provider budget left unasked are timeouts.
+        return settle_unasked(enrich_values(job_type, values, sources))
 
     return Ports(JobStore(settings.jobs_table), enrich, InlineReplay(settings.jobs_table))
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters.blobs import BlobStore
 from functions.adapters.enrichment import sources_for
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.logic.processing import process_batch
 from functions.models import Batch
 from functions.observability import logger, metrics, tracer
@@ -28,6 +28,7 @@ def record_handler(record: SQSRecord) -> None:
         blobs=BlobStore(settings.bucket),
         finalizer=Finalizer(settings.finalizer_arn),
         sources=sources_for(WorkerSettings),
+        requeue=WorkQueue(settings.work_queue_url) if settings.work_queue_url else None,
     )
     if counted:
         metrics.add_metric(name="RowsProcessed", unit="Count", value=len(batch.rows))

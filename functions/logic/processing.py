@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from functions.enrich import enrich_values, result_columns
-from functions.enrich.online import OFFLINE, Sources
+from functions.enrich.online import OFFLINE, Sources, count_unasked, settle_unasked
 from functions.logic import results
 from functions.logic.jobs import FinalizerPort
 from functions.models import Batch, BatchCounts, Job, JobStatus, RowResult
 from functions.observability import logger
+
+# Turns in a row in which a deferred batch asked nothing new before it is counted with what it has.
+MAX_STALLS = 3
 
 
 class WorkStorePort(Protocol):
@@ -17,6 +21,13 @@ class WorkStorePort(Protocol):
 
     def get_job(self, job_id: str) -> Job | None: ...
     def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None: ...
+    def touch_progress(self, job_id: str) -> None: ...
+
+
+class RequeuePort(Protocol):
+    """Sends a batch back to the work queue."""
+
+    def send(self, bodies: Sequence[str]) -> None: ...
 
 
 class PartBlobPort(Protocol):
@@ -75,15 +86,40 @@ def process_batch(
     blobs: PartBlobPort,
     finalizer: FinalizerPort,
     sources: Sources = OFFLINE,
+    requeue: RequeuePort | None = None,
 ) -> bool:
-    """Enrich and count a batch; False when it was skipped (job cancelled/ended, or already counted)."""
+    """Enrich and count a batch; False when it was skipped (job cancelled/ended, already counted, or deferred).
+
+    A provider's time budget can run out before every value of the batch was asked (a rate-limited plan, a slow
+    site). Then the batch goes back to the queue instead of being counted: the answers it got are in the cache,
+    so its next turn asks the values after them, at the provider's pace. A batch whose turns stop asking anything
+    new (MAX_STALLS in a row) is counted as it is, the unasked values as `provider_timeout` errors (not charged).
+    """
     job = store.get_job(batch.job_id)
     if job is None or job.status != JobStatus.PROCESSING:
         logger.info("batch skipped", job_id=batch.job_id, batch=batch.batch, status=job.status if job else None)
         return False
     values = [row[batch.column_index] if batch.column_index < len(row) else "" for row in batch.rows]
     row_results = enrich_values(job.type, values, sources)
+    unasked = count_unasked(row_results)
+    if unasked:
+        if requeue is not None and _defer(batch, unasked, store, requeue):
+            return False
+        row_results = settle_unasked(row_results)
     return _commit(batch, row_results, job, store, blobs, finalizer)
+
+
+def _defer(batch: Batch, unasked: int, store: WorkStorePort, requeue: RequeuePort) -> bool:
+    stalls = batch.stalls + 1 if batch.unasked is not None and unasked >= batch.unasked else 0
+    if stalls >= MAX_STALLS:
+        logger.warning("deferred batch makes no progress; counted", job_id=batch.job_id, batch=batch.batch)
+        return False
+    again = batch.model_copy(update={"deferrals": batch.deferrals + 1, "unasked": unasked, "stalls": stalls})
+    requeue.send([again.model_dump_json()])
+    # The sweeper fails jobs that stop moving; a deferred batch is movement.
+    store.touch_progress(batch.job_id)
+    logger.info("batch deferred", job_id=batch.job_id, batch=batch.batch, unasked=unasked, turn=again.deferrals)
+    return True
 
 
 def dead_letter_batch(

@@ -74,17 +74,23 @@ def test_each_distinct_query_is_asked_once_and_answers_are_cached_with_the_ttl()
     assert cache.ttls == [600, 600]
 
 
-def test_failures_are_not_cached_and_are_asked_again() -> None:
-    # Given a provider failing one query
+def test_failures_are_remembered_for_ten_minutes_only() -> None:
+    # Given a provider failing one query, behind a cache with a day's TTL
     provider, cache = CountingProvider(fail=["bad.de"]), MemoryCache()
-    source = Source("facts", Facts, provider.lookup_many, cache)
+    source = Source("facts", Facts, provider.lookup_many, cache, ttl_seconds=86400)
     # When it is asked twice
-    answers = source.answers(["bad.de", "good.de"])
-    source.answers(["bad.de", "good.de"])
-    # Then the failure is an answer with its code, not stored, and asked again the second time
-    assert answers["bad.de"] == ProviderFailure("boom")
-    assert set(cache.entries) == {"facts#good.de"}
-    assert provider.asked == [["bad.de", "good.de"], ["bad.de"]]
+    first = source.answers(["bad.de", "good.de"])
+    second = source.answers(["bad.de", "good.de"])
+    # Then the failure is an answer with its code both times, asked of the provider once
+    assert first["bad.de"] == second["bad.de"] == ProviderFailure("boom")
+    assert provider.asked == [["bad.de", "good.de"]]
+    # And it was stored for ten minutes, the answer for the day
+    assert sorted(cache.ttls) == [600, 86400]
+    # When the remembered failure has expired
+    del cache.entries["facts#bad.de"]
+    source.answers(["bad.de"])
+    # Then it is asked again
+    assert provider.asked[-1] == ["bad.de"]
 
 
 def test_a_broken_cache_costs_provider_calls_never_rows() -> None:
@@ -166,7 +172,7 @@ def test_cached_darkweb_answers_are_marked_and_cost_no_second_lookup() -> None:
     }
 
 
-def test_a_spent_budget_leaves_the_rest_unasked_as_provider_timeouts() -> None:
+def test_a_spent_budget_leaves_the_rest_unasked() -> None:
     # Given a provider that takes 6 s per chunk of two, under a 10 s budget (a clock we move)
     now = [0.0]
 
@@ -179,9 +185,9 @@ def test_a_spent_budget_leaves_the_rest_unasked_as_provider_timeouts() -> None:
     source = Source("facts", Facts, provider.lookup_many, budget_seconds=10, chunk=2, clock=lambda: now[0])
     # When seven queries are answered
     answers = source.answers([f"q{i}.de" for i in range(7)])
-    # Then two chunks were asked before the budget ran out, and the other three answer provider_timeout
+    # Then two chunks were asked before the budget ran out, and the other three are marked unasked
     assert provider.asked == [["q0.de", "q1.de"], ["q2.de", "q3.de"]]
-    assert [answers[f"q{i}.de"] for i in range(4, 7)] == [ProviderFailure("provider_timeout")] * 3
+    assert [answers[f"q{i}.de"] for i in range(4, 7)] == [ProviderFailure("provider_deferred")] * 3
     assert not isinstance(answers["q3.de"], ProviderFailure)
 
 
