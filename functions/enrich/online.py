@@ -70,8 +70,9 @@ class Source(Generic[T]):
     """One provider lookup, asked once per distinct query, through the cache when there is one.
 
     With a `budget_seconds`, the misses go to the provider in chunks of `chunk` and no chunk starts once the
-    budget is spent: the rest answer `provider_timeout`. A dead resolver or a list of dead websites then costs a
-    batch its budget, not the worker's whole timeout (and its retries).
+    budget is spent: the rest answer `provider_deferred` (the worker sends the batch back for them; other callers
+    settle them as `provider_timeout`). A dead resolver or a list of dead websites then costs a batch its budget,
+    not the worker's whole timeout (and its retries).
     """
 
     def __init__(
