@@ -93,7 +93,7 @@ class Source(Generic[T]):
         self._cache = cache
         self._ttl = ttl_seconds
         self._budget = budget_seconds
-        self._chunk = max(1, chunk)
+        self.chunk = max(1, chunk)
         self._clock = clock
 
     def _key(self, query: str) -> str:
@@ -127,8 +127,8 @@ class Source(Generic[T]):
             return self._ask_chunk(queries)
         deadline = self._clock() + self._budget
         answers: list[T | ProviderFailure] = []
-        for start in range(0, len(queries), self._chunk):
-            part = queries[start : start + self._chunk]
+        for start in range(0, len(queries), self.chunk):
+            part = queries[start : start + self.chunk]
             if self._clock() >= deadline:
                 logger.info("%s: batch budget spent; %d queries not asked", self.name, len(queries) - start)
                 answers += [ProviderFailure(UNASKED)] * (len(queries) - start)

@@ -197,4 +197,4 @@ def test_rate_limited_providers_check_the_budget_between_small_chunks() -> None:
     # When the sources are built
     hibp = from_settings(settings).hibp
     # Then its chunks are what the rate allows within the budget (2), so the budget is checked every 2 lookups
-    assert hibp is not None and hibp._chunk == 2
+    assert hibp is not None and hibp.chunk == 2
