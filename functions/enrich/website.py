@@ -20,12 +20,14 @@ Failures: `website_blocked` (a forbidden address or a non-http(s) redirect), `we
 connection refused or reset, TLS failure, a value that is not a host name), `website_timeout`,
 `website_too_many_redirects`, `website_error` (a final status of 400 or more). Timeouts, resets, 429 and 5xx are
 retried, up to `attempts` in all, with exponential backoff or the server's Retry-After (capped at `max_retry_after`).
+A bare domain that is unreachable is tried once more as `www.<domain>` (many sites are served only there).
 """
 
 from __future__ import annotations
 
 import codecs
 import http.client
+import ipaddress
 import logging
 import re
 import socket
@@ -290,6 +292,14 @@ def _target(url: str) -> str:
     return quote(path, safe=_SAFE_TARGET)
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class WebsiteProvider:
     """Fetches a domain's home page with SSRF checks on every hop, strict time limits and a few retries."""
 
@@ -342,8 +352,23 @@ class WebsiteProvider:
             return list(pool.map(one, domains))
 
     def lookup(self, domain: str) -> WebsiteFacts:
-        """The facts of one domain's home page; raises ProviderError when it cannot be had."""
-        url = self.home_url(domain)
+        """The facts of one domain's home page; raises ProviderError when it cannot be had.
+
+        A bare domain that cannot be reached (no address, connection refused) is tried once more as `www.<domain>`:
+        plenty of companies serve their site only there.
+        """
+        try:
+            return self._lookup_url(self.home_url(domain))
+        except ProviderError as exc:
+            host = urlsplit("//" + domain.strip()).hostname or ""
+            if exc.code != WEBSITE_UNREACHABLE or not host or host.startswith("www.") or _is_address(host):
+                raise
+            try:
+                return self._lookup_url(self.home_url("www." + domain.strip()))
+            except ProviderError:
+                raise exc from None
+
+    def _lookup_url(self, url: str) -> WebsiteFacts:
         for attempt in range(1, self._attempts + 1):
             try:
                 return self._fetch(url)

@@ -417,3 +417,34 @@ def test_each_domain_gets_its_own_answer_in_order(server: ScriptedServer) -> Non
     assert [type(a).__name__ for a in answers] == ["ProviderFailure", "WebsiteFacts", "ProviderFailure"]
     assert answers[0] == ProviderFailure("website_unreachable")
     assert provider().lookup_many([]) == []
+
+
+def test_a_bare_domain_without_a_site_is_tried_as_www(server: ScriptedServer) -> None:
+    # Given a name whose bare form has no address, while www. resolves to the test server
+    asked: list[str] = []
+
+    def resolve(host: str, port: int, allow_private: bool) -> str:
+        asked.append(host)
+        if not host.startswith("www."):
+            raise socket.gaierror("no address")
+        return "127.0.0.1"
+
+    server.script(Reply(body=HOME, headers=HTML))
+    port = int(server.url.rsplit(":", 1)[1])
+    # When the bare domain is looked up
+    facts = only(provider(resolve=resolve).lookup_many([f"acme.test:{port}"]))
+    # Then the site came from www., after the bare name failed
+    assert asked == ["acme.test", "www.acme.test"]
+    assert facts.website_url == f"http://www.acme.test:{port}/"
+    assert facts.website_title == "Acme Corp & Sons | Widgets since 1901"
+
+
+def test_when_www_fails_too_the_bare_domains_failure_is_reported() -> None:
+    # Given a name that resolves neither bare nor with www.
+    def resolve(host: str, port: int, allow_private: bool) -> str:
+        raise socket.gaierror("no address")
+
+    # When it is looked up
+    [answer] = provider(resolve=resolve).lookup_many(["gone.test"])
+    # Then it is unreachable (reported once, for the bare domain)
+    assert answer == ProviderFailure("website_unreachable")
