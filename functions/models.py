@@ -50,6 +50,8 @@ class Job(BaseModel):
     split_started_at: str | None = None
     last_progress_at: str | None = None
     batches_done: int = 0
+    # The batches already counted (their markers); a worker skips a batch it finds here.
+    done_batches: list[int] = Field(default_factory=list)
     processed: int = 0
     succeeded: int = 0
     invalid: int = 0

@@ -42,6 +42,11 @@ def _des(item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _job_attributes(job: Job) -> dict[str, Any]:
+    # done_batches is a number set that only commit_batch adds to (an empty set cannot even be stored).
+    return job.model_dump(mode="json", exclude_none=True, exclude={"done_batches"})
+
+
 def _job_key(job_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
 
@@ -67,7 +72,7 @@ class JobStore:
             "pk": f"JOB#{job.id}",
             "sk": "JOB",
             "active": ACTIVE_MARK,
-            **job.model_dump(mode="json", exclude_none=True),
+            **_job_attributes(job),
         }
         try:
             self.ddb.put_item(TableName=self.table, Item=_ser(item), ConditionExpression="attribute_not_exists(pk)")
@@ -327,7 +332,7 @@ class JobStore:
             "pk": f"JOB#{job.id}",
             "sk": "JOB",
             "active": ACTIVE_MARK,
-            **job.model_dump(mode="json", exclude_none=True),
+            **_job_attributes(job),
         }
         try:
             self.ddb.transact_write_items(

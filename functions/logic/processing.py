@@ -99,6 +99,11 @@ def process_batch(
     if job is None or job.status != JobStatus.PROCESSING:
         logger.info("batch skipped", job_id=batch.job_id, batch=batch.batch, status=job.status if job else None)
         return False
+    if batch.batch in job.done_batches:
+        # A redelivery (or a second turn of a deferred batch) after the count: its part file must stay as counted.
+        logger.info("batch already counted", job_id=batch.job_id, batch=batch.batch)
+        _finish_if_last(job, finalizer)
+        return False
     values = [row[batch.column_index] if batch.column_index < len(row) else "" for row in batch.rows]
     row_results = enrich_values(job.type, values, sources)
     unasked = count_unasked(row_results)

@@ -25,6 +25,7 @@ class Store(JobsInMemory):
             return None
         self.counted[batch] = counts
         self.jobs[job_id].batches_done += 1
+        self.jobs[job_id].done_batches.append(batch)
         return self.jobs[job_id]
 
     def touch_progress(self, job_id: str) -> None:
@@ -36,11 +37,13 @@ class Parts:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.writes = 0
 
     def put(
         self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
     ) -> None:
         self.files[key] = body
+        self.writes += 1
 
 
 class Queue:
@@ -148,3 +151,20 @@ def test_without_a_queue_to_send_it_back_a_batch_is_counted_at_once() -> None:
     # Then it is counted: two ok, four provider_timeout errors
     assert counted
     assert store.counted[0] == BatchCounts(processed=6, succeeded=2, invalid=0, failed=4, credits=2)
+
+
+def test_a_second_turn_after_the_count_leaves_the_counted_part_alone() -> None:
+    # Given a batch that was counted (its first turn answered all six)
+    store, parts, finalizer = Store(job()), Parts(), RecordingFinalizer()
+    provider, cache = Breaches(), MemoryCache()
+    assert process_batch(batch(), store=store, blobs=parts, finalizer=finalizer, sources=sources(provider, cache, 6))
+    counted_part = dict(parts.files)
+    # When a stray second turn of it arrives (a redelivery, or a deferred copy sent before a crash)
+    again = process_batch(
+        batch(deferrals=1, unasked=4), store=store, blobs=parts, finalizer=finalizer,
+        sources=sources(provider, cache, 0), requeue=Queue(),
+    )  # fmt: skip
+    # Then it is skipped: no second count, the part file as counted, written once; the finalizer asked again (a no-op)
+    assert again is False and len(store.counted) == 1
+    assert parts.files == counted_part and parts.writes == 1
+    assert finalizer.started == ["job_1", "job_1"]
