@@ -50,7 +50,8 @@ class Job(BaseModel):
     split_started_at: str | None = None
     last_progress_at: str | None = None
     batches_done: int = 0
-    # The batches already counted (their markers); a worker skips a batch it finds here.
+    # The batches already counted (their markers, in no order): a worker skips a batch it finds here, the
+    # finalizer assembles exactly these.
     done_batches: list[int] = Field(default_factory=list)
     processed: int = 0
     succeeded: int = 0

@@ -111,6 +111,7 @@ class Invoker:
         # Test hook: a function logical id -> callable run before the handler (to inject crashes).
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self.isolated_pids: list[int] = []
         if processes > 0:
             # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
             # The children inherit the environment the runtime has set up (endpoint, table and queue names).

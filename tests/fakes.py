@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+from functions.enrich import darkweb
+from functions.enrich._common import ProviderFailure
 from functions.models import Job, JobStatus
 
 
@@ -42,3 +46,34 @@ class RecordingFinalizer:
     def start(self, job_id: str) -> bool:
         self.started.append(job_id)
         return True
+
+
+class MemoryCache:
+    """The answer cache (CachePort) in a dict; `broken` makes every call raise like an unreachable table."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.entries: dict[str, str] = {}
+        self.ttls: list[int] = []
+        self.broken = broken
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        if self.broken:
+            raise ConnectionError("table unreachable")
+        return {k: self.entries[k] for k in keys if k in self.entries}
+
+    def put_many(self, entries: Mapping[str, str], ttl_seconds: int) -> None:
+        if self.broken:
+            raise ConnectionError("table unreachable")
+        self.entries.update(entries)
+        self.ttls.append(ttl_seconds)
+
+
+class CleanBreaches:
+    """An HIBP provider double that knows no breaches and remembers every address it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
+        self.asked += queries
+        return [darkweb.summarize(q, []) for q in queries]

@@ -96,14 +96,6 @@ class JobStore:
         data = _des(item)
         return Job.model_validate(data)
 
-    def done_batches(self, job_id: str) -> list[int]:
-        """Numbers of the batches counted so far, ascending."""
-        resp = self.ddb.get_item(
-            TableName=self.table, Key=_job_key(job_id), ConsistentRead=True, ProjectionExpression="done_batches"
-        )
-        values = resp.get("Item", {}).get("done_batches", {}).get("NS", [])
-        return sorted(int(v) for v in values)
-
     def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
         """Take the split of a job: queued -> processing, or re-take a split whose lease expired unfinished."""
         try:

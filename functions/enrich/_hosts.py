@@ -85,7 +85,7 @@ def to_host(name: str) -> Host:
         name = name[:-1]
     if not name:
         raise HostError("empty")
-    if _is_ip(name):
+    if is_ip_address(name):
         raise HostError("an IP address, not a domain name")
     if name.isascii():
         ascii_name = name.lower()
@@ -111,7 +111,8 @@ def _decode(ascii_name: str) -> str:
         raise HostError(f"invalid IDNA label: {exc}") from exc
 
 
-def _is_ip(name: str) -> bool:
+def is_ip_address(name: str) -> bool:
+    """Whether a name is an IPv4 or IPv6 address literal."""
     try:
         ipaddress.ip_address(name)
     except ValueError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import threading
 import time
 import urllib.error
@@ -99,21 +98,6 @@ def shared_limiter(name: str, requests_per_minute: float) -> RateLimiter:
         if limiter is None:
             limiter = _LIMITERS[(name, requests_per_minute)] = RateLimiter(requests_per_minute)
         return limiter
-
-
-def env_number(name: str, default: float) -> float:
-    """A positive number from the environment; a missing or unusable value falls back to the default (logged)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        logger.warning("ignoring %s=%r: not a positive number", name, raw)
-        return default
-    return value
 
 
 class _Retry(Exception):

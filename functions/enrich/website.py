@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import codecs
 import http.client
-import ipaddress
 import logging
 import re
 import socket
@@ -43,6 +42,7 @@ import idna
 from pydantic import BaseModel
 
 from functions.enrich._common import ProviderFailure
+from functions.enrich._hosts import is_ip_address
 from functions.enrich._http import PROVIDER_ERROR, USER_AGENT, ProviderError, retry_after_seconds
 from functions.netguard import BlockedTargetError, PinnedHTTPConnection, PinnedHTTPSConnection, resolve_public
 
@@ -292,14 +292,6 @@ def _target(url: str) -> str:
     return quote(path, safe=_SAFE_TARGET)
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 class WebsiteProvider:
     """Fetches a domain's home page with SSRF checks on every hop, strict time limits and a few retries."""
 
@@ -361,7 +353,7 @@ class WebsiteProvider:
             return self._lookup_url(self.home_url(domain))
         except ProviderError as exc:
             host = urlsplit("//" + domain.strip()).hostname or ""
-            if exc.code != WEBSITE_UNREACHABLE or not host or host.startswith("www.") or _is_address(host):
+            if exc.code != WEBSITE_UNREACHABLE or not host or host.startswith("www.") or is_ip_address(host):
                 raise
             try:
                 return self._lookup_url(self.home_url("www." + domain.strip()))

@@ -347,9 +347,8 @@ def webhook_deliveries() -> Response[str]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy entry point."""
     response = app.resolve(event, context)
-    extra = cors.headers_for(
-        cors.request_origin(event.get("headers")), cors.allowed_origins(load(ApiSettings).cors_origins)
-    )
+    origin = cors.request_origin(event.get("headers"))
+    extra = cors.headers_for(origin, cors.allowed_origins(load(ApiSettings).cors_origins)) if origin else {}
     if extra:
         if "multiValueHeaders" in response:
             response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})

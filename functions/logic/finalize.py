@@ -19,7 +19,6 @@ from functions.observability import logger
 class FinalStorePort(StatusPort, Protocol):
     """The jobs-table operations the finalizer needs."""
 
-    def done_batches(self, job_id: str) -> list[int]: ...
     def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job: ...
     def settle_credits(self, job: Job, now: str) -> bool: ...
 
@@ -62,7 +61,7 @@ def _job(store: FinalStorePort, job_id: str) -> Job:
 def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort) -> dict[str, Any]:
     """Concatenate the counted batches' parts, in batch order, into results/...; idempotent (same bytes again)."""
     job = _job(store, job_id)
-    done = store.done_batches(job_id)
+    done = sorted(job.done_batches)
     columns = result_columns(job.type)
     header_source = job.header or ["value"]
     width = max(len(header_source), job.max_width)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -34,17 +35,17 @@ def stub() -> Iterator[ScriptedServer]:
         yield from scripted_server(mp)
 
 
+def hibp_server(tmp: Path, stub: ScriptedServer, **env: str) -> Iterator[Server]:
+    """`bulkapi serve` with Have I Been Pwned at the stub, and `env` on top; stopped afterwards."""
+    srv = start_server(tmp, BULKAPI_HIBP_API_KEY="stub-key", BULKAPI_HIBP_BASE_URL=stub.url, **env)
+    yield srv
+    stop_server(srv)
+
+
 @pytest.fixture(scope="module")
 def online_server(tmp_path_factory: pytest.TempPathFactory, stub: ScriptedServer) -> Iterator[Server]:
     """`bulkapi serve` with Have I Been Pwned configured at the stub."""
-    srv = start_server(
-        tmp_path_factory.mktemp("online"),
-        BULKAPI_HIBP_API_KEY="stub-key",
-        BULKAPI_HIBP_BASE_URL=stub.url,
-        BULKAPI_HIBP_REQUESTS_PER_MINUTE="60000",
-    )
-    yield srv
-    stop_server(srv)
+    yield from hibp_server(tmp_path_factory.mktemp("online"), stub, BULKAPI_HIBP_REQUESTS_PER_MINUTE="60000")
 
 
 def darkweb_csv() -> bytes:
@@ -114,15 +115,12 @@ def test_darkweb_job_asks_the_provider_once_per_address_then_answers_from_the_ca
 @pytest.fixture(scope="module")
 def paced_server(tmp_path_factory: pytest.TempPathFactory, stub: ScriptedServer) -> Iterator[Server]:
     """`bulkapi serve` with HIBP at 4 lookups/s and one second per batch turn: a batch needs several turns."""
-    srv = start_server(
+    yield from hibp_server(
         tmp_path_factory.mktemp("paced"),
-        BULKAPI_HIBP_API_KEY="stub-key",
-        BULKAPI_HIBP_BASE_URL=stub.url,
+        stub,
         BULKAPI_HIBP_REQUESTS_PER_MINUTE="240",
         BULKAPI_PROVIDER_BUDGET_SECONDS="1",
     )
-    yield srv
-    stop_server(srv)
 
 
 def test_a_rate_limited_provider_paces_the_job_instead_of_failing_rows(

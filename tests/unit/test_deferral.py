@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from functions.enrich import darkweb
-from functions.enrich._common import ProviderFailure
 from functions.enrich.online import Source, Sources
 from functions.logic.processing import MAX_STALLS, process_batch
 from functions.models import Batch, BatchCounts, Job, JobStatus
-from tests.fakes import JobsInMemory, RecordingFinalizer
+from tests.fakes import CleanBreaches, JobsInMemory, MemoryCache, RecordingFinalizer
 
 
 class Store(JobsInMemory):
@@ -56,28 +55,6 @@ class Queue:
         self.sent += [Batch.model_validate_json(body) for body in bodies]
 
 
-class Breaches:
-    """HIBP that knows no breaches and remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
-        self.asked += queries
-        return [darkweb.summarize(q, []) for q in queries]
-
-
-class MemoryCache:
-    def __init__(self) -> None:
-        self.entries: dict[str, str] = {}
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        return {k: self.entries[k] for k in keys if k in self.entries}
-
-    def put_many(self, entries: dict[str, str], ttl_seconds: int) -> None:
-        self.entries.update(entries)
-
-
 def job() -> Job:
     return Job(
         id="job_1", account_id="acct", type="darkweb", status=JobStatus.PROCESSING, source_key="k", created_at="t",
@@ -90,7 +67,7 @@ def batch(**turn: int | None) -> Batch:
     return Batch(job_id="job_1", batch=0, first_row=0, column_index=0, header=["email"], rows=rows, **turn)  # type: ignore[arg-type]
 
 
-def sources(provider: Breaches, cache: MemoryCache, per_turn: int) -> Sources:
+def sources(provider: CleanBreaches, cache: MemoryCache, per_turn: int) -> Sources:
     """HIBP through the cache, with a budget that lets `per_turn` lookups through per batch turn."""
     ticks = iter(range(10_000))
     # The clock moves one second per reading: the deadline is read at 0, the check before chunk k reads k.
@@ -104,7 +81,7 @@ def sources(provider: Breaches, cache: MemoryCache, per_turn: int) -> Sources:
 def test_a_batch_comes_back_until_every_value_was_asked_and_is_then_counted_once() -> None:
     # Given a darkweb batch of six addresses and a provider that has time for two per turn
     store, parts, queue, finalizer = Store(job()), Parts(), Queue(), RecordingFinalizer()
-    provider, cache = Breaches(), MemoryCache()
+    provider, cache = CleanBreaches(), MemoryCache()
     turn = batch()
     # When the worker takes the batch, and each batch it sends back, until it is counted
     turns = 0
@@ -132,7 +109,7 @@ def test_a_batch_that_stops_moving_is_counted_with_the_unasked_values_as_timeout
     # When again nothing can be asked (no time at all)
     counted = process_batch(
         stuck, store=store, blobs=parts, finalizer=RecordingFinalizer(),
-        sources=sources(Breaches(), MemoryCache(), 0), requeue=queue,
+        sources=sources(CleanBreaches(), MemoryCache(), 0), requeue=queue,
     )  # fmt: skip
     # Then it is not sent back but counted: six uncharged provider_timeout errors
     assert counted and queue.sent == []
@@ -146,7 +123,7 @@ def test_without_a_queue_to_send_it_back_a_batch_is_counted_at_once() -> None:
     # When a batch runs out of time after two values
     counted = process_batch(
         batch(), store=store, blobs=parts, finalizer=RecordingFinalizer(),
-        sources=sources(Breaches(), MemoryCache(), 2),
+        sources=sources(CleanBreaches(), MemoryCache(), 2),
     )  # fmt: skip
     # Then it is counted: two ok, four provider_timeout errors
     assert counted
@@ -156,7 +133,7 @@ def test_without_a_queue_to_send_it_back_a_batch_is_counted_at_once() -> None:
 def test_a_second_turn_after_the_count_leaves_the_counted_part_alone() -> None:
     # Given a batch that was counted (its first turn answered all six)
     store, parts, finalizer = Store(job()), Parts(), RecordingFinalizer()
-    provider, cache = Breaches(), MemoryCache()
+    provider, cache = CleanBreaches(), MemoryCache()
     assert process_batch(batch(), store=store, blobs=parts, finalizer=finalizer, sources=sources(provider, cache, 6))
     counted_part = dict(parts.files)
     # When a stray second turn of it arrives (a redelivery, or a deferred copy sent before a crash)

@@ -12,7 +12,7 @@ from functions.enrich.dns_lookup import DnsFacts
 from functions.enrich.online import Source, Sources
 from functions.enrich.sources import from_settings
 from functions.settings import EnrichSettings
-from tests.unit.test_online_sources import MemoryCache
+from tests.fakes import MemoryCache
 from tests.unit.test_provider_dns import (
     QUICK_TIMEOUT,
     DnsServer,

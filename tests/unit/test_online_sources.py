@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from pydantic import BaseModel
 
@@ -12,6 +12,7 @@ from functions.enrich.online import Source, Sources, augment
 from functions.enrich.sources import from_settings
 from functions.models import RowResult
 from functions.settings import EnrichSettings
+from tests.fakes import CleanBreaches, MemoryCache
 
 
 class Facts(BaseModel):
@@ -30,26 +31,6 @@ class CountingProvider:
     def lookup_many(self, queries: Sequence[str]) -> list[Facts | ProviderFailure]:
         self.asked.append(list(queries))
         return [ProviderFailure("boom") if q in self.fail else Facts(size=len(q)) for q in queries]
-
-
-class MemoryCache:
-    """CachePort in a dict; `broken` makes every call raise like an unreachable table."""
-
-    def __init__(self, broken: bool = False) -> None:
-        self.entries: dict[str, str] = {}
-        self.ttls: list[int] = []
-        self.broken = broken
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        if self.broken:
-            raise ConnectionError("table unreachable")
-        return {k: self.entries[k] for k in keys if k in self.entries}
-
-    def put_many(self, entries: Mapping[str, str], ttl_seconds: int) -> None:
-        if self.broken:
-            raise ConnectionError("table unreachable")
-        self.entries.update(entries)
-        self.ttls.append(ttl_seconds)
 
 
 def test_each_distinct_query_is_asked_once_and_answers_are_cached_with_the_ttl() -> None:
@@ -151,15 +132,7 @@ def test_augment_merges_answers_into_ok_rows_and_failures_become_uncharged_error
 
 def test_cached_darkweb_answers_are_marked_and_cost_no_second_lookup() -> None:
     # Given the darkweb type with a provider behind a cache
-    class Breaches:
-        def __init__(self) -> None:
-            self.asked: list[str] = []
-
-        def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
-            self.asked += queries
-            return [darkweb.summarize(q, []) for q in queries]
-
-    provider, cache = Breaches(), MemoryCache()
+    provider, cache = CleanBreaches(), MemoryCache()
     sources = Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many, cache))
     # When the same address is enriched in two batches
     first = darkweb.enrich(["a@example.com"], sources)
