@@ -11,10 +11,12 @@ backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
@@ -76,6 +78,12 @@ def _load(handler: str) -> Handler:
     return loaded
 
 
+def _child_init() -> None:
+    # Ctrl-C reaches the whole process group; only the runtime decides when its function processes end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
+
+
 def _warm(handlers: list[str]) -> int:
     # Import the handlers (and through them boto3, Powertools, the enrichment libraries) before the first event.
     for handler in handlers:
@@ -116,7 +124,7 @@ class Invoker:
             # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
             # The children inherit the environment the runtime has set up (endpoint, table and queue names).
             self._pool = ProcessPoolExecutor(
-                processes, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+                processes, mp_context=multiprocessing.get_context("spawn"), initializer=_child_init
             )
             isolated = sorted({fn.handler for fn in functions.values()} & ISOLATABLE)
             pids = {f.result() for f in [self._pool.submit(_warm, isolated) for _ in range(processes)]}
@@ -130,6 +138,9 @@ class Invoker:
         """Stop the process pool (in-flight invocations are abandoned, as when a runtime is killed)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            for pid in self.isolated_pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
 
     def handler(self, fn: LocalFunction) -> Handler:
         """Import the function's handler the way the Lambda runtime does (module path + attribute)."""

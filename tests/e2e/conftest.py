@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -109,13 +110,31 @@ def start_server(tmp: Path, **env: str) -> Server:
     return server
 
 
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (the emulation, the function processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
 def stop_server(server: Server) -> None:
-    server.process.send_signal(signal.SIGINT)
+    """Ctrl-C as a terminal sends it (to the server and everything it started); all of it must end."""
+    started = children(server.process.pid)
+    for pid in [server.process.pid, *started]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
     try:
         server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.process.kill()
         raise
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in started), timeout=15, what="its processes")
 
 
 @pytest.fixture(scope="session")
