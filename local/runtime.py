@@ -296,7 +296,7 @@ class LocalRuntime:
         from functions.logic.jobs import utcnow
 
         store = JobStore(self.table)
-        store.put_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits)
+        store.create_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits, utcnow())
         store.put_api_key(self.api_key, DEV_ACCOUNT, "key_dev", utcnow())
         if self.options.dev_webhook_url:
             from functions.adapters.webhooks import WebhookStore

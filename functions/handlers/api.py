@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import cors
+from functions import cors, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
@@ -116,6 +116,11 @@ def _account() -> str:
     return str(app.context["account_id"])
 
 
+def _request_id(event: dict[str, Any]) -> str:
+    """API Gateway's id for this request (what `X-Request-Id` says and ledger entries carry)."""
+    return str((event.get("requestContext") or {}).get("requestId") or "") or frontdoor.new_request_id()
+
+
 def _query(name: str, required: bool = True) -> str:
     value = (app.current_event.query_string_parameters or {}).get(name, "")
     if required and not value:
@@ -201,6 +206,7 @@ def create_job() -> Response[str]:
             max_bytes=settings.max_upload_bytes,
             store=p.store,
             blobs=p.blobs,
+            request_id=_request_id(app.current_event.raw_event),
         )
         metrics.add_metric(name="JobsCreated", unit="Count", value=1)
         logger.info("job created", job_id=job.id, rows=job.total_rows, type=job.type)
@@ -349,6 +355,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     response = app.resolve(event, context)
     origin = cors.request_origin(event.get("headers"))
     extra = cors.headers_for(origin, cors.allowed_origins(load(ApiSettings).cors_origins)) if origin else {}
+    extra[frontdoor.REQUEST_ID_HEADER] = _request_id(event)
     if extra:
         if "multiValueHeaders" in response:
             response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})

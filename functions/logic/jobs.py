@@ -32,7 +32,7 @@ class StatusPort(Protocol):
 class JobStorePort(StatusPort, Protocol):
     """What job logic needs from the jobs table."""
 
-    def create_job_reserving(self, job: Job, now: str) -> None: ...
+    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None: ...
 
 
 class BlobPort(Protocol):
@@ -98,6 +98,7 @@ def create_job(
     max_bytes: int,
     store: JobStorePort,
     blobs: BlobPort,
+    request_id: str | None = None,
 ) -> Job:
     """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
     job_type = check_type(job_type)
@@ -122,7 +123,7 @@ def create_job(
         total_rows=total,
     )
     job.source_key = upload_key(account_id, job.id)
-    store.create_job_reserving(job, now)  # 402 here when the balance is short: nothing stored, nothing sent
+    store.create_job_reserving(job, now, request_id)  # 402 here when the balance is short: nothing stored, nothing sent
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -56,6 +57,16 @@ class Account:
         """The account's credits now."""
         return self.store.account_credits(self.id) or 0
 
+    def entries(self) -> list[dict[str, Any]]:
+        """Every ledger entry of the account, newest first."""
+        return self.store.ledger(self.id, limit=10_000)
+
+    def assert_balanced(self) -> None:
+        """The invariant: the balance never went below zero and equals the sum of the account's ledger."""
+        balance = self.balance
+        assert balance >= 0
+        assert balance == sum(int(e["amount"]) for e in self.entries()), (balance, self.entries())
+
 
 def new_account(server: Server, credits: int) -> Account:
     """A second account with its own key (faster than the admin command for tests that only need one)."""
@@ -69,7 +80,7 @@ def new_account(server: Server, credits: int) -> Account:
     store = JobStore(server.table, client=ddb)
     account_id = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
-    store.put_account(account_id, "Test", credits)
+    store.create_account(account_id, "Test", credits, utcnow())
     store.put_api_key(key, account_id, "key_" + account_id, utcnow())
     return Account(key, account_id, store)
 
