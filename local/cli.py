@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
     p_serve.add_argument("--port", type=int, default=int(os.environ.get("BULKAPI_PORT", "8080")))
+    sub.add_parser("openapi", help="print the API's OpenAPI 3.1 document (bulkapi openapi > openapi.json)")
     p_admin = sub.add_parser("admin", help="manage accounts and API keys")
     p_admin.add_argument("--table", help="jobs table of a deployed stack (default: the running bulkapi serve)")
     p_admin.add_argument("--region", default=os.environ.get("AWS_REGION"))
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.host, args.port)
     if args.command == "admin":
         return admin(args)
+    if args.command == "openapi":
+        from functions.handlers import contract
+
+        contract.main()
+        return 0
     return 2
 
 

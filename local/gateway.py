@@ -29,6 +29,11 @@ def proxy_event(
     multi_query = parse_qs(url.query, keep_blank_values=True)
     content_type = headers.get("Content-Type", headers.get("content-type", ""))
     is_text = not body or content_type.split(";")[0].strip() in TEXT_TYPES
+    if is_text and body:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text = False  # API Gateway passes a body that is not UTF-8 base64-encoded
     return {
         "resource": "/{proxy+}",
         "path": url.path,
@@ -184,7 +189,7 @@ class Gateway:
             def _handle(self) -> None:
                 gateway.handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _handle
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
