@@ -144,10 +144,15 @@ def parse_multipart(content_type: str, body: bytes) -> Upload:
     fields: dict[str, str] = {}
     file: bytes | None = None
     filename = ""
+    seen: set[str] = set()
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
+        if name in seen:
+            # Which of two files (or types) the caller meant cannot be guessed; using one silently would be a loss.
+            raise InputError(f"the form has more than one `{name}` field", code="duplicate_field", field=name)
+        seen.add(name)
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         if name == "file":
