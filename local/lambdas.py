@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -72,6 +73,23 @@ ISOLATABLE: frozenset[str] = frozenset(
 )
 
 
+# Handlers that keep the request being served in module state (the Powertools resolver's current event and
+# context): like Lambda, each execution environment serves one event at a time, and an invocation that finds all
+# of them busy gets a new one. The others are reentrant (their pollers already call them from several threads).
+ONE_EVENT_AT_A_TIME: frozenset[str] = frozenset({"functions.handlers.api.lambda_handler"})
+
+
+def _new_environment(handler: str) -> Handler:
+    """A fresh instance of the handler's module (its own globals, nothing shared but what it imports)."""
+    module_name, _, attr = handler.rpartition(".")
+    spec = importlib.util.find_spec(module_name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded: Handler = getattr(module, attr)
+    return loaded
+
+
 def _load(handler: str) -> Handler:
     module, _, attr = handler.rpartition(".")
     loaded: Handler = getattr(importlib.import_module(module), attr)
@@ -120,6 +138,9 @@ class Invoker:
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._pool: ProcessPoolExecutor | None = None
         self.isolated_pids: list[int] = []
+        # Idle execution environments of the ONE_EVENT_AT_A_TIME functions, and how many each has.
+        self._idle: dict[str, list[Handler]] = {}
+        self.environments: dict[str, int] = {}
         if processes > 0:
             # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
             # The children inherit the environment the runtime has set up (endpoint, table and queue names).
@@ -160,12 +181,29 @@ class Invoker:
                 fault(event)
             if self.isolated(fn):
                 return self._invoke_isolated(fn, event)
+            if fn.handler in ONE_EVENT_AT_A_TIME:
+                return self._invoke_in_environment(fn, event)
             return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout))
         except InvocationError:
             raise
         except Exception as exc:
             traceback.print_exc()
             raise InvocationError(type(exc).__name__, str(exc)) from exc
+
+    def _invoke_in_environment(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
+        with self._lock:
+            idle = self._idle.setdefault(fn.logical_id, [])
+            handler = idle.pop() if idle else None
+            if handler is None:
+                self.environments[fn.logical_id] = created = self.environments.get(fn.logical_id, 0) + 1
+        if handler is None:
+            # The first environment is the imported module itself (what tests patch); the others are new instances.
+            handler = self.handler(fn) if created == 1 else _new_environment(fn.handler)
+        try:
+            return handler(event, LambdaContext(fn.name, fn.timeout))
+        finally:
+            with self._lock:
+                self._idle[fn.logical_id].append(handler)
 
     def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
         assert self._pool is not None

@@ -123,7 +123,6 @@ def test_two_file_parts_are_refused(server: Server) -> None:
     assert resp.json()["error"] == "duplicate_field" and resp.json()["field"] == "file"
 
 
-@pytest.mark.xfail(strict=True, reason="the http.server gateway ignores chunked bodies (replaced by uvicorn next)")
 def test_chunked_upload_creates_the_job(server: Server) -> None:
     # Given a multipart body sent with Transfer-Encoding: chunked (no Content-Length), as streaming clients do
     boundary = "bulkapi-chunked-test"
