@@ -7,12 +7,14 @@ import email.parser
 import email.policy
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import cors
@@ -28,7 +30,45 @@ from functions.models import JobStatus
 from functions.observability import logger, metrics, tracer
 from functions.settings import ApiSettings, load
 
-app = APIGatewayRestResolver()
+
+class RequestResolver(APIGatewayRestResolver):
+    """The Powertools REST resolver, keeping the request it resolves on itself.
+
+    Powertools stores the current event and context on its BaseRouter class, shared by every resolver in the
+    process. Deployed, Lambda runs one event per process at a time, so that is harmless; the local runtime serves
+    requests side by side on threads (one resolver per execution environment, local/lambdas.py), where the shared
+    class attribute handed one request another's event (its query string and key).
+    """
+
+    _request_event: BaseProxyEvent
+    _request_context: LambdaContext
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Resolve one event (remembering it here, not only on the shared class)."""
+        self._request_event = self._to_proxy_event(dict(event))
+        self._request_context = context
+        return super().resolve(event, context)
+
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        """The event being resolved by this resolver."""
+        return self._request_event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        self._request_event = value
+
+    @property
+    def lambda_context(self) -> LambdaContext:
+        """The context of the event being resolved by this resolver."""
+        return self._request_context
+
+    @lambda_context.setter
+    def lambda_context(self, value: LambdaContext) -> None:
+        self._request_context = value
+
+
+app = RequestResolver()
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 

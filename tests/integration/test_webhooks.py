@@ -134,9 +134,7 @@ def test_webhook_crud_is_per_account_and_validated(store: JobStore, runtime: Loc
         f"{owner.base}/api/webhooks", json={"url": "ftp://x", "events": ["bulk_job.completed"]}, timeout=30
     )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_webhook_url"
-    bad = owner.post(
-        f"{owner.base}/api/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["nope"]}, timeout=30
-    )
+    bad = owner.post(f"{owner.base}/api/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["nope"]}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_events"
     # The owner can update and delete it
     updated = owner.put(
