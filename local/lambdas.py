@@ -1,8 +1,9 @@
 """Local Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
 
-Most functions run in this process. The heavy queue-driven ones (splitter, worker, dead-letter) can run in a pool
-of separate processes instead, the way Lambda gives each concurrent invocation its own execution environment:
-their CPU work then runs beside the API, the pollers and the other handlers instead of competing for one GIL.
+Most functions run in this process. The heavy queue-driven ones (splitter, worker, dead-letter) can run in function
+processes instead (local/processes.py), the way Lambda gives each concurrent invocation its own execution
+environment: their CPU work then runs beside the API, the pollers and the other handlers instead of competing for
+one GIL, and a process that dies is replaced.
 
 moto cannot run a function without Docker. Step Functions tasks reach functions through moto's Lambda
 backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to call back here
@@ -71,9 +72,10 @@ ISOLATABLE: frozenset[str] = frozenset(
 
 WORKER = "functions.handlers.worker.lambda_handler"
 
-# Handlers that keep the request being served in module state (the Powertools resolver's current event and
-# context): like Lambda, each execution environment serves one event at a time, and an invocation that finds all
-# of them busy gets a new one. The others are reentrant (their pollers already call them from several threads).
+# Handlers that keep per-request state in module globals (the api handler's resolver context, ports, key cache):
+# like Lambda, each execution environment serves one event at a time, and an invocation that finds all of them
+# busy gets a new one. (Its resolver keeps the event itself: Powertools' own copy is a class attribute shared by
+# every module instance; see RequestResolver.) The others are reentrant: their pollers call them from threads.
 ONE_EVENT_AT_A_TIME: frozenset[str] = frozenset({"functions.handlers.api.lambda_handler"})
 
 
