@@ -18,6 +18,12 @@ from functions.logic import accounts
 from local.runtime import LocalRuntime, Options
 from local.template import CACHE
 
+# Said at every start: moto keeps everything in this process tree's memory (see README "Running locally").
+STATE_NOTICE = (
+    "in memory only: stopping bulkapi serve loses every job, file, account, key, webhook and balance "
+    "(set BULKAPI_DEV_TOKEN to keep the same dev key)"
+)
+
 
 def state_file(port: int) -> Path:
     """Where a running `bulkapi serve` on `port` tells admin commands how to reach its emulation."""
@@ -40,6 +46,7 @@ def serve(host: str, port: int) -> int:
         f"  upload bucket: {runtime.bucket}   (drop CSVs at drop/acct_dev/<type>/<name>.csv)\n"
         f"  jobs table:    {runtime.table}\n"
         f"  try:           curl -H 'Authorization: Bearer {runtime.api_key}' {runtime.base_url}/api/health\n"
+        f"  state:         {STATE_NOTICE}\n"
         f"Ctrl-C stops everything.",
         flush=True,
     )

@@ -12,6 +12,7 @@ import base64
 import email.parser
 import email.policy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import frontdoor
@@ -57,7 +59,45 @@ from functions.models import (
 from functions.observability import logger, metrics, tracer
 from functions.settings import ApiSettings, load
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+class RequestResolver(APIGatewayRestResolver):
+    """The Powertools REST resolver, keeping the request it resolves on itself.
+
+    Powertools stores the current event and context on its BaseRouter class, shared by every resolver in the
+    process. Deployed, Lambda runs one event per process at a time, so that is harmless; the local runtime serves
+    requests side by side on threads (one resolver per execution environment, local/lambdas.py), where the shared
+    class attribute handed one request another's event (its query string and key).
+    """
+
+    _request_event: BaseProxyEvent
+    _request_context: LambdaContext
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Resolve one event (remembering it here, not only on the shared class)."""
+        self._request_event = self._to_proxy_event(dict(event))
+        self._request_context = context
+        return super().resolve(event, context)
+
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        """The event being resolved by this resolver."""
+        return self._request_event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        self._request_event = value
+
+    @property
+    def lambda_context(self) -> LambdaContext:
+        """The context of the event being resolved by this resolver."""
+        return self._request_context
+
+    @lambda_context.setter
+    def lambda_context(self, value: LambdaContext) -> None:
+        self._request_context = value
+
+
+app = RequestResolver(enable_validation=True)
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 FILENAME_MAX = 255
@@ -185,6 +225,8 @@ def handle_not_found(_: Exception) -> Response[Any]:
     event = app.current_event
     path = event.path.rstrip("/")
     allowed = sorted({route.method.upper() for route in app._static_routes if route.path == path})
+    if path in contract.STREAM_ROUTES:
+        allowed = ["POST"]
     if allowed:
         answer = _error(MethodNotAllowedError(f"{path} takes {', '.join(allowed)}", allowed=allowed))
         answer.headers["Allow"] = ", ".join(allowed)
@@ -235,6 +277,7 @@ def parse_multipart(content_type: str, body: bytes) -> Upload:
     fields: dict[str, str] = {}
     file: bytes | None = None
     filename = ""
+    seen: set[str] = set()
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
@@ -245,6 +288,10 @@ def parse_multipart(content_type: str, body: bytes) -> Upload:
                 code="unknown_parameter",
                 parameter=name,
             )
+        if name in seen:
+            # Which of two files (or types) the caller meant cannot be guessed; using one silently would be a loss.
+            raise InputError(f"the form has more than one `{name}` field", code="duplicate_field", field=name)
+        seen.add(name)
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         if name == "file":
