@@ -82,6 +82,7 @@ API_ERRORS: dict[str, int] = {
     "missing_parameter": 400,
     "invalid_content_type": 400,
     "invalid_multipart": 400,
+    "duplicate_field": 400,
     "missing_file": 400,
     "missing_type": 400,
     "unsupported_type": 400,
@@ -94,6 +95,8 @@ API_ERRORS: dict[str, int] = {
     "malformed_csv": 400,
     "column_not_found": 400,
     "too_many_rows": 400,
+    "too_many_columns": 400,
+    "row_too_large": 400,
     # inline lists
     "too_many_items": 400,
     "empty_list": 400,

@@ -38,6 +38,9 @@ class ApiSettings(LimitsSettings):
     cors_origins: str = ""
     key_cache_seconds: float = Field(default=30.0, ge=0)
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
+    # Presigned uploads: the largest file S3 accepts through the form, and how long the form may be used.
+    max_upload_object_bytes: int = Field(default=1024**3, ge=1)
+    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
 
 
 class SplitterSettings(LimitsSettings):
@@ -125,6 +128,10 @@ class SweeperSettings(StorageSettings):
     start_after_seconds: int = Field(default=900, ge=60)
     split_lease_seconds: int = Field(default=900, ge=1)
     stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
+    # A presigned upload's job fails `upload_expired` this long after its form expired with no file (an upload that
+    # started just before the expiry may still be arriving). The TTL is the API's: no job can expire younger.
+    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    upload_grace_seconds: int = Field(default=300, ge=0)
 
 
 class StreamSettings(EnrichSettings):

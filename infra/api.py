@@ -69,6 +69,8 @@ class ApiConstruct(Construct):
                 "finalizer_arn": state_machine.state_machine_arn,
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
+                "max_upload_object_bytes": str(config.max_upload_object_bytes),
+                "upload_url_ttl_seconds": str(config.upload_url_ttl_seconds),
                 "cors_origins": ",".join(config.cors_origins),
             },
             # API Gateway's integration timeout is 29 s.
@@ -126,7 +128,8 @@ class ApiConstruct(Construct):
             ),
         )
         self._acknowledge()
-        # Creates jobs (uploads/), serves results (presigned GET on results/), cancels, starts the finalizer
+        # Creates jobs (uploads/; a presigned POST form is signed with this role, so it needs PutObject there too),
+        # serves results (presigned GET on results/), cancels, starts the finalizer
         # of a cancelled job. In the table: jobs and credits (transactions of Put/Update), the ledger and
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.

@@ -70,7 +70,12 @@ class BulkApiStack(Stack):
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
         )
         self.sweeper = SweeperConstruct(
-            self, "Sweeper", functions=functions, storage=storage, state_machine=finalizer.state_machine
+            self,
+            "Sweeper",
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+            upload_url_ttl_seconds=config.upload_url_ttl_seconds,
         )
         self.observability = observability = ObservabilityConstruct(
             self,

@@ -45,6 +45,9 @@ def classify(environ: dict[str, Any]) -> str | None:
         service = scope[3] if len(scope) > 3 else "unknown"
     elif "X-Amz-Credential" in environ.get("QUERY_STRING", ""):
         service = "s3"
+    elif environ.get("REQUEST_METHOD") == "POST" and environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+        # A browser-style upload through a presigned POST form: signed in its fields, not in a header.
+        return "s3.PostObject"
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return f"{service}.{target.split('.')[-1]}"

@@ -13,6 +13,8 @@ _CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeou
 
 
 @cache
-def client(service: str) -> Any:
+def client(service: str, signature_version: str | None = None) -> Any:
     """A boto3 client for the service; honours AWS_ENDPOINT_URL, so the local runtime needs no code change."""
-    return boto3.client(service, config=_CONFIG)
+    if signature_version is None:
+        return boto3.client(service, config=_CONFIG)
+    return boto3.client(service, config=_CONFIG.merge(Config(signature_version=signature_version)))

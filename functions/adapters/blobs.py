@@ -79,6 +79,19 @@ class BlobStore:
             )
         )
 
+    def presigned_post(self, key: str, *, max_bytes: int, expires_in: int) -> tuple[str, dict[str, str]]:
+        """A browser-style POST upload of exactly `key`: the URL and the form fields, signed (SigV4) so that S3 itself
+        refuses a file over `max_bytes`, an empty one, or a form used after `expires_in` seconds."""
+        # Signature Version 4 explicitly: buckets created since 2020 refuse the older signature botocore may still
+        # pick for a presigned POST.
+        post = aws_client("s3", "s3v4").generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Conditions=[["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in,
+        )
+        return str(post["url"]), {str(k): str(v) for k, v in post["fields"].items()}
+
     def writer(self, key: str, content_type: str = "text/csv") -> StreamingWriter:
         """A writer that uploads in one put when small, as a multipart upload when large."""
         return StreamingWriter(self, key, content_type)

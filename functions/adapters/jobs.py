@@ -97,7 +97,8 @@ class JobStore:
         return Job.model_validate(data)
 
     def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
-        """Take the split of a job: queued -> processing, or re-take a split whose lease expired unfinished."""
+        """Take the split of a job: queued (or awaiting its upload) -> processing, or re-take a split whose lease
+        expired unfinished."""
         try:
             resp = self.ddb.update_item(
                 TableName=self.table,
@@ -106,12 +107,18 @@ class JobStore:
                     "SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)"
                 ),
                 ConditionExpression=(
-                    "attribute_exists(pk) AND (#s = :queued OR "
+                    "attribute_exists(pk) AND (#s IN (:queued, :awaiting) OR "
                     "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
                 ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=_ser(
-                    {":processing": "processing", ":queued": "queued", ":now": now, ":expired": lease_expired_before}
+                    {
+                        ":processing": "processing",
+                        ":queued": "queued",
+                        ":awaiting": "awaiting_upload",
+                        ":now": now,
+                        ":expired": lease_expired_before,
+                    }
                 ),
                 ReturnValues="ALL_NEW",
             )

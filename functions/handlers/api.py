@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from functions import frontdoor
 from functions.adapters import idempotency
@@ -44,6 +45,7 @@ from functions.models import (
     DeliveriesResponse,
     HealthResponse,
     JobCreatedResponse,
+    JobCreateRequest,
     JobListResponse,
     JobStatus,
     JobStatusResponse,
@@ -345,13 +347,20 @@ def docs_page() -> Response[str]:
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
 
 
-@app.post("/api/bulk-jobs", summary="Create a job from a CSV (multipart)", tags=["jobs"])
+@app.post(
+    "/api/bulk-jobs",
+    summary="Create a job: a CSV in a form, a presigned upload, or a URL",
+    description="`multipart/form-data` with the file (at most 4 MiB), answered 202. `application/json` without it: "
+    "`filename` answers 201 with `upload`, a presigned S3 form to send the file to (up to the upload-object limit); "
+    "`url` answers 202 and the service fetches the file itself.",
+    tags=["jobs"],
+)
 def create_job(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
     ] = None,
 ) -> Response[JobCreatedResponse]:
-    """Create an async job from an uploaded CSV."""
+    """Create an async job: from an uploaded CSV (multipart), or waiting for its file (JSON)."""
     settings = load(ApiSettings)
     headers = app.current_event.headers
     content_type = frontdoor.header(headers, "content-type") or ""
@@ -360,6 +369,8 @@ def create_job(
         raise PayloadTooLargeError(
             f"the request is larger than {settings.max_upload_bytes} bytes", max_bytes=settings.max_upload_bytes
         )
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        return _create_without_file(body, idempotency_key, settings)
     upload = parse_multipart(content_type, body)
     if upload.file is None:
         raise InputError("the `file` field is missing", code="missing_file")
@@ -390,6 +401,50 @@ def create_job(
         return _json(202, create())
     fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
     return _json(202, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
+
+
+def parse_create_request(body: bytes) -> JobCreateRequest:
+    """The JSON body of a job without its file; 400 with the field's code when it is not one."""
+    try:
+        request = JobCreateRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        raise validation_error([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+    if request.filename is None and request.url is None:
+        raise InputError(
+            "give `filename` (to upload the file through a presigned form) or `url` (to have it fetched)",
+            code="missing_parameter",
+            parameter="filename",
+        )
+    if request.filename is not None and request.url is not None:
+        raise InputError("give either `filename` or `url`, not both", code="invalid_parameter", parameter="url")
+    return request
+
+
+def _create_without_file(body: bytes, idempotency_key: str | None, settings: ApiSettings) -> Response[Any]:
+    request = parse_create_request(body)
+    if request.url is not None:
+        raise InputError("jobs from a URL are not available yet", code="invalid_parameter", parameter="url")
+
+    def create() -> dict[str, Any]:
+        p = ports()
+        job, form = jobs.create_upload_job(
+            account_id=_account(),
+            job_type=request.type,
+            filename=request.filename or "",
+            column=request.column,
+            max_object_bytes=settings.max_upload_object_bytes,
+            ttl_seconds=settings.upload_url_ttl_seconds,
+            store=p.store,
+            blobs=p.blobs,
+        )
+        metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+        logger.info("job created, awaiting its upload", job_id=job.id, type=job.type)
+        return jobs.create_view(job, upload=form)
+
+    if not idempotency_key:
+        return _json(201, create())
+    fingerprint = idempotency.fingerprint("json", request.type, request.filename, request.url, request.column or "")
+    return _json(201, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
 @app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.errors import API_ERRORS
-from functions.models import ErrorResponse, WebhookEvent
+from functions.models import ErrorResponse, JobCreateRequest, WebhookEvent
 
 TITLE = "bulkapi"
 VERSION = "1.0.0"
@@ -197,7 +197,9 @@ CREATE_FORM = {
                     "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
                 },
             }
-        }
+        },
+        # The same route without the file: a presigned upload (`filename`) or a URL to fetch (`url`).
+        "application/json": {"schema": _ref("JobCreateRequest")},
     },
 }
 
@@ -235,6 +237,7 @@ def build(app: Any) -> dict[str, Any]:
         SearchSummaryFrame,
         EmailTotals,
         WebhookEvent,
+        JobCreateRequest,
     )
     for model in models:
         _add_schema(doc, model)
@@ -248,7 +251,12 @@ def build(app: Any) -> dict[str, Any]:
             if public:
                 operation["security"] = []
             operation["responses"].update(_errors_for(ROUTE_ERRORS.get((method, path), (400,)), public))
-    doc["paths"]["/api/bulk-jobs"]["post"]["requestBody"] = CREATE_FORM
+    create = doc["paths"]["/api/bulk-jobs"]["post"]
+    create["requestBody"] = CREATE_FORM
+    create["responses"]["201"] = {
+        **create["responses"]["202"],
+        "description": "a job waiting for its file: send it with the presigned form in `upload`",
+    }
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {

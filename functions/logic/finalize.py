@@ -112,7 +112,12 @@ def fail_job(
 ) -> dict[str, Any]:
     """The catch path: the job ends failed with a code, unused credits are refunded once, the event goes out."""
     moved = store.set_status(
-        job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error, error_message=message
+        job_id,
+        JobStatus.FAILED,
+        only_from=("awaiting_upload", "queued", "processing"),
+        now=utcnow(),
+        error=error,
+        error_message=message,
     )
     job = moved or _job(store, job_id)
     store.settle_credits(job, utcnow())

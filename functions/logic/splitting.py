@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Iterator
@@ -11,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from functions.errors import InputError, InsufficientCreditsError
-from functions.logic import csv_input
+from functions.logic import csv_input, intake
 from functions.logic.jobs import FinalizerPort, JobStorePort, check_type, utcnow
 from functions.models import Batch, Job, JobStatus
 from functions.observability import logger
@@ -65,29 +64,6 @@ class WorkMessage(NamedTuple):
 
     batch: Batch
     body: str
-
-
-@dataclass(frozen=True)
-class DropTarget:
-    """A CSV dropped at drop/<account_id>/<type>/<name>.csv."""
-
-    account_id: str
-    job_type: str
-    filename: str
-
-
-def parse_drop_key(key: str) -> DropTarget | None:
-    """The account, type and file name of a drop key, or None when the key does not have that shape."""
-    parts = key.split("/")
-    if len(parts) != 4 or parts[0] != "drop" or not parts[3]:
-        return None
-    return DropTarget(parts[1], parts[2], parts[3])
-
-
-def drop_job_id(key: str, etag: str, sequencer: str) -> str:
-    """A job id derived from the object version, so a duplicate S3 event maps to the same job."""
-    digest = hashlib.sha256(f"{key}\n{etag}\n{sequencer}".encode()).hexdigest()
-    return "job_d" + digest[:19]
 
 
 def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
@@ -252,8 +228,8 @@ def job_for_drop(
 
     `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use.
     """
-    target = parse_drop_key(key)
-    if target is None:
+    target = intake.route_key(key)
+    if not isinstance(target, intake.DropTarget):
         reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>.csv")
         return None
     try:
@@ -264,7 +240,7 @@ def job_for_drop(
     if store.account_credits(target.account_id) is None:
         reject_drop(blobs, key, "unknown_account", f"no account {target.account_id}")
         return None
-    job_id = drop_job_id(key, etag, sequencer)
+    job_id = intake.drop_job_id(key, etag, sequencer)
     job = Job(
         id=job_id,
         account_id=target.account_id,
