@@ -149,7 +149,9 @@ def _error(exc: BulkApiError) -> Response[Any]:
 def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """A query parameter the route does not take is an error, never silently ignored."""
     route = app.context.get("_route")
-    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    if route is None or route.func.__name__ == "not_found_handler":
+        return next_middleware(app)  # no route matched: the not-found handler answers (404, or 405 for a known path)
+    known = {p.alias for p in route.dependant.query_params}
     given = (app.current_event.multi_value_query_string_parameters or {}).keys()
     unknown = sorted(set(given) - known)
     if unknown:
