@@ -33,6 +33,7 @@ from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
+from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import BulkApiError, ConflictError, InputError, PayloadTooLargeError
 from functions.handlers import contract
@@ -475,6 +476,10 @@ def _webhook_store() -> WebhookStore:
     return WebhookStore(load(ApiSettings).jobs_table)
 
 
+def _webhook_targets() -> WebhookHttp:
+    return WebhookHttp(allow_private=load(ApiSettings).allow_private_targets, timeout=10.0)
+
+
 @app.get("/api/webhooks", summary="List webhook endpoints", tags=["webhooks"])
 def list_webhooks() -> Response[WebhookListResponse]:
     """The account's webhook endpoints (secrets are never shown again)."""
@@ -488,7 +493,7 @@ def create_webhook(body: WebhookCreateRequest) -> Response[WebhookCreatedRespons
         _webhook_store(),
         _account(),
         body.model_dump(exclude_unset=True),
-        allow_private=load(ApiSettings).allow_private_targets,
+        targets=_webhook_targets(),
     )
     return _json(201, created)
 
@@ -500,7 +505,7 @@ def update_webhook(body: WebhookUpdateRequest) -> Response[WebhookResponse]:
         _webhook_store(),
         _account(),
         body.model_dump(exclude_unset=True),
-        allow_private=load(ApiSettings).allow_private_targets,
+        targets=_webhook_targets(),
     )
     return _json(200, updated)
 
@@ -515,9 +520,7 @@ def delete_webhook(body: WebhookIdRequest) -> Response[WebhookDeletedResponse]:
 @app.post("/api/webhooks/test", summary="Send a test event now", tags=["webhooks"])
 def test_webhook(body: WebhookIdRequest) -> Response[WebhookTestResponse]:
     """Send a signed `webhook.test` event now and report what the endpoint answered."""
-    result = hooks.send_test(
-        _webhook_store(), _account(), body.id, allow_private=load(ApiSettings).allow_private_targets
-    )
+    result = hooks.send_test(_webhook_store(), _account(), body.id, targets=_webhook_targets())
     return _json(200, result)
 
 
