@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -346,6 +347,30 @@ def openapi_document() -> Response[dict[str, Any]]:
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
+
+
+CONSOLE_PAGE = Path(__file__).resolve().parents[1] / "console" / "index.html"
+# The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
+CONSOLE_POLICY = (
+    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' https: http:; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+@app.get(
+    "/console",
+    summary="The web console (no key: it asks for one)",
+    tags=["service"],
+    responses={200: {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def console_page() -> Response[str]:
+    """Upload, preview, start and watch jobs; the ledger; webhooks. One static page, no build step."""
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=CONSOLE_PAGE.read_text(encoding="utf-8"),
+        headers={"Content-Security-Policy": CONSOLE_POLICY, "Cache-Control": "no-cache"},
+    )
 
 
 @app.post("/api/bulk-jobs", summary="Create a job from a CSV (multipart)", tags=["jobs"])
