@@ -94,6 +94,9 @@ API_ERRORS: dict[str, int] = {
     "malformed_csv": 400,
     "column_not_found": 400,
     "too_many_rows": 400,
+    "too_many_columns": 400,
+    "row_too_large": 400,
+    "duplicate_field": 400,
     # inline lists
     "too_many_items": 400,
     "empty_list": 400,
