@@ -36,7 +36,15 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
-from functions.errors import BulkApiError, ConflictError, InputError, PayloadTooLargeError
+from functions.errors import (
+    BulkApiError,
+    ConflictError,
+    InputError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    RouteNotFoundError,
+    UnsupportedMediaTypeError,
+)
 from functions.handlers import contract
 from functions.logic import endpoints as hooks
 from functions.logic import jobs
@@ -210,12 +218,6 @@ def handle_unsupported_content_type(exc: RequestUnsupportedContentType) -> Respo
     )
 
 
-class UnsupportedMediaTypeError(InputError):
-    """The body's media type is not one the route takes."""
-
-    status_code = 415
-
-
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def handle_unexpected(exc: Exception) -> Response[Any]:
     """Anything else is our fault: logged in full, answered without internals."""
@@ -236,20 +238,6 @@ def handle_not_found(_: Exception) -> Response[Any]:
         answer.headers["Allow"] = ", ".join(allowed)
         return answer
     return _error(RouteNotFoundError(f"no route {event.http_method} {event.path}"))
-
-
-class MethodNotAllowedError(BulkApiError):
-    """The route exists, not with this method."""
-
-    status_code = 405
-    code = "method_not_allowed"
-
-
-class RouteNotFoundError(BulkApiError):
-    """No route for this method and path."""
-
-    status_code = 404
-    code = "route_not_found"
 
 
 def _account() -> str:
