@@ -72,6 +72,26 @@ class StoreError(BulkApiError):
     code = "storage_unavailable"
 
 
+class MethodNotAllowedError(BulkApiError):
+    """The route exists, not with this method."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class RouteNotFoundError(BulkApiError):
+    """No route for this method and path."""
+
+    status_code = 404
+    code = "route_not_found"
+
+
+class UnsupportedMediaTypeError(InputError):
+    """The body's media type is not one the route takes."""
+
+    status_code = 415
+
+
 # Every `error` code an HTTP answer can carry, with its status: README's error table and the OpenAPI document are
 # checked against this list (tests/test_contract.py), and a code used anywhere in functions/ must be in it.
 API_ERRORS: dict[str, int] = {
@@ -82,7 +102,6 @@ API_ERRORS: dict[str, int] = {
     "missing_parameter": 400,
     "invalid_content_type": 400,
     "invalid_multipart": 400,
-    "duplicate_field": 400,
     "missing_file": 400,
     "missing_type": 400,
     "unsupported_type": 400,
@@ -97,6 +116,7 @@ API_ERRORS: dict[str, int] = {
     "too_many_rows": 400,
     "too_many_columns": 400,
     "row_too_large": 400,
+    "duplicate_field": 400,
     # inline lists
     "too_many_items": 400,
     "empty_list": 400,
