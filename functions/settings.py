@@ -41,6 +41,8 @@ class ApiSettings(LimitsSettings):
     # Presigned uploads: the largest file S3 accepts through the form, and how long the form may be used.
     max_upload_object_bytes: int = Field(default=1024**3, ge=1)
     upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Jobs from a URL: where their fetch is queued.
+    fetch_queue_url: str
 
 
 class SplitterSettings(LimitsSettings):
@@ -52,6 +54,17 @@ class SplitterSettings(LimitsSettings):
     rows_per_batch: int = Field(default=1000, ge=1)
     max_batch_bytes: int = Field(default=200_000, ge=10_000)
     split_lease_seconds: int = Field(default=900, ge=1)
+
+
+class FetcherSettings(StorageSettings):
+    """The fetcher: streams a job's file from the URL it was created with into the bucket."""
+
+    finalizer_arn: str
+    # The same cap as a presigned upload's, and a cap on the whole download (its Lambda's timeout is longer).
+    max_upload_object_bytes: int = Field(default=1024**3, ge=1)
+    fetch_timeout_seconds: float = Field(default=600.0, gt=0)
+    # Locally: http to localhost is allowed, as for webhooks. Deployed: https to public addresses only.
+    allow_private_targets: bool = False
 
 
 class EnrichSettings(BaseModel):

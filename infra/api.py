@@ -19,6 +19,7 @@ from __future__ import annotations
 from aws_cdk import Annotations, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -57,6 +58,7 @@ class ApiConstruct(Construct):
         functions: FunctionFactory,
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
+        fetch_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -71,6 +73,7 @@ class ApiConstruct(Construct):
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "max_upload_object_bytes": str(config.max_upload_object_bytes),
                 "upload_url_ttl_seconds": str(config.upload_url_ttl_seconds),
+                "fetch_queue_url": fetch_queue.queue_url,
                 "cors_origins": ",".join(config.cors_origins),
             },
             # API Gateway's integration timeout is 29 s.
@@ -139,6 +142,8 @@ class ApiConstruct(Construct):
             self.function, "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", query_by_account=True
         )
         state_machine.grant_start_execution(self.function)
+        # A job from a URL: its fetch is queued for the fetcher (infra/fetch.py).
+        fetch_queue.grant_send_messages(self.function)
 
     @property
     def url(self) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from functions.settings import (
     PREFIX,
     ApiSettings,
+    FetcherSettings,
     FinalizerSettings,
     SplitterSettings,
     StreamSettings,
@@ -43,6 +44,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "webhooks": WebhookSettings,
     "stream": StreamSettings,
     "sweeper": SweeperSettings,
+    "fetcher": FetcherSettings,
 }
 
 

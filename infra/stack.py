@@ -13,6 +13,7 @@ from infra.api import ApiConstruct
 from infra.config import StackConfig, cdk_json_context
 from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
+from infra.fetch import FetchConstruct
 from infra.finalizer import FinalizerConstruct
 from infra.functions import FunctionFactory
 from infra.layer import DependencyLayerConstruct
@@ -54,8 +55,22 @@ class BulkApiStack(Stack):
             state_machine=finalizer.state_machine,
             bus=events.bus,
         )
+        self.fetch = fetch = FetchConstruct(
+            self,
+            "Fetch",
+            config=config,
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+        )
         self.api = api = ApiConstruct(
-            self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
+            self,
+            "Api",
+            config=config,
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+            fetch_queue=fetch.queue,
         )
         self.streaming = StreamingConstruct(
             self,

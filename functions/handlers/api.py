@@ -34,7 +34,7 @@ from functions import frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import FetchQueue, Finalizer
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import (
@@ -48,7 +48,7 @@ from functions.errors import (
 )
 from functions.handlers import contract
 from functions.logic import endpoints as hooks
-from functions.logic import jobs
+from functions.logic import fetching, jobs
 from functions.models import (
     ID_MAX,
     CreditsResponse,
@@ -130,6 +130,7 @@ class Ports:
     store: JobStore
     blobs: BlobStore
     finalizer: Finalizer
+    fetches: FetchQueue
 
 
 _ports: Ports | None = None
@@ -140,7 +141,12 @@ def ports() -> Ports:
     global _ports
     if _ports is None:
         settings = load(ApiSettings)
-        _ports = Ports(JobStore(settings.jobs_table), BlobStore(settings.bucket), Finalizer(settings.finalizer_arn))
+        _ports = Ports(
+            JobStore(settings.jobs_table),
+            BlobStore(settings.bucket),
+            Finalizer(settings.finalizer_arn),
+            FetchQueue(settings.fetch_queue_url),
+        )
     return _ports
 
 
@@ -438,11 +444,22 @@ def parse_create_request(body: bytes) -> JobCreateRequest:
 
 def _create_without_file(body: bytes, idempotency_key: str | None, settings: ApiSettings) -> Response[Any]:
     request = parse_create_request(body)
-    if request.url is not None:
-        raise InputError("jobs from a URL are not available yet", code="invalid_parameter", parameter="url")
 
     def create() -> dict[str, Any]:
         p = ports()
+        if request.url is not None:
+            job = fetching.create_remote_job(
+                account_id=_account(),
+                job_type=request.type,
+                url=request.url,
+                column=request.column,
+                allow_http=settings.allow_private_targets,
+                store=p.store,
+                queue=p.fetches,
+            )
+            metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+            logger.info("job created, its file to be fetched", job_id=job.id, type=job.type)
+            return jobs.create_view(job)
         job, form = jobs.create_upload_job(
             account_id=_account(),
             job_type=request.type,
@@ -457,10 +474,12 @@ def _create_without_file(body: bytes, idempotency_key: str | None, settings: Api
         logger.info("job created, awaiting its upload", job_id=job.id, type=job.type)
         return jobs.create_view(job, upload=form)
 
+    # 201: a job waiting for the client's upload; 202: work under way (the fetch), as for a form upload.
+    status = 202 if request.url is not None else 201
     if not idempotency_key:
-        return _json(201, create())
+        return _json(status, create())
     fingerprint = idempotency.fingerprint("json", request.type, request.filename, request.url, request.column or "")
-    return _json(201, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
+    return _json(status, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
 @app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])

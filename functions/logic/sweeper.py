@@ -39,7 +39,10 @@ def decide(
     if job.status == JobStatus.AWAITING_UPLOAD:
         return ("fail", "upload_expired") if _older(job.upload_expires_at, now - upload_grace) else None
     if job.status == JobStatus.QUEUED:
-        return ("fail", "not_started") if _older(job.created_at, now - start_after) else None
+        if not _older(job.created_at, now - start_after):
+            return None
+        # A file to fetch whose fetch kept failing (each fetch is capped well below start_after).
+        return ("fail", "fetch_failed") if job.source_url else ("fail", "not_started")
     if job.total_batches is None:
         return ("fail", "split_failed") if _older(job.split_started_at, now - split_lease) else None
     if job.batches_done >= job.total_batches:
@@ -51,6 +54,7 @@ def decide(
 MESSAGES = {
     "upload_expired": "no file arrived through the upload form before it expired; create a new job to upload it",
     "not_started": "the uploaded file was never picked up for processing",
+    "fetch_failed": "the file could not be fetched from its URL (the fetch kept failing)",
     "split_failed": "the file could not be split into work (the splitter kept failing)",
     "stalled": "no batch finished for too long; the rows processed so far are kept",
 }

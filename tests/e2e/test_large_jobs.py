@@ -3,7 +3,9 @@ never come, and files the service fetches from a URL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -100,3 +102,99 @@ def test_a_job_whose_upload_never_arrives_ends_upload_expired(upload_server: Ser
     assert final["completed_at"] >= job["upload"]["expires_at"]
     assert account.balance == 1_000
     account.assert_balanced()
+
+
+@pytest.fixture(scope="module")
+def csv_origin() -> Iterator[str]:
+    """A plain HTTP server on loopback serving one CSV, as a customer's file server would."""
+    body = email_csv(2_000, bad_every=20)
+
+    class Files(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            if self.path != "/exports/leads.csv":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_job_from_a_url_on_a_loopback_server_is_fetched_and_completes(upload_server: Server, csv_origin: str) -> None:
+    # Given a CSV served over http on this machine (allowed locally, as for webhooks)
+    account = new_account(upload_server, 10_000)
+    session = upload_server.session(account.key)
+    # When a job is created from its URL
+    created = session.post(
+        f"{upload_server.base_url}/api/bulk-jobs",
+        json={"type": "email", "url": f"{csv_origin}/exports/leads.csv"},
+        timeout=30,
+    )
+    assert created.status_code == 202, created.text
+    job = created.json()
+    assert job["status"] == "queued" and job.get("upload") is None
+    # Then the service fetches it, counts and reserves its rows, and completes it
+    final = wait_for(
+        lambda: (s := status(session, upload_server, job["id"]))["status"] in ("completed", "failed") and s,
+        timeout=120,
+        interval=0.5,
+        what="the fetched job to end",
+    )
+    assert final["status"] == "completed", final
+    assert (final["filename"], final["total_rows"], final["succeeded"], final["invalid"]) == (
+        "leads.csv",
+        2_000,
+        1_900,
+        100,
+    )
+    rows = parse_result(
+        session.get(f"{upload_server.base_url}/api/bulk-jobs/download", params={"id": job["id"]}, timeout=60).content
+    )
+    assert [r["Row"] for r in rows] == [str(i) for i in range(2_000)]
+    account.assert_balanced()
+    assert account.balance == 10_000 - 1_900
+
+
+@pytest.fixture(scope="module")
+def deployed_rules_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`bulkapi serve` with the deployed target rules: https to public addresses only."""
+    srv = start_server(tmp_path_factory.mktemp("deployed-rules"), BULKAPI_ALLOW_PRIVATE_TARGETS="false")
+    yield srv
+    stop_server(srv)
+
+
+def test_a_url_to_a_refused_address_ends_fetch_blocked_under_the_deployed_rules(
+    deployed_rules_server: Server, csv_origin: str
+) -> None:
+    server = deployed_rules_server
+    session = server.session()
+    port = csv_origin.rsplit(":", 1)[1]
+    # Given the deployed rules, a plain-http URL is refused at once, before a job exists
+    refused = session.post(
+        f"{server.base_url}/api/bulk-jobs", json={"type": "email", "url": f"{csv_origin}/exports/leads.csv"}, timeout=30
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_parameter", refused.text
+    assert refused.json()["parameter"] == "url"
+    # When an https URL names this machine (a name that resolves to loopback) or the cloud metadata address
+    for url in (f"https://localhost:{port}/exports/leads.csv", "https://169.254.169.254/latest/meta-data/"):
+        created = session.post(f"{server.base_url}/api/bulk-jobs", json={"type": "email", "url": url}, timeout=30)
+        assert created.status_code == 202, created.text
+        job_id = created.json()["id"]
+        # Then the fetch is refused and the job ends failed with fetch_blocked, nothing charged
+        final = wait_for(
+            lambda job_id=job_id: (s := status(session, server, job_id))["status"] != "queued" and s,
+            timeout=60,
+            interval=0.5,
+            what="the fetch to be refused",
+        )
+        assert (final["status"], final["error"], final["processed"]) == ("failed", "fetch_blocked", 0), final
+        assert final["credits_reserved"] == 0

@@ -156,3 +156,28 @@ def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
     matches = lint_file(synth.outdir / f"{synth.stack.stack_name}.template.json")
     errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
     assert not errors, "\n".join(errors)
+
+
+def test_fetcher_writes_only_uploads_and_queues_no_work(synth: Synth) -> None:
+    # Given the fetcher's IAM statements (the one function that downloads what a customer names)
+    fn = synth.stack.fetch.function
+    statements = _statements(synth, fn)
+    actions = {a for s in statements for a in _actions(s)}
+    # Then in the bucket it may only write under uploads/ (and abort its own multipart upload)
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert [sorted(_actions(s)) for s in s3_statements] == [["s3:AbortMultipartUpload", "s3:PutObject"]]
+    assert all("/uploads/*" in _resources(s) for s in s3_statements)
+    # And it reads and moves the job, starts the finalizer of a job whose fetch failed, and nothing else
+    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert not {a for a in actions if a.startswith("sqs:Send")}
+    assert {a for a in actions if a.startswith("states:")} == {"states:StartExecution"}
+    # And its settings ask for public https targets only (the local runtime's loopback rule is not deployed)
+    env = synth.template["Resources"][synth.logical_id(fn)]["Properties"]["Environment"]["Variables"]
+    assert "BULKAPI_ALLOW_PRIVATE_TARGETS" not in env and env["BULKAPI_MAX_UPLOAD_OBJECT_BYTES"] == str(1024**3)
+
+
+def test_api_may_queue_fetches_but_not_work(synth: Synth) -> None:
+    statements = _statements(synth, synth.stack.api.function)
+    sends = [s for s in statements if "sqs:SendMessage" in _actions(s)]
+    fetch_queue = json.dumps({"Fn::GetAtt": [synth.logical_id(synth.stack.fetch.queue), "Arn"]})
+    assert [_resources(s) for s in sends] == [fetch_queue]
