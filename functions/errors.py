@@ -149,6 +149,7 @@ JOB_ERRORS: dict[str, str] = {
     "fetch_too_large": "the file at the URL is larger than the upload limit",
     "fetch_failed": "the file could not be fetched",
     "upload_failed": "the file could not be stored",
+    "upload_changed": "the file was replaced while it was being read",
     "not_started": "the file was never picked up",
     "split_failed": "the splitter kept failing",
     "stalled": "no batch finished for too long",

@@ -70,7 +70,6 @@ class Job(BaseModel):
     # How far the split has read the file (bytes), while total_rows is not known yet.
     split_bytes_read: int | None = None
     split_bytes_total: int | None = None
-    split_rows_read: int | None = None
     split_started_at: str | None = None
     last_progress_at: str | None = None
     batches_done: int = 0
@@ -235,6 +234,10 @@ class JobStatusResponse(_Strict):
     error: str | None
     error_message: str | None
     upload_expires_at: str | None = Field(description="a presigned upload's job: until when its form may be used")
+    split_bytes_read: int | None = Field(
+        description="how far the file has been read; moves from the first second, before `total_rows` is known"
+    )
+    split_bytes_total: int | None = Field(description="the file's size, once its reading has started")
 
 
 class JobListResponse(_Strict):

@@ -25,7 +25,7 @@ class StorageSettings(BaseModel):
 class LimitsSettings(StorageSettings):
     """Limits checked when a job is created and again when its file is split."""
 
-    max_rows_per_job: int = Field(default=10_000, ge=1)
+    max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
 
 

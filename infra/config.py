@@ -22,7 +22,7 @@ class StackConfig(BaseModel):
 
     stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9_]{1,64}$")
     # Limits the API and the splitter enforce.
-    max_rows_per_job: int = Field(default=10_000, ge=1)
+    max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     # Presigned uploads (`POST /api/bulk-jobs` with JSON): the largest file S3 accepts, and how long a form lasts.
     max_upload_object_bytes: int = Field(default=1024**3, ge=1, le=5 * 1024**3)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.errors import StoreError
+from functions.errors import InputError, StoreError
 
 # S3 multipart parts must be >= 5 MiB except the last; 8 MiB keeps the part count low for large results.
 PART_SIZE = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
 CHUNK = 256 * 1024
+# Objects appended to a result are fetched this many ahead, in parallel (each at most MIN_PART_SIZE in memory).
+PREFETCH = 8
+# DeleteObjects takes at most 1,000 keys a call.
+DELETE_BATCH = 1000
 
 
 class BlobStore:
@@ -57,6 +65,42 @@ class BlobStore:
             raise StoreError(f"could not read {key}") from exc
         yield from body.iter_chunks(CHUNK)
 
+    def open(self, key: str, if_match: str | None = None) -> OpenedObject:
+        """The object's size, ETag and a stream of its bytes; with `if_match`, only that version (an object
+        replaced since is the InputError `upload_changed`)."""
+        extra = {"IfMatch": if_match} if if_match else {}
+        try:
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise InputError(
+                    "the file was replaced while it was being read; send it again", code="upload_changed"
+                ) from exc
+            raise StoreError(f"could not read {key}") from exc
+        size = resp.get("ContentLength")
+        return OpenedObject(int(size) if size is not None else None, resp.get("ETag"), resp["Body"].iter_chunks(CHUNK))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` for good, every version of it included (the bucket is versioned: a
+        plain delete would keep the bytes as a noncurrent version for days); how many versions were deleted."""
+        deleted = 0
+        paginator = self.s3.get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                versions = [
+                    {"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
+                for start in range(0, len(versions), DELETE_BATCH):
+                    chunk = versions[start : start + DELETE_BATCH]
+                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+                    if resp.get("Errors"):
+                        raise StoreError(f"could not delete {len(resp['Errors'])} objects under {prefix}")
+                    deleted += len(chunk)
+        except ClientError as exc:
+            raise StoreError(f"could not delete the objects under {prefix}") from exc
+        return deleted
+
     def copy(self, source_key: str, dest_key: str) -> None:
         """Server-side copy within the bucket."""
         self.s3.copy_object(Bucket=self.bucket, Key=dest_key, CopySource={"Bucket": self.bucket, "Key": source_key})
@@ -97,8 +141,32 @@ class BlobStore:
         return StreamingWriter(self, key, content_type)
 
 
+@dataclass
+class OpenedObject:
+    """An object being read: its size, its version (ETag) and its bytes, a chunk at a time."""
+
+    size: int | None
+    etag: str | None
+    chunks: Iterator[bytes]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+
+@dataclass
+class _Fetched:
+    key: str
+    size: int
+    data: bytes | None  # None: large enough to be copied by S3 itself
+
+
 class StreamingWriter:
-    """Buffers up to PART_SIZE; switches to a multipart upload only when the object outgrows one part."""
+    """Buffers up to PART_SIZE; switches to a multipart upload only when the object outgrows one part.
+
+    `append_objects` builds the object from other objects of the bucket: those of at least MIN_PART_SIZE become parts
+    by UploadPartCopy (S3 copies them; their bytes never pass through here), smaller ones are streamed through the
+    buffer, fetched a few ahead in parallel. Memory stays at the buffer plus the prefetched objects, whatever the size.
+    """
 
     def __init__(self, store: BlobStore, key: str, content_type: str) -> None:
         self.store, self.key, self.content_type = store, key, content_type
@@ -106,6 +174,7 @@ class StreamingWriter:
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
         self.size = 0
+        self.copied_parts = 0
 
     def write(self, data: bytes) -> None:
         """Append bytes."""
@@ -114,15 +183,78 @@ class StreamingWriter:
         if len(self.buffer) >= PART_SIZE:
             self._flush_part()
 
-    def _flush_part(self) -> None:
-        s3 = self.store.s3
+    def append_objects(self, keys: Iterable[str], prefetch: int = PREFETCH) -> None:
+        """Append the objects at `keys`, in order."""
+        pending: deque[Future[_Fetched]] = deque()
+        remaining = iter(keys)
+        with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="append") as pool:
+            for key in remaining:
+                pending.append(pool.submit(self._fetch, key))
+                if len(pending) >= prefetch:
+                    self._append(pending.popleft().result())
+            while pending:
+                self._append(pending.popleft().result())
+
+    def _fetch(self, key: str) -> _Fetched:
+        try:
+            resp = self.store.s3.get_object(Bucket=self.store.bucket, Key=key)
+        except ClientError as exc:
+            raise StoreError(f"could not read {key}") from exc
+        size = int(resp["ContentLength"])
+        if size >= MIN_PART_SIZE:
+            resp["Body"].close()
+            return _Fetched(key, size, None)
+        return _Fetched(key, size, resp["Body"].read())
+
+    def _append(self, fetched: _Fetched) -> None:
+        if fetched.data is not None:
+            self.write(fetched.data)
+            return
+        # A large object: top the buffer up to a whole part from its head, then let S3 copy the rest.
+        offset = 0
+        if self.buffer:
+            offset = min(fetched.size, max(0, MIN_PART_SIZE - len(self.buffer)))
+            if offset:
+                self.write(self._range(fetched.key, 0, offset))
+            if self.buffer:
+                self._flush_part()
+        rest = fetched.size - offset
+        if rest >= MIN_PART_SIZE:
+            self._copy_part(fetched.key, offset, fetched.size - 1)
+        elif rest:
+            self.write(self._range(fetched.key, offset, fetched.size))
+
+    def _range(self, key: str, start: int, end: int) -> bytes:
+        resp = self.store.s3.get_object(Bucket=self.store.bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+        return bytes(resp["Body"].read())
+
+    def _start(self) -> str:
         if self.upload_id is None:
-            self.upload_id = s3.create_multipart_upload(
+            self.upload_id = self.store.s3.create_multipart_upload(
                 Bucket=self.store.bucket, Key=self.key, ContentType=self.content_type
             )["UploadId"]
+        return self.upload_id
+
+    def _copy_part(self, source_key: str, first: int, last: int) -> None:
+        upload_id = self._start()
         number = len(self.parts) + 1
-        resp = s3.upload_part(
-            Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=bytes(self.buffer)
+        resp = self.store.s3.upload_part_copy(
+            Bucket=self.store.bucket,
+            Key=self.key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self.store.bucket, "Key": source_key},
+            CopySourceRange=f"bytes={first}-{last}",
+        )
+        self.parts.append({"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]})
+        self.size += last - first + 1
+        self.copied_parts += 1
+
+    def _flush_part(self) -> None:
+        upload_id = self._start()
+        number = len(self.parts) + 1
+        resp = self.store.s3.upload_part(
+            Bucket=self.store.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=bytes(self.buffer)
         )
         self.parts.append({"PartNumber": number, "ETag": resp["ETag"]})
         self.buffer.clear()

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
 from functions.errors import InsufficientCreditsError, StoreError
-from functions.models import BatchCounts, Job, JobStatus
+from functions.models import BatchCounts, Job, JobStatus, StoredLayout
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
@@ -128,15 +128,35 @@ class JobStore:
             raise StoreError("could not claim the split") from exc
         return self._to_job(resp["Attributes"])
 
-    def record_layout(self, job_id: str, header: list[str], column: str) -> None:
-        """Record the detected header and value column as soon as the file is sniffed."""
+    def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None:
+        """Record the detected layout as soon as the file is sniffed, so no later read sniffs it again."""
         self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET #h = :h, detected_column = :c",
-            ExpressionAttributeNames={"#h": "header"},
-            ExpressionAttributeValues=_ser({":h": header, ":c": column}),
+            UpdateExpression="SET #h = :h, detected_column = :c, #l = :l",
+            ExpressionAttributeNames={"#h": "header", "#l": "layout"},
+            ExpressionAttributeValues=_ser({":h": header, ":c": column, ":l": layout.model_dump(mode="json")}),
         )
+
+    def record_split_progress(self, job_id: str, bytes_read: int, bytes_total: int | None) -> None:
+        """How far the split has read the file (the status shows it while the rows are not counted yet)."""
+        values: dict[str, Any] = {":r": bytes_read, ":processing": "processing"}
+        update = "SET split_bytes_read = :r"
+        if bytes_total is not None:
+            update += ", split_bytes_total = :t"
+            values[":t"] = bytes_total
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression=update,
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_ser(values),
+            )
+        except ClientError as exc:
+            if not _is_conditional(exc):
+                raise StoreError("could not record the split's progress") from exc
 
     def finish_split(
         self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
@@ -354,7 +374,8 @@ class JobStore:
             raise StoreError("could not store the job") from exc
 
     def reserve_for_job(self, job: Job, rows: int, now: str) -> None:
-        """Reserve credits for a job created without them (a dropped file, once its rows are counted)."""
+        """Reserve credits for a job created without them (a dropped, presigned or fetched file, once its rows are
+        counted); the count becomes the job's `total_rows` in the same transaction."""
         try:
             self.ddb.transact_write_items(
                 TransactItems=[
@@ -363,7 +384,7 @@ class JobStore:
                         "Update": {
                             "TableName": self.table,
                             "Key": _job_key(job.id),
-                            "UpdateExpression": "SET credits_reserved = :n",
+                            "UpdateExpression": "SET credits_reserved = :n, total_rows = :n",
                             "ConditionExpression": "attribute_not_exists(credits_reserved) OR credits_reserved = :zero",
                             "ExpressionAttributeValues": {":n": {"N": str(rows)}, ":zero": {"N": "0"}},
                         }

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from functions.errors import InputError
+from functions.logic import csv_input
+from functions.models import Job, StoredLayout
 
 UPLOADS_PREFIX = "uploads/"
 DROP_PREFIX = "drop/"
@@ -91,3 +93,27 @@ def limited_rows(rows: Iterable[list[str]], max_rows: int) -> Iterator[list[str]
 def count_rows(rows: Iterable[list[str]], max_rows: int) -> int:
     """How many data rows there are, under the same rule as `limited_rows`."""
     return sum(1 for _ in limited_rows(rows, max_rows))
+
+
+def stored_layout(job: Job) -> csv_input.CsvLayout | None:
+    """The layout recorded when the file was first read (by the API, or an earlier split), or None."""
+    if job.layout is None or not job.header or job.detected_column is None:
+        return None
+    return csv_input.CsvLayout(
+        encoding=job.layout.encoding,
+        delimiter=job.layout.delimiter,
+        has_header=job.layout.has_header,
+        header=list(job.header),
+        column_index=job.layout.column_index,
+        column=job.detected_column,
+    )
+
+
+def layout_record(layout: csv_input.CsvLayout) -> StoredLayout:
+    """What the job item keeps of a detected layout (the header and column name are fields of their own)."""
+    return StoredLayout(
+        encoding=layout.encoding,
+        delimiter=layout.delimiter,
+        has_header=layout.has_header,
+        column_index=layout.column_index,
+    )

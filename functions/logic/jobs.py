@@ -116,6 +116,10 @@ def create_job(
         column=column or None,
         created_at=now,
         total_rows=total,
+        # Read once: the splitter uses this layout instead of sniffing the file again.
+        layout=intake.layout_record(layout),
+        header=list(layout.header),
+        detected_column=layout.column,
     )
     job.source_key = intake.upload_key(account_id, job.id)
     store.create_job_reserving(job, now, request_id)  # 402 here when the balance is short: nothing stored, nothing sent
@@ -267,6 +271,8 @@ def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
         "error": job.error,
         "error_message": job.error_message,
         "upload_expires_at": job.upload_expires_at,
+        "split_bytes_read": job.split_bytes_read,
+        "split_bytes_total": job.split_bytes_total,
     }
     return view
 

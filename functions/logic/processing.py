@@ -38,9 +38,14 @@ class PartBlobPort(Protocol):
     ) -> None: ...
 
 
+def parts_prefix(job_id: str) -> str:
+    """Where a job's part files are (deleted once the job has ended)."""
+    return f"parts/{job_id}/"
+
+
 def part_key(job_id: str, batch: int) -> str:
     """Where a batch's enriched rows are kept until the finalizer assembles them."""
-    return f"parts/{job_id}/{batch:06d}.csv"
+    return f"{parts_prefix(job_id)}{batch:06d}.csv"
 
 
 def count(row_results: list[RowResult]) -> BatchCounts:

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.e2e
 
 # Short-lived upload forms, swept every second, so an upload that never comes ends within seconds.
 UPLOAD_TTL_SECONDS = 8
+MAX_ROWS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(
         tmp_path_factory.mktemp("large"),
         BULKAPI_DEV_TOKEN="e2e-large-key",
-        BULKAPI_MAX_ROWS_PER_JOB="1000000",
+        # The deployed default is 1,000,000; a lower limit keeps the too-many-rows test small.
+        BULKAPI_MAX_ROWS_PER_JOB=str(MAX_ROWS),
         BULKAPI_UPLOAD_URL_TTL_SECONDS=str(UPLOAD_TTL_SECONDS),
         BULKAPI_UPLOAD_GRACE_SECONDS="0",
         BULKAPI_LOCAL_SCHEDULE_SECONDS="1",
@@ -81,6 +83,26 @@ def test_a_50000_row_file_sent_through_the_presigned_form_completes_with_every_r
     rows = parse_result(resp.content)
     assert [r["Row"] for r in rows] == [str(i) for i in range(50_000)]
     assert rows[49]["status"] == "invalid" and rows[50]["status"] == "ok"
+
+
+def test_an_uploaded_file_over_the_row_limit_ends_failed_before_any_work_or_charge(upload_server: Server) -> None:
+    account = new_account(upload_server, 100_000)
+    session = upload_server.session(account.key)
+    job = session.post(
+        f"{upload_server.base_url}/api/bulk-jobs", json={"type": "email", "filename": "too-big.csv"}, timeout=30
+    ).json()
+    form = job["upload"]
+    body = email_csv(MAX_ROWS + 1)
+    assert requests.post(form["url"], data=form["fields"], files={"file": ("x.csv", body)}, timeout=60).ok
+    final = wait_for(
+        lambda: (s := status(session, upload_server, job["id"]))["status"] == "failed" and s,
+        timeout=60,
+        interval=0.5,
+        what="the job to fail",
+    )
+    assert (final["error"], final["processed"], final["credits_reserved"]) == ("too_many_rows", 0, 0)
+    assert final["split_bytes_total"] == len(body)
+    assert account.balance == 100_000
 
 
 def test_a_job_whose_upload_never_arrives_ends_upload_expired(upload_server: Server) -> None:

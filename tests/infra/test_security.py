@@ -94,9 +94,10 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         },
         synth.stack.pipeline.dead_letter: {"parts/": {"s3:PutObject"}},
         synth.stack.finalizer.function: {
-            "parts/": {"s3:GetObject"},
-            "results/": {"s3:PutObject", "s3:AbortMultipartUpload"},
+            "parts/": {"s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
+            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
         },
+        synth.stack.fetch.function: {"uploads/": {"s3:PutObject", "s3:AbortMultipartUpload"}},
         synth.stack.webhooks.function: {},
         synth.stack.streaming.function: {},
         synth.stack.sweeper.function: {},
@@ -105,7 +106,11 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         granted: dict[str, set[str]] = {}
         for statement in _statements(synth, fn):
             s3_actions = {a for a in _actions(statement) if a.startswith("s3:")}
-            if s3_actions:
+            if s3_actions and "Condition" in statement:
+                # A bucket-level action (listing) is held to a prefix by its condition.
+                [prefix] = statement["Condition"]["StringLike"]["s3:prefix"]
+                granted.setdefault(prefix.rstrip("*"), set()).update(s3_actions)
+            elif s3_actions:
                 prefix = statement["Resource"]["Fn::Join"][1][1].strip("/*") + "/"
                 granted.setdefault(prefix, set()).update(s3_actions)
         assert granted == prefixes, fn.node.path
