@@ -80,19 +80,30 @@ class BlobStore:
         size = resp.get("ContentLength")
         return OpenedObject(int(size) if size is not None else None, resp.get("ETag"), resp["Body"].iter_chunks(CHUNK))
 
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix` for good, every version of it included (the bucket is versioned: a
-        plain delete would keep the bytes as a noncurrent version for days); how many versions were deleted."""
-        deleted = 0
-        paginator = self.s3.get_paginator("list_object_versions")
+    def versioned(self) -> bool:
+        """Whether the bucket keeps versions (the stack's does; the local runtime's does not)."""
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                versions = [
-                    {"Key": v["Key"], "VersionId": v["VersionId"]}
-                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            return bool(self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status") == "Enabled")
+        except ClientError as exc:
+            raise StoreError("could not read the bucket's versioning") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` for good: in a versioned bucket every version of it (a plain delete would
+        keep the bytes as a noncurrent version for days); how many objects (versions) were deleted."""
+        versioned = self.versioned()
+        lister, listed = (
+            ("list_object_versions", ("Versions", "DeleteMarkers")) if versioned else ("list_objects_v2", ("Contents",))
+        )
+        deleted = 0
+        try:
+            for page in self.s3.get_paginator(lister).paginate(Bucket=self.bucket, Prefix=prefix):
+                objects = [
+                    {"Key": o["Key"], **({"VersionId": o["VersionId"]} if versioned else {})}
+                    for field in listed
+                    for o in page.get(field, [])
                 ]
-                for start in range(0, len(versions), DELETE_BATCH):
-                    chunk = versions[start : start + DELETE_BATCH]
+                for start in range(0, len(objects), DELETE_BATCH):
+                    chunk = objects[start : start + DELETE_BATCH]
                     resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
                     if resp.get("Errors"):
                         raise StoreError(f"could not delete {len(resp['Errors'])} objects under {prefix}")

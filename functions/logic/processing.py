@@ -20,7 +20,7 @@ class WorkStorePort(Protocol):
     """The jobs-table operations a worker needs."""
 
     def get_job(self, job_id: str) -> Job | None: ...
-    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None: ...
+    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> int | None: ...
     def touch_progress(self, job_id: str) -> None: ...
 
 
@@ -72,15 +72,16 @@ def _commit(
 ) -> bool:
     body = results.part_rows(batch.rows, row_results, result_columns(job.type), len(batch.header))
     blobs.put(part_key(batch.job_id, batch.batch), body)
-    updated = store.commit_batch(batch.job_id, batch.batch, count(row_results))
-    if updated is None:
+    pending = store.commit_batch(batch.job_id, batch.batch, count(row_results))
+    if pending is None:
         # Already counted (a redelivery) or the job stopped meanwhile: re-check completion, in case the first
         # delivery counted the last batch and crashed before it could start the finalizer.
         current = store.get_job(batch.job_id)
         if current is not None and current.status == JobStatus.PROCESSING:
             _finish_if_last(current, finalizer)
         return False
-    _finish_if_last(updated, finalizer)
+    if pending == 0:
+        finalizer.start(batch.job_id)
     return True
 
 

@@ -57,10 +57,12 @@ class QueuePort(Protocol):
     def send(self, bodies: list[str]) -> None: ...
 
 
-# A job is cut into at most this many batches by row count (byte cuts for wide rows add a few): the job item keeps
-# one marker per counted batch (`done_batches`, a number set of at most 5 digits each, about 4 bytes), so markers stay
-# near 40 KB, a tenth of DynamoDB's 400 KB item limit, at 1,000,000 rows however small `rows_per_batch` is set.
-MAX_ROW_BATCHES = 10_000
+# A job is cut into at most this many batches by row count: a larger job gets larger batches (1,000,000 rows: 2,000 a
+# batch), however small `rows_per_batch` is set. What a batch costs is fixed (a message, a part file, reads and writes
+# of the job item, its marker there), and 500 batches keep far more work in flight than the workers can take (10
+# workers x 4 messages). Byte cuts for wide rows add batches only for files over 100 MB (at most 1 GiB / ~200 KB, 5,400
+# more), so the markers on the job item (about 4 bytes each) stay under 25 KB, far inside DynamoDB's 400 KB item limit.
+MAX_ROW_BATCHES = 500
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         },
         synth.stack.pipeline.dead_letter: {"parts/": {"s3:PutObject"}},
         synth.stack.finalizer.function: {
+            "(bucket)": {"s3:GetBucketVersioning"},
             "parts/": {"s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
             "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
         },
@@ -110,6 +111,9 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
                 # A bucket-level action (listing) is held to a prefix by its condition.
                 [prefix] = statement["Condition"]["StringLike"]["s3:prefix"]
                 granted.setdefault(prefix.rstrip("*"), set()).update(s3_actions)
+            elif s3_actions and isinstance(statement["Resource"], dict) and "Fn::GetAtt" in statement["Resource"]:
+                # A bucket-level action on the bucket itself (its configuration): no objects.
+                granted.setdefault("(bucket)", set()).update(s3_actions)
             elif s3_actions:
                 prefix = statement["Resource"]["Fn::Join"][1][1].strip("/*") + "/"
                 granted.setdefault(prefix, set()).update(s3_actions)

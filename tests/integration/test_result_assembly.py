@@ -53,9 +53,14 @@ def test_a_completed_job_leaves_no_part_files_and_assembling_again_keeps_the_res
     wait_for(lambda: _job_status(api, created["id"])["status"] == "completed", what="completion")
     job = store.get_job(created["id"])
     assert job is not None and job.result_key and len(job.done_batches) == 5
-    # Then its part files are gone, and the result holds every row
+    # Then its part files are gone right after (the Complete step deletes them once it has published the end)
     s3 = runtime.client("s3")
-    assert s3.list_object_versions(Bucket=runtime.bucket, Prefix=f"parts/{job.id}/").get("Versions") is None
+    wait_for(
+        lambda: s3.list_objects_v2(Bucket=runtime.bucket, Prefix=f"parts/{job.id}/")["KeyCount"] == 0,
+        timeout=10,
+        what="the part files to be deleted",
+    )
+    # And the result holds every row
     blobs = BlobStore(runtime.bucket)
     before = blobs.get(job.result_key)
     assert [r["Row"] for r in parse_result(before)] == [str(i) for i in range(450)]
@@ -66,3 +71,22 @@ def test_a_completed_job_leaves_no_part_files_and_assembling_again_keeps_the_res
 
 def test_a_part_key_names_its_batch_in_order() -> None:
     assert part_key("job_x", 7) < part_key("job_x", 10) == "parts/job_x/000010.csv"
+
+
+def test_in_a_versioned_bucket_every_version_of_the_part_files_is_deleted(runtime: LocalRuntime) -> None:
+    # Given a versioned bucket (as the stack's is) with part files written twice (a retried batch), and another job's
+    s3 = runtime.client("s3")
+    bucket = f"versioned-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for n in range(3):
+        for attempt in range(2):
+            s3.put_object(Bucket=bucket, Key=part_key("job_a", n), Body=b"row %d try %d" % (n, attempt))
+    s3.put_object(Bucket=bucket, Key=part_key("job_b", 0), Body=b"other job")
+    blobs = BlobStore(bucket)
+    assert blobs.versioned()
+    # When job_a's parts are deleted
+    assert blobs.delete_prefix("parts/job_a/") == 6
+    # Then no version of them is left (nothing waits for the noncurrent-version lifecycle), and job_b's part stays
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix="parts/job_a/")
+    assert blobs.get(part_key("job_b", 0)) == b"other job"
