@@ -98,6 +98,8 @@ class ApiConstruct(Construct):
             "RestApi",
             handler=self.function,
             proxy=True,
+            # Stage-specific, so two stages' APIs are told apart in the console (the stack names differ too).
+            rest_api_name=f"bulkapi-{config.stage}",
             description=f"bulkapi ({config.stage})",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=["multipart/form-data", "text/csv"],

@@ -20,7 +20,8 @@ CONTEXT_PREFIX = "bulkapi:"
 class StackConfig(BaseModel):
     """Everything an operator can set at deploy time; the defaults here equal the values in cdk.json."""
 
-    stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    # Names the stack (`BulkApi-<stage>`: letters, digits, hyphens) and the API Gateway stage.
+    stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
     # Limits the API and the splitter enforce.
     max_rows_per_job: int = Field(default=10_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)

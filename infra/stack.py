@@ -24,8 +24,13 @@ from infra.streaming import StreamingConstruct
 from infra.sweeper import SweeperConstruct
 from infra.webhooks import WebhooksConstruct
 
-STACK_NAME = "BulkApi"
+STACK_PREFIX = "BulkApi"
 DROP_PREFIX = "drop/"
+
+
+def stack_name(stage: str) -> str:
+    """The stack of one stage: `BulkApi-<stage>`, so stages deploy side by side in one account and region."""
+    return f"{STACK_PREFIX}-{stage}"
 
 
 class BulkApiStack(Stack):
@@ -149,7 +154,7 @@ def _cli_context() -> dict[str, Any]:
 
 
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None, *, nag: bool = False) -> App:
-    """The CDK app with the one stack.
+    """The CDK app with the stack of one stage (`bulkapi:stage`), named `BulkApi-<stage>`.
 
     cdk.json's context is applied here too, so tests and the local runtime synthesize what `cdk synth` does;
     `context` overrides it (tests pass `aws:cdk:bundling-stacks: []`), and the CLI's own context overrides both.
@@ -158,7 +163,16 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None, 
     merged = {**cdk_json_context(), **(context or {})}
     StackConfig.check_keys({**merged, **_cli_context()})
     app = App(context=merged, outdir=outdir) if outdir else App(context=merged)
-    BulkApiStack(app, STACK_NAME)
+    stage = StackConfig.from_node(app.node).stage
+    BulkApiStack(app, stack_name(stage))
     if nag:
         add_checks(app)
     return app
+
+
+def the_stack(app: App) -> BulkApiStack:
+    """The one bulkapi stack of an app built by `build_app`."""
+    stacks = [child for child in app.node.children if isinstance(child, BulkApiStack)]
+    if len(stacks) != 1:
+        raise ValueError(f"expected one BulkApiStack, found {len(stacks)}")
+    return stacks[0]
