@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Stack
+from aws_cdk import App, CfnOutput, Environment, Stack
 from constructs import Construct
 
 from infra.api import ApiConstruct
@@ -70,6 +70,7 @@ class BulkApiStack(Stack):
             enrichment=enrichment,
             rest_api=api.rest_api,
             cors_origins=",".join(config.cors_origins),
+            web_adapter_layer_arn=config.web_adapter_layer_arn,
         )
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
@@ -153,18 +154,21 @@ def _cli_context() -> dict[str, Any]:
     return dict(json.loads(raw)) if raw else {}
 
 
-def build_app(context: dict[str, Any] | None = None, outdir: str | None = None, *, nag: bool = False) -> App:
+def build_app(
+    context: dict[str, Any] | None = None, outdir: str | None = None, *, nag: bool = False, region: str | None = None
+) -> App:
     """The CDK app with the stack of one stage (`bulkapi:stage`), named `BulkApi-<stage>`.
 
     cdk.json's context is applied here too, so tests and the local runtime synthesize what `cdk synth` does;
     `context` overrides it (tests pass `aws:cdk:bundling-stacks: []`), and the CLI's own context overrides both.
     `nag=True` adds the cdk-nag AwsSolutions checks: then any unacknowledged finding fails the synth.
+    `region` binds the stack to a region (app.py passes the CDK CLI's); without it the stack is region-agnostic.
     """
     merged = {**cdk_json_context(), **(context or {})}
     StackConfig.check_keys({**merged, **_cli_context()})
     app = App(context=merged, outdir=outdir) if outdir else App(context=merged)
     stage = StackConfig.from_node(app.node).stage
-    BulkApiStack(app, stack_name(stage))
+    BulkApiStack(app, stack_name(stage), env=Environment(region=region) if region else None)
     if nag:
         add_checks(app)
     return app

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.api import STREAMING_ROUTES
@@ -22,12 +21,8 @@ from infra.enrichment import EnrichmentConstruct
 from infra.functions import FunctionFactory
 from infra.nag import acknowledge, resource_of
 from infra.storage import StorageConstruct
+from infra.web_adapter import web_adapter_layer
 
-# The Lambda Web Adapter layer AWS publishes from its own account, one ARN per region, for arm64 like every function
-# here (infra.functions.ARCHITECTURE). Version 30 is LWA 1.1.0 (27 was 1.0.0, 28 was 1.0.1, 29 was withdrawn).
-WEB_ADAPTER_ACCOUNT = "753240598075"
-WEB_ADAPTER_LAYER = "LambdaAdapterLayerArm64"
-WEB_ADAPTER_VERSION = 30
 # The Lambda handler: LWA's /opt/bootstrap executes $LAMBDA_TASK_ROOT/$_HANDLER, and the code asset holds the
 # `functions` package at its root, so the start script is at functions/run.sh.
 START_COMMAND = "functions/run.sh"
@@ -53,18 +48,6 @@ PREFLIGHT_REASON = (
     "CORS preflight on a streamed route's path: browsers send OPTIONS without credentials, and the mock "
     "integration returns only CORS headers."
 )
-
-
-def web_adapter_layer(scope: Construct) -> lambda_.ILayerVersion:
-    """The pinned Lambda Web Adapter layer in the stack's region."""
-    arn = Stack.of(scope).format_arn(
-        service="lambda",
-        account=WEB_ADAPTER_ACCOUNT,
-        resource="layer",
-        resource_name=f"{WEB_ADAPTER_LAYER}:{WEB_ADAPTER_VERSION}",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-    return lambda_.LayerVersion.from_layer_version_arn(scope, "WebAdapter", arn)
 
 
 def resource_for(root: apigw.IResource, path: str) -> apigw.IResource:
@@ -98,6 +81,7 @@ class StreamingConstruct(Construct):
         enrichment: EnrichmentConstruct,
         rest_api: apigw.RestApi,
         cors_origins: str = "",
+        web_adapter_layer_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -110,7 +94,7 @@ class StreamingConstruct(Construct):
             memory=MEMORY_MB,
             entry=START_COMMAND,
             runtime_env=WEB_ADAPTER_ENVIRONMENT,
-            extra_layers=[web_adapter_layer(self)],
+            extra_layers=[web_adapter_layer(self, web_adapter_layer_arn)],
         )
         # `account_for_key` and `account_credits` read items; the charge is a conditional UpdateItem; an
         # Idempotency-Key record is put at the start, updated with the answer, or deleted when not completed.

@@ -18,15 +18,8 @@ import requests
 from functions.handlers import stream
 from infra.api import STREAMING_ROUTES
 from infra.functions import METRICS_NAMESPACE
-from infra.streaming import (
-    APP_PORT,
-    READINESS_PATH,
-    START_COMMAND,
-    WEB_ADAPTER_ACCOUNT,
-    WEB_ADAPTER_ENVIRONMENT,
-    WEB_ADAPTER_LAYER,
-    WEB_ADAPTER_VERSION,
-)
+from infra.streaming import APP_PORT, READINESS_PATH, START_COMMAND, WEB_ADAPTER_ENVIRONMENT
+from infra.web_adapter import WEB_ADAPTER_ACCOUNT, WEB_ADAPTER_LAYER, WEB_ADAPTER_VERSION
 from tests.helpers import wait_for
 from tests.infra.conftest import Synth
 
@@ -130,18 +123,8 @@ def test_stream_function_runs_the_app_behind_the_web_adapter(synth: Synth) -> No
     # The dependency layer (starlette, uvicorn), then the adapter for arm64, pinned, in the stack's region
     dependencies = synth.logical_id(synth.stack.node.find_child("Dependencies").node.find_child("Layer"))
     assert fn["Layers"][0] == {"Ref": dependencies}
-    assert fn["Layers"][1] == {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":lambda:",
-                {"Ref": "AWS::Region"},
-                f":{WEB_ADAPTER_ACCOUNT}:layer:{WEB_ADAPTER_LAYER}:{WEB_ADAPTER_VERSION}",
-            ],
-        ]
-    }
+    # (region-agnostic here: looked up by region at deploy time, tests/infra/test_web_adapter.py)
+    assert fn["Layers"][1] == {"Fn::FindInMap": ["WebAdapterLayerByRegion", {"Ref": "AWS::Region"}, "arn"]}
     assert (WEB_ADAPTER_ACCOUNT, WEB_ADAPTER_LAYER) == ("753240598075", "LambdaAdapterLayerArm64")
     assert isinstance(WEB_ADAPTER_VERSION, int)
 
