@@ -25,7 +25,7 @@ from constructs import Construct
 from infra.config import StackConfig
 from infra.functions import FunctionFactory, retention
 from infra.nag import acknowledge, resource_of
-from infra.storage import StorageConstruct
+from infra.storage import RETAINED, StorageConstruct
 
 STREAMING_ROUTES = (
     "/api/bulk-lookup",
@@ -82,7 +82,9 @@ class ApiConstruct(Construct):
                 f"base64-encoded (~{MAX_PROXY_UPLOAD_BYTES} bytes): larger uploads fail in API Gateway, not with "
                 "the project's 413 body. Lower bulkapi:maxUploadBytes or upload through a presigned URL.",
             )
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention(config.log_retention_days))
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=retention(config.log_retention_days), removal_policy=RETAINED
+        )
         cors = (
             apigw.CorsOptions(
                 allow_origins=config.cors_origins,
