@@ -51,7 +51,9 @@ class StackConfig(BaseModel):
     search_requests_per_minute: float = Field(default=100, gt=0)
     # The Lambda Web Adapter layer of the stream function; unset: the table in infra/web_adapter.py, by region.
     web_adapter_layer_arn: str | None = None
-    # Alarms: where they notify (an existing SNS topic) and when queued work counts as stuck.
+    # Alarms: the stack's topic notifies this address (confirm the subscription e-mail), and an existing SNS topic
+    # too when given; when queued work counts as stuck.
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     alarm_topic_arn: str | None = None
     work_age_alarm_minutes: int = Field(default=30, ge=1)
 
@@ -63,7 +65,7 @@ class StackConfig(BaseModel):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("alarm_topic_arn", "web_adapter_layer_arn", mode="before")
+    @field_validator("alarm_topic_arn", "alarm_email", "web_adapter_layer_arn", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return value or None

@@ -86,6 +86,8 @@ class FunctionFactory:
     log_retention_days: int
     layers: list[lambda_.ILayerVersion] = field(default_factory=list)
     built: dict[str, lambda_.Function] = field(default_factory=dict)
+    # handler module name -> its function: one function per handler, so alarms and runbooks are per handler.
+    by_handler: dict[str, lambda_.Function] = field(default_factory=dict)
 
     def make(
         self,
@@ -105,6 +107,8 @@ class FunctionFactory:
         `entry` replaces the Lambda handler (`functions.handlers.<handler>.lambda_handler`), e.g. with a start
         script run by an extension; `runtime_env` and `extra_layers` configure such an extension.
         """
+        if handler in self.by_handler:
+            raise ValueError(f"a function for handler {handler} exists already: {self.by_handler[handler].node.path}")
         fn = make_function(
             scope,
             construct_id,
@@ -118,6 +122,7 @@ class FunctionFactory:
             runtime_env=runtime_env,
         )
         self.built[fn.node.path] = fn
+        self.by_handler[handler] = fn
         return fn
 
 

@@ -90,7 +90,7 @@ class BulkApiStack(Stack):
                 worker=pipeline.worker,
                 state_machine=finalizer.state_machine,
                 rest_api=api.rest_api,
-                functions={path.split("/", 1)[1]: fn for path, fn in functions.built.items()},
+                functions=dict(functions.by_handler),
             ),
         )
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL of the REST API (append api/...)")
@@ -139,6 +139,12 @@ class BulkApiStack(Stack):
             "WebhookRetryDlqArn",
             value=webhooks.retry_dlq.queue_arn,
             description="Webhook retries the sender failed on: source of a redrive to the retry queue",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=observability.topic.topic_arn,
+            description="SNS topic every alarm notifies (alarm and OK): subscribe to it",
         )
         CfnOutput(
             self,
