@@ -106,6 +106,10 @@ class ApiConstruct(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=["multipart/form-data", "text/csv"],
             default_cors_preflight_options=cors,
+            # Not AWS::ApiGateway::Account: that is one setting per account and region, which this stack would
+            # overwrite on deploy and leave pointing at a deleted role on destroy. The account's API Gateway
+            # CloudWatch role is set once, outside any stack (README "What you need"); stage logging needs it.
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=config.api_rate_limit,
@@ -169,13 +173,3 @@ class ApiConstruct(Construct):
             "WAF is an operator decision (a web ACL costs per month and per request): keys are checked per request "
             "and the stage is throttled; associate a regional web ACL with the stage to add one.",
         )
-        # API Gateway's account-level CloudWatch role (the stage's logs need it); CDK creates it with the API.
-        cloudwatch_role = self.rest_api.node.try_find_child("CloudWatchRole")
-        if cloudwatch_role is not None:
-            partition_policy = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-            acknowledge(
-                resource_of(cloudwatch_role),
-                f"AwsSolutions-IAM4[Policy::{partition_policy}]",
-                "The account-level role API Gateway needs to write access and execution logs; this AWS managed "
-                "policy is the one AWS documents for it and grants only CloudWatch Logs writes.",
-            )

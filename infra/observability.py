@@ -23,7 +23,6 @@ from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import METRICS_NAMESPACE
-from infra.nag import acknowledge, resource_of
 
 PERIOD = Duration.minutes(5)
 # Every alarm description ends with what to do: `Runbook: ...` (what the notification e-mail shows first).
@@ -118,12 +117,6 @@ class ObservabilityConstruct(Construct):
         )
         if config.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
-        acknowledge(
-            resource_of(topic),
-            "AwsSolutions-SNS2",
-            "Alarm notifications carry alarm names, states and metric values, no customer data; CloudWatch cannot "
-            "publish to a topic under the AWS-managed SNS key, and a customer key would cost per month for nothing.",
-        )
         return topic
 
     def _alarms(self, config: StackConfig, m: Monitored) -> list[cw.Alarm]:

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Environment, Stack
+from aws_cdk import App, CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
 from infra.api import ApiConstruct
@@ -26,6 +26,7 @@ from infra.webhooks import WebhooksConstruct
 
 STACK_PREFIX = "BulkApi"
 DROP_PREFIX = "drop/"
+PROJECT_TAG = "bulkapi"
 
 
 def stack_name(stage: str) -> str:
@@ -39,6 +40,10 @@ class BulkApiStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config = StackConfig.from_node(self.node)
+        # On every taggable resource (CDK's tag aspect) and on the stack itself (CloudFormation stack tags): cost
+        # allocation and "which stage is this?" in the console.
+        Tags.of(self).add("project", PROJECT_TAG)
+        Tags.of(self).add("stage", config.stage)
         self.functions = functions = FunctionFactory(
             log_retention_days=config.log_retention_days,
             layers=[DependencyLayerConstruct(self, "Dependencies").layer],

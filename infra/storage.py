@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.nag import acknowledge, policy_of, resource_of
+from infra.nag import acknowledge, policy_of
 
 # Prefixes that only stage work: a job needs them for minutes, results/ is what callers download.
 STAGING_PREFIXES = ("uploads/", "drop/", "parts/", "rejected/")
@@ -44,12 +44,6 @@ class StorageConstruct(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-logs", expiration=Duration.days(config.access_log_expiry_days))
             ],
-        )
-        acknowledge(
-            resource_of(self.access_logs),
-            "AwsSolutions-S1",
-            "This bucket receives the data bucket's server access logs; logging it as well would need yet another "
-            "bucket whose own logs would again be unlogged.",
         )
         staging = Duration.days(config.staging_expiry_days)
         self.bucket = s3.Bucket(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,14 @@ def test_cors_preflight_only_when_origins_are_configured(synth: Synth, cors_synt
         assert "https://app.example.com" in headers["method.response.header.Access-Control-Allow-Origin"]
     # And the preflight methods' acknowledgements keep cdk-nag clean
     assert cors_synth.validation_error is None, cors_synth.validation_error
+
+
+def test_the_stack_does_not_own_the_account_wide_api_gateway_setting(synth: Synth) -> None:
+    # AWS::ApiGateway::Account is one per account and region: a stack owning it overwrites it on deploy and leaves
+    # it pointing at a deleted role on destroy. The role is set once outside the stack (README).
+    assert synth.resources("AWS::ApiGateway::Account") == {}
+    assert not [
+        lid
+        for lid, role in synth.resources("AWS::IAM::Role").items()
+        if "apigateway.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    ]

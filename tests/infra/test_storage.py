@@ -126,3 +126,9 @@ def test_what_outlives_the_stack_is_not_left_behind_by_a_failed_first_deploy(syn
     for lid in kept:
         assert resources[lid]["DeletionPolicy"] == "RetainExceptOnCreate", lid
         assert resources[lid]["UpdateReplacePolicy"] == "Retain", lid
+
+
+def test_nothing_is_retained_unconditionally(synth: Synth) -> None:
+    # A rolled-back first deploy deletes what it created: no resource keeps plain Retain.
+    plain = [lid for lid, r in synth.template["Resources"].items() if r.get("DeletionPolicy") == "Retain"]
+    assert plain == []
