@@ -41,6 +41,16 @@ class StackConfig(BaseModel):
     api_rate_limit: float = Field(default=50, gt=0)
     api_burst_limit: int = Field(default=100, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    # Per-account limits (usage plan, per API key = per account), requests per second, steady and burst.
+    account_rate_limit: float = Field(default=10, gt=0)
+    account_burst_limit: int = Field(default=20, ge=1)
+    # Reserved concurrency of the API and stream functions: a cap, and a share no other function can take. Unset
+    # (empty): no reservation (an account whose concurrency quota is 10 cannot reserve any).
+    api_reserved_concurrency: int | None = Field(default=20, ge=1)
+    stream_reserved_concurrency: int | None = Field(default=10, ge=1)
+    # AWS WAF on the API stage: AWS's common rule set and a rate-based rule per client IP (requests per 5 minutes).
+    waf: bool = False
+    waf_rate_limit: int = Field(default=2000, ge=10)
     # Enrichment: phone numbers without `+`, the answer cache, and which online providers are on (keys: the secret).
     phone_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     cache_ttl_seconds: int = Field(default=86_400, ge=60)
@@ -65,10 +75,17 @@ class StackConfig(BaseModel):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("alarm_topic_arn", "alarm_email", "web_adapter_layer_arn", mode="before")
+    @field_validator(
+        "alarm_topic_arn",
+        "alarm_email",
+        "web_adapter_layer_arn",
+        "api_reserved_concurrency",
+        "stream_reserved_concurrency",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        return value or None
+        return None if value in ("", None) else value
 
     @staticmethod
     def context_key(field: str) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from functions.settings import (
     PREFIX,
     ApiSettings,
+    AuthorizerSettings,
     FinalizerSettings,
     SplitterSettings,
     StreamSettings,
@@ -43,6 +44,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "webhooks": WebhookSettings,
     "stream": StreamSettings,
     "sweeper": SweeperSettings,
+    "authorizer": AuthorizerSettings,
 }
 
 
@@ -101,6 +103,7 @@ class FunctionFactory:
         entry: str | None = None,
         runtime_env: Mapping[str, str] | None = None,
         extra_layers: Sequence[lambda_.ILayerVersion] = (),
+        reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
         """A function of `functions.handlers.<handler>` whose environment is exactly its settings model's variables.
 
@@ -120,6 +123,7 @@ class FunctionFactory:
             layers=[*self.layers, *extra_layers],
             entry=entry,
             runtime_env=runtime_env,
+            reserved_concurrency=reserved_concurrency,
         )
         self.built[fn.node.path] = fn
         self.by_handler[handler] = fn
@@ -138,6 +142,7 @@ def make_function(
     layers: list[lambda_.ILayerVersion] | None = None,
     entry: str | None = None,
     runtime_env: Mapping[str, str] | None = None,
+    reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
     """A Python function on arm64 with its own log group and a role that may write only to that log group."""
     log_group = logs.LogGroup(
@@ -170,6 +175,7 @@ def make_function(
         log_group=log_group,
         role=role,
         layers=layers or [],
+        reserved_concurrent_executions=reserved_concurrency,
     )
     acknowledge(
         resource_of(fn),

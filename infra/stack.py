@@ -9,7 +9,8 @@ from typing import Any
 from aws_cdk import App, CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
-from infra.api import ApiConstruct
+from infra.api import ApiConstruct, acknowledge_cognito
+from infra.auth import AuthorizerConstruct
 from infra.config import StackConfig, cdk_json_context
 from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
@@ -22,6 +23,7 @@ from infra.pipeline import PipelineConstruct
 from infra.storage import StorageConstruct
 from infra.streaming import StreamingConstruct
 from infra.sweeper import SweeperConstruct
+from infra.waf import WafConstruct
 from infra.webhooks import WebhooksConstruct
 
 STACK_PREFIX = "BulkApi"
@@ -64,8 +66,15 @@ class BulkApiStack(Stack):
             state_machine=finalizer.state_machine,
             bus=events.bus,
         )
+        self.authorizer = authorizer = AuthorizerConstruct(self, "Authorizer", functions=functions, storage=storage)
         self.api = api = ApiConstruct(
-            self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
+            self,
+            "Api",
+            config=config,
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+            authorizer=authorizer,
         )
         self.streaming = StreamingConstruct(
             self,
@@ -76,7 +85,11 @@ class BulkApiStack(Stack):
             rest_api=api.rest_api,
             cors_origins=",".join(config.cors_origins),
             web_adapter_layer_arn=config.web_adapter_layer_arn,
+            reserved_concurrency=config.stream_reserved_concurrency,
         )
+        if config.waf:
+            WafConstruct(self, "Waf", config=config, stage=api.rest_api.deployment_stage)
+        acknowledge_cognito(api.rest_api)
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
         )
@@ -144,6 +157,12 @@ class BulkApiStack(Stack):
             "WebhookRetryDlqArn",
             value=webhooks.retry_dlq.queue_arn,
             description="Webhook retries the sender failed on: source of a redrive to the retry queue",
+        )
+        CfnOutput(
+            self,
+            "UsagePlanId",
+            value=api.usage_plan.usage_plan_id,
+            description="Per-account usage plan: `bulkapi admin usage-key <account> --usage-plan <this>`",
         )
         CfnOutput(
             self,

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import cors
+from functions import auth, cors
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
@@ -78,6 +78,11 @@ def _account_for_key(key: str) -> str | None:
 def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """Every route but health needs `Authorization: Bearer <key>`; the account is put in the request context."""
     if app.current_event.path.rstrip("/") == "/api/health":
+        return next_middleware(app)
+    account_id = auth.account_from_event(app.current_event.raw_event)  # API Gateway's authorizer checked the key
+    if account_id is not None:
+        app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]
+        logger.append_keys(account_id=account_id)
         return next_middleware(app)
     header = app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization") or ""
     scheme, _, key = header.partition(" ")

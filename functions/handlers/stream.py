@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import cors
+from functions import auth, cors
 from functions.adapters import idempotency
 from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
@@ -68,6 +68,9 @@ def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
 
 
 async def _account(request: Request, store: Any) -> str:
+    authorized = auth.account_from_headers(request.headers)  # API Gateway's authorizer, via the Web Adapter
+    if authorized is not None:
+        return authorized
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():

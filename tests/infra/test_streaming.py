@@ -64,7 +64,9 @@ def test_each_streamed_route_is_a_post_streaming_from_the_stream_function(synth:
     assert set(methods) == set(STREAMING_ROUTES)
     for path, props in methods.items():
         integration = props["Integration"]
-        assert props["AuthorizationType"] == "NONE", path  # the app checks the Bearer key itself
+        # The key authorizer decides (the app reads its account from the Web Adapter's request context header)
+        assert props["AuthorizationType"] == "CUSTOM", path
+        assert props["AuthorizerId"] == {"Ref": synth.logical_id(synth.stack.authorizer.key_authorizer)}, path
         assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST", path
         assert integration["ResponseTransferMode"] == "STREAM", path
         # InvokeWithResponseStream: the 2021-11-15 API and the response-streaming-invocations action
