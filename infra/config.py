@@ -36,6 +36,8 @@ class StackConfig(BaseModel):
     staging_expiry_days: int = Field(default=7, ge=1)
     access_log_expiry_days: int = Field(default=90, ge=1)
     log_retention_days: int = Field(default=30, ge=1)
+    # X-Ray on the functions (active tracing, Powertools' Tracer): costs 100-150 ms per cold start (bench/coldstart.py).
+    tracing: bool = False
     deletion_protection: bool = True
     # API Gateway stage throttling (requests per second, steady and burst) and CORS.
     api_rate_limit: float = Field(default=50, gt=0)

@@ -87,6 +87,8 @@ class FunctionFactory:
 
     log_retention_days: int
     layers: list[lambda_.ILayerVersion] = field(default_factory=list)
+    # X-Ray (bulkapi:tracing): active tracing and Powertools' Tracer, or neither (the X-Ray SDK is then never loaded).
+    tracing: bool = False
     built: dict[str, lambda_.Function] = field(default_factory=dict)
     # handler module name -> its function: one function per handler, so alarms and runbooks are per handler.
     by_handler: dict[str, lambda_.Function] = field(default_factory=dict)
@@ -124,6 +126,7 @@ class FunctionFactory:
             entry=entry,
             runtime_env=runtime_env,
             reserved_concurrency=reserved_concurrency,
+            tracing=self.tracing,
         )
         self.built[fn.node.path] = fn
         self.by_handler[handler] = fn
@@ -143,6 +146,7 @@ def make_function(
     entry: str | None = None,
     runtime_env: Mapping[str, str] | None = None,
     reserved_concurrency: int | None = None,
+    tracing: bool = False,
 ) -> lambda_.Function:
     """A Python function on arm64 with its own log group and a role that may write only to that log group."""
     log_group = logs.LogGroup(
@@ -169,8 +173,10 @@ def make_function(
         code=function_code(),
         timeout=timeout,
         memory_size=memory,
-        environment=runtime_environment(handler, function_environment(handler, env), runtime_env or {}),
-        tracing=lambda_.Tracing.ACTIVE,
+        environment=runtime_environment(
+            handler, function_environment(handler, env), {**(runtime_env or {}), **tracing_environment(tracing)}
+        ),
+        tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
         logging_format=lambda_.LoggingFormat.JSON,
         log_group=log_group,
         role=role,
@@ -183,12 +189,18 @@ def make_function(
         f"{RUNTIME.name} on purpose: the dependency layer's binary wheels (pydantic-core) are resolved for "
         "this exact CPython version; raise RUNTIME and the layer's --python-version together.",
     )
-    acknowledge(
-        policy_of(role),
-        "AwsSolutions-IAM5[Resource::*]",
-        "Active tracing needs xray:PutTraceSegments/PutTelemetryRecords, which support no resource-level scope.",
-    )
+    if tracing:
+        acknowledge(
+            policy_of(role),
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active tracing needs xray:PutTraceSegments/PutTelemetryRecords, which support no resource-level scope.",
+        )
     return fn
+
+
+def tracing_environment(tracing: bool) -> dict[str, str]:
+    """Inside Lambda, Powertools' Tracer turns itself on; with tracing off it must be told (functions/observability)."""
+    return {} if tracing else {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 _RETENTION = [

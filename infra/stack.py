@@ -48,6 +48,7 @@ class BulkApiStack(Stack):
         Tags.of(self).add("stage", config.stage)
         self.functions = functions = FunctionFactory(
             log_retention_days=config.log_retention_days,
+            tracing=config.tracing,
             layers=[DependencyLayerConstruct(self, "Dependencies").layer],
         )
         self.storage = storage = StorageConstruct(self, "Storage", config=config)

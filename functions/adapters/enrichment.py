@@ -6,8 +6,6 @@ import threading
 import time
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
-
 from functions.adapters.cache import AnswerCache
 from functions.enrich.online import Sources
 from functions.enrich.sources import from_settings, with_secrets
@@ -21,6 +19,8 @@ _lock = threading.Lock()
 
 
 def _secret(arn: str) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities import parameters  # imports boto3: only when a secret is configured
+
     value = parameters.get_secret(arn, transform="json", max_age=int(REFRESH_SECONDS))
     return value if isinstance(value, dict) else {}
 

@@ -17,7 +17,7 @@ import requests
 
 from functions.handlers import stream
 from infra.api import STREAMING_ROUTES
-from infra.functions import METRICS_NAMESPACE
+from infra.functions import METRICS_NAMESPACE, tracing_environment
 from infra.streaming import APP_PORT, READINESS_PATH, START_COMMAND, WEB_ADAPTER_ENVIRONMENT
 from infra.web_adapter import WEB_ADAPTER_ACCOUNT, WEB_ADAPTER_LAYER, WEB_ADAPTER_VERSION
 from tests.helpers import wait_for
@@ -120,6 +120,7 @@ def test_stream_function_runs_the_app_behind_the_web_adapter(synth: Synth) -> No
         "AWS_LWA_INVOKE_MODE": "response_stream",
         "AWS_LWA_PORT": str(APP_PORT),
         "AWS_LWA_READINESS_CHECK_PATH": "/api/health",
+        **tracing_environment(synth.config.tracing),
     }
     assert WEB_ADAPTER_ENVIRONMENT["AWS_LWA_READINESS_CHECK_PATH"] == READINESS_PATH
     # The dependency layer (starlette, uvicorn), then the adapter for arm64, pinned, in the stack's region
