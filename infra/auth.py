@@ -28,25 +28,26 @@ from infra.functions import FunctionFactory
 from infra.storage import StorageConstruct
 
 # What API Gateway answers itself, in the project's error shape (the `message` key is what clients print).
-GATEWAY_ANSWERS: dict[apigw.ResponseType, tuple[str, str, str]] = {
+# Keyed by API Gateway response type name (jsii ResponseType objects do not hash by value).
+GATEWAY_ANSWERS: dict[str, tuple[str, str, str]] = {
     # No Authorization header: refused before the authorizer runs.
-    apigw.ResponseType.UNAUTHORIZED: ("401", "unauthorized", "send your API key as `Authorization: Bearer <key>`"),
+    "UNAUTHORIZED": ("401", "unauthorized", "send your API key as `Authorization: Bearer <key>`"),
     # The authorizer's Deny: an unknown or revoked key.
-    apigw.ResponseType.ACCESS_DENIED: ("401", "unauthorized", "the API key is not valid"),
-    apigw.ResponseType.AUTHORIZER_FAILURE: ("500", "internal_error", "the API key could not be checked; try again"),
-    apigw.ResponseType.AUTHORIZER_CONFIGURATION_ERROR: (
+    "ACCESS_DENIED": ("401", "unauthorized", "the API key is not valid (unknown or revoked)"),
+    "AUTHORIZER_FAILURE": ("500", "internal_error", "the API key could not be checked; try again"),
+    "AUTHORIZER_CONFIGURATION_ERROR": (
         "500",
         "internal_error",
         "the API key could not be checked; try again",
     ),
     # The account has no API key in the usage plan yet (README "Per-account limits").
-    apigw.ResponseType.INVALID_API_KEY: (
+    "INVALID_API_KEY": (
         "403",
         "account_not_enabled",
         "this account has no usage plan key yet: ask the operator to run `bulkapi admin usage-key`",
     ),
-    apigw.ResponseType.THROTTLED: ("429", "rate_limited", "too many requests: slow down and retry"),
-    apigw.ResponseType.QUOTA_EXCEEDED: ("429", "quota_exceeded", "the account's request quota is used up"),
+    "THROTTLED": ("429", "rate_limited", "too many requests: slow down and retry"),
+    "QUOTA_EXCEEDED": ("429", "quota_exceeded", "the account's request quota is used up"),
 }
 
 
@@ -112,8 +113,8 @@ class AuthorizerConstruct(Construct):
         )
         for response_type, (status, code, message) in GATEWAY_ANSWERS.items():
             rest_api.add_gateway_response(
-                f"Answer{response_type.response_type}",
-                type=response_type,
+                f"Answer{response_type}",
+                type=apigw.ResponseType.of(response_type),
                 status_code=status,
                 templates={"application/json": json.dumps({"error": code, "message": message})},
             )

@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from functions.auth import REQUEST_CONTEXT_HEADER
+from local.authorizer import LocalAuthorizers, request_context_header
 from local.lambdas import InvocationError, Invoker
 
 # API Gateway's payload limit.
@@ -62,9 +64,13 @@ class AsgiExchange:
     are not serialized by the gateway's lock (they do not use the Powertools resolver's module state).
     """
 
-    def __init__(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+    def __init__(
+        self, request: BaseHTTPRequestHandler, body: bytes, headers: list[tuple[str, str]] | None = None
+    ) -> None:
         self.request = request
         self.body: bytes | None = body
+        # The request's headers as the app gets them (default: as the client sent them).
+        self.headers = headers if headers is not None else list(request.headers.items())
         self.chunked = False
         self.started = False
         self.gone: asyncio.Event | None = None
@@ -83,7 +89,7 @@ class AsgiExchange:
             "raw_path": url.path.encode(),
             "query_string": url.query.encode(),
             "root_path": "",
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.request.headers.items()],
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers],
             "client": tuple(self.request.client_address[:2]),
             "server": tuple(server[:2]) if isinstance(server, tuple) else None,
         }
@@ -165,8 +171,11 @@ class Gateway:
         api_function: str,
         asgi_app: Any = None,
         asgi_paths: Collection[str] = (),
+        authorizers: LocalAuthorizers | None = None,
     ) -> None:
         self.invoker = invoker
+        # API Gateway's Lambda authorizers, from the template (local/authorizer.py); None: every request goes through.
+        self.authorizers = authorizers
         self.api_function = api_function
         self.asgi_app = asgi_app
         self.asgi_paths = frozenset(asgi_paths)
@@ -219,14 +228,25 @@ class Gateway:
             request.close_connection = True
             return
         body = request.rfile.read(length) if length else b""
-        if self.asgi_app is not None and urlsplit(request.path).path in self.asgi_paths:
-            asyncio.run(AsgiExchange(request, body).run(self.asgi_app))
-            return
-        headers = {k: v for k, v in request.headers.items()}
+        # Only the gateway says what the authorizer decided: a client's own request-context header is dropped.
+        headers = {k: v for k, v in request.headers.items() if k.lower() != REQUEST_CONTEXT_HEADER}
         event = proxy_event(request.command, request.path, headers, body, request.client_address[0])
+        if self.authorizers is not None:
+            outcome = self.authorizers.authorize(
+                request.command, event["path"], headers, request.client_address[0], self._invoke_locked
+            )
+            if outcome.answer is not None:
+                self._write(request, *outcome.answer)
+                return
+            if outcome.context is not None:
+                event["requestContext"]["authorizer"] = outcome.context
+        if self.asgi_app is not None and urlsplit(request.path).path in self.asgi_paths:
+            # As the Lambda Web Adapter does: the event's request context travels as a header.
+            app_headers = [*headers.items(), request_context_header(event["requestContext"])]
+            asyncio.run(AsgiExchange(request, body, app_headers).run(self.asgi_app))
+            return
         try:
-            with self.lock:
-                response = self.invoker.invoke(self.api_function, event)
+            response = self._invoke_locked(self.api_function, event)
         except InvocationError as exc:
             self._write(
                 request,
@@ -241,6 +261,11 @@ class Gateway:
         raw = response.get("body") or ""
         payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
         self._write(request, int(response.get("statusCode", 200)), out_headers, payload)
+
+    def _invoke_locked(self, function: str, event: dict[str, Any]) -> Any:
+        # The handlers share Powertools' module state (the resolver, the logger's keys): one at a time.
+        with self.lock:
+            return self.invoker.invoke(function, event)
 
     @staticmethod
     def _write(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
