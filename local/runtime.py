@@ -50,6 +50,8 @@ class Options:
     schedule_seconds: float | None = None
     # Replaces the authorizers' cache TTL from the template (None: as deployed, 30 s).
     authorizer_cache_seconds: int | None = None
+    # Test hook: every delivery of this work batch number fails, as if the worker raised on it (poison).
+    poison_batch: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +78,7 @@ class Options:
             authorizer_cache_seconds=int(env["BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS"])
             if env.get("BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS")
             else None,
+            poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
             overrides=overrides,
         )
 
@@ -159,7 +162,9 @@ class LocalRuntime:
         topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
         self.topology = topology
         self._apply_function_env(topology)
-        self.invoker = lambdas.Invoker(topology.functions, processes=self.options.processes)
+        self.invoker = lambdas.Invoker(
+            topology.functions, processes=self.options.processes, poison_batch=self.options.poison_batch
+        )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
@@ -311,7 +316,7 @@ class LocalRuntime:
         from functions.logic.jobs import utcnow
 
         store = JobStore(self.table)
-        store.put_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits)
+        store.create_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits, utcnow())
         store.put_api_key(self.api_key, DEV_ACCOUNT, "key_dev", utcnow())
         if self.options.dev_webhook_url:
             from functions.adapters.webhooks import WebhookStore

@@ -274,22 +274,23 @@ class JobStore:
         )
         return self._to_job(resp["Attributes"])
 
-    def _ledger_put(self, account_id: str, job_id: str, kind: str, amount: int, now: str) -> dict[str, Any]:
+    def _ledger_put(
+        self, account_id: str, ref: str, kind: str, amount: int, now: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        # `ref` is the job id, or for an inline request its request id (the entry then has no job).
+        entry: dict[str, Any] = {
+            "pk": f"ACCOUNT#{account_id}",
+            "sk": f"LEDGER#{now}#{ref}#{kind}",
+            "kind": kind,
+            "amount": amount,
+            "at": now,
+        }
+        if ref not in ("-", request_id):
+            entry["job_id"] = ref
+        if request_id:
+            entry["request_id"] = request_id
         return {
-            "Put": {
-                "TableName": self.table,
-                "Item": _ser(
-                    {
-                        "pk": f"ACCOUNT#{account_id}",
-                        "sk": f"LEDGER#{now}#{job_id}#{kind}",
-                        "job_id": job_id,
-                        "kind": kind,
-                        "amount": amount,
-                        "at": now,
-                    }
-                ),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
+            "Put": {"TableName": self.table, "Item": _ser(entry), "ConditionExpression": "attribute_not_exists(pk)"}
         }
 
     def _debit(self, account_id: str, amount: int) -> dict[str, Any]:
@@ -304,16 +305,16 @@ class JobStore:
             }
         }
 
-    def _raise_short(self, account_id: str, needed: int, exc: ClientError) -> None:
+    def _raise_short(self, account_id: str, needed: int, exc: ClientError, what: str = "this job") -> None:
         reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
         if (reasons and reasons[0] == "ConditionalCheckFailed") or not reasons:
             balance = self.account_credits(account_id) or 0
             raise InsufficientCreditsError(
-                f"this job needs {needed} credits, the balance is {balance}", required=needed, balance=balance
+                f"{what} needs {needed} credits, the balance is {balance}", required=needed, balance=balance
             ) from exc
         raise StoreError("could not reserve the credits") from exc
 
-    def create_job_reserving(self, job: Job, now: str) -> None:
+    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None:
         """Store a new job and reserve its rows' credits in one transaction: a balance can never go below zero.
 
         Raises InsufficientCreditsError (402) when the balance does not cover `job.total_rows`.
@@ -337,7 +338,7 @@ class JobStore:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
-                    self._ledger_put(job.account_id, job.id, "reserve", -needed, now),
+                    self._ledger_put(job.account_id, job.id, "reserve", -needed, now, request_id),
                 ]
             )
         except ClientError as exc:
@@ -384,17 +385,7 @@ class JobStore:
             }
         ]
         if refund:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _ser({"pk": f"ACCOUNT#{job.account_id}", "sk": "ACCOUNT"}),
-                        "UpdateExpression": "ADD #credits :refund",
-                        "ExpressionAttributeNames": {"#credits": "credits"},
-                        "ExpressionAttributeValues": {":refund": {"N": str(refund)}},
-                    }
-                }
-            )
+            items.append(self._credit(job.account_id, refund))
             items.append(self._ledger_put(job.account_id, job.id, "refund", refund, now))
         try:
             self.ddb.transact_write_items(TransactItems=items)
@@ -403,6 +394,87 @@ class JobStore:
                 return False
             raise StoreError("could not settle the credits") from exc
         return True
+
+    # --- inline requests: reserve before the stream, refund what was not used when it ends ------------------------
+    def reserve_inline(self, account_id: str, request_id: str, credits: int, now: str) -> None:
+        """Take `credits` for an inline request in one transaction: the debit (never below zero), a `reserve`
+        ledger entry and a reservation record that the refund consumes, so it is refunded at most once.
+
+        Raises InsufficientCreditsError (402) when the balance does not cover them.
+        """
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    self._debit(account_id, credits),
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _ser(
+                                {
+                                    "pk": f"ACCOUNT#{account_id}",
+                                    "sk": f"INLINE#{request_id}",
+                                    "reserved": credits,
+                                    "at": now,
+                                }
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    self._ledger_put(account_id, request_id, "reserve", -credits, now, request_id),
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                self._raise_short(account_id, credits, exc, what="this request")
+            raise StoreError("could not reserve the credits") from exc
+
+    def settle_inline(self, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
+        """Give back `reserved - used` once (the reservation record goes in the same transaction); the refund."""
+        refund = max(0, reserved - used)
+        items: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": _ser({"pk": f"ACCOUNT#{account_id}", "sk": f"INLINE#{request_id}"}),
+                    "ConditionExpression": "reserved = :reserved",
+                    "ExpressionAttributeValues": {":reserved": {"N": str(reserved)}},
+                }
+            }
+        ]
+        if refund:
+            items.append(self._credit(account_id, refund))
+            items.append(self._ledger_put(account_id, request_id, "refund", refund, now, request_id))
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return 0  # already settled
+            raise StoreError("could not refund the credits") from exc
+        return refund
+
+    def grant_credits(self, account_id: str, credits: int, now: str, request_id: str | None = None) -> None:
+        """Add credits to an existing account, with its `grant` ledger entry."""
+        grant = self._credit(account_id, credits)
+        grant["Update"]["ConditionExpression"] = "attribute_exists(pk)"
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[grant, self._ledger_put(account_id, "-", "grant", credits, now, request_id)]
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                raise StoreError(f"no account {account_id}") from exc
+            raise StoreError("could not grant the credits") from exc
+
+    def _credit(self, account_id: str, amount: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _ser({"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}),
+                "UpdateExpression": "ADD #credits :amount",
+                "ExpressionAttributeNames": {"#credits": "credits"},
+                "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
+            }
+        }
 
     def active_job_ids(self, created_before: str, limit: int = 500) -> list[str]:
         """Ids of jobs not yet ended and created before a time, oldest first (the sweeper's work list)."""
@@ -431,10 +503,8 @@ class JobStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [
-            {k: v for k, v in _des(item).items() if k in ("job_id", "kind", "amount", "at")}
-            for item in resp.get("Items", [])
-        ]
+        fields = ("job_id", "request_id", "kind", "amount", "at")
+        return [{k: _des(item).get(k) for k in fields} for item in resp.get("Items", [])]
 
     def list_jobs(
         self, account_id: str, *, limit: int, cursor: dict[str, Any] | None, status: str | None
@@ -465,15 +535,6 @@ class JobStore:
         return jobs, start
 
     # --- accounts and keys ------------------------------------------------------------------------------------
-    def put_account(self, account_id: str, name: str, credits: int) -> None:
-        """Create or reset an account with a balance."""
-        self.ddb.put_item(
-            TableName=self.table,
-            Item=_ser(
-                {"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT", "id": account_id, "name": name, "credits": credits}
-            ),
-        )
-
     def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None:
         """Store an API key as its hash, plus a key-id record so it can be revoked without knowing the key."""
         hashed = key_hash(api_key)

@@ -1,6 +1,7 @@
 """The inline bulk endpoints as an ASGI app answering Server-Sent Events while results are computed.
 
-Thin: authenticate, parse and check the limits, check the balance, then stream (functions/logic/inline.py).
+Thin: authenticate, parse and check the limits, reserve the credits, then stream and settle
+(functions/logic/inline.py). Every answer carries `X-Request-Id`; the ledger entries carry the same id.
 In AWS the Lambda Web Adapter runs this app under uvicorn with response streaming (infra/STREAMING.md);
 locally the gateway drives the same app (local/gateway.py).
 """
@@ -22,15 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import auth, cors
+from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
 from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
-from functions.errors import BulkApiError, UnauthorizedError
+from functions.errors import BulkApiError, InputError
 from functions.logic import inline
+from functions.logic.jobs import utcnow
 from functions.models import RowResult
 from functions.observability import logger
 from functions.settings import StreamSettings, load
@@ -71,13 +73,9 @@ async def _account(request: Request, store: Any) -> str:
     authorized = auth.account_from_headers(request.headers)  # API Gateway's authorizer, via the Web Adapter
     if authorized is not None:
         return authorized
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise UnauthorizedError("send your API key as `Authorization: Bearer <key>`")
-    account_id: str | None = await anyio.to_thread.run_sync(store.account_for_key, key.strip())
-    if account_id is None:
-        raise UnauthorizedError("the API key is not valid")
+    # The same key check as the REST function (functions/frontdoor.py); not remembered here, each stream asks.
+    check = frontdoor.KeyCheck(store.account_for_key, ttl_seconds=0)
+    account_id: str = await anyio.to_thread.run_sync(check.account_for, dict(request.headers))
     return account_id
 
 
@@ -118,6 +116,15 @@ class _Connection:
         self.leave()
 
 
+@dataclass(frozen=True)
+class Money:
+    """Who pays for a stream, under which request id, and what was reserved for it before it started."""
+
+    account_id: str
+    request_id: str
+    reserved: int
+
+
 class EventStreamResponse(Response):
     """Streams a plan's events; stops when the client leaves; charges once, only for what was sent."""
 
@@ -128,19 +135,20 @@ class EventStreamResponse(Response):
         plan: inline.Plan,
         enrich: inline.Enrich,
         store: Any,
-        account_id: str,
         settings: StreamSettings,
+        money: Money,
         record: Callable[[bytes | None], None] | None = None,
     ) -> None:
         self.record = record  # called once at the end: the full transcript, or None when it was not completed
         self.status_code = 200
         self.background = None
-        self.plan, self.enrich, self.store, self.account_id, self.settings = plan, enrich, store, account_id, settings
+        self.plan, self.enrich, self.store, self.settings, self.money = plan, enrich, store, settings, money
+        self.account_id = money.account_id
         # No Content-Length: the body is chunked; no-cache and X-Accel-Buffering keep proxies from buffering it.
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer every input, charge, summarize; or stop when the client leaves and charge what was sent."""
+        """Answer every input, settle, summarize; or stop when the client leaves and settle for what was sent."""
         client = _Connection(receive, send)
         transcript: list[bytes] = []
 
@@ -165,9 +173,9 @@ class EventStreamResponse(Response):
                     group.start_soon(client.watch)
                     await stream.run()
                     if not client.gone:
-                        # Charged before the summary, so `credits_used` is what was actually taken.
+                        # Settled before the summary, so `credits_used` is what the ledger moved.
                         charged = await self._settle(stream.tally.credits)
-                        await write(inline.done_event(self.plan.total, charged))
+                        await write(inline.done_event(self.plan.kind, self.plan.total, charged))
                         await write(inline.DONE)
                     group.cancel_scope.cancel()
         finally:
@@ -180,6 +188,8 @@ class EventStreamResponse(Response):
             logger.info(
                 "inline stream ended",
                 account_id=self.account_id,
+                request_id=self.money.request_id,
+                reserved=self.money.reserved,
                 type=self.plan.kind.type,
                 inputs=self.plan.total,
                 events=stream.tally.events,
@@ -189,11 +199,14 @@ class EventStreamResponse(Response):
             )
         await client.message({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _settle(self, credits: int) -> int:
-        # Shielded: a disconnect cancels the stream, never the charge for what was already sent.
+    async def _settle(self, used: int) -> int:
+        # Shielded: a disconnect cancels the stream, never the refund of what was not sent.
+        m = self.money
         with anyio.CancelScope(shield=True):
-            taken: int = await anyio.to_thread.run_sync(inline.charge, self.store, self.account_id, credits)
-        return taken
+            charged: int = await anyio.to_thread.run_sync(
+                inline.settle, self.store, m.account_id, m.request_id, m.reserved, used, utcnow()
+            )
+        return charged
 
 
 async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -> Response:
@@ -201,10 +214,17 @@ async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -
     kind = inline.KINDS[request.url.path]
     p = ports(settings)
     account_id = await _account(request, p.store)
+    if request.query_params:
+        name = sorted(request.query_params)[0]
+        raise InputError(f"unknown query parameter `{name}`", code="unknown_parameter", parameter=name)
     items = inline.parse_items(kind, await request.body())
     plan = inline.plan_request(kind, items)
     enrich = _enricher(p, kind.type, settings.local_enrich_delay_ms)
     key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key.strip()) <= idempotency.MAX_KEY_LENGTH:
+        raise InputError(
+            f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters", code="invalid_idempotency_key"
+        )
     record: Callable[[bytes | None], None] | None = None
     if key and p.replay is not None:
         replay = p.replay
@@ -219,14 +239,16 @@ async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -
             else:
                 replay.finish(account_id, key, transcript)
 
+    request_id = str(request.scope["bulkapi.request_id"])
     try:
-        balance = await anyio.to_thread.run_sync(p.store.account_credits, account_id) or 0
-        await anyio.to_thread.run_sync(inline.require_credits, plan, balance, enrich)
+        reserved = await anyio.to_thread.run_sync(
+            inline.reserve, plan, p.store, account_id, request_id, enrich, utcnow()
+        )
     except Exception:
         if record is not None:
             await anyio.to_thread.run_sync(record, None)
         raise
-    return EventStreamResponse(plan, enrich, p.store, account_id, settings, record)
+    return EventStreamResponse(plan, enrich, p.store, settings, Money(account_id, request_id, reserved), record)
 
 
 async def _health(_: Request) -> Response:
@@ -237,8 +259,8 @@ async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, BulkApiError)
     if exc.status_code >= 500:
         logger.exception("request failed", error=exc.code)
-    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    status, body, headers = frontdoor.error_answer(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -263,25 +285,24 @@ def create_app(ports: Callable[[StreamSettings], Ports] = default_ports) -> ASGI
 
 
 def _with_cors(inner: Starlette) -> ASGIApp:
-    """Adds the CORS headers for an allowed Origin to every answer (API Gateway answers the preflight)."""
+    """Names the request (`X-Request-Id` on every answer) and adds the CORS headers for an allowed Origin."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await inner(scope, receive, send)
             return
-        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
-        extra = cors.headers_for(origin, cors.allowed_origins(load(StreamSettings).cors_origins)) if origin else {}
-        if not extra:
-            await inner(scope, receive, send)
-            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = frontdoor.request_id_from_context_header(headers)
+        scope["bulkapi.request_id"] = request_id
+        extra = frontdoor.answer_headers(request_id, headers.get("origin"), load(StreamSettings).cors_origins)
 
-        async def send_with_cors(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 encoded = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
                 message = {**message, "headers": [*message.get("headers", []), *encoded]}
             await send(message)
 
-        await inner(scope, receive, send_with_cors)
+        await inner(scope, receive, send_with_headers)
 
     return app
 

@@ -1,19 +1,34 @@
-"""Inline bulk lookups streamed as Server-Sent Events: limits, dedup, the event grammar, the stream loop, the charge.
+"""Inline bulk lookups streamed as Server-Sent Events: limits, dedup, the event grammar, the stream loop, the money.
 
-The grammar existing clients parse (issue 5), one block per input, then the summary:
+The grammar is fixed by what the official clients parse (`encrata` on PyPI, `Encratahq/encrata-go` bulk.go): both
+turn every `data:` line before `data: [DONE]` of an email lookup into a `Person`, and the Go search parser keeps
+every frame as a result except one carrying a `results` array or exactly `{"total": N}`. So, one block per input,
+in input order:
 
     event: result                              event: error
-    data: {"email": <input>, ...columns}       data: {"email": <input>, "error": <code>, "message": <text>}
+    data: {"email": <input>, ...columns}       data: {"email": <input>, "validity": "invalid", "error": <code>,
+                                                      "message": <text>}
 
-    event: done
-    data: {"total": <inputs>, "credits_used": <charged>}
+then, for email lookups, the totals in an SSE comment (invisible to both clients) and the end:
+
+    : done {"total": <inputs>, "credits_used": <charged>}
 
     data: [DONE]
 
-Searches echo the input as `query` instead of `email`. Heartbeats are SSE comments (`: keep-alive`), never data.
-Blocks come in input order. Equal values in one request (the enricher's own notion of equal) are computed once and
-answered once per input; credits are one per distinct `ok` value whose first block was written, so a duplicate
-costs nothing more.
+and for searches (which echo the input as `query`) a summary frame both clients read `credits_used` from:
+
+    event: done
+    data: {"results": [], "total": <inputs>, "credits_used": <charged>}
+
+    data: [DONE]
+
+Heartbeats are SSE comments (`: keep-alive`), never data. Equal values in one request (the enricher's own notion
+of equal) are computed once and answered once per input; credits are one per distinct `ok` value whose first block
+was written, so a duplicate costs nothing more.
+
+Money, as for jobs: before any work the request reserves one credit per distinct value that may be valid
+(`reserve`), in one conditional transaction with its ledger entry (402 when the balance cannot cover them); when the
+stream ends, however it ends, the part not used is refunded once (`settle`).
 """
 
 from __future__ import annotations
@@ -92,6 +107,11 @@ def parse_items(kind: InlineKind, body: bytes) -> list[str]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"the body must be JSON like {example}", code="invalid_body") from exc
     items = payload.get(kind.field) if isinstance(payload, dict) else None
+    unknown = sorted(set(payload) - {kind.field}) if isinstance(payload, dict) else []
+    if unknown:
+        raise InputError(
+            f"unknown field `{unknown[0]}`; the body is {example}", code="unknown_parameter", parameter=unknown[0]
+        )
     if not isinstance(items, list):
         raise InputError(f"the body must be JSON like {example}", code="invalid_body")
     if not items:
@@ -137,24 +157,72 @@ def plan_request(kind: InlineKind, items: Sequence[str]) -> Plan:
     return plan
 
 
-def require_credits(plan: Plan, balance: int, enrich: Enrich) -> None:
-    """Raise 402 when the request's valid values exceed the balance; keeps any results it had to compute."""
-    # A blank value is invalid for every type, so this bound needs no enrichment; most requests stop here.
-    if balance >= sum(1 for value in plan.values if value.strip()):
-        return
-    # Only an enrichment knows which values are valid; its results are reused by the stream, never recomputed.
+class CreditStore(Protocol):
+    """The store's inline money: a reservation before the stream, its settlement after."""
+
+    def reserve_inline(self, account_id: str, request_id: str, credits: int, now: str) -> None:
+        """Take `credits` with a ledger entry, or raise InsufficientCreditsError."""
+        ...
+
+    def settle_inline(self, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
+        """Refund `reserved - used` once; returns the refund."""
+        ...
+
+
+def reserve(plan: Plan, store: CreditStore, account_id: str, request_id: str, enrich: Enrich, now: str) -> int:
+    """Reserve what the request may cost before any work; returns the credits reserved (402 when short).
+
+    A blank value is invalid for every type, so the distinct non-blank values bound the cost without any work; most
+    requests stop there. When the balance is below that bound, only an enrichment knows which values are valid:
+    its results are kept in `plan.known` and reused by the stream, never recomputed.
+    """
+    bound = sum(1 for value in plan.values if value.strip())
+    if bound == 0:
+        return 0
+    try:
+        store.reserve_inline(account_id, request_id, bound, now)
+    except InsufficientCreditsError:
+        pass
+    else:
+        return bound
     plan.known = dict(enumerate(enrich(plan.values)))
     needed = sum(1 for row in plan.known.values() if row.status != "invalid")
-    if needed > balance:
+    if needed == 0:
+        return 0
+    try:
+        store.reserve_inline(account_id, request_id, needed, now)
+    except InsufficientCreditsError as exc:
+        balance = int(exc.details.get("balance", 0))
         raise InsufficientCreditsError(
             f"this request needs up to {needed} credits, the balance is {balance}", required=needed, balance=balance
-        )
+        ) from exc
+    return needed
+
+
+def settle(store: CreditStore, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
+    """Refund the unused part of a reservation once; returns the credits the request was charged."""
+    if reserved:
+        store.settle_inline(account_id, request_id, reserved, used, now)
+    return used
+
+
+# Keys a search frame must not carry at its top level: the official clients would read it as the summary.
+SUMMARY_KEYS = frozenset({"results", "credits_used"})
+
+
+def _json(data: dict[str, Any]) -> str:
+    # json.dumps escapes newlines, so each payload is exactly one `data:` line. A lone surrogate (valid in a JSON
+    # string, not encodable as UTF-8) is sent escaped instead, which any JSON parser reads back as it came.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        payload.encode()
+    except UnicodeEncodeError:
+        payload = json.dumps(data, separators=(",", ":"), default=str)
+    return payload
 
 
 def _block(event: str, data: dict[str, Any]) -> bytes:
-    # json.dumps escapes newlines, so each payload is exactly one `data:` line.
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
+    return f"event: {event}\ndata: {_json(data)}\n\n".encode()
 
 
 def item_event(kind: InlineKind, raw: str, row: RowResult) -> bytes:
@@ -163,18 +231,27 @@ def item_event(kind: InlineKind, raw: str, row: RowResult) -> bytes:
         code = row.error or "enrichment_failed"
         reason = row.data.get("reason")
         message = reason if isinstance(reason, str) and reason else MESSAGES.get(code, code.replace("_", " "))
-        return _block("error", {kind.input_key: raw, "error": code, "message": message})
+        error: dict[str, Any] = {kind.input_key: raw}
+        if kind.type == "email":
+            # A client reading every frame as a Person still sees why: `validity` is one of its fields.
+            error["validity"] = "invalid" if row.status == "invalid" else "unknown"
+        return _block("error", {**error, "error": code, "message": message})
     data: dict[str, Any] = {kind.input_key: raw, **{k: v for k, v in row.data.items() if k != kind.input_key}}
     if kind.type == "email":
         # The official client's Person reads `name` and `company`; these are the email columns that answer them.
         data.setdefault("name", row.data.get("full_name"))
         data.setdefault("company", row.data.get("company_guess"))
+    else:
+        for key in SUMMARY_KEYS & data.keys():
+            data[f"{kind.type}_{key}"] = data.pop(key)
     return _block("result", data)
 
 
-def done_event(total: int, credits_used: int) -> bytes:
-    """The summary block sent after the last input's block."""
-    return _block("done", {"total": total, "credits_used": credits_used})
+def done_event(kind: InlineKind, total: int, credits_used: int) -> bytes:
+    """The summary sent after the last input's block: a comment for email lookups, a summary frame for searches."""
+    if kind.type == "email":
+        return f": done {_json({'total': total, 'credits_used': credits_used})}\n\n".encode()
+    return _block("done", {"results": [], "total": total, "credits_used": credits_used})
 
 
 @dataclass
@@ -274,7 +351,11 @@ class EventStream:
             # One shared iterator: each chunk is taken by exactly one worker, in value order.
             for chunk in chunks:
                 values = [self.plan.values[i] for i in chunk]
-                rows = await anyio.to_thread.run_sync(self.enrich, values, abandon_on_cancel=True)
+                try:
+                    rows = await anyio.to_thread.run_sync(self.enrich, values, abandon_on_cancel=True)
+                except Exception:  # one failing chunk must not cut the stream: its inputs answer an error, unpaid
+                    logger.exception("inline enrichment failed", type=self.plan.kind.type, values=len(values))
+                    rows = [RowResult(status="error", error="enrichment_failed") for _ in values]
                 await out.send((chunk, rows))
 
     async def _heartbeat(self) -> None:
@@ -283,39 +364,3 @@ class EventStream:
             idle = time.monotonic() - self._last_write >= self.heartbeat_seconds
             if idle and not await self._send(HEARTBEAT):
                 return
-
-
-class CreditStore(Protocol):
-    """The part of the job store the charge needs: the table, its DynamoDB client and the balance."""
-
-    table: str
-    ddb: Any
-
-    def account_credits(self, account_id: str) -> int | None:
-        """The account's balance, or None."""
-        ...
-
-
-def charge(store: CreditStore, account_id: str, credits: int) -> int:
-    """Take `credits` from the account in one conditional write, never below zero; returns what was taken."""
-    conditional = store.ddb.exceptions.ConditionalCheckFailedException
-    # Another request or a job can spend between our credit check and now; then take what is left.
-    for _ in range(3):
-        if credits <= 0:
-            return 0
-        try:
-            store.ddb.update_item(
-                TableName=store.table,
-                Key={"pk": {"S": f"ACCOUNT#{account_id}"}, "sk": {"S": "ACCOUNT"}},
-                UpdateExpression="ADD #c :minus",
-                ConditionExpression="#c >= :needed",
-                ExpressionAttributeNames={"#c": "credits"},
-                ExpressionAttributeValues={":minus": {"N": str(-credits)}, ":needed": {"N": str(credits)}},
-            )
-        except conditional:
-            balance = store.account_credits(account_id) or 0
-            logger.warning("balance fell below the results sent", account_id=account_id, owed=credits, balance=balance)
-            credits = min(credits, balance)
-            continue
-        return credits
-    return 0

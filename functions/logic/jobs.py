@@ -32,7 +32,7 @@ class StatusPort(Protocol):
 class JobStorePort(StatusPort, Protocol):
     """What job logic needs from the jobs table."""
 
-    def create_job_reserving(self, job: Job, now: str) -> None: ...
+    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None: ...
 
 
 class BlobPort(Protocol):
@@ -98,6 +98,7 @@ def create_job(
     max_bytes: int,
     store: JobStorePort,
     blobs: BlobPort,
+    request_id: str | None = None,
 ) -> Job:
     """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
     job_type = check_type(job_type)
@@ -122,7 +123,7 @@ def create_job(
         total_rows=total,
     )
     job.source_key = upload_key(account_id, job.id)
-    store.create_job_reserving(job, now)  # 402 here when the balance is short: nothing stored, nothing sent
+    store.create_job_reserving(job, now, request_id)  # 402 here when the balance is short: nothing stored, nothing sent
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:
@@ -170,16 +171,27 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> dict[str, Any] | None:
-    """The LastEvaluatedKey inside a cursor; 400 invalid_cursor when it was not made by encode_cursor."""
+# The LastEvaluatedKey of the by_account index: the table's key and the index's.
+CURSOR_KEYS = frozenset({"pk", "sk", "account_id", "created_at"})
+
+
+def decode_cursor(cursor: str, account_id: str) -> dict[str, Any] | None:
+    """The LastEvaluatedKey inside a cursor; 400 invalid_cursor when it was not made by encode_cursor for this
+    account (a cursor of another shape would reach DynamoDB as a malformed key)."""
     if not cursor:
         return None
+    invalid = InputError("the cursor is not valid; use `next_cursor` of the previous page", code="invalid_cursor")
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("the cursor is not valid", code="invalid_cursor") from exc
-    if not isinstance(value, dict):
-        raise InputError("the cursor is not valid", code="invalid_cursor")
+        raise invalid from exc
+    if not isinstance(value, dict) or set(value) != CURSOR_KEYS:
+        raise invalid
+    for attribute in value.values():
+        if not (isinstance(attribute, dict) and set(attribute) == {"S"} and isinstance(attribute["S"], str)):
+            raise invalid
+    if value["account_id"]["S"] != account_id or not value["pk"]["S"].startswith("JOB#"):
+        raise invalid
     return value
 
 

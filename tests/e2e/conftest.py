@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -35,6 +36,7 @@ class Server:
     bucket: str
     table: str
     process: subprocess.Popen[str]
+    log_path: Path | None = None
 
     def session(self, key: str | None = None) -> requests.Session:
         """An HTTP session sending `key` (the dev key by default) as Bearer token."""
@@ -56,6 +58,16 @@ class Account:
         """The account's credits now."""
         return self.store.account_credits(self.id) or 0
 
+    def entries(self) -> list[dict[str, Any]]:
+        """Every ledger entry of the account, newest first."""
+        return self.store.ledger(self.id, limit=10_000)
+
+    def assert_balanced(self) -> None:
+        """The invariant: the balance never went below zero and equals the sum of the account's ledger."""
+        balance = self.balance
+        assert balance >= 0
+        assert balance == sum(int(e["amount"]) for e in self.entries()), (balance, self.entries())
+
 
 def new_account(server: Server, credits: int) -> Account:
     """A second account with its own key (faster than the admin command for tests that only need one)."""
@@ -69,7 +81,7 @@ def new_account(server: Server, credits: int) -> Account:
     store = JobStore(server.table, client=ddb)
     account_id = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
-    store.put_account(account_id, "Test", credits)
+    store.create_account(account_id, "Test", credits, utcnow())
     store.put_api_key(key, account_id, "key_" + account_id, utcnow())
     return Account(key, account_id, store)
 
@@ -103,7 +115,13 @@ def start_server(tmp: Path, **env: str) -> Server:
     text = wait_for(ready, timeout=120, interval=0.2, what="bulkapi serve to be ready")
     fields = dict(re.findall(r"^\s+([\w ]+?):\s+(\S+)", text, re.MULTILINE))
     server = Server(
-        fields["API"], fields["API key"], fields["S3 endpoint"], fields["upload bucket"], fields["jobs table"], proc
+        fields["API"],
+        fields["API key"],
+        fields["S3 endpoint"],
+        fields["upload bucket"],
+        fields["jobs table"],
+        proc,
+        tmp / f"serve-{port}.log",
     )
     health = requests.get(f"{server.base_url}/api/health", timeout=5)
     assert health.status_code == 200

@@ -9,17 +9,21 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import encrata
 import pytest
 import requests
 import uvicorn
 
 from functions.handlers import stream as stream_handler
+from functions.logic.jobs import utcnow
 from functions.settings import load
+from tests import encrata_go
 from tests.e2e.conftest import Server, free_port, new_account, start_server, stop_server
 from tests.helpers import wait_for
 from tests.unit.test_inline import KEY as FAKE_KEY
@@ -51,6 +55,8 @@ class Block:
 
     @property
     def event(self) -> str | None:
+        if self.lines[0].startswith(": done "):
+            return "done"
         data = [line for line in self.lines if line.startswith("data: ")]
         if data == ["data: [DONE]"]:
             return "[DONE]"
@@ -59,6 +65,8 @@ class Block:
 
     @property
     def data(self) -> Any:
+        if self.lines[0].startswith(": done "):
+            return json.loads(self.lines[0].removeprefix(": done "))
         return json.loads(next(line for line in self.lines if line.startswith("data: ")).removeprefix("data: "))
 
 
@@ -127,24 +135,35 @@ def test_the_stream_has_the_exact_grammar(server: Server) -> None:
     # When they are posted
     stream = Stream(server.base_url, account.key, "/api/bulk-lookup", {"emails": inputs})
     blocks = list(stream.blocks())
-    # Then it is a chunked event stream
+    # Then it is a chunked event stream, named by a request id
     assert stream.resp.status == 200
     assert stream.resp.getheader("Content-Type", "").startswith("text/event-stream")
     assert stream.resp.getheader("Transfer-Encoding") == "chunked"
-    # And each block is `event:` + one `data:` line, one per input in input order, then the summary, then [DONE]
+    request_id = stream.resp.getheader("X-Request-Id")
+    assert request_id
+    # And each input is one `event:` + one `data:` block, in input order, then the totals as an SSE comment (which
+    # no client makes a record of), then [DONE]: exactly one data line per input
     text = stream.raw.decode()
-    assert text.endswith('\n\nevent: done\ndata: {"total":4,"credits_used":2}\n\ndata: [DONE]\n\n')
+    assert text.endswith('\n\n: done {"total":4,"credits_used":2}\n\ndata: [DONE]\n\n')
     assert [b.event for b in blocks] == ["result", "error", "result", "result", "done", "[DONE]"]
-    for block in blocks[:-1]:
+    for block in blocks[:4]:
         assert len(block.lines) == 2 and block.lines[0].startswith("event: ") and block.lines[1].startswith("data: ")
     assert blocks[-1].lines == ["data: [DONE]"]
-    assert sum(line.startswith("data:") for line in text.split("\n")) == len(inputs) + 2
-    # And results echo the input and carry validity; the failure says why
+    assert sum(line.startswith("data:") for line in text.split("\n")) == len(inputs) + 1
+    # And results echo the input and carry validity; the failure says why, and is `invalid` for a Person reader
     assert [blocks[i].data["email"] for i in (0, 2, 3)] == [inputs[0], inputs[2], inputs[3]]
     assert blocks[0].data["validity"] == "valid" and blocks[3].data["validity"] == "risky"
-    assert blocks[1].data == {"email": "not an email", "error": "invalid_email", "message": blocks[1].data["message"]}
-    # And the duplicate was charged once, the invalid one not at all
+    assert blocks[1].data == {
+        "email": "not an email",
+        "validity": "invalid",
+        "error": "invalid_email",
+        "message": blocks[1].data["message"],
+    }
+    # And the duplicate was charged once, the invalid one not at all: 3 reserved, 1 refunded, under that request id
     assert blocks[4].data == {"total": 4, "credits_used": 2} and account.balance == 48
+    moves = [(e["kind"], e["amount"]) for e in account.entries() if e["request_id"] == request_id]
+    assert sorted(moves) == [("refund", 1), ("reserve", -3)]
+    account.assert_balanced()
 
 
 @pytest.mark.parametrize(
@@ -158,7 +177,7 @@ def test_the_stream_has_the_exact_grammar(server: Server) -> None:
         ("/api/bulk-ip-search", {"queries": ["1.1.1.1"] * 101}, "too_many_items"),
         ("/api/bulk-lookup", {"emails": []}, "empty_list"),
         ("/api/bulk-ip-search", {"queries": []}, "empty_list"),
-        ("/api/bulk-lookup", {"email": ["a@b.com"]}, "invalid_body"),
+        ("/api/bulk-lookup", {"email": ["a@b.com"]}, "unknown_parameter"),
         ("/api/bulk-domain-search", {"queries": [1, 2]}, "invalid_body"),
     ],
 )
@@ -208,50 +227,142 @@ def test_a_client_that_disconnects_stops_the_work_and_pays_only_for_what_it_was_
     assert first.event == "result"
     stream.close()
     closed = time.monotonic()
-    # Then the charge lands well before a full run could have ended (the work stopped), for the one result sent
-    # (at most 2 more may have been in flight when the connection closed)
-    balance = wait_for(lambda: account.balance if account.balance != 100 else None, timeout=1.0, interval=0.02)
+    # Then all 40 were reserved before the stream began, and the refund of what was not sent lands well before a
+    # full run could have ended (the work stopped): the one result sent is paid (at most 2 more may have been in
+    # flight when the connection closed)
+    request_id = stream.resp.getheader("X-Request-Id")
+
+    def refunded() -> int | None:
+        moves = [e["amount"] for e in account.entries() if e["request_id"] == request_id]
+        return sum(moves) if len(moves) == 2 else None
+
+    paid = -wait_for(refunded, timeout=1.0, interval=0.02)
     assert time.monotonic() - closed < 1.0
-    assert 97 <= balance <= 99, balance
+    assert 1 <= paid <= 3 and account.balance == 100 - paid
+    assert sorted(e["kind"] for e in account.entries() if e["request_id"] == request_id) == ["refund", "reserve"]
+    assert next(e["amount"] for e in account.entries() if e["kind"] == "reserve") == -40
+    account.assert_balanced()
 
 
-def test_the_official_client_bulk_lookup_works_unmodified(server: Server) -> None:
-    # Given the official client pointed at the local server
+def test_the_official_client_bulk_lookup_yields_exactly_one_person_per_input(server: Server) -> None:
+    # Given the official client pointed at the local server, and 50 addresses of which 5 are malformed
     account = new_account(server, 100)
-    inputs = ["ada.lovelace@example.com", "broken@", "grace.hopper@navy.mil"]
+    inputs = [f"ada.lovelace{i}@example.com" if i % 10 else f"broken{i}@" for i in range(50)]
     with encrata.Encrata(account.key, base_url=server.base_url) as client:
         # When it streams a lookup
         people = list(client.bulk_lookup(inputs))
-    # Then it yields one Person per input, in order, with validity and the guessed name
-    answered = [p for p in people if p.email is not None]
-    assert [p.email for p in answered] == inputs
-    assert [p.validity for p in answered] == ["valid", None, "valid"]
-    assert answered[0].name == "Ada Lovelace" and answered[2].name == "Grace Hopper"
-    # And the only other item it yields is the `done` summary line, which bulk_lookup turns into an empty Person
-    assert [p for p in people if p.email is None] == [encrata.Person()]
+    # Then it yields exactly one Person per input, in order; the malformed ones have validity "invalid"
+    assert [p.email for p in people] == inputs
+    assert [p.validity == "invalid" for p in people] == [i % 10 == 0 for i in range(50)]
+    assert people[1].name == "Ada Lovelace"
+    assert account.balance == 55
+    account.assert_balanced()
+
+
+def test_the_official_async_client_bulk_lookup_yields_exactly_one_person_per_input(server: Server) -> None:
+    # Given the official async client and addresses, one malformed and one blank
+    account = new_account(server, 100)
+    inputs = ["ada.lovelace@example.com", "broken@", "", "grace.hopper@navy.mil"]
+
+    async def run() -> list[encrata.Person]:
+        async with encrata.AsyncEncrata(account.key, base_url=server.base_url) as client:
+            return [p async for p in client.bulk_lookup(inputs)]
+
+    # When it streams a lookup
+    people = anyio.run(run)
+    # Then one Person per input, in order, and only the valid ones charged
+    assert [p.email for p in people] == inputs
+    assert [p.validity for p in people] == ["valid", "invalid", "invalid", "valid"]
     assert account.balance == 98
+    account.assert_balanced()
 
 
 @pytest.mark.parametrize(
-    ("method", "queries", "column"),
+    ("method", "queries", "column", "ok"),
     [
-        ("bulk_company_search", ["Acme Holdings GmbH", "Globex Corporation"], "legal_form"),
-        ("bulk_domain_search", ["https://www.example.co.uk/x", "github.com"], "registrable_domain"),
-        ("bulk_ip_search", ["8.8.8.8", "2606:4700:4700::1111"], "version"),
+        ("bulk_company_search", ["Acme Holdings GmbH", "Globex Corporation", ""], "legal_form", 2),
+        ("bulk_domain_search", ["https://www.example.co.uk/x", "github.com", "not a domain"], "registrable_domain", 2),
+        ("bulk_ip_search", ["8.8.8.8", "2606:4700:4700::1111", "999.1.1.1"], "version", 2),
     ],
 )
-def test_the_official_client_searches_work_unmodified(
-    server: Server, method: str, queries: list[str], column: str
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_the_official_client_searches_get_one_record_per_query_and_the_ledger_credits(
+    server: Server, method: str, queries: list[str], column: str, ok: int, flavour: str
 ) -> None:
     # Given the official client and an account
     account = new_account(server, 100)
-    with encrata.Encrata(account.key, base_url=server.base_url) as client:
-        # When it runs a bulk search
-        response = getattr(client, method)(queries)
-    # Then it gets one result per query, echoing it, with the type's columns, and the credits charged
+    # When it runs a bulk search
+    if flavour == "sync":
+        with encrata.Encrata(account.key, base_url=server.base_url) as client:
+            response = getattr(client, method)(queries)
+    else:
+
+        async def run() -> Any:
+            async with encrata.AsyncEncrata(account.key, base_url=server.base_url) as client:
+                return await getattr(client, method)(queries)
+
+        response = anyio.run(run)
+    # Then it gets one record per query, echoing it, the valid ones with the type's columns
     assert [r["query"] for r in response.results] == queries
-    assert all(column in r for r in response.results)
-    assert response.credits_used == 2 and account.balance == 98
+    assert sum(column in r for r in response.results) == ok
+    # And credits_used is what the ledger moved
+    assert response.credits_used == ok == 100 - account.balance
+    account.assert_balanced()
+
+
+def test_the_go_client_parsers_read_our_streams_exactly(server: Server) -> None:
+    # Given a lookup and a search answered by the server
+    account = new_account(server, 100)
+    headers = {"Authorization": f"Bearer {account.key}"}
+    lookup_inputs = ["ada.lovelace@example.com", "nope", "ada.lovelace@EXAMPLE.com"]
+    lookup = requests.post(
+        f"{server.base_url}/api/agent/bulk-lookup", json={"emails": lookup_inputs}, headers=headers, timeout=30
+    )
+    search_inputs = ["8.8.8.8", "x", "1.1.1.1"]
+    search = requests.post(
+        f"{server.base_url}/api/bulk-ip-search", json={"queries": search_inputs}, headers=headers, timeout=30
+    )
+    # When the port of the Go client's parsers reads them (tests/encrata_go.py)
+    people = encrata_go.bulk_lookup(lookup.content)
+    found = encrata_go.parse_bulk_search_stream(search.content)
+    # Then one Person per input, one record per query, and the search's credits as the ledger moved them
+    assert [p.email for p in people] == lookup_inputs and people[1].validity == "invalid"
+    assert [r["query"] for r in found.results] == search_inputs
+    assert found.credits_used == 2 and account.balance == 100 - 1 - 2
+    account.assert_balanced()
+
+
+def test_parallel_requests_cannot_spend_more_than_the_balance(server: Server) -> None:
+    # Given an account with 100 credits
+    account = new_account(server, 100)
+    url = f"{server.base_url}/api/bulk-lookup"
+    headers = {"Authorization": f"Bearer {account.key}"}
+
+    def lookup(i: int) -> tuple[int, int]:
+        resp = requests.post(url, json={"emails": emails(100, f"par{i}x")}, headers=headers, timeout=60)
+        oks = resp.text.count("event: result") if resp.status_code == 200 else 0
+        return resp.status_code, oks
+
+    # When five requests of 100 valid addresses each are sent at once
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lookup, range(5)))
+    # Then exactly one is served (100 results, all paid for) and four are refused with 402
+    assert sorted(answers) == [(200, 100)] + [(402, 0)] * 4
+    assert account.balance == 0
+    account.assert_balanced()
+
+
+def test_text_that_cannot_be_encoded_still_ends_the_stream(server: Server) -> None:
+    # Given addresses with a lone surrogate between good ones (JSON allows the escape; UTF-8 cannot carry it)
+    account = new_account(server, 10)
+    body = '{"emails":["ok1@example.com","\\udcff@example.com","ok3@example.com","\\ud800"]}'
+    # When it is posted
+    stream = Stream(server.base_url, account.key, "/api/bulk-lookup", json.loads(body))
+    blocks = list(stream.blocks())
+    # Then every input is answered, the totals and [DONE] arrive, and only the two good ones are charged
+    assert [b.event for b in blocks] == ["result", "error", "result", "error", "done", "[DONE]"]
+    assert blocks[4].data == {"total": 4, "credits_used": 2} and account.balance == 8
+    account.assert_balanced()
 
 
 def test_the_official_client_google_search_gets_one_answer_per_query(server: Server) -> None:
@@ -318,8 +429,10 @@ def test_under_uvicorn_events_stream_and_a_disconnect_stops_the_charge(
     assert next(leaving.blocks()).event == "result"
     leaving.close()
     # Then it is charged soon (the work stopped) and only for what was sent
-    balance = wait_for(lambda: store.balance if store.balance != 88 else None, timeout=1.0, interval=0.02)
+    assert store.balance == 48  # all 40 reserved before the first event
+    balance = wait_for(lambda: store.balance if store.balance != 48 else None, timeout=1.0, interval=0.02)
     assert 85 <= balance <= 87, balance
+    store.assert_balanced()
 
 
 def test_idempotency_key_replays_the_first_stream_without_a_second_charge(server: Server) -> None:
@@ -349,12 +462,8 @@ def test_a_refused_request_does_not_keep_its_idempotency_key(server: Server) -> 
     headers = {"Authorization": f"Bearer {account.key}", "Idempotency-Key": "retry-me"}
     assert requests.post(url, json={"emails": emails(2, "r")}, headers=headers, timeout=30).status_code == 402
     # When credits are added and the same request is retried with the same key
-    account.store.ddb.update_item(
-        TableName=account.store.table,
-        Key={"pk": {"S": f"ACCOUNT#{account.id}"}, "sk": {"S": "ACCOUNT"}},
-        UpdateExpression="SET credits = :c",
-        ExpressionAttributeValues={":c": {"N": "5"}},
-    )
+    account.store.grant_credits(account.id, 4, utcnow())
     retried = requests.post(url, json={"emails": emails(2, "r")}, headers=headers, timeout=30)
     # Then it runs (the refusal was not recorded as the answer)
     assert retried.status_code == 200 and account.balance == 3
+    account.assert_balanced()

@@ -19,7 +19,7 @@ from tests.helpers import email_csv, wait_for
 def new_account(store: JobStore, runtime: LocalRuntime, credits: int) -> tuple[str, requests.Session]:
     account = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
-    store.put_account(account, "Test", credits)
+    store.create_account(account, "Test", credits, utcnow())
     store.put_api_key(key, account, "key_" + account, utcnow())
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"
@@ -54,7 +54,11 @@ def test_credits_are_reserved_then_unused_ones_refunded_with_ledger_entries(
     credits = session.get(f"{session.base}/api/credits", timeout=30).json()
     assert credits["balance"] == 910
     kinds = {(e["kind"], e["amount"], e["job_id"]) for e in credits["entries"]}
-    assert kinds == {("reserve", -100, created["id"]), ("refund", 10, created["id"])}
+    assert kinds == {("grant", 1000, None), ("reserve", -100, created["id"]), ("refund", 10, created["id"])}
+    # And the balance is the sum of the entries; the reservation names the request that made it
+    assert credits["balance"] == sum(e["amount"] for e in credits["entries"])
+    reserve = next(e for e in credits["entries"] if e["kind"] == "reserve")
+    assert reserve["request_id"]
 
 
 def test_parallel_creates_cannot_overdraw(store: JobStore, runtime: LocalRuntime) -> None:

@@ -85,3 +85,10 @@ def test_functions_read_the_account_from_the_proxy_event_or_the_web_adapter_head
     assert auth.account_from_headers({auth.REQUEST_CONTEXT_HEADER: "null"}) is None
     assert auth.account_from_headers({auth.REQUEST_CONTEXT_HEADER: "{not json"}) is None
     assert auth.account_from_headers({}) is None
+
+
+def test_the_authorizers_public_routes_are_the_front_doors() -> None:
+    # The functions skip the key check on exactly the routes the authorizer lets through without a key.
+    from functions import frontdoor
+
+    assert set(PUBLIC_ROUTES) == set(frontdoor.PUBLIC_PATHS)

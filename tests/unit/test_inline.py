@@ -12,56 +12,62 @@ import anyio
 import pytest
 from starlette.testclient import TestClient
 
-from functions.enrich import enrich_values
+from functions.enrich import enrich_values, result_columns
+from functions.errors import InsufficientCreditsError
 from functions.handlers import stream
 from functions.logic import inline
 from functions.models import RowResult
 from functions.settings import load
+from tests import encrata_go
 
 KEY = "enc_test_unit"
 ACCOUNT = "acct_unit"
 
 
-class ConditionalCheckFailedError(Exception):
-    """What the DynamoDB client raises when a ConditionExpression is false."""
-
-
-class FakeDynamo:
-    """Just the conditional `ADD credits` the charge sends."""
-
-    class exceptions:  # mirrors boto3's `client.exceptions`
-        ConditionalCheckFailedException = ConditionalCheckFailedError
-
-    def __init__(self, balances: dict[str, int]) -> None:
-        self.balances = balances
-        self.updates: list[dict[str, Any]] = []
-
-    def update_item(self, **kwargs: Any) -> None:
-        account = kwargs["Key"]["pk"]["S"].removeprefix("ACCOUNT#")
-        values = kwargs["ExpressionAttributeValues"]
-        assert kwargs["UpdateExpression"] == "ADD #c :minus" and kwargs["ConditionExpression"] == "#c >= :needed"
-        if self.balances[account] < int(values[":needed"]["N"]):
-            raise ConditionalCheckFailedError
-        self.balances[account] += int(values[":minus"]["N"])
-        self.updates.append(kwargs)
-
-
 class FakeStore:
-    """Keys and balances in memory; the charge goes through `ddb` like the real JobStore."""
+    """Keys, balances and the ledger in memory, with the store's inline money rules (reserve, settle once)."""
 
     def __init__(self, credits: int) -> None:
-        self.table = "jobs"
-        self.ddb = FakeDynamo({ACCOUNT: credits})
+        self.balances = {ACCOUNT: credits}
+        self.ledger: list[dict[str, Any]] = [{"kind": "grant", "amount": credits, "request_id": None}]
+        self.reservations: dict[str, int] = {}
+        self.lock = threading.Lock()
 
     def account_for_key(self, key: str) -> str | None:
         return ACCOUNT if key == KEY else None
 
     def account_credits(self, account_id: str) -> int | None:
-        return self.ddb.balances.get(account_id)
+        return self.balances.get(account_id)
+
+    def reserve_inline(self, account_id: str, request_id: str, credits: int, now: str) -> None:
+        with self.lock:
+            if self.balances[account_id] < credits:
+                balance = self.balances[account_id]
+                raise InsufficientCreditsError(
+                    f"this request needs {credits} credits, the balance is {balance}", required=credits, balance=balance
+                )
+            assert request_id not in self.reservations
+            self.balances[account_id] -= credits
+            self.reservations[request_id] = credits
+            self.ledger.append({"kind": "reserve", "amount": -credits, "request_id": request_id})
+
+    def settle_inline(self, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
+        with self.lock:
+            if self.reservations.pop(request_id, None) != reserved:
+                return 0
+            refund = reserved - used
+            if refund:
+                self.balances[account_id] += refund
+                self.ledger.append({"kind": "refund", "amount": refund, "request_id": request_id})
+            return refund
 
     @property
     def balance(self) -> int:
-        return self.ddb.balances[ACCOUNT]
+        return self.balances[ACCOUNT]
+
+    def assert_balanced(self) -> None:
+        """The invariant: the balance is the sum of the ledger, and no reservation is left open."""
+        assert self.balance == sum(e["amount"] for e in self.ledger) and not self.reservations
 
 
 class SpyEnrich:
@@ -108,9 +114,12 @@ def blocks(text: str) -> list[list[str]]:
 
 
 def events(text: str) -> list[tuple[str, Any]]:
-    """(event, data) per block, comments dropped; asserts the grammar of every block."""
+    """(event, data) per block, comments dropped except the `: done {...}` totals; asserts the grammar."""
     out: list[tuple[str, Any]] = []
     for block in blocks(text):
+        if len(block) == 1 and block[0].startswith(": done "):
+            out.append(("done", json.loads(block[0].removeprefix(": done "))))
+            continue
         lines = [line for line in block if not line.startswith(":")]
         if not lines:
             continue
@@ -128,20 +137,30 @@ def test_each_email_gets_one_event_then_the_summary_then_done() -> None:
     emails = ["ada.lovelace@example.com", "not-an-email", "info@acme.io", "grace@navy.mil"]
     # When they are posted to the inline lookup
     resp = client_for(store).post("/api/bulk-lookup", json={"emails": emails})
-    # Then the answer is an event stream: one block per input, the summary, then [DONE], and no other data line
+    # Then the answer is an event stream: one block per input, the totals as a comment, then [DONE], and no other
+    # data line (the official clients make a Person of every data line)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
-    assert "content-length" not in resp.headers
+    assert "content-length" not in resp.headers and resp.headers["x-request-id"]
     got = events(resp.text)
     assert [name for name, _ in got] == ["result", "error", "result", "result", "done", "[DONE]"]
-    assert sum(line.startswith("data:") for block in blocks(resp.text) for line in block) == len(emails) + 2
+    assert sum(line.startswith("data:") for block in blocks(resp.text) for line in block) == len(emails) + 1
+    assert resp.text.endswith('\n\n: done {"total":4,"credits_used":3}\n\ndata: [DONE]\n\n')
     first = got[0][1]
     assert first["email"] == "ada.lovelace@example.com" and first["validity"] == "valid"
     assert first["name"] == "Ada Lovelace" and first["normalized"] == "ada.lovelace@example.com"
-    assert got[1][1] == {"email": "not-an-email", "error": "invalid_email", "message": got[1][1]["message"]}
+    assert got[1][1] == {
+        "email": "not-an-email",
+        "validity": "invalid",
+        "error": "invalid_email",
+        "message": got[1][1]["message"],
+    }
     assert "@" in got[1][1]["message"]
-    # And only the ok rows are charged, once
+    # And only the ok rows are charged, once: 4 reserved, 1 refunded, under the answer's request id
     assert got[4][1] == {"total": 4, "credits_used": 3}
-    assert store.balance == 97 and len(store.ddb.updates) == 1
+    assert store.balance == 97
+    assert [(e["kind"], e["amount"]) for e in store.ledger] == [("grant", 100), ("reserve", -4), ("refund", 1)]
+    assert {e["request_id"] for e in store.ledger[1:]} == {resp.headers["x-request-id"]}
+    store.assert_balanced()
 
 
 def test_agent_path_is_the_same_endpoint() -> None:
@@ -183,7 +202,7 @@ def test_searches_echo_the_query_with_the_columns(path: str, query: str, input_k
     key, value = input_key_value
     assert name == "result" and data["query"] == query and data[key] == value
     assert got[1] == ("error", {"query": "  ", "error": "empty_value", "message": "empty"})
-    assert got[2] == ("done", {"total": 2, "credits_used": 1}) and store.balance == 9
+    assert got[2] == ("done", {"results": [], "total": 2, "credits_used": 1}) and store.balance == 9
 
 
 def test_google_without_a_provider_answers_errors_and_charges_nothing() -> None:
@@ -193,7 +212,7 @@ def test_google_without_a_provider_answers_errors_and_charges_nothing() -> None:
     got = events(client_for(store).post("/api/bulk-google-search", json={"queries": ["a b", "c"]}).text)
     # Then each is an error event naming the cause, and nothing is charged
     assert [data["error"] for name, data in got if name == "error"] == ["provider_not_configured"] * 2
-    assert got[-2] == ("done", {"total": 2, "credits_used": 0}) and store.balance == 10
+    assert got[-2] == ("done", {"results": [], "total": 2, "credits_used": 0}) and store.balance == 10
 
 
 @pytest.mark.parametrize(
@@ -203,7 +222,7 @@ def test_google_without_a_provider_answers_errors_and_charges_nothing() -> None:
         ("/api/bulk-ip-search", {"queries": ["1.1.1.1"] * 101}, "too_many_items"),
         ("/api/bulk-lookup", {"emails": []}, "empty_list"),
         ("/api/bulk-domain-search", {"queries": []}, "empty_list"),
-        ("/api/bulk-lookup", {"queries": ["a@b.com"]}, "invalid_body"),
+        ("/api/bulk-lookup", {"queries": ["a@b.com"]}, "unknown_parameter"),
         ("/api/bulk-lookup", {"emails": "a@b.com"}, "invalid_body"),
         ("/api/bulk-lookup", {"emails": ["a@b.com", 7]}, "invalid_body"),
         ("/api/bulk-company-search", ["Acme"], "invalid_body"),
@@ -344,26 +363,40 @@ def test_a_client_that_leaves_stops_the_work_and_pays_only_for_what_it_was_sent(
     elapsed = time.monotonic() - started
     # Then 2 result events were sent (after the response start), 2 credits taken, and the work stopped early
     assert [b.split(b"\n")[0] for b in sent[1:]] == [b"event: result", b"event: result"]
-    assert store.balance == 998 and len(store.ddb.updates) == 1
+    assert store.balance == 998
+    store.assert_balanced()
     assert elapsed < 0.5 and len(spy.values) < 200
 
 
-def test_the_charge_takes_what_is_left_when_the_balance_fell_meanwhile() -> None:
-    # Given an account whose balance fell to 3 while 5 results were sent
-    store = FakeStore(3)
-    # When 5 credits are charged
-    taken = inline.charge(store, ACCOUNT, 5)
-    # Then 3 are taken and the balance is zero, never negative
-    assert taken == 3 and store.balance == 0
+def test_a_settlement_refunds_once_however_often_it_runs() -> None:
+    # Given a request that reserved 5 credits and used 2
+    store = FakeStore(10)
+    store.reserve_inline(ACCOUNT, "req_1", 5, "t")
+    # When it is settled twice (the stream's end and a retry)
+    charged = [inline.settle(store, ACCOUNT, "req_1", 5, 2, "t") for _ in range(2)]
+    # Then it was charged 2 both times, refunded 3 once, and the balance is the ledger's sum
+    assert charged == [2, 2] and store.balance == 8
+    store.assert_balanced()
 
 
-def test_nothing_to_charge_writes_nothing() -> None:
-    # Given a stream that sent no ok result
-    store = FakeStore(3)
-    # When it is settled
-    taken = inline.charge(store, ACCOUNT, 0)
-    # Then no write was made
-    assert taken == 0 and store.ddb.updates == []
+def test_a_reservation_takes_the_distinct_non_blank_values_without_any_work() -> None:
+    # Given 4 inputs, two equal in another case and one blank, and an account that can afford them
+    store, spy = FakeStore(10), SpyEnrich()
+    plan = inline.plan_request(inline.KINDS["/api/bulk-lookup"], ["a@x.io", "A@x.io", "   ", "b@x.io"])
+    # When credits are reserved
+    reserved = inline.reserve(plan, store, ACCOUNT, "req_2", lambda v: spy("email", v), "t")
+    # Then the two distinct addresses are reserved and nothing was enriched
+    assert reserved == 2 and store.balance == 8 and spy.values == []
+
+
+def test_a_reservation_the_bound_cannot_cover_counts_the_valid_values() -> None:
+    # Given an account with 1 credit and one valid address among invalid ones
+    store, spy = FakeStore(1), SpyEnrich()
+    plan = inline.plan_request(inline.KINDS["/api/bulk-lookup"], ["nope", "ok.person@example.com", "also nope"])
+    # When credits are reserved
+    reserved = inline.reserve(plan, store, ACCOUNT, "req_3", lambda v: spy("email", v), "t")
+    # Then only the valid one is reserved, and its result is kept for the stream
+    assert reserved == 1 and store.balance == 0 and len(plan.known) == 3
 
 
 def test_chunks_grow_from_one_so_the_first_event_is_early() -> None:
@@ -372,3 +405,88 @@ def test_chunks_grow_from_one_so_the_first_event_is_early() -> None:
     sizes = [len(c) for c in inline._chunks(list(range(100)), 32)]
     # Then the first chunk has one value, sizes double up to the cap, and every value is in exactly one chunk
     assert sizes == [1, 2, 4, 8, 16, 32, 32, 5] and sum(sizes) == 100
+
+
+def test_the_go_client_reads_one_person_per_input_from_a_lookup() -> None:
+    # Given a lookup with valid, invalid, blank and duplicate addresses
+    store = FakeStore(100)
+    emails = ["ada.lovelace@example.com", "nope", "", "ADA.LOVELACE@example.com", "grace@navy.mil"]
+    resp = client_for(store).post("/api/agent/bulk-lookup", json={"emails": emails})
+    # When the Go client's parser reads the answer
+    people = encrata_go.bulk_lookup(resp.content)
+    # Then it has exactly one Person per input, in order, the invalid ones saying so
+    assert [p.email for p in people] == emails
+    assert [p.validity for p in people] == ["valid", "invalid", "invalid", "valid", "valid"]
+    assert people[0].name == "Ada Lovelace"
+
+
+@pytest.mark.parametrize(
+    ("path", "queries"),
+    [
+        ("/api/bulk-domain-search", ["example.com", "not a domain", "github.com"]),
+        ("/api/bulk-ip-search", ["8.8.8.8", "300.1.1.1", "1.1.1.1"]),
+        ("/api/bulk-company-search", ["Acme Holdings GmbH", "", "Globex Corporation"]),
+        ("/api/bulk-google-search", ["bulk api", "sse"]),
+    ],
+)
+def test_the_go_client_reads_one_record_per_query_and_the_credits_from_a_search(path: str, queries: list[str]) -> None:
+    # Given a search with valid and invalid queries
+    store = FakeStore(100)
+    resp = client_for(store).post(path, json={"queries": queries})
+    # When the Go client's parser reads the answer
+    parsed = encrata_go.parse_bulk_search_stream(resp.content)
+    # Then it has one record per query, in order, and the credits the ledger moved (Go reports len(results)
+    # when credits_used is 0, so the check holds where something was charged)
+    assert [r["query"] for r in parsed.results] == queries
+    used = 100 - store.balance
+    assert parsed.credits_used == (used or len(queries))
+    store.assert_balanced()
+
+
+@pytest.mark.parametrize("job_type", ["google", "company", "domain", "ip"])
+def test_no_search_column_can_pass_for_the_summary(job_type: str) -> None:
+    # Given every column a search result carries
+    columns = set(result_columns(job_type))
+    # Then none is a key the official clients read as the stream's summary
+    assert not columns & inline.SUMMARY_KEYS
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["\udcff@example.com", "\ud800", "a\udfffb@example.com", "\x00@example.com", "ok\u2028@example.com"],
+)
+def test_text_that_cannot_be_encoded_is_answered_and_the_stream_ends(bad: str) -> None:
+    # Given a lookup with a lone surrogate (or other odd text) between two good addresses, sent as JSON escapes
+    store = FakeStore(10)
+    body = json.dumps({"emails": ["ok1@example.com", bad, "ok3@example.com"]})  # ensure_ascii: \udcff stays escaped
+    # When it is posted
+    resp = client_for(store).post("/api/bulk-lookup", content=body, headers={"Content-Type": "application/json"})
+    # Then every input is answered, the stream ends with [DONE], and only the good ones are charged
+    got = events(resp.text)
+    assert [name for name, _ in got] == ["result", "error", "result", "done", "[DONE]"]
+    assert got[1][1]["email"] == bad and got[1][1]["validity"] == "invalid"
+    assert got[3][1] == {"total": 3, "credits_used": 2} and store.balance == 8
+    store.assert_balanced()
+
+
+def test_an_enrichment_that_raises_answers_errors_and_the_stream_still_ends() -> None:
+    # Given an enricher that fails on every value
+    store = FakeStore(10)
+
+    def broken(job_type: str, values: Sequence[str]) -> list[RowResult]:
+        raise RuntimeError("provider exploded")
+
+    client = TestClient(
+        stream.create_app(lambda _settings: stream.Ports(store, broken)), headers={"Authorization": f"Bearer {KEY}"}
+    )
+    # When two addresses are looked up
+    got = events(client.post("/api/bulk-lookup", json={"emails": ["a@example.com", "b@example.com"]}).text)
+    # Then each is an unpaid error, and the stream ends normally with everything refunded
+    assert [(n, d.get("error") if d else None) for n, d in got] == [
+        ("error", "enrichment_failed"),
+        ("error", "enrichment_failed"),
+        ("done", None),
+        ("[DONE]", None),
+    ]
+    assert got[2][1] == {"total": 2, "credits_used": 0} and store.balance == 10
+    store.assert_balanced()

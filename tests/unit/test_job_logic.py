@@ -17,7 +17,7 @@ class FakeStore(JobsInMemory):
         super().__init__()
         self.credits = credits
 
-    def create_job_reserving(self, job: Job, now: str) -> None:
+    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None:
         needed = job.total_rows or 0
         if self.credits < needed:
             raise InsufficientCreditsError("short", required=needed, balance=self.credits)
