@@ -72,6 +72,26 @@ class StoreError(BulkApiError):
     code = "storage_unavailable"
 
 
+class MethodNotAllowedError(BulkApiError):
+    """The route exists, not with this method."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class RouteNotFoundError(BulkApiError):
+    """No route for this method and path."""
+
+    status_code = 404
+    code = "route_not_found"
+
+
+class UnsupportedMediaTypeError(InputError):
+    """The body's media type is not one the route takes."""
+
+    status_code = 415
+
+
 # Every `error` code an HTTP answer can carry, with its status: README's error table and the OpenAPI document are
 # checked against this list (tests/test_contract.py), and a code used anywhere in functions/ must be in it.
 API_ERRORS: dict[str, int] = {
@@ -94,6 +114,9 @@ API_ERRORS: dict[str, int] = {
     "malformed_csv": 400,
     "column_not_found": 400,
     "too_many_rows": 400,
+    "too_many_columns": 400,
+    "row_too_large": 400,
+    "duplicate_field": 400,
     # inline lists
     "too_many_items": 400,
     "empty_list": 400,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 
+from client import cli as client_cli
 from functions.adapters.jobs import JobStore
 from functions.errors import BulkApiError
 from functions.logic import accounts
@@ -123,7 +124,9 @@ def admin(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="bulkapi", description="bulk enrichment API: local runtime")
+    parser = argparse.ArgumentParser(
+        prog="bulkapi", description="bulk enrichment API: the local runtime, its admin, and a client of the API"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
@@ -151,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     p_key.add_argument("--test", action="store_true", help="an enc_test_ key instead of enc_live_")
     p_revoke = admin_sub.add_parser("revoke-key", help="revoke an API key by its key id")
     p_revoke.add_argument("key_id")
+    client_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in client_cli.COMMANDS:
+        return client_cli.run(args)
     if args.command == "serve":
         return serve(args.host, args.port)
     if args.command == "admin":
