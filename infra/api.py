@@ -2,7 +2,7 @@
 
 Authentication is API Gateway's: every method has a Lambda REQUEST authorizer (infra/auth.py). The keyed methods
 (the default) pass `requestContext.authorizer.account_id` to the functions (functions/auth.py); the public routes
-(health, docs, the OpenAPI document) go to the api function through the public authorizer.
+(health, docs, the OpenAPI document, the console) go to the api function through the public authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see

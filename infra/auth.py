@@ -1,10 +1,10 @@
 """Who may call the API, and how much: the Lambda REQUEST authorizer, per-account usage plan limits, gateway answers.
 
-- Every method needs a key except the public routes (health, docs, the OpenAPI document). The key authorizer
-  (`functions/handlers/authorizer.py`) hashes the `Authorization: Bearer <key>` value, looks it up in the jobs table
-  and answers with `context.account_id` and `usageIdentifierKey`. API Gateway caches its answer per Authorization
-  header for `CACHE_SECONDS` (30 s): a revoked key stops working within that. A request without the header is
-  refused by API Gateway before any invocation.
+- Every method needs a key except the public routes (health, docs, the OpenAPI document, the console). The key
+  authorizer (`functions/handlers/authorizer.py`) hashes the `Authorization: Bearer <key>` value, looks it up in
+  the jobs table and answers with `context.account_id` and `usageIdentifierKey`. API Gateway caches its answer per
+  Authorization header for `CACHE_SECONDS` (30 s): a revoked key stops working within that. A request without the
+  header is refused by API Gateway before any invocation.
 - The public routes get the public authorizer: the same function, without identity sources and without caching,
   which allows exactly those paths. So every method of the API has an authorizer (cdk-nag APIG4 holds without
   acknowledgements) and what is public is decided in one place (`functions/logic/authorizer.py` PUBLIC_ROUTES).

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-# Routes anyone may call: the health check and the API's documentation. Their methods get the public authorizer,
-# which allows them without a key (infra/auth.py); every other method needs a key.
-PUBLIC_ROUTES: tuple[str, ...] = ("/api/health", "/api/docs", "/api/openapi.json")
+# Routes anyone may call: the health check, the API's documentation and the web console (which asks for a key).
+# Their methods get the public authorizer, which allows them without a key (infra/auth.py); every other method needs
+# a key. The same set as functions/frontdoor.py PUBLIC_PATHS (a test keeps them equal).
+PUBLIC_ROUTES: tuple[str, ...] = ("/api/health", "/api/docs", "/api/openapi.json", "/console")
 # How long API Gateway reuses an answer for the same Authorization header: a revoked key keeps working at most this
 # long (plus DynamoDB's eventually consistent read, well under a second).
 CACHE_SECONDS = 30
