@@ -127,6 +127,12 @@ class SweeperSettings(StorageSettings):
     stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
 
 
+class AuthorizerSettings(BaseModel):
+    """The API's Lambda authorizer: the jobs table holds the hashed keys (KEY#<sha256>)."""
+
+    jobs_table: str
+
+
 class StreamSettings(EnrichSettings):
     """The stream function (inline SSE routes): the jobs table (keys, balances, the charge) and the stream knobs."""
 

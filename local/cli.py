@@ -91,13 +91,24 @@ def _admin_store(table: str | None, region: str | None, port: int) -> JobStore:
     return JobStore(state["table"], client=ddb)
 
 
+def _usage_key(args: argparse.Namespace, account_id: str) -> str:
+    from local.usage_keys import ensure_usage_key
+
+    return ensure_usage_key(boto3.client("apigateway", region_name=args.region), args.usage_plan, account_id)
+
+
 def admin(args: argparse.Namespace) -> int:
     """Accounts and keys, locally or against a deployed stack."""
     store = _admin_store(args.table, args.region, args.port)
     try:
         if args.admin_command == "create-account":
             account_id = accounts.create_account(store, args.name, args.credits)
-            print(json.dumps({"account_id": account_id, "name": args.name, "credits": args.credits}))
+            created = {"account_id": account_id, "name": args.name, "credits": args.credits}
+            if args.usage_plan:
+                created["usage_key_id"] = _usage_key(args, account_id)
+            print(json.dumps(created))
+        elif args.admin_command == "usage-key":
+            print(json.dumps({"account_id": args.account, "usage_key_id": _usage_key(args, args.account)}))
         elif args.admin_command == "create-key":
             issued = accounts.create_key(store, args.account, test_mode=args.test)
             print(json.dumps({"key_id": issued.key_id, "account_id": issued.account_id, "api_key": issued.api_key}))
@@ -134,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     p_acct = admin_sub.add_parser("create-account", help="create an account with a starting balance")
     p_acct.add_argument("name")
     p_acct.add_argument("--credits", type=int, default=0)
+    p_acct.add_argument("--usage-plan", help="deployed stack: also create the account's usage plan key (UsagePlanId)")
+    p_usage = admin_sub.add_parser("usage-key", help="deployed stack: put an account's API key in the usage plan")
+    p_usage.add_argument("account")
+    p_usage.add_argument("--usage-plan", required=True, help="the stack's UsagePlanId output")
     p_key = admin_sub.add_parser("create-key", help="issue an API key for an account (printed once)")
     p_key.add_argument("account")
     p_key.add_argument("--test", action="store_true", help="an enc_test_ key instead of enc_live_")

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
+from functions.adapters.aws import type_deserializer, type_serializer
 from functions.errors import InsufficientCreditsError, StoreError
 from functions.models import BatchCounts, Job, JobStatus
 
-_SER = TypeSerializer()
-_DES = TypeDeserializer()
+_SER = type_serializer()
+_DES = type_deserializer()
 # Jobs that are not yet terminal carry `active` (and so appear in the sparse `active` index the sweeper reads).
 ACTIVE_MARK = "ACTIVE"
 ACTIVE_INDEX = "active"

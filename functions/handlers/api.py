@@ -29,7 +29,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import frontdoor
+from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
@@ -551,7 +551,8 @@ def _authenticate(event: dict[str, Any]) -> dict[str, Any] | None:
     if path in frontdoor.PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS":
         return None
     try:
-        account_id = _key_check().account_for(event.get("headers"))
+        # API Gateway's authorizer checked the key already; the key check is for a request without its context.
+        account_id = auth.account_from_event(event) or _key_check().account_for(event.get("headers"))
     except BulkApiError as exc:
         return _proxy_error(exc)
     app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]

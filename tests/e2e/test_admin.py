@@ -20,7 +20,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("admin"), BULKAPI_KEY_CACHE_SECONDS="0")
+    # No key caching anywhere (the api function's, the authorizer's): a revoked key answers 401 on the next request.
+    srv = start_server(
+        tmp_path_factory.mktemp("admin"), BULKAPI_KEY_CACHE_SECONDS="0", BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS="0"
+    )
     yield srv
     stop_server(srv)
 

@@ -40,7 +40,7 @@ def test_every_bucket_is_private_encrypted_and_tls_only(synth: Synth, template: 
                         },
                     }
                 ),
-                "DeletionPolicy": "Retain",
+                "DeletionPolicy": "RetainExceptOnCreate",
             },
         )
         template.has_resource_properties(
@@ -108,6 +108,27 @@ def test_jobs_table_is_on_demand_with_pitr_ttl_and_deletion_protection(synth: Sy
                     ],
                 }
             ),
-            "DeletionPolicy": "Retain",
+            "DeletionPolicy": "RetainExceptOnCreate",
         },
     )
+
+
+def test_what_outlives_the_stack_is_not_left_behind_by_a_failed_first_deploy(synth: Synth) -> None:
+    # Given the resources that hold data or audit logs
+    kept = {
+        synth.logical_id(synth.stack.storage.bucket),
+        synth.logical_id(synth.stack.storage.access_logs),
+        synth.logical_id(synth.stack.storage.table),
+        synth.logical_id(synth.stack.api.access_logs),
+    }
+    resources = synth.template["Resources"]
+    # Then they survive an update that replaces them and a stack deletion, but not a rolled-back create
+    for lid in kept:
+        assert resources[lid]["DeletionPolicy"] == "RetainExceptOnCreate", lid
+        assert resources[lid]["UpdateReplacePolicy"] == "Retain", lid
+
+
+def test_nothing_is_retained_unconditionally(synth: Synth) -> None:
+    # A rolled-back first deploy deletes what it created: no resource keeps plain Retain.
+    plain = [lid for lid, r in synth.template["Resources"].items() if r.get("DeletionPolicy") == "Retain"]
+    assert plain == []
