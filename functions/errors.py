@@ -124,6 +124,10 @@ API_ERRORS: dict[str, int] = {
     "invalid_webhook_url": 400,
     "invalid_events": 400,
     "unauthorized": 401,
+    # answered by API Gateway itself, deployed (infra/auth.py GATEWAY_ANSWERS)
+    "account_not_enabled": 403,
+    "rate_limited": 429,
+    "quota_exceeded": 429,
     "insufficient_credits": 402,
     "job_not_found": 404,
     "webhook_not_found": 404,

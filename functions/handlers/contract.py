@@ -31,12 +31,14 @@ REASONS = {
     400: "the request is not valid",
     401: "missing or unknown key",
     402: "the balance does not cover the request",
+    403: "deployed: the account has no usage plan key yet",
     404: "no such resource for this key",
     405: "the route does not take this method",
     409: "the resource is not in a state that allows this",
     413: "the body is too large",
     415: "the body is not JSON",
     422: "the Idempotency-Key was used with another request",
+    429: "deployed: the account's rate or quota is used up; retry later",
     500: "our fault; the request id identifies it",
     503: "storage is unavailable for a moment; retry",
 }
@@ -135,7 +137,7 @@ def _error_response(status: int) -> dict[str, Any]:
 
 
 def _errors_for(statuses: tuple[int, ...], public: bool) -> dict[str, Any]:
-    every = (405,) if public else (401, 405, 500, 503)
+    every = (405,) if public else (401, 403, 405, 429, 500, 503)
     return {str(status): _error_response(status) for status in sorted({*statuses, *every})}
 
 
