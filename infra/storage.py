@@ -57,6 +57,20 @@ class StorageConstruct(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="bucket/",
             removal_policy=RETAINED,
+            # The web console (served by the API, README "Web console") posts large files straight to the bucket
+            # with the presigned upload; a browser only lets the page read the answer when the bucket allows its
+            # origin: the API's own (any execute-api host of this region) and the configured `corsOrigins`.
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.POST],
+                    allowed_origins=[
+                        f"https://*.execute-api.{Stack.of(self).region}.{Stack.of(self).url_suffix}",
+                        *config.cors_origins,
+                    ],
+                    allowed_headers=["*"],
+                    max_age=3600,
+                )
+            ],
             lifecycle_rules=[
                 *(s3.LifecycleRule(id=p.rstrip("/"), prefix=p, expiration=staging) for p in STAGING_PREFIXES),
                 s3.LifecycleRule(id="results", prefix=RESULTS_PREFIX, expiration=Duration.days(config.retention_days)),

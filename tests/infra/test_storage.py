@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match, Template
 
 from infra.storage import RESULTS_PREFIX, STAGING_PREFIXES
@@ -132,3 +134,15 @@ def test_nothing_is_retained_unconditionally(synth: Synth) -> None:
     # A rolled-back first deploy deletes what it created: no resource keeps plain Retain.
     plain = [lid for lid, r in synth.template["Resources"].items() if r.get("DeletionPolicy") == "Retain"]
     assert plain == []
+
+
+def test_the_data_bucket_lets_the_console_page_post_a_presigned_upload_and_nothing_else(synth: Synth) -> None:
+    # Given the data bucket (the one that logs to the access-log bucket) and its CORS rules
+    data = next(
+        b for b in synth.resources("AWS::S3::Bucket").values() if "LoggingConfiguration" in b.get("Properties", {})
+    )
+    rules = data["Properties"]["CorsConfiguration"]["CorsRules"]
+    # Then a browser may POST (the presigned upload) from the API's own origin, and no other method is allowed
+    assert [rule["AllowedMethods"] for rule in rules] == [["POST"]]
+    origins = json.dumps(rules[0]["AllowedOrigins"])
+    assert "execute-api" in origins and '"*"' not in origins
