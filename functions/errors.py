@@ -58,6 +58,13 @@ class ConflictError(BulkApiError):
     code = "conflict"
 
 
+class GoneError(BulkApiError):
+    """The resource existed but is no longer kept (an expired result): retrying will not bring it back."""
+
+    status_code = 410
+    code = "gone"
+
+
 class InsufficientCreditsError(BulkApiError):
     """The account balance does not cover the job."""
 

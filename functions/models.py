@@ -47,6 +47,9 @@ class Job(BaseModel):
     header: list[str] = Field(default_factory=list)
     max_width: int = 0
     detected_column: str | None = None
+    # How the splitter read the file: the delimiter is also the result's default delimiter.
+    delimiter: str | None = None
+    encoding: str | None = None
     split_started_at: str | None = None
     last_progress_at: str | None = None
     batches_done: int = 0
@@ -62,6 +65,8 @@ class Job(BaseModel):
     credits_settled: bool = False
     result_key: str | None = None
     result_rows: int | None = None
+    # When the result was written: it is kept `retention_days` from then (the bucket's lifecycle rule).
+    result_at: str | None = None
     error: str | None = None
     error_message: str | None = None
 

@@ -38,6 +38,8 @@ class ApiSettings(LimitsSettings):
     cors_origins: str = ""
     key_cache_seconds: float = Field(default=30.0, ge=0)
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
+    # Days a result is kept (bulkapi:retentionDays, the results/ lifecycle rule): downloads end after that.
+    retention_days: int = Field(default=30, ge=1)
 
 
 class SplitterSettings(LimitsSettings):

@@ -70,6 +70,7 @@ class ApiConstruct(Construct):
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "cors_origins": ",".join(config.cors_origins),
+                "retention_days": str(config.retention_days),
             },
             # API Gateway's integration timeout is 29 s.
             timeout=Duration.seconds(29),

@@ -40,6 +40,15 @@ class BlobStore:
         except ClientError as exc:
             raise StoreError(f"could not read {key}") from exc
 
+    def get_if_exists(self, key: str) -> bytes | None:
+        """Read a whole (small) object, or None when it does not exist."""
+        try:
+            return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"could not read {key}") from exc
+
     def head(self, key: str) -> dict[str, Any] | None:
         """The object's metadata, or None when it does not exist."""
         try:
@@ -65,16 +74,12 @@ class BlobStore:
         """Delete an object (no error if it is already gone)."""
         self.s3.delete_object(Bucket=self.bucket, Key=key)
 
-    def presigned_get(self, key: str, expires: int, filename: str) -> str:
-        """A time-limited download URL that names the file for the browser."""
+    def presigned_get(self, key: str, expires: int, disposition: str) -> str:
+        """A time-limited download URL whose answer carries `disposition` (the file's name for the browser)."""
         return str(
             self.s3.generate_presigned_url(
                 "get_object",
-                Params={
-                    "Bucket": self.bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
-                },
+                Params={"Bucket": self.bucket, "Key": key, "ResponseContentDisposition": disposition},
                 ExpiresIn=expires,
             )
         )

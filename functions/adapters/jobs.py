@@ -263,13 +263,13 @@ class JobStore:
             raise StoreError("could not change the job status") from exc
         return self._to_job(resp["Attributes"])
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job:
-        """Store where the assembled result is; downloads are possible from then on."""
+    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
+        """Store where the assembled result is and when it was written; downloads are possible from then on."""
         resp = self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET result_key = :k, result_rows = :n",
-            ExpressionAttributeValues=_ser({":k": result_key, ":n": result_rows}),
+            UpdateExpression="SET result_key = :k, result_rows = :n, result_at = :now",
+            ExpressionAttributeValues=_ser({":k": result_key, ":n": result_rows, ":now": now}),
             ReturnValues="ALL_NEW",
         )
         return self._to_job(resp["Attributes"])

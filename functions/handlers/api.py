@@ -8,6 +8,7 @@ import email.policy
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -21,9 +22,9 @@ from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
 from functions.adapters.messaging import Finalizer
 from functions.adapters.webhooks import WebhookStore
-from functions.errors import BulkApiError, ConflictError, InputError, PayloadTooLargeError, UnauthorizedError
+from functions.errors import BulkApiError, InputError, PayloadTooLargeError, UnauthorizedError
+from functions.logic import downloads, jobs
 from functions.logic import endpoints as hooks
-from functions.logic import jobs
 from functions.models import JobStatus
 from functions.observability import logger, metrics, tracer
 from functions.settings import ApiSettings, load
@@ -224,8 +225,11 @@ def get_job() -> Response[str]:
     """Status and progress of one job (`id`), or the account's jobs newest first (`limit`, `cursor`, `status`)."""
     job_id = _query("id", required=False)
     if job_id:
-        job = jobs.get_job_for(ports().store, _account(), job_id)
-        return _json(200, jobs.status_view(job))
+        p, retention = ports(), load(ApiSettings).retention_days
+        job = jobs.get_job_for(p.store, _account(), job_id)
+        now = datetime.now(UTC)
+        present = downloads.result_present(job, p.blobs, now, retention)
+        return _json(200, jobs.status_view(job, now, retention_days=retention, result_present=present))
     limit_text = _query("limit", required=False) or "20"
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
         raise InputError("limit must be a number from 1 to 100", code="invalid_parameter", parameter="limit")
@@ -235,7 +239,13 @@ def get_job() -> Response[str]:
     page, cursor = ports().store.list_jobs(
         _account(), limit=int(limit_text), cursor=jobs.decode_cursor(_query("cursor", required=False)), status=status
     )
-    return _json(200, {"jobs": [jobs.status_view(j) for j in page], "next_cursor": jobs.encode_cursor(cursor)})
+    return _json(
+        200,
+        {
+            "jobs": [jobs.status_view(j, retention_days=load(ApiSettings).retention_days) for j in page],
+            "next_cursor": jobs.encode_cursor(cursor),
+        },
+    )
 
 
 @app.get("/api/credits")
@@ -250,36 +260,36 @@ def cancel_job() -> Response[str]:
     """Cancel a job; rows already processed are kept and downloadable."""
     p = ports()
     job = jobs.cancel_job(p.store, p.finalizer, _account(), _query("id"))
-    return _json(200, jobs.status_view(job))
+    return _json(200, jobs.status_view(job, retention_days=load(ApiSettings).retention_days))
 
 
 @app.get("/api/bulk-jobs/download")
 def download() -> Response[Any]:
-    """The result CSV: inline when small, else a redirect to a short-lived S3 URL."""
-    p = ports()
+    """The result: inline when small, else a redirect to a short-lived S3 URL; 410 once it has expired."""
+    p, settings = ports(), load(ApiSettings)
     job = jobs.get_job_for(p.store, _account(), _query("id"))
-    if not job.status.is_terminal or job.result_key is None:
-        raise ConflictError(
-            f"job {job.id} is {job.status.value}; the result is ready when it has ended",
-            code="job_not_finished",
-            status=job.status.value,
-        )
-    if job.status == JobStatus.FAILED and job.processed == 0:
-        raise ConflictError(
-            f"job {job.id} failed ({job.error}); it has no result", code="job_failed", status=job.status.value
-        )
-    filename = f"{job.id}.csv"
-    head = p.blobs.head(job.result_key) or {}
-    if int(head.get("ContentLength", 0)) > INLINE_DOWNLOAD_MAX:
-        url = p.blobs.presigned_get(job.result_key, load(ApiSettings).download_url_ttl_seconds, filename)
+    key = downloads.check_result(job, datetime.now(UTC), settings.retention_days)
+    delivery = downloads.deliver(
+        job,
+        key,
+        blobs=p.blobs,
+        extension="csv",
+        content_type="text/csv; charset=utf-8",
+        inline_max=INLINE_DOWNLOAD_MAX,
+        url_ttl_seconds=settings.download_url_ttl_seconds,
+    )
+    if delivery.url is not None:
         return Response(
-            status_code=303, content_type="application/json", headers={"Location": url}, body=json.dumps({"url": url})
+            status_code=303,
+            content_type="application/json",
+            headers={"Location": delivery.url},
+            body=json.dumps({"url": delivery.url}),
         )
     return Response(
         status_code=200,
-        content_type="text/csv; charset=utf-8",
-        body=p.blobs.get(job.result_key),
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        content_type=delivery.content_type,
+        body=delivery.body,
+        headers={"Content-Disposition": delivery.disposition},
     )
 
 

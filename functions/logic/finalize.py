@@ -19,7 +19,7 @@ from functions.observability import logger
 class FinalStorePort(StatusPort, Protocol):
     """The jobs-table operations the finalizer needs."""
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job: ...
+    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job: ...
     def settle_credits(self, job: Job, now: str) -> bool: ...
 
 
@@ -79,7 +79,7 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     except Exception:
         writer.abort()
         raise
-    store.record_result(job_id, key, job.processed)
+    store.record_result(job_id, key, job.processed, utcnow())
     logger.info("result assembled", job_id=job_id, batches=len(done), rows=job.processed)
     return {"job_id": job_id, "result_key": key, "batches": len(done)}
 

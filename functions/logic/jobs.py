@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
@@ -184,12 +184,37 @@ def decode_cursor(cursor: str) -> dict[str, Any] | None:
     return value
 
 
+def _parse(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
 def _seconds_between(start: str, end: datetime) -> float:
-    return (end - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return (end - _parse(start)).total_seconds()
 
 
-def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
-    """The status JSON a client sees."""
+def result_expires_at(job: Job, retention_days: int | None) -> str | None:
+    """When the result stops being downloadable: `retention_days` after it was written (None: no result yet).
+
+    The bucket's lifecycle rule deletes the object at the first midnight UTC after that, never before it, so the
+    API stops offering it from this moment on rather than leaving clients to find out from a missing object.
+    """
+    written = job.result_at or job.completed_at
+    if job.result_key is None or written is None or retention_days is None:
+        return None
+    expires = _parse(written) + timedelta(days=retention_days)
+    return expires.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def result_expired(job: Job, now: datetime, retention_days: int | None) -> bool:
+    """Whether the job's result is past its retention."""
+    expires = result_expires_at(job, retention_days)
+    return expires is not None and now >= _parse(expires)
+
+
+def status_view(
+    job: Job, now: datetime | None = None, *, retention_days: int | None = None, result_present: bool = True
+) -> dict[str, Any]:
+    """The status JSON a client sees; `result_present` is False when the result object was found missing."""
     now = now or datetime.now(UTC)
     total = job.total_rows
     percent = round(100.0 * job.processed / total, 1) if total else 0.0
@@ -218,7 +243,8 @@ def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
         "created_at": job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
-        "result_ready": job.result_key is not None,
+        "result_ready": job.result_key is not None and result_present and not result_expired(job, now, retention_days),
+        "result_expires_at": result_expires_at(job, retention_days),
         "error": job.error,
         "error_message": job.error_message,
     }
