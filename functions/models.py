@@ -67,6 +67,8 @@ class Job(BaseModel):
     result_rows: int | None = None
     # When the result was written: it is kept `retention_days` from then (the bucket's lifecycle rule).
     result_at: str | None = None
+    # Set when a DELETE began purging the job: it reads as gone from then on, and nothing is added to it.
+    purging_at: str | None = None
     error: str | None = None
     error_message: str | None = None
 

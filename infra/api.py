@@ -127,12 +127,18 @@ class ApiConstruct(Construct):
             ),
         )
         self._acknowledge()
-        # Creates jobs (uploads/), serves results (presigned GET on results/), cancels, starts the finalizer
+        # Creates jobs (uploads/), serves results (presigned GET on results/), cancels or purges, starts the finalizer
         # of a cancelled job. In the table: jobs and credits (transactions of Put/Update), the ledger and
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
-        storage.grant_objects(self.function, "uploads/", "PutObject")
-        storage.grant_objects(self.function, "results/", "GetObject")
+        # DELETE of an ended job purges its files, every version (the bucket is versioned): the upload or drop,
+        # its parts, its result and the result's variants.
+        purge = ("DeleteObject", "DeleteObjectVersion")
+        storage.grant_objects(self.function, "uploads/", "PutObject", *purge)
+        storage.grant_objects(self.function, "results/", "GetObject", *purge)
+        storage.grant_objects(self.function, "parts/", *purge)
+        storage.grant_objects(self.function, "drop/", *purge)
+        storage.grant_list_versions(self.function, "uploads/", "results/", "parts/", "drop/")
         storage.grant_jobs(
             self.function, "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", query_by_account=True
         )

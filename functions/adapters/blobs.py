@@ -74,6 +74,31 @@ class BlobStore:
         """Delete an object (no error if it is already gone)."""
         self.s3.delete_object(Bucket=self.bucket, Key=key)
 
+    def purge(self, prefix: str, *, exact: bool = False) -> int:
+        """Delete every version (and delete marker) of the objects under `prefix`, or of the key itself if `exact`.
+
+        The bucket is versioned: a plain delete would only hide the data behind a delete marker for a week.
+        Returns how many versions were deleted.
+        """
+        paginator = self.s3.get_paginator("list_object_versions")
+        deleted = 0
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                versions = [
+                    {"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                    if not exact or v["Key"] == prefix
+                ]
+                # DeleteObjects takes up to 1,000 keys, as many as a page lists.
+                if versions:
+                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": versions, "Quiet": True})
+                    if resp.get("Errors"):
+                        raise StoreError(f"could not delete {resp['Errors'][0].get('Key')}")
+                    deleted += len(versions)
+        except ClientError as exc:
+            raise StoreError(f"could not delete {prefix}") from exc
+        return deleted
+
     def presigned_get(self, key: str, expires: int, disposition: str) -> str:
         """A time-limited download URL whose answer carries `disposition` (the file's name for the browser)."""
         return str(

@@ -274,6 +274,45 @@ class JobStore:
         )
         return self._to_job(resp["Attributes"])
 
+    def begin_purge(self, job_id: str, now: str) -> Job | None:
+        """Mark an ended, settled job as being purged (again, if a purge stopped halfway); None if it may not be."""
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET purging_at = if_not_exists(purging_at, :now)",
+                ConditionExpression="#s IN (:completed, :failed, :cancelled) AND credits_settled = :t",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_ser(
+                    {":now": now, ":completed": "completed", ":failed": "failed", ":cancelled": "cancelled", ":t": True}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return None
+            raise StoreError("could not start the purge") from exc
+        return self._to_job(resp["Attributes"])
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete the job's items (the job and what is kept beside it); its ledger entries stay with the account."""
+        try:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": _ser({":pk": f"JOB#{job_id}"}),
+                "ProjectionExpression": "pk, sk",
+            }
+            while True:
+                resp = self.ddb.query(**kwargs)
+                for item in resp.get("Items", []):
+                    self.ddb.delete_item(TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]})
+                if "LastEvaluatedKey" not in resp:
+                    return
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise StoreError("could not delete the job") from exc
+
     def _ledger_put(
         self, account_id: str, ref: str, kind: str, amount: int, now: str, request_id: str | None = None
     ) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from functions.adapters.jobs import JobStore, key_hash
 from functions.adapters.messaging import Finalizer
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import BulkApiError, InputError, PayloadTooLargeError, UnauthorizedError
-from functions.logic import downloads, jobs
+from functions.logic import downloads, jobs, purge
 from functions.logic import endpoints as hooks
 from functions.models import JobStatus
 from functions.observability import logger, metrics, tracer
@@ -257,9 +257,11 @@ def credits() -> Response[str]:
 
 @app.delete("/api/bulk-jobs")
 def cancel_job() -> Response[str]:
-    """Cancel a job; rows already processed are kept and downloadable."""
-    p = ports()
-    job = jobs.cancel_job(p.store, p.finalizer, _account(), _query("id"))
+    """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
+    p, job_id = ports(), _query("id")
+    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), job_id)
+    if job is None:
+        return _json(200, {"id": job_id, "status": "deleted"})
     return _json(200, jobs.status_view(job, retention_days=load(ApiSettings).retention_days))
 
 

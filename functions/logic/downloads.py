@@ -36,6 +36,11 @@ class Delivery:
     url: str | None = None
 
 
+def variant_prefix(job: Job) -> str:
+    """The folder beside the result where its variants (filtered, other delimiter, JSON Lines) are kept."""
+    return f"results/{job.account_id}/{job.id}/"
+
+
 def _gone(job: Job) -> GoneError:
     return GoneError(
         f"the result of job {job.id} is no longer kept (results are kept for a limited number of days); "

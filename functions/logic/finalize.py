@@ -93,18 +93,29 @@ def _widest(blobs: FinalBlobPort, job_id: str, done: list[int], n_added: int) ->
     return widest
 
 
+def _deleted(job_id: str) -> dict[str, Any]:
+    # An ended, settled job may be purged by its owner while a retried task still runs: nothing is left to do.
+    logger.info("job deleted before its event", job_id=job_id)
+    return {"job_id": job_id, "status": "deleted", "credits_used": 0}
+
+
 def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucket: str) -> dict[str, Any]:
     """Refund unused credits once, then processing -> completed (cancelled and failed stay as they are), publish.
 
     The refund comes first so that a client who sees `completed` also sees its final balance.
     """
-    job = _job(store, job_id)
+    job = store.get_job(job_id)
+    if job is None:
+        return _deleted(job_id)
     if store.settle_credits(job, utcnow()):
         logger.info("credits settled", job_id=job_id, used=job.credits_used, reserved=job.credits_reserved)
     # The update returns the job as it now is; a cancelled (or failed) job is not moved and is read instead.
-    job = store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow()) or _job(store, job_id)
-    publish(job, events, bucket)
-    return {"job_id": job_id, "status": job.status.value, "credits_used": job.credits_used}
+    current = store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow())
+    current = current or store.get_job(job_id)
+    if current is None:
+        return _deleted(job_id)
+    publish(current, events, bucket)
+    return {"job_id": job_id, "status": current.status.value, "credits_used": current.credits_used}
 
 
 def fail_job(
@@ -114,7 +125,9 @@ def fail_job(
     moved = store.set_status(
         job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error, error_message=message
     )
-    job = moved or _job(store, job_id)
+    job = moved or store.get_job(job_id)
+    if job is None:
+        return _deleted(job_id)
     store.settle_credits(job, utcnow())
     publish(job, events, bucket)
     return {"job_id": job_id, "status": job.status.value}

@@ -139,15 +139,18 @@ def create_job(
     return job
 
 
-def get_job_for(store: JobStorePort, account_id: str, job_id: str) -> Job:
-    """The job if it belongs to this account; 404 otherwise (another account's job is indistinguishable)."""
+def get_job_for(store: StatusPort, account_id: str, job_id: str, *, include_purging: bool = False) -> Job:
+    """The job if it belongs to this account; 404 otherwise (another account's job is indistinguishable).
+
+    A job being purged is gone for every read but the DELETE that may have to finish its purge.
+    """
     job = store.get_job(job_id) if job_id.startswith("job_") else None
-    if job is None or job.account_id != account_id:
+    if job is None or job.account_id != account_id or (job.purging_at is not None and not include_purging):
         raise NotFoundError(f"no job {job_id}", code="job_not_found")
     return job
 
 
-def cancel_job(store: JobStorePort, finalizer: FinalizerPort, account_id: str, job_id: str) -> Job:
+def cancel_job(store: StatusPort, finalizer: FinalizerPort, account_id: str, job_id: str) -> Job:
     """Cancel at once; the rows already processed stay, and the finalizer assembles them into the result."""
     job = get_job_for(store, account_id, job_id)
     if job.status == JobStatus.CANCELLED:

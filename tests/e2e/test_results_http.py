@@ -8,7 +8,7 @@ import boto3
 import pytest
 import requests
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, new_account
 from tests.helpers import email_csv, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -46,9 +46,9 @@ def finished_job(session: requests.Session, server: Server, body: bytes, **kwarg
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
     return wait_for(
-        lambda: (s := status(session, server, job_id))["result_ready"] and s,
+        lambda: (s := status(session, server, job_id))["result_ready"] and s["status"] == "completed" and s,
         timeout=120,
-        what="the job's result",
+        what="the job to complete with its result",
     )
 
 
@@ -74,3 +74,60 @@ def test_a_result_that_is_gone_answers_410_and_the_status_says_not_ready(server:
     assert resp.json()["error"] == "result_expired" and resp.json()["message"]
     # And the status no longer offers the result
     assert status(session, server, job["id"])["result_ready"] is False
+
+
+def delete_until_gone(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
+    """DELETE answers the job's status while its finalizer settles it, then purges it."""
+
+    def attempt() -> dict[str, Any] | None:
+        resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()) if resp.json()["status"] == "deleted" else None
+
+    return wait_for(attempt, timeout=60, what="the purge")
+
+
+def job_objects(server: Server, job_id: str) -> list[str]:
+    """Every version and delete marker in the bucket whose key names the job."""
+    client, found = s3(server), []
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=server.bucket):
+        for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            if job_id in version["Key"]:
+                found.append(version["Key"])
+    return found
+
+
+def test_delete_of_a_finished_job_purges_it_and_keeps_the_ledger(server: Server) -> None:
+    # Given a completed job (a list of personal data) and the account's ledger
+    account = new_account(server, 100)
+    session = server.session(account.key)
+    job = finished_job(session, server, email_csv(30, bad_every=10))
+    assert job_objects(server, job["id"])
+    entries_before = account.entries()
+    # When its owner deletes it
+    resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job["id"]}, timeout=30)
+    # Then the answer says it is deleted
+    assert resp.status_code == 200 and resp.json() == {"id": job["id"], "status": "deleted"}
+    # And every later read answers 404 job_not_found
+    for method, path in (("GET", "/api/bulk-jobs"), ("GET", "/api/bulk-jobs/download"), ("DELETE", "/api/bulk-jobs")):
+        later = session.request(method, f"{server.base_url}{path}", params={"id": job["id"]}, timeout=30)
+        assert later.status_code == 404 and later.json()["error"] == "job_not_found", (method, path, later.text)
+    # And no version of its upload, parts or result is left in the bucket
+    assert job_objects(server, job["id"]) == []
+    # And the ledger keeps the job's entries: the balance is still their sum
+    assert account.entries() == entries_before and {e["job_id"] for e in entries_before} >= {job["id"]}
+    account.assert_balanced()
+
+
+def test_delete_of_a_running_job_cancels_it_then_purges_it_once_it_has_ended(slow_server: Server) -> None:
+    # Given a job still running
+    session = slow_server.session()
+    job_id = post_job(session, slow_server, email_csv(3000)).json()["id"]
+    # When it is deleted
+    first = session.delete(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
+    # Then it is cancelled, as before: the rows done so far are kept for the result
+    assert first.status_code == 200 and first.json()["status"] == "cancelled"
+    # And deleting it again, once the finalizer has refunded the unused credits, purges it
+    assert delete_until_gone(session, slow_server, job_id) == {"id": job_id, "status": "deleted"}
+    assert session.get(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30).status_code == 404
+    assert job_objects(slow_server, job_id) == []
