@@ -19,6 +19,7 @@ from __future__ import annotations
 from aws_cdk import Annotations, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -57,6 +58,7 @@ class ApiConstruct(Construct):
         functions: FunctionFactory,
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
+        variant_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -71,6 +73,7 @@ class ApiConstruct(Construct):
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "cors_origins": ",".join(config.cors_origins),
                 "retention_days": str(config.retention_days),
+                "variant_queue_url": variant_queue.queue_url,
             },
             # API Gateway's integration timeout is 29 s.
             timeout=Duration.seconds(29),
@@ -143,6 +146,8 @@ class ApiConstruct(Construct):
             self.function, "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", query_by_account=True
         )
         state_machine.grant_start_execution(self.function)
+        # A download of a result variant that does not exist yet asks the variants function to build it.
+        variant_queue.grant_send_messages(self.function)
 
     @property
     def url(self) -> str:

@@ -20,6 +20,7 @@ from functions.settings import (
     SplitterSettings,
     StreamSettings,
     SweeperSettings,
+    VariantSettings,
     WebhookSettings,
     WorkerSettings,
     env_names,
@@ -43,6 +44,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "webhooks": WebhookSettings,
     "stream": StreamSettings,
     "sweeper": SweeperSettings,
+    "variants": VariantSettings,
 }
 
 

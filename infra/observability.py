@@ -46,6 +46,7 @@ class Monitored:
     work_dlq: sqs.IQueue
     webhook_dlq: sqs.IQueue
     webhook_retry_dlq: sqs.IQueue
+    variant_dlq: sqs.IQueue
     worker: lambda_.IFunction
     state_machine: sfn.IStateMachine
     rest_api: apigw.RestApi
@@ -106,6 +107,13 @@ class ObservabilityConstruct(Construct):
                 m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
                 0,
                 "Webhook retry attempts kept failing inside the sender (not at the receiver); they wait in this queue.",
+            ),
+            alarm(
+                "VariantDlqDepth",
+                m.variant_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                0,
+                "Building a download variant kept failing; its downloads answer 202 until a request 20 minutes "
+                "later asks for it again.",
             ),
             alarm(
                 "WorkerErrors",
@@ -169,6 +177,7 @@ class ObservabilityConstruct(Construct):
                     m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(
                         label="webhook retry DLQ", period=PERIOD
                     ),
+                    m.variant_dlq.metric_approximate_number_of_messages_visible(label="variant DLQ", period=PERIOD),
                 ],
                 right=[m.work_queue.metric_approximate_age_of_oldest_message(label="oldest work (s)", period=PERIOD)],
                 width=8,

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.api import ApiConstruct
 from infra.config import StackConfig, cdk_json_context
+from infra.downloads import DownloadsConstruct
 from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
 from infra.finalizer import FinalizerConstruct
@@ -54,8 +55,17 @@ class BulkApiStack(Stack):
             state_machine=finalizer.state_machine,
             bus=events.bus,
         )
+        self.downloads = downloads = DownloadsConstruct(
+            self, "Downloads", config=config, functions=functions, storage=storage
+        )
         self.api = api = ApiConstruct(
-            self, "Api", config=config, functions=functions, storage=storage, state_machine=finalizer.state_machine
+            self,
+            "Api",
+            config=config,
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+            variant_queue=downloads.queue,
         )
         self.streaming = StreamingConstruct(
             self,
@@ -81,6 +91,7 @@ class BulkApiStack(Stack):
                 work_dlq=pipeline.dlq,
                 webhook_dlq=webhooks.dlq,
                 webhook_retry_dlq=webhooks.retry_dlq,
+                variant_dlq=downloads.dlq,
                 worker=pipeline.worker,
                 state_machine=finalizer.state_machine,
                 rest_api=api.rest_api,

@@ -121,14 +121,14 @@ class JobStore:
             raise StoreError("could not claim the split") from exc
         return self._to_job(resp["Attributes"])
 
-    def record_layout(self, job_id: str, header: list[str], column: str) -> None:
-        """Record the detected header and value column as soon as the file is sniffed."""
+    def record_layout(self, job_id: str, header: list[str], column: str, delimiter: str, encoding: str) -> None:
+        """Record the detected header, value column, delimiter and encoding as soon as the file is sniffed."""
         self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET #h = :h, detected_column = :c",
+            UpdateExpression="SET #h = :h, detected_column = :c, delimiter = :d, encoding = :e",
             ExpressionAttributeNames={"#h": "header"},
-            ExpressionAttributeValues=_ser({":h": header, ":c": column}),
+            ExpressionAttributeValues=_ser({":h": header, ":c": column, ":d": delimiter, ":e": encoding}),
         )
 
     def finish_split(
@@ -312,6 +312,81 @@ class JobStore:
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         except ClientError as exc:
             raise StoreError("could not delete the job") from exc
+
+    # --- result variants: items beside the job (pk JOB#<id>, sk VARIANT#<name>), deleted with it --------------------
+    def get_variant(self, job_id: str, name: str) -> dict[str, Any] | None:
+        """A variant's record (state building or ready, key, rows, size), or None."""
+        try:
+            resp = self.ddb.get_item(
+                TableName=self.table, Key=_ser({"pk": f"JOB#{job_id}", "sk": f"VARIANT#{name}"}), ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise StoreError("could not read the variant") from exc
+        item = resp.get("Item")
+        return _des(item) if item else None
+
+    def variants(self, job_id: str) -> list[dict[str, Any]]:
+        """The records of every variant asked for so far."""
+        try:
+            resp = self.ddb.query(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues=_ser({":pk": f"JOB#{job_id}", ":prefix": "VARIANT#"}),
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise StoreError("could not read the variants") from exc
+        return [_des(item) for item in resp.get("Items", [])]
+
+    def request_variant(self, job_id: str, name: str, now: str, stale_before: str) -> bool:
+        """Note a variant as being built; True when this caller should start the build (first ask, or a build
+        that has not finished since `stale_before`), False when one is under way or it is ready."""
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=_ser(
+                    {"pk": f"JOB#{job_id}", "sk": f"VARIANT#{name}", "name": name, "state": "building", "at": now}
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR (#st = :building AND #at < :stale)",
+                ExpressionAttributeNames={"#st": "state", "#at": "at"},
+                ExpressionAttributeValues=_ser({":building": "building", ":stale": stale_before}),
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not request the variant") from exc
+        return True
+
+    def record_variant(self, job_id: str, name: str, *, key: str, rows: int, size: int, now: str) -> bool:
+        """Mark a variant ready, if its job still exists and is not being purged; False otherwise."""
+        ready = {
+            "pk": f"JOB#{job_id}",
+            "sk": f"VARIANT#{name}",
+            "name": name,
+            "state": "ready",
+            "at": now,
+            "key": key,
+            "rows": rows,
+            "size": size,
+        }
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": _job_key(job_id),
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(purging_at)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": _ser(ready)}},
+                ]
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not record the variant") from exc
+        return True
 
     def _ledger_put(
         self, account_id: str, ref: str, kind: str, amount: int, now: str, request_id: str | None = None

@@ -20,10 +20,10 @@ from functions import cors, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore, key_hash
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import BulkApiError, InputError, PayloadTooLargeError, UnauthorizedError
-from functions.logic import downloads, jobs, purge
+from functions.logic import downloads, jobs, purge, variants
 from functions.logic import endpoints as hooks
 from functions.models import JobStatus
 from functions.observability import logger, metrics, tracer
@@ -41,6 +41,7 @@ class Ports:
     store: JobStore
     blobs: BlobStore
     finalizer: Finalizer
+    variant_queue: WorkQueue
 
 
 _ports: Ports | None = None
@@ -51,7 +52,12 @@ def ports() -> Ports:
     global _ports
     if _ports is None:
         settings = load(ApiSettings)
-        _ports = Ports(JobStore(settings.jobs_table), BlobStore(settings.bucket), Finalizer(settings.finalizer_arn))
+        _ports = Ports(
+            JobStore(settings.jobs_table),
+            BlobStore(settings.bucket),
+            Finalizer(settings.finalizer_arn),
+            WorkQueue(settings.variant_queue_url),
+        )
     return _ports
 
 
@@ -229,7 +235,10 @@ def get_job() -> Response[str]:
         job = jobs.get_job_for(p.store, _account(), job_id)
         now = datetime.now(UTC)
         present = downloads.result_present(job, p.blobs, now, retention)
-        return _json(200, jobs.status_view(job, now, retention_days=retention, result_present=present))
+        view = jobs.status_view(job, now, retention_days=retention, result_present=present)
+        records = p.store.variants(job.id) if job.result_key else []
+        view["variants"] = downloads.variants_view(job, records, view["result_ready"])
+        return _json(200, view)
     limit_text = _query("limit", required=False) or "20"
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
         raise InputError("limit must be a number from 1 to 100", code="invalid_parameter", parameter="limit")
@@ -267,31 +276,39 @@ def cancel_job() -> Response[str]:
 
 @app.get("/api/bulk-jobs/download")
 def download() -> Response[Any]:
-    """The result: inline when small, else a redirect to a short-lived S3 URL; 410 once it has expired."""
+    """The result or a variant of it (`status`, `format`, `delimiter`): inline when small, else a redirect to a
+    short-lived S3 URL; 202 with Retry-After while a variant is being built; 410 once the result has expired."""
     p, settings = ports(), load(ApiSettings)
     job = jobs.get_job_for(p.store, _account(), _query("id"))
-    key = downloads.check_result(job, datetime.now(UTC), settings.retention_days)
-    delivery = downloads.deliver(
+    variant = variants.parse(
+        job, _query("status", required=False), _query("format", required=False), _query("delimiter", required=False)
+    )
+    outcome = downloads.download(
         job,
-        key,
+        variant,
+        store=p.store,
         blobs=p.blobs,
-        extension="csv",
-        content_type="text/csv; charset=utf-8",
+        queue=p.variant_queue,
+        now=datetime.now(UTC),
+        retention_days=settings.retention_days,
         inline_max=INLINE_DOWNLOAD_MAX,
         url_ttl_seconds=settings.download_url_ttl_seconds,
     )
-    if delivery.url is not None:
+    if isinstance(outcome, downloads.Pending):
+        body = {"id": job.id, "variant": outcome.variant, "ready": False, "retry_after": outcome.retry_after}
+        return _json(202, body, {"Retry-After": str(outcome.retry_after)})
+    if outcome.url is not None:
         return Response(
             status_code=303,
             content_type="application/json",
-            headers={"Location": delivery.url},
-            body=json.dumps({"url": delivery.url}),
+            headers={"Location": outcome.url},
+            body=json.dumps({"url": outcome.url}),
         )
     return Response(
         status_code=200,
-        content_type=delivery.content_type,
-        body=delivery.body,
-        headers={"Content-Disposition": delivery.disposition},
+        content_type=outcome.content_type,
+        body=outcome.body,
+        headers={"Content-Disposition": outcome.disposition},
     )
 
 

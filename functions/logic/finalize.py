@@ -66,14 +66,14 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     header_source = job.header or ["value"]
     width = max(len(header_source), job.max_width)
     if not job.max_width:  # the split did not finish (cancelled early): learn the widest row from the parts
-        width = max(width, _widest(blobs, job_id, done, len(columns) + len(results.TRAILER)))
+        width = max(width, _widest(blobs, job, done, len(columns) + len(results.TRAILER)))
     header = results.result_header(header_source, width, columns, job.type)
     n_added = len(columns) + len(results.TRAILER)
     key = result_key(job)
     writer = blobs.writer(key)
     try:
         parts = (blobs.stream(part_key(job_id, n)) for n in done)
-        for chunk in results.assemble(header, width, len(header_source), n_added, parts):
+        for chunk in results.assemble(header, width, len(header_source), n_added, parts, job.delimiter or ","):
             writer.write(chunk)
         writer.close()
     except Exception:
@@ -84,11 +84,11 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     return {"job_id": job_id, "result_key": key, "batches": len(done)}
 
 
-def _widest(blobs: FinalBlobPort, job_id: str, done: list[int], n_added: int) -> int:
+def _widest(blobs: FinalBlobPort, job: Job, done: list[int], n_added: int) -> int:
     widest = 0
     for n in done:
-        text = b"".join(blobs.stream(part_key(job_id, n))).decode("utf-8")
-        for row in csv.reader(io.StringIO(text, newline="")):
+        text = b"".join(blobs.stream(part_key(job.id, n))).decode("utf-8")
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=job.delimiter or ","):
             widest = max(widest, len(row) - n_added)
     return widest
 

@@ -121,6 +121,8 @@ def create_job(
         column=column or None,
         created_at=now,
         total_rows=total,
+        delimiter=layout.delimiter,
+        encoding=layout.encoding,
     )
     job.source_key = upload_key(account_id, job.id)
     store.create_job_reserving(job, now, request_id)  # 402 here when the balance is short: nothing stored, nothing sent

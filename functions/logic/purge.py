@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from functions.logic import downloads
+from functions.logic import variants
 from functions.logic.finalize import result_key
 from functions.logic.jobs import FinalizerPort, StatusPort, cancel_job, get_job_for, utcnow
 from functions.models import Job
@@ -30,7 +30,7 @@ def job_files(job: Job) -> list[tuple[str, bool]]:
         (job.source_key, True),
         (f"parts/{job.id}/", False),
         (job.result_key or result_key(job), True),
-        (downloads.variant_prefix(job), False),
+        (variants.variant_folder(job), False),
     ]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import Any
 
 import boto3
@@ -131,3 +134,75 @@ def test_delete_of_a_running_job_cancels_it_then_purges_it_once_it_has_ended(slo
     assert delete_until_gone(session, slow_server, job_id) == {"id": job_id, "status": "deleted"}
     assert session.get(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30).status_code == 404
     assert job_objects(slow_server, job_id) == []
+
+
+def semicolon_leads(rows: int) -> bytes:
+    """What German-locale Excel exports: `;`-separated, some addresses invalid, a cell holding a `;`."""
+    lines = ["Name;E-Mail;Nr"]
+    for i in range(rows):
+        email = f"kaputt-{i}" if i % 5 == 4 else f"person{i}@beispiel{i % 7}.de"
+        lines.append(f'"Müller; Jürgen {i}";{email};{i}')
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def ready_variant(session: requests.Session, server: Server, job_id: str, **params: str) -> requests.Response:
+    """Ask for a variant until it is built: 202 with Retry-After first, then the file."""
+    first = download(session, server, job_id, **params)
+    if first.status_code == 202:
+        assert int(first.headers["Retry-After"]) >= 1 and first.json()["ready"] is False
+    return wait_for(
+        lambda: (r := download(session, server, job_id, **params)).status_code != 202 and r,
+        timeout=60,
+        interval=0.2,
+        what=f"variant {params}",
+    )
+
+
+def test_download_variants_filtered_json_lines_and_other_delimiters(server: Server) -> None:
+    # Given a finished job from a semicolon-separated upload, 8 good and 2 invalid addresses
+    session = server.session()
+    job = finished_job(session, server, semicolon_leads(10), filename="kunden.csv")
+    # When the result is downloaded as it is
+    plain = download(session, server, job["id"])
+    # Then it keeps the upload's delimiter and is named after the upload
+    assert (
+        plain.status_code == 200
+        and plain.headers["Content-Disposition"] == 'attachment; filename="kunden.enriched.csv"'
+    )
+    rows = list(csv.reader(io.StringIO(plain.content.decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert rows[0][:3] == ["Name", "E-Mail", "Nr"] and rows[0][-2:] == ["status", "error"] and len(rows) == 11
+    assert rows[1][0] == "Müller; Jürgen 0"
+    # When only the invalid rows are asked for, as JSON Lines
+    invalid = ready_variant(session, server, job["id"], status="invalid", format="jsonl")
+    # Then they come (after a 202 while it is built), one object per row, named .jsonl
+    assert invalid.status_code == 200 and invalid.headers["Content-Type"].startswith("application/x-ndjson")
+    assert invalid.headers["Content-Disposition"] == 'attachment; filename="kunden.enriched.jsonl"'
+    objects = [json.loads(line) for line in invalid.content.decode("utf-8").splitlines()]
+    assert [o["Nr"] for o in objects] == ["4", "9"] and {o["status"] for o in objects} == {"invalid"}
+    # When the ok rows are asked for comma-separated
+    ok = ready_variant(session, server, job["id"], status="ok", delimiter="comma")
+    ok_rows = list(csv.reader(io.StringIO(ok.content.decode("utf-8-sig"), newline="")))
+    assert ok.content.startswith(b"\xef\xbb\xbf") and len(ok_rows) == 9
+    assert ok_rows[1][0] == "Müller; Jürgen 0" and {r[-2] for r in ok_rows[1:]} == {"ok"}
+    # And asked again, each is answered at once from what was built
+    assert download(session, server, job["id"], status="ok", delimiter="comma").content == ok.content
+    # And the status lists the result and both variants as ready
+    listed = {v["name"]: v for v in status(session, server, job["id"])["variants"]}
+    assert set(listed) == {"all.semicolon.csv", "invalid.jsonl", "ok.comma.csv"}
+    assert all(v["ready"] for v in listed.values()) and listed["invalid.jsonl"]["rows"] == 2
+    # And a purge removes the variants with the rest
+    assert delete_until_gone(session, server, job["id"])["status"] == "deleted"
+    assert job_objects(server, job["id"]) == []
+
+
+def test_unknown_variant_parameters_are_400_naming_the_parameter(server: Server) -> None:
+    session = server.session()
+    job = finished_job(session, server, email_csv(3))
+    for params, parameter in (
+        ({"status": "valid"}, "status"),
+        ({"format": "xlsx"}, "format"),
+        ({"delimiter": ":"}, "delimiter"),
+    ):
+        resp = download(session, server, job["id"], **params)
+        assert resp.status_code == 400 and resp.json()["error"] == "invalid_parameter", resp.text
+        assert resp.json()["parameter"] == parameter

@@ -108,6 +108,9 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         synth.stack.webhooks.function: {},
         synth.stack.streaming.function: {},
         synth.stack.sweeper.function: {},
+        synth.stack.downloads.function: {
+            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", *PURGE},
+        },
     }
     for fn, prefixes in expected.items():
         granted: dict[str, set[str]] = {}
@@ -128,12 +131,13 @@ def test_only_the_api_lists_object_versions_and_only_under_the_prefixes_it_purge
         for statement in _statements(synth, fn)
         if statement["Resource"] == bucket
     }
-    # Then only the api function has one: ListBucketVersions, limited to the prefixes a purge deletes from
-    assert list(listing) == [synth.stack.api.function.node.path]
-    statement = next(iter(listing.values()))
-    assert _actions(statement) == ["s3:ListBucketVersions"]
-    prefixes = statement["Condition"]["StringLike"]["s3:prefix"]
-    assert sorted(prefixes) == ["drop/*", "parts/*", "results/*", "uploads/*"]
+    # Then only the api function (a purge) and the variants function (a variant of a purged job) have one:
+    # ListBucketVersions, limited to the prefixes they delete from
+    api, builder = synth.stack.api.function.node.path, synth.stack.downloads.function.node.path
+    assert sorted(listing) == sorted([api, builder])
+    assert all(_actions(statement) == ["s3:ListBucketVersions"] for statement in listing.values())
+    prefixes = {path: sorted(s["Condition"]["StringLike"]["s3:prefix"]) for path, s in listing.items()}
+    assert prefixes == {api: ["drop/*", "parts/*", "results/*", "uploads/*"], builder: ["results/*"]}
 
 
 def test_no_policy_grants_wildcard_actions(synth: Synth) -> None:
