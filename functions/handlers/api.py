@@ -23,7 +23,7 @@ from functions.adapters.jobs import JobStore, key_hash
 from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import BulkApiError, InputError, PayloadTooLargeError, UnauthorizedError
-from functions.logic import downloads, jobs, purge, variants
+from functions.logic import downloads, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
 from functions.models import JobStatus
 from functions.observability import logger, metrics, tracer
@@ -182,9 +182,8 @@ def health() -> Response[str]:
     return _json(200, {"status": "ok"})
 
 
-@app.post("/api/bulk-jobs")
-def create_job() -> Response[str]:
-    """Create an async job from an uploaded CSV."""
+def _job_form() -> tuple[Upload, str, str | None]:
+    """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
     settings = load(ApiSettings)
     headers = app.current_event.headers
     content_type = headers.get("Content-Type") or headers.get("content-type") or ""
@@ -199,7 +198,32 @@ def create_job() -> Response[str]:
     job_type = upload.fields.get("type", "")
     if not job_type:
         raise InputError("the `type` field is required", code="missing_type")
-    column = upload.fields.get("column") or None
+    return upload, job_type, upload.fields.get("column") or None
+
+
+@app.post("/api/bulk-jobs/preview")
+def preview_job() -> Response[str]:
+    """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
+    settings = load(ApiSettings)
+    upload, job_type, column = _job_form()
+    answer = preview.preview(
+        account_id=_account(),
+        job_type=job_type,
+        body=upload.file or b"",
+        column=column,
+        max_rows=settings.max_rows_per_job,
+        max_bytes=settings.max_upload_bytes,
+        store=ports().store,
+    )
+    return _json(200, {"filename": upload.filename, **answer})
+
+
+@app.post("/api/bulk-jobs")
+def create_job() -> Response[str]:
+    """Create an async job from an uploaded CSV."""
+    settings = load(ApiSettings)
+    headers = app.current_event.headers
+    upload, job_type, column = _job_form()
 
     def create() -> dict[str, Any]:
         p = ports()

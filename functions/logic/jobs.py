@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -87,6 +88,29 @@ def count_rows(body: bytes, layout: csv_input.CsvLayout, max_rows: int) -> int:
     return n
 
 
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An uploaded file that can become a job: its normalized type, how it is read, and its data rows."""
+
+    job_type: str
+    layout: csv_input.CsvLayout
+    total_rows: int
+
+
+def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: int, max_bytes: int) -> CheckedUpload:
+    """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count): creating a job
+    and previewing one share it, so a preview refuses exactly what creating would."""
+    job_type = check_type(job_type)
+    if len(body) > max_bytes:
+        raise PayloadTooLargeError(
+            f"the file is {len(body)} bytes; the limit through the API is {max_bytes} bytes", max_bytes=max_bytes
+        )
+    if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise InputError("the file is empty", code="empty_file")
+    layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
+    return CheckedUpload(job_type, layout, count_rows(body, layout, max_rows))
+
+
 def create_job(
     *,
     account_id: str,
@@ -101,20 +125,13 @@ def create_job(
     request_id: str | None = None,
 ) -> Job:
     """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
-    job_type = check_type(job_type)
-    if len(body) > max_bytes:
-        raise PayloadTooLargeError(
-            f"the file is {len(body)} bytes; the limit through the API is {max_bytes} bytes", max_bytes=max_bytes
-        )
-    if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
-        raise InputError("the file is empty", code="empty_file")
-    layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
-    total = count_rows(body, layout, max_rows)
+    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+    layout, total = checked.layout, checked.total_rows
     now = utcnow()
     job = Job(
         id=new_job_id(),
         account_id=account_id,
-        type=job_type,
+        type=checked.job_type,
         status=JobStatus.QUEUED,
         source_key="",
         filename=filename,

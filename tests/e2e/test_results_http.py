@@ -206,3 +206,57 @@ def test_unknown_variant_parameters_are_400_naming_the_parameter(server: Server)
         resp = download(session, server, job["id"], **params)
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_parameter", resp.text
         assert resp.json()["parameter"] == parameter
+
+
+def test_preview_shows_detection_count_cost_and_first_rows_and_creates_nothing(server: Server) -> None:
+    # Given an account with a few credits and a phone list whose header is in German
+    account = new_account(server, 25)
+    session = server.session(account.key)
+    body = ("Name;Telefon\r\n" + "".join(f"Person {i};+49 30 {1234560 + i}\r\n" for i in range(12))).encode()
+    # When it is previewed as a phone job
+    resp = session.post(
+        f"{server.base_url}/api/bulk-jobs/preview",
+        files={"file": ("kontakte.csv", body, "text/csv")},
+        data={"type": "phone"},
+        timeout=60,
+    )
+    # Then the answer shows what the job would read, count and reserve
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["detected"] == {
+        "encoding": "utf-8",
+        "delimiter": "semicolon",
+        "has_header": True,
+        "column": "Telefon",
+        "column_index": 1,
+    }
+    assert (answer["columns"], answer["total_rows"], answer["credits_required"]) == (["Name", "Telefon"], 12, 12)
+    # And the first ten rows, enriched, with their row status
+    assert len(answer["rows"]) == 10
+    assert answer["rows"][0]["status"] == "ok" and answer["rows"][0]["enrichment"]["e164"] == "+49301234560"
+    # And nothing was created or charged
+    assert session.get(f"{server.base_url}/api/bulk-jobs", timeout=30).json()["jobs"] == []
+    assert account.balance == 25 and len(account.entries()) == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "data"),
+    [
+        ({}, {"type": "email"}),
+        ({"file": ("a.csv", b"Email\r\na@example.com\r\n", "text/csv")}, {}),
+        ({"file": ("a.csv", b"Email\r\na@example.com\r\n", "text/csv")}, {"type": "fax"}),
+        ({"file": ("a.csv", b"Name,City\r\nAda,London\r\n", "text/csv")}, {"type": "email"}),
+        ({"file": ("a.csv", email_csv(11), "text/csv")}, {"type": "email"}),
+    ],
+)
+def test_preview_answers_every_refusal_exactly_as_creating_the_job(
+    server: Server, files: dict[str, Any], data: dict[str, str]
+) -> None:
+    # Given an account with 10 credits
+    session = server.session(new_account(server, 10).key)
+    # When the same form is previewed and then posted
+    previewed = session.post(f"{server.base_url}/api/bulk-jobs/preview", files=files or None, data=data, timeout=60)
+    created = session.post(f"{server.base_url}/api/bulk-jobs", files=files or None, data=data, timeout=60)
+    # Then both refuse it the same way
+    assert 400 <= previewed.status_code < 500, previewed.text
+    assert (previewed.status_code, previewed.json()) == (created.status_code, created.json())
