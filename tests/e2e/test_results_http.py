@@ -260,3 +260,82 @@ def test_preview_answers_every_refusal_exactly_as_creating_the_job(
     # Then both refuse it the same way
     assert 400 <= previewed.status_code < 500, previewed.text
     assert (previewed.status_code, previewed.json()) == (created.status_code, created.json())
+
+
+# Exports of legacy Excel on Windows in each language's ANSI code page: names and cities as customers write them.
+LEGACY_FILES = {
+    "polish-cp1250": (
+        "cp1250",
+        [
+            ("Łukasz Żółkiewski", "Łódź"),
+            ("Zofia Gęślą", "Gdańsk"),
+            ("Jerzy Świątek", "Kraków"),
+            ("Małgorzata Wąsik", "Wrocław"),
+            ("Paweł Źrebiec", "Białystok"),
+        ],
+    ),
+    "czech-cp1250": (
+        "cp1250",
+        [
+            ("Jiří Dvořák", "Plzeň"),
+            ("Žaneta Šťastná", "České Budějovice"),
+            ("Ondřej Kůň", "Ústí nad Labem"),
+            ("Věra Čermáková", "Hradec Králové"),
+            ("Ťěpán Ďurďa", "Třebíč"),
+        ],
+    ),
+    "russian-cp1251": (
+        "cp1251",
+        [
+            ("Иван Петров", "Москва"),
+            ("Ёлка Щукина", "Санкт-Петербург"),
+            ("Юрий Жуков", "Новосибирск"),
+            ("Анна Смирнова", "Екатеринбург"),
+            ("Эдуард Хабибуллин", "Казань"),
+        ],
+    ),
+    "german-cp1252": (
+        "cp1252",
+        [
+            ("Jürgen Müller", "München"),
+            ("Grete Weiß", "Düsseldorf"),
+            ("Özlem Bär", "Köln"),
+            ("Ärzte Größe", "Nürnberg"),
+            ("Björn Schäfer", "Lüneburg"),
+        ],
+    ),
+    "french-cp1252": (
+        "cp1252",
+        [
+            ("François Lefèvre", "Orléans"),
+            ("Hélène Bœuf", "Besançon"),
+            ("Noël Garçon", "Saint-Étienne"),
+            ("Cécile Œillet", "Rhône-Alpes"),
+            ("Agnès Dupré", "Angoulême"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("language", list(LEGACY_FILES))
+def test_legacy_code_page_files_come_back_with_their_letters_intact(server: Server, language: str) -> None:
+    # Given a semicolon export in the language's legacy Windows code page
+    encoding, people = LEGACY_FILES[language]
+    lines = ["Name;E-Mail;Stadt"] + [f"{name};person{i}@example.com;{city}" for i, (name, city) in enumerate(people)]
+    body = ("\r\n".join(lines) + "\r\n").encode(encoding)
+    session = server.session()
+    # When it is previewed and then run as an email job
+    previewed = session.post(
+        f"{server.base_url}/api/bulk-jobs/preview",
+        files={"file": (f"{language}.csv", body, "text/csv")},
+        data={"type": "email"},
+        timeout=60,
+    ).json()
+    job = finished_job(session, server, body, filename=f"{language}.csv")
+    # Then the code page is recognized
+    assert previewed["detected"]["encoding"] == encoding and previewed["rows"][0]["cells"][0] == people[0][0]
+    # And the result (UTF-8) carries every name and city exactly as written
+    rows = list(
+        csv.reader(io.StringIO(download(session, server, job["id"]).content.decode("utf-8-sig")), delimiter=";")
+    )
+    assert [(r[0], r[2]) for r in rows[1:]] == people
