@@ -738,6 +738,49 @@ class JobStore:
             raise StoreError("could not create the account") from exc
         return True
 
+    def _scan(self, filter_expression: str, values: dict[str, Any], names: dict[str, str] | None = None) -> list[Any]:
+        # Admin listings only (no request path scans): accounts and keys have no index of their own.
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeValues": _ser(values),
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        items: list[Any] = []
+        try:
+            for page in self.ddb.get_paginator("scan").paginate(**kwargs):
+                items += [_des(item) for item in page.get("Items", [])]
+        except ClientError as exc:
+            raise StoreError("could not list the table") from exc
+        return items
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        """Every account: id, name, balance, creation time."""
+        return [
+            {
+                "account_id": item["id"],
+                "name": item.get("name"),
+                "credits": item.get("credits"),
+                "created_at": item.get("account_created_at"),
+            }
+            for item in self._scan("sk = :sk AND begins_with(pk, :prefix)", {":sk": "ACCOUNT", ":prefix": "ACCOUNT#"})
+        ]
+
+    def list_keys(self, account_id: str) -> list[dict[str, Any]]:
+        """An account's keys by id (never the key or its hash), with creation and revocation times."""
+        items = self._scan(
+            "sk = :sk AND #owner = :account", {":sk": "KEYID", ":account": account_id}, {"#owner": "owner"}
+        )
+        return [
+            {
+                "key_id": str(item["pk"]).removeprefix("KEYID#"),
+                "created_at": item.get("key_created_at"),
+                "revoked_at": item.get("revoked_at"),
+            }
+            for item in items
+        ]
+
     def account_for_key(self, api_key: str) -> str | None:
         """The account id an API key belongs to, or None when it is unknown or revoked."""
         resp = self.ddb.get_item(TableName=self.table, Key=_ser({"pk": f"KEY#{key_hash(api_key)}", "sk": "KEY"}))
