@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 # What a page may read besides the CORS-safelisted headers: the download's filename and the replay marker.
-EXPOSED_HEADERS = "Content-Disposition, Idempotent-Replayed"
+EXPOSED_HEADERS = "Content-Disposition, Idempotent-Replayed, X-Request-Id, Retry-After"
 
 
 def allowed_origins(setting: str) -> frozenset[str]:

@@ -62,7 +62,7 @@ class GoneError(BulkApiError):
     """The resource existed but is no longer kept (an expired result): retrying will not bring it back."""
 
     status_code = 410
-    code = "gone"
+    code = "result_expired"
 
 
 class InsufficientCreditsError(BulkApiError):
@@ -77,3 +77,58 @@ class StoreError(BulkApiError):
 
     status_code = 503
     code = "storage_unavailable"
+
+
+# Every `error` code an HTTP answer can carry, with its status: README's error table and the OpenAPI document are
+# checked against this list (tests/test_contract.py), and a code used anywhere in functions/ must be in it.
+API_ERRORS: dict[str, int] = {
+    # the request itself
+    "invalid_body": 400,
+    "invalid_parameter": 400,
+    "unknown_parameter": 400,
+    "missing_parameter": 400,
+    "invalid_content_type": 400,
+    "invalid_multipart": 400,
+    "missing_file": 400,
+    "missing_type": 400,
+    "duplicate_field": 400,
+    "unsupported_type": 400,
+    "invalid_idempotency_key": 400,
+    "invalid_cursor": 400,
+    # the file
+    "empty_file": 400,
+    "no_rows": 400,
+    "not_csv": 400,
+    "malformed_csv": 400,
+    "column_not_found": 400,
+    "too_many_rows": 400,
+    "too_many_columns": 400,
+    "row_too_large": 400,
+    # inline lists
+    "too_many_items": 400,
+    "empty_list": 400,
+    # webhooks
+    "invalid_webhook_url": 400,
+    "invalid_events": 400,
+    "unauthorized": 401,
+    "insufficient_credits": 402,
+    "job_not_found": 404,
+    "webhook_not_found": 404,
+    "route_not_found": 404,
+    "method_not_allowed": 405,
+    "job_not_finished": 409,
+    "job_finished": 409,
+    "job_failed": 409,
+    "idempotency_in_progress": 409,
+    "result_expired": 410,
+    "file_too_large": 413,
+    "request_too_large": 413,
+    "unsupported_media_type": 415,
+    "idempotency_key_reused": 422,
+    "internal_error": 500,
+    "storage_unavailable": 503,
+}
+# Codes only `bulkapi admin` prints (never an HTTP answer).
+ADMIN_ERRORS: frozenset[str] = frozenset(
+    {"account_exists", "account_not_found", "key_not_found", "invalid_name", "invalid_credits", "invalid_type"}
+)

@@ -124,3 +124,258 @@ class JobEvent(BaseModel):
     result_key: str | None
     error: str | None = None
     completed_at: str | None
+
+
+# --- the API's contract: request and response bodies (the OpenAPI document is generated from these) ---------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a machine-readable code, a human message, and details that depend on the code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="machine-readable code (README's error table lists them all)")
+    message: str = Field(description="what went wrong, for a person")
+
+
+class HealthResponse(_Strict):
+    """The service is ready."""
+
+    status: Literal["ok"]
+
+
+class JobCreatedResponse(_Strict):
+    """A job was accepted."""
+
+    id: str
+    status: JobStatus
+    type: str
+    total_rows: int | None
+    processed: int
+    created_at: str
+
+
+class VariantView(_Strict):
+    """A form of the result: which row statuses, which format, which delimiter; whether it can be downloaded."""
+
+    name: str
+    status: list[RowStatus]
+    format: Literal["csv", "jsonl"]
+    delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
+    ready: bool
+    rows: int | None
+
+
+class JobStatusResponse(_Strict):
+    """A job's status and progress."""
+
+    id: str
+    status: JobStatus
+    type: str
+    filename: str
+    column: str | None
+    total_rows: int | None
+    processed: int
+    succeeded: int
+    invalid: int
+    failed: int
+    percent: float
+    eta_seconds: float | None
+    credits_reserved: int
+    credits_used: int
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    result_ready: bool
+    # `retentionDays` after the result was written; from then on the download answers 410 result_expired.
+    result_expires_at: str | None
+    error: str | None
+    error_message: str | None
+    # One job's status only (not the list): the result and each variant of it asked for so far.
+    variants: list[VariantView] | None = None
+
+
+class JobDeletedResponse(_Strict):
+    """An ended job was purged: its files and items are gone, its ledger entries stay."""
+
+    id: str
+    status: Literal["deleted"]
+
+
+class DetectedLayout(_Strict):
+    """How the file would be read."""
+
+    encoding: str
+    delimiter: Literal["comma", "semicolon", "tab", "pipe"]
+    has_header: bool
+    column: str
+    column_index: int = Field(ge=0, description="0-based; pass index + 1 as `column` to choose by number")
+
+
+class PreviewRow(_Strict):
+    """One of the first data rows, enriched as the job would enrich it (offline sources only)."""
+
+    cells: list[str]
+    value: str
+    status: RowStatus
+    error: str | None
+    enrichment: dict[str, Any]
+
+
+class JobPreviewResponse(_Strict):
+    """What creating the job would detect, count and reserve; nothing was stored or charged."""
+
+    filename: str
+    type: str
+    detected: DetectedLayout
+    columns: list[str]
+    total_rows: int
+    credits_required: int
+    balance: int
+    rows: list[PreviewRow]
+
+
+class JobListResponse(_Strict):
+    """A page of the account's jobs, newest first."""
+
+    jobs: list[JobStatusResponse]
+    next_cursor: str | None
+
+
+class LedgerEntry(_Strict):
+    """One movement of the balance: `grant`, `reserve` (negative) or `refund`."""
+
+    job_id: str | None
+    request_id: str | None
+    kind: str
+    amount: int
+    at: str
+
+
+class CreditsResponse(_Strict):
+    """The balance and the most recent ledger entries, newest first."""
+
+    balance: int
+    entries: list[LedgerEntry]
+
+
+WEBHOOK_URL_MAX = 2048
+WEBHOOK_DESCRIPTION_MAX = 500
+WEBHOOK_EVENTS_MAX = 10
+ID_MAX = 64
+
+
+class WebhookCreateRequest(_Strict):
+    """A new endpoint."""
+
+    url: str = Field(max_length=WEBHOOK_URL_MAX)
+    events: list[str] | None = Field(default=None, max_length=WEBHOOK_EVENTS_MAX)
+    description: str | None = Field(default=None, max_length=WEBHOOK_DESCRIPTION_MAX)
+
+
+class WebhookUpdateRequest(_Strict):
+    """Changes to an endpoint; fields left out stay as they are."""
+
+    id: str = Field(max_length=ID_MAX)
+    url: str | None = Field(default=None, max_length=WEBHOOK_URL_MAX)
+    events: list[str] | None = Field(default=None, max_length=WEBHOOK_EVENTS_MAX)
+    description: str | None = Field(default=None, max_length=WEBHOOK_DESCRIPTION_MAX)
+    is_active: bool | None = None
+
+
+class WebhookIdRequest(_Strict):
+    """Names one endpoint."""
+
+    id: str = Field(max_length=ID_MAX)
+
+
+class WebhookResponse(_Strict):
+    """An endpoint (its secret is shown only when it is created)."""
+
+    id: str
+    workspace_id: str
+    url: str
+    events: list[str]
+    description: str
+    is_active: bool
+    created_at: str
+    updated_at: str
+
+
+class WebhookCreatedResponse(WebhookResponse):
+    """A new endpoint, with the secret that signs its deliveries (shown this once)."""
+
+    secret: str
+
+
+class WebhookListResponse(_Strict):
+    """The account's endpoints."""
+
+    webhooks: list[WebhookResponse]
+
+
+class WebhookDeletedResponse(_Strict):
+    """An endpoint was removed."""
+
+    id: str
+    deleted: Literal[True]
+
+
+class WebhookTestResponse(_Strict):
+    """What the endpoint answered to a signed `webhook.test` event."""
+
+    id: str
+    webhook_id: str
+    event_type: str
+    success: bool
+    response_status: int | None
+    response_body: str | None
+    error: str | None
+
+
+class WebhookDelivery(BaseModel):
+    """One delivery and its attempts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    status: str | None = None
+    attempts: int | None = None
+    response_status: int | None = None
+    response_body: str | None = None
+    last_attempt_at: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeliveriesResponse(_Strict):
+    """An endpoint's last deliveries, newest first."""
+
+    deliveries: list[WebhookDelivery]
+
+
+class JobEventData(BaseModel):
+    """The `data` of a `bulk_job.<status>` webhook event."""
+
+    id: str
+    status: JobStatus
+    type: str
+    total_rows: int | None
+    processed: int
+    succeeded: int
+    invalid: int
+    failed: int
+    credits_used: int
+    error: str | None
+    completed_at: str | None
+    download_url: str | None
+
+
+class WebhookEvent(BaseModel):
+    """A webhook delivery's body, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+    `webhook-signature` headers)."""
+
+    type: Literal["bulk_job.completed", "bulk_job.failed", "bulk_job.cancelled"]
+    timestamp: str
+    data: JobEventData

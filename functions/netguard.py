@@ -14,6 +14,10 @@ Which addresses may be contacted:
 - `allow_private=True` (local runs and tests): also loopback, private (RFC 1918, fc00::/7), shared and reserved.
 
 IPv4 addresses written as IPv6 (::ffff:a.b.c.d, and 64:ff9b::/96 NAT64) are judged as the IPv4 address they carry.
+
+Webhook targets (`resolve_webhook_target`) are stricter than `allow_private`: a host written as a number in any
+form but the canonical one (`2130706433`, `0x7f000001`, `127.1`, `0177.0.0.1`) is refused, and the only non-public
+targets a local run may reach are the canonical loopback hosts `localhost`, `127.0.0.1` and `[::1]`.
 """
 
 from __future__ import annotations
@@ -23,12 +27,18 @@ import http.client
 import ipaddress
 import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Metadata endpoints outside the link-local ranges: AWS IMDS over IPv6 and Alibaba Cloud.
 _METADATA = frozenset({ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")})
+
+
+# The host names (as urlsplit gives them: lower case, IPv6 without brackets) a local run may send webhooks to.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class BlockedTargetError(ValueError):
@@ -63,6 +73,51 @@ def resolve_public(host: str, port: int, allow_private: bool) -> str:
         if is_allowed(address, allow_private):
             return address
     raise BlockedTargetError(f"{host} does not resolve to a public address")
+
+
+def _numeric_host(host: str) -> IPAddress | None:
+    """The address a host written as an IP address names; raises for a non-canonical spelling of one."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            socket.inet_aton(host)  # what getaddrinfo also accepts: 127.1, 2130706433, 0x7f000001, 0177.0.0.1
+        except OSError:
+            return None  # a name
+        raise BlockedTargetError(f"{host} is an IP address written in a non-canonical form") from None
+    if str(ip) != host.lower():
+        raise BlockedTargetError(f"{host} is an IP address written in a non-canonical form (write {ip})")
+    return ip
+
+
+def is_allowed_webhook_address(address: str, host: str, allow_loopback: bool) -> bool:
+    """Whether a webhook for `host` may be sent to `address`: public, or loopback for a canonical loopback host."""
+    ip = _as_judged(ipaddress.ip_address(address.split("%")[0]))
+    if ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip in _METADATA:
+        return False
+    if ip.is_global:
+        return True
+    return allow_loopback and host in LOOPBACK_HOSTS and ip.is_loopback
+
+
+def resolve_webhook_target(
+    host: str, port: int, allow_loopback: bool, getaddrinfo: Callable[..., list[Any]] = socket.getaddrinfo
+) -> str:
+    """Check a webhook host and resolve it once; the address to connect to (and nothing else).
+
+    Raises BlockedTargetError for a host that may not receive webhooks, OSError when the name does not resolve.
+    """
+    _numeric_host(host)
+    for info in getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+        address = str(info[4][0])
+        if is_allowed_webhook_address(address, host, allow_loopback):
+            return address
+    raise BlockedTargetError(f"{host} does not resolve to a public address")
+
+
+def is_public(address: str) -> bool:
+    """A globally routable address (what anyone on the internet could reach too)."""
+    return _as_judged(ipaddress.ip_address(address.split("%")[0])).is_global
 
 
 @functools.cache

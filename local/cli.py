@@ -19,6 +19,12 @@ from functions.settings import ApiSettings, load
 from local.runtime import LocalRuntime, Options
 from local.template import CACHE
 
+# Said at every start: moto keeps everything in this process tree's memory (see README "Running locally").
+STATE_NOTICE = (
+    "in memory only: stopping bulkapi serve loses every job, file, account, key, webhook and balance "
+    "(set BULKAPI_DEV_TOKEN to keep the same dev key)"
+)
+
 
 def state_file(port: int) -> Path:
     """Where a running `bulkapi serve` on `port` tells admin commands how to reach its emulation."""
@@ -41,6 +47,7 @@ def serve(host: str, port: int) -> int:
         f"  upload bucket: {runtime.bucket}   (drop CSVs at drop/acct_dev/<type>/<name>.csv)\n"
         f"  jobs table:    {runtime.table}\n"
         f"  try:           curl -H 'Authorization: Bearer {runtime.api_key}' {runtime.base_url}/api/health\n"
+        f"  state:         {STATE_NOTICE}\n"
         f"Ctrl-C stops everything.",
         flush=True,
     )
@@ -165,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
     p_serve.add_argument("--port", type=int, default=int(os.environ.get("BULKAPI_PORT", "8080")))
+    sub.add_parser("openapi", help="print the API's OpenAPI 3.1 document (bulkapi openapi > openapi.json)")
     p_admin = sub.add_parser("admin", help="manage accounts, credits and API keys")
     _target_options(p_admin, None)
     # The same options after the subcommand (`admin create-account Acme --port 8290`); given there, they win.
@@ -197,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.host, args.port)
     if args.command == "admin":
         return admin(args)
+    if args.command == "openapi":
+        from functions.handlers import contract
+
+        contract.main()
+        return 0
     return 2
 
 

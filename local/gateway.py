@@ -1,52 +1,82 @@
-"""A small HTTP server standing in for API Gateway: each request becomes the REST proxy event the API gets in AWS."""
+"""Stands in for API Gateway: uvicorn serves a Starlette app that routes each request as the deployed API does.
+
+The streamed routes (POST on the inline bulk paths) go to the stream function's ASGI app itself, as the Lambda Web
+Adapter runs it in AWS. Every other request becomes the REST proxy event (`proxy_event`) and is handed to the api
+function's handler on a thread of its own, so no request waits for another (local/lambdas.py gives each concurrent
+invocation its own execution environment).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Collection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local.lambdas import InvocationError, Invoker
 
 # API Gateway's payload limit.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+# Every method reaches the API function, which answers 405 in the API's error shape for one a route does not take.
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]
+# Requests the api function may serve at once (each on its own thread and execution environment); more wait.
+API_CONCURRENCY = 64
 
 
 def proxy_event(
-    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str, stage: str = "local"
+    method: str,
+    path: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    stage: str = "local",
 ) -> dict[str, Any]:
     """The API Gateway REST (v1) proxy event for a request."""
-    url = urlsplit(raw_path)
-    multi_query = parse_qs(url.query, keep_blank_values=True)
-    content_type = headers.get("Content-Type", headers.get("content-type", ""))
+    multi_query = parse_qs(query, keep_blank_values=True)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    single = {name: values[-1] for name, values in multi_headers.items()}
+    content_type = single.get("content-type", "")
     is_text = not body or content_type.split(";")[0].strip() in TEXT_TYPES
+    if is_text and body:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text = False  # API Gateway passes a body that is not UTF-8 base64-encoded
     return {
         "resource": "/{proxy+}",
-        "path": url.path,
+        "path": path,
         "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "headers": single,
+        "multiValueHeaders": multi_headers,
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": {"proxy": url.path.lstrip("/")},
+        "pathParameters": {"proxy": path.lstrip("/")},
         "stageVariables": None,
         "requestContext": {
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
-            "path": f"/{stage}{url.path}",
+            "path": f"/{stage}{path}",
             "stage": stage,
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "identity": {"sourceIp": source_ip, "userAgent": single.get("user-agent", "")},
             "accountId": "123456789012",
             "apiId": "local",
         },
@@ -55,107 +85,64 @@ def proxy_event(
     }
 
 
-class AsgiExchange:
-    """One request through an ASGI app on the handler thread's own event loop, each body chunk written as it comes.
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
 
-    This is what the Lambda Web Adapter does with response streaming in AWS, minus the hops: the streamed routes
-    are not serialized by the gateway's lock (they do not use the Powertools resolver's module state).
-    """
 
-    def __init__(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
-        self.request = request
-        self.body: bytes | None = body
-        self.chunked = False
-        self.started = False
-        self.gone: asyncio.Event | None = None
+class _BodyTooLarge(Exception):
+    pass
 
-    def scope(self) -> dict[str, Any]:
-        """The ASGI HTTP scope; spec 2.4: a write to a closed connection raises OSError."""
-        url = urlsplit(self.request.path)
-        server = self.request.server.server_address
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": self.request.command,
-            "scheme": "http",
-            "path": url.path,
-            "raw_path": url.path.encode(),
-            "query_string": url.query.encode(),
-            "root_path": "",
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.request.headers.items()],
-            "client": tuple(self.request.client_address[:2]),
-            "server": tuple(server[:2]) if isinstance(server, tuple) else None,
-        }
 
-    async def run(self, app: Any) -> None:
-        """Call the app; a crash before the response started is a 502 like any other handler error."""
-        self.gone = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        sock = self.request.connection
+def _limit_body(app: ASGIApp, limit: int) -> ASGIApp:
+    """API Gateway refuses bodies over its payload limit, chunked or not, before any function runs."""
+
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        too_large = _error(413, "request_too_large", f"requests are limited to {limit} bytes")
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await app(self.scope(), self.receive, self.send)
-        except Exception as exc:
-            if self.started:
+            await app(scope, counting_receive, watching_send)
+        except _BodyTooLarge:
+            if started:
                 raise
-            message = json.dumps({"error": "internal_error", "message": str(exc)}).encode()
-            Gateway._write(self.request, 502, {"Content-Type": "application/json"}, message)
-        finally:
-            loop.remove_reader(sock)
+            await too_large(scope, receive, send)
 
-    async def receive(self) -> dict[str, Any]:
-        """The body once, then wait for the client to close the connection."""
-        if self.body is not None:
-            body, self.body = self.body, None
-            return {"type": "http.request", "body": body, "more_body": False}
-        assert self.gone is not None
-        sock = self.request.connection
-        loop = asyncio.get_running_loop()
+    return limited
 
-        def readable() -> None:
-            # Readable with nothing to read is the peer's FIN: the client left. Data (a pipelined request) is left
-            # for the next request; either way stop watching so the loop does not spin on it.
-            loop.remove_reader(sock)
-            try:
-                closed = not sock.recv(1, socket.MSG_PEEK)
-            except OSError:
-                closed = True
-            if closed and self.gone is not None:
-                self.gone.set()
 
-        loop.add_reader(sock, readable)
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
+class _AsgiEndpoint:
+    """An ASGI app as a route's endpoint: Starlette would take a bare function for a request -> response handler."""
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Write the status and headers, then each body chunk (chunked unless the app gave a Content-Length)."""
-        try:
-            if message["type"] == "http.response.start":
-                self.started = True
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
-                self.chunked = not any(k.lower() == "content-length" for k, _ in headers)
-                self.request.send_response(int(message["status"]))
-                for name, value in headers:
-                    self.request.send_header(name, value)
-                if self.chunked:
-                    self.request.send_header("Transfer-Encoding", "chunked")
-                self.request.end_headers()
-            elif message["type"] == "http.response.body":
-                data = bytes(message.get("body", b""))
-                more = bool(message.get("more_body", False))
-                if self.chunked:
-                    data = (b"%x\r\n%s\r\n" % (len(data), data) if data else b"") + (b"" if more else b"0\r\n\r\n")
-                if data:
-                    self.request.wfile.write(data)
-        except OSError:
-            if self.gone is not None:
-                self.gone.set()
-            self.request.close_connection = True
-            raise
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 class Gateway:
-    """Serves the API function over HTTP on host:port; `asgi_paths` go to the ASGI app (the streamed routes)."""
+    """Serves the API over HTTP on host:port with uvicorn; `asgi_paths` (POST) go to the ASGI app."""
 
     def __init__(
         self,
@@ -163,92 +150,81 @@ class Gateway:
         port: int,
         invoker: Invoker,
         api_function: str,
-        asgi_app: Any = None,
+        asgi_app: ASGIApp | None = None,
         asgi_paths: Collection[str] = (),
     ) -> None:
         self.invoker = invoker
         self.api_function = api_function
-        self.asgi_app = asgi_app
-        self.asgi_paths = frozenset(asgi_paths)
-        # The Powertools resolver keeps the current request on a module-level app: one request at a time,
-        # as one Lambda execution environment would.
-        self.lock = threading.Lock()
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _handle(self) -> None:
-                gateway.handle(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+        self.pool = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="api")
+        routes = []
+        if asgi_app is not None:
+            routes = [Route(path, _AsgiEndpoint(asgi_app), methods=["POST"]) for path in sorted(asgi_paths)]
+        routes.append(Route("/{path:path}", self._proxy, methods=METHODS))
+        self.app = Starlette(routes=routes, exception_handlers={Exception: self._crashed})
+        # Bound here, so the port is known before start (port 0 picks a free one).
+        self.socket = socket.create_server((host, port), backlog=2048)
+        config = uvicorn.Config(
+            _limit_body(self.app, MAX_REQUEST_BYTES),
+            log_config=None,  # leave the process's logging (Powertools) alone
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            backlog=2048,
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return int(self.server.server_address[1])
+        return int(self.socket.getsockname()[1])
 
-    def start(self) -> None:
-        """Start serving."""
+    def start(self, timeout: float = 10.0) -> None:
+        """Start serving; returns once uvicorn accepts connections."""
         self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local API server did not start")
+            time.sleep(0.01)
 
     def stop(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        """Stop serving: open streams get a moment to finish, then are cut."""
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.socket.close()
 
-    def handle(self, request: BaseHTTPRequestHandler) -> None:
-        """Turn one HTTP request into a proxy event, invoke the API, write its answer."""
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            self._write(
-                request,
-                413,
-                {"Content-Type": "application/json"},
-                json.dumps(
-                    {"error": "request_too_large", "message": f"requests are limited to {MAX_REQUEST_BYTES} bytes"}
-                ).encode(),
-            )
-            request.close_connection = True
-            return
-        body = request.rfile.read(length) if length else b""
-        if self.asgi_app is not None and urlsplit(request.path).path in self.asgi_paths:
-            asyncio.run(AsgiExchange(request, body).run(self.asgi_app))
-            return
-        headers = {k: v for k, v in request.headers.items()}
-        event = proxy_event(request.command, request.path, headers, body, request.client_address[0])
+    async def _proxy(self, request: Request) -> Response:
+        """One request through the api function, as its REST proxy event; the handler runs on a pool thread."""
+        event = proxy_event(
+            request.method,
+            request.url.path,
+            request.url.query,
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            await request.body(),
+            request.client.host if request.client else "127.0.0.1",
+        )
+        loop = asyncio.get_running_loop()
         try:
-            with self.lock:
-                response = self.invoker.invoke(self.api_function, event)
+            response = await loop.run_in_executor(self.pool, self.invoker.invoke, self.api_function, event)
         except InvocationError as exc:
-            self._write(
-                request,
-                502,
-                {"Content-Type": "application/json"},
-                json.dumps({"error": "internal_error", "message": exc.error_message}).encode(),
-            )
-            return
-        out_headers = dict(response.get("headers") or {})
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            out_headers[name] = ", ".join(values)
-        raw = response.get("body") or ""
-        payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
-        self._write(request, int(response.get("statusCode", 200)), out_headers, payload)
+            return _error(502, "internal_error", exc.error_message)
+        return self._response(response)
 
     @staticmethod
-    def _write(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
-        request.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection"):
-                request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        if request.command != "HEAD":
-            request.wfile.write(payload)
+    def _response(response: dict[str, Any]) -> Response:
+        headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(str(v) for v in values)
+        for hop in [h for h in headers if h.lower() in ("content-length", "connection", "transfer-encoding")]:
+            del headers[hop]
+        raw = response.get("body") or ""
+        payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
+        return Response(payload, status_code=int(response.get("statusCode", 200)), headers=headers)
+
+    @staticmethod
+    async def _crashed(_: Request, exc: Exception) -> Response:
+        # A function that crashes before answering is API Gateway's 502, with the project's error shape.
+        return _error(502, "internal_error", str(exc) or type(exc).__name__)

@@ -1,8 +1,9 @@
 """Local Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
 
-Most functions run in this process. The heavy queue-driven ones (splitter, worker, dead-letter) can run in a pool
-of separate processes instead, the way Lambda gives each concurrent invocation its own execution environment:
-their CPU work then runs beside the API, the pollers and the other handlers instead of competing for one GIL.
+Most functions run in this process. The heavy queue-driven ones (splitter, worker, dead-letter) can run in function
+processes instead (local/processes.py), the way Lambda gives each concurrent invocation its own execution
+environment: their CPU work then runs beside the API, the pollers and the other handlers instead of competing for
+one GIL, and a process that dies is replaced.
 
 moto cannot run a function without Docker. Step Functions tasks reach functions through moto's Lambda
 backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to call back here
@@ -11,22 +12,19 @@ backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to 
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import importlib
+import importlib.util
 import json
-import multiprocessing
-import os
-import signal
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from local.lifetime import exit_with_parent
+from local.processes import EnvironmentExited, FunctionProcesses
 from local.resources import ACCOUNT, REGION, LocalFunction
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -74,19 +72,33 @@ ISOLATABLE: frozenset[str] = frozenset(
 )
 
 
+WORKER = "functions.handlers.worker.lambda_handler"
+
+# Handlers that keep per-request state in module globals (the api handler's resolver context, ports, key cache):
+# like Lambda, each execution environment serves one event at a time, and an invocation that finds all of them
+# busy gets a new one. (Its resolver keeps the event itself: Powertools' own copy is a class attribute shared by
+# every module instance; see RequestResolver.) The others are reentrant: their pollers call them from threads.
+ONE_EVENT_AT_A_TIME: frozenset[str] = frozenset({"functions.handlers.api.lambda_handler"})
+
+
+def _new_environment(handler: str) -> Handler:
+    """A fresh instance of the handler's module (its own globals, nothing shared but what it imports)."""
+    module_name, _, attr = handler.rpartition(".")
+    spec = importlib.util.find_spec(module_name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded: Handler = getattr(module, attr)
+    return loaded
+
+
 def _load(handler: str) -> Handler:
     module, _, attr = handler.rpartition(".")
     loaded: Handler = getattr(importlib.import_module(module), attr)
     return loaded
 
 
-def _child_init() -> None:
-    # Ctrl-C reaches the whole process group; only the runtime decides when its function processes end.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent()
-
-
-def _warm(handlers: list[str]) -> int:
+def _warm(handlers: list[str]) -> None:
     # Import the handlers (and through them boto3, Powertools, the enrichment libraries) before the first event.
     for handler in handlers:
         _load(handler)
@@ -98,8 +110,6 @@ def _warm(handlers: list[str]) -> int:
     # The Public Suffix List and email-validator's tables load on first use; the geocoder and GeoIP data are
     # left to the first phone or ip job (they are large, and most processes never need them).
     enrich_values("email", ["warm.up@example.com"])
-    time.sleep(0.2)  # hold this process, so each warm-up task lands in a different one
-    return os.getpid()
 
 
 def _invoke_in_child(handler: str, event: dict[str, Any], name: str, timeout: int) -> tuple[bool, Any]:
@@ -112,7 +122,9 @@ def _invoke_in_child(handler: str, event: dict[str, Any], name: str, timeout: in
 class Invoker:
     """Runs functions by name or logical id; counts invocations for tests and benchmarks."""
 
-    def __init__(self, functions: dict[str, LocalFunction], processes: int = 0) -> None:
+    def __init__(
+        self, functions: dict[str, LocalFunction], processes: int = 0, poison_batch: int | None = None
+    ) -> None:
         self.functions = functions
         self.by_name = {fn.name: fn for fn in functions.values()}
         self._handlers: dict[str, Handler] = {}
@@ -120,29 +132,29 @@ class Invoker:
         self._lock = threading.Lock()
         # Test hook: a function logical id -> callable run before the handler (to inject crashes).
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
-        self._pool: ProcessPoolExecutor | None = None
-        self.isolated_pids: list[int] = []
+        # Test hook (BULKAPI_LOCAL_POISON_BATCH): work batch number that fails every time, for every job.
+        self.poison_batch = poison_batch
+        self.processes: FunctionProcesses | None = None
+        # Idle execution environments of the ONE_EVENT_AT_A_TIME functions, and how many each has.
+        self._idle: dict[str, list[Handler]] = {}
+        self.environments: dict[str, int] = {}
         if processes > 0:
-            # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
-            # The children inherit the environment the runtime has set up (endpoint, table and queue names).
-            self._pool = ProcessPoolExecutor(
-                processes, mp_context=multiprocessing.get_context("spawn"), initializer=_child_init
-            )
             isolated = sorted({fn.handler for fn in functions.values()} & ISOLATABLE)
-            pids = {f.result() for f in [self._pool.submit(_warm, isolated) for _ in range(processes)]}
-            self.isolated_pids = sorted(pids)
+            self.processes = FunctionProcesses(processes, functools.partial(_warm, isolated), _invoke_in_child)
+
+    @property
+    def isolated_pids(self) -> list[int]:
+        """The function processes now (a dead one is replaced by a new one)."""
+        return self.processes.pids if self.processes is not None else []
 
     def isolated(self, fn: LocalFunction) -> bool:
-        """Whether this function's invocations run in the process pool."""
-        return self._pool is not None and fn.handler in ISOLATABLE
+        """Whether this function's invocations run in the function processes."""
+        return self.processes is not None and fn.handler in ISOLATABLE
 
     def close(self) -> None:
-        """Stop the process pool (in-flight invocations are abandoned, as when a runtime is killed)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for pid in self.isolated_pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+        """Stop the function processes (in-flight invocations are abandoned, as when a runtime is killed)."""
+        if self.processes is not None:
+            self.processes.close()
 
     def handler(self, fn: LocalFunction) -> Handler:
         """Import the function's handler the way the Lambda runtime does (module path + attribute)."""
@@ -156,12 +168,32 @@ class Invoker:
         fn = self.functions[logical_id]
         with self._lock:
             self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
+        if self.poison_batch is not None and fn.handler == WORKER and event.get("Records"):
+            return self._with_poison(fn, event, self.poison_batch)
+        return self._invoke(fn, event)
+
+    def _with_poison(self, fn: LocalFunction, event: dict[str, Any], poison: int) -> Any:
+        """The worker as if its record handler raised on every delivery of work batch `poison` (of any job):
+        those records are reported failed (partial batch failure), the others are processed as usual."""
+        records = event["Records"]
+        poisoned = [r for r in records if json.loads(r.get("body") or "{}").get("batch") == poison]
+        if not poisoned:
+            return self._invoke(fn, event)
+        print(f"{fn.name}: work batch {poison} fails on purpose (BULKAPI_LOCAL_POISON_BATCH)", flush=True)
+        rest = [r for r in records if r not in poisoned]
+        result = self._invoke(fn, {**event, "Records": rest}) if rest else {"batchItemFailures": []}
+        failures = list(result.get("batchItemFailures", [])) + [{"itemIdentifier": r["messageId"]} for r in poisoned]
+        return {**result, "batchItemFailures": failures}
+
+    def _invoke(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
         try:
-            fault = self.faults.get(logical_id)
+            fault = self.faults.get(fn.logical_id)
             if fault is not None:
                 fault(event)
             if self.isolated(fn):
                 return self._invoke_isolated(fn, event)
+            if fn.handler in ONE_EVENT_AT_A_TIME:
+                return self._invoke_in_environment(fn, event)
             return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout))
         except InvocationError:
             raise
@@ -169,9 +201,28 @@ class Invoker:
             traceback.print_exc()
             raise InvocationError(type(exc).__name__, str(exc)) from exc
 
+    def _invoke_in_environment(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
+        with self._lock:
+            idle = self._idle.setdefault(fn.logical_id, [])
+            handler = idle.pop() if idle else None
+            if handler is None:
+                self.environments[fn.logical_id] = created = self.environments.get(fn.logical_id, 0) + 1
+        if handler is None:
+            # The first environment is the imported module itself (what tests patch); the others are new instances.
+            handler = self.handler(fn) if created == 1 else _new_environment(fn.handler)
+        try:
+            return handler(event, LambdaContext(fn.name, fn.timeout))
+        finally:
+            with self._lock:
+                self._idle[fn.logical_id].append(handler)
+
     def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
-        assert self._pool is not None
-        ok, value = self._pool.submit(_invoke_in_child, fn.handler, event, fn.name, fn.timeout).result()
+        assert self.processes is not None
+        try:
+            ok, value = self.processes.invoke(fn.handler, event, fn.name, fn.timeout)
+        except EnvironmentExited as exc:
+            print(f"{fn.name}: {exc}; a new function process replaces it", flush=True)
+            raise InvocationError("Runtime.ExitError", str(exc)) from exc
         if ok:
             return value
         error_type, message, trace = value

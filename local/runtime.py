@@ -47,6 +47,8 @@ class Options:
     poll_wait_seconds: int = 5
     # Runs every schedule rule this often instead of at its rate (None: at its rate, as deployed).
     schedule_seconds: float | None = None
+    # Test hook: every delivery of this work batch number fails, as if the worker raised on it (poison).
+    poison_batch: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +72,7 @@ class Options:
             schedule_seconds=float(env["BULKAPI_LOCAL_SCHEDULE_SECONDS"])
             if env.get("BULKAPI_LOCAL_SCHEDULE_SECONDS")
             else None,
+            poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
             overrides=overrides,
         )
 
@@ -153,7 +156,9 @@ class LocalRuntime:
         topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
         self.topology = topology
         self._apply_function_env(topology)
-        self.invoker = lambdas.Invoker(topology.functions, processes=self.options.processes)
+        self.invoker = lambdas.Invoker(
+            topology.functions, processes=self.options.processes, poison_batch=self.options.poison_batch
+        )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()

@@ -14,19 +14,47 @@ from functions.errors import StoreError
 SOURCE = "bulkapi"
 
 
+# SQS's documented limits for SendMessageBatch: at most 10 entries, and the bodies of one call together at most
+# 1 MiB (1,048,576 bytes, counted in UTF-8 bytes; the AWS API reference for SendMessageBatch).
+MAX_BATCH_ENTRIES = 10
+MAX_CALL_BYTES = 1_048_576
+# One message: the queue's MaximumMessageSize. The stack leaves it at its default, which was 256 KiB before SQS
+# raised the maximum to 1 MiB; 256 KiB fits either.
+MAX_MESSAGE_BYTES = 262_144
+
+
+def send_groups(bodies: Sequence[str]) -> list[list[str]]:
+    """Consecutive bodies grouped into SendMessageBatch calls within the entry and byte limits."""
+    groups: list[list[str]] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode("utf-8"))
+        if length > MAX_MESSAGE_BYTES:
+            raise StoreError(f"a work message of {length} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+        if not groups or len(groups[-1]) >= MAX_BATCH_ENTRIES or size + length > MAX_CALL_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(body)
+        size += length
+    return groups
+
+
 class WorkQueue:
-    """Sends work messages, ten per SendMessageBatch (the service's limit), retrying entries that failed."""
+    """Sends work messages in as few SendMessageBatch calls as SQS's limits allow, retrying entries that failed."""
 
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
         self.url = queue_url
         self.sqs = client or aws_client("sqs")
 
     def send(self, bodies: Sequence[str]) -> None:
-        """Send message bodies; raises StoreError if some could not be sent after retries."""
-        for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
+        """Send message bodies; raises StoreError if some could not be sent after retries (or are too large)."""
+        for group in send_groups(bodies):
+            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(group)]
             for _attempt in range(3):
-                resp = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+                try:
+                    resp = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+                except ClientError as exc:
+                    raise StoreError(f"could not queue {len(entries)} work messages") from exc
                 failed_ids = {f["Id"] for f in resp.get("Failed", [])}
                 entries = [e for e in entries if e["Id"] in failed_ids]
                 if not entries:

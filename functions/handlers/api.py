@@ -1,4 +1,10 @@
-"""The REST API: bulk jobs (create, status, download, cancel) and health. Thin: parse, call logic, shape."""
+"""The REST API: bulk jobs (create, status, download, cancel), credits, webhooks, health and the API's own contract.
+
+Thin: Powertools' resolver validates typed, bounded parameters and bodies (`enable_validation=True`), then each route
+calls logic and shapes the answer. The key check, error body, request id and CORS come from `functions.frontdoor`,
+which the stream function uses too. The OpenAPI document is generated from these routes (`functions/handlers/
+contract.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,32 +12,106 @@ import base64
 import email.parser
 import email.policy
 import json
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import cors, frontdoor
+from functions import frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
-from functions.adapters.jobs import JobStore, key_hash
+from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.adapters.webhooks import WebhookStore
-from functions.errors import BulkApiError, InputError, PayloadTooLargeError, UnauthorizedError
+from functions.errors import BulkApiError, InputError, PayloadTooLargeError
+from functions.handlers import contract
 from functions.logic import downloads, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
-from functions.models import JobStatus
+from functions.models import (
+    ID_MAX,
+    CreditsResponse,
+    DeliveriesResponse,
+    HealthResponse,
+    JobCreatedResponse,
+    JobDeletedResponse,
+    JobListResponse,
+    JobPreviewResponse,
+    JobStatus,
+    JobStatusResponse,
+    WebhookCreatedResponse,
+    WebhookCreateRequest,
+    WebhookDeletedResponse,
+    WebhookIdRequest,
+    WebhookListResponse,
+    WebhookResponse,
+    WebhookTestResponse,
+    WebhookUpdateRequest,
+)
 from functions.observability import logger, metrics, tracer
 from functions.settings import ApiSettings, load
 
-app = APIGatewayRestResolver()
+
+class RequestResolver(APIGatewayRestResolver):
+    """The Powertools REST resolver, keeping the request it resolves on itself.
+
+    Powertools stores the current event and context on its BaseRouter class, shared by every resolver in the
+    process. Deployed, Lambda runs one event per process at a time, so that is harmless; the local runtime serves
+    requests side by side on threads (one resolver per execution environment, local/lambdas.py), where the shared
+    class attribute handed one request another's event (its query string and key).
+    """
+
+    _request_event: BaseProxyEvent
+    _request_context: LambdaContext
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Resolve one event (remembering it here, not only on the shared class)."""
+        self._request_event = self._to_proxy_event(dict(event))
+        self._request_context = context
+        return super().resolve(event, context)
+
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        """The event being resolved by this resolver."""
+        return self._request_event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        self._request_event = value
+
+    @property
+    def lambda_context(self) -> LambdaContext:
+        """The context of the event being resolved by this resolver."""
+        return self._request_context
+
+    @lambda_context.setter
+    def lambda_context(self, value: LambdaContext) -> None:
+        self._request_context = value
+
+
+app = RequestResolver(enable_validation=True)
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
+FILENAME_MAX = 255
+CURSOR_MAX = 1024
+IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
+# The fields of the multipart form that creates a job.
+FORM_FIELDS = frozenset({"file", "type", "column"})
+# A body field whose validation failure has a code of its own.
+FIELD_CODES = {"url": "invalid_webhook_url", "events": "invalid_events"}
+
+JobId = Annotated[str, Query(min_length=1, max_length=ID_MAX, description="the job's id")]
 
 
 @dataclass
@@ -61,78 +141,124 @@ def ports() -> Ports:
     return _ports
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+@cache
+def _key_check() -> frontdoor.KeyCheck:
+    return frontdoor.KeyCheck(lambda key: ports().store.account_for_key(key), load(ApiSettings).key_cache_seconds)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+def _error(exc: BulkApiError) -> Response[Any]:
+    status, body, headers = frontdoor.error_answer(exc)
     return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
-_KEY_CACHE: dict[str, tuple[float, str | None]] = {}
-
-
-def _account_for_key(key: str) -> str | None:
-    """Key -> account, remembered per warm instance for key_cache_seconds (a revoked key stops within that)."""
-    now = time.monotonic()
-    cache_key = key_hash(key)
-    hit = _KEY_CACHE.get(cache_key)
-    if hit is not None and now - hit[0] < load(ApiSettings).key_cache_seconds and hit[1] is not None:
-        return hit[1]
-    account_id = ports().store.account_for_key(key)
-    if len(_KEY_CACHE) > 1000:
-        _KEY_CACHE.clear()
-    _KEY_CACHE[cache_key] = (now, account_id)
-    return account_id
-
-
-def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """Every route but health needs `Authorization: Bearer <key>`; the account is put in the request context."""
-    if app.current_event.path.rstrip("/") == "/api/health":
-        return next_middleware(app)
-    header = app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization") or ""
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise UnauthorizedError("send your API key as `Authorization: Bearer <key>`")
-    account_id = _account_for_key(key.strip())
-    if account_id is None:
-        raise UnauthorizedError("the API key is not valid")
-    app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]
-    logger.append_keys(account_id=account_id)
+def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """A query parameter the route does not take is an error, never silently ignored."""
+    route = app.context.get("_route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    given = (app.current_event.multi_value_query_string_parameters or {}).keys()
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InputError(
+            f"unknown query parameter `{unknown[0]}`"
+            + (f"; this route takes {', '.join(sorted(known))}" if known else ""),
+            code="unknown_parameter",
+            parameter=unknown[0],
+        )
     return next_middleware(app)
 
 
-app.use(middlewares=[authenticate])
+app.use(middlewares=[reject_unknown_parameters])
 
 
 @app.exception_handler(BulkApiError)  # type: ignore[untyped-decorator]
-def handle_api_error(exc: BulkApiError) -> Response[str]:
+def handle_api_error(exc: BulkApiError) -> Response[Any]:
     """Our errors carry their HTTP status and a machine-readable code."""
     if exc.status_code >= 500:
         logger.exception("request failed", error=exc.code)
-    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
-    return _json(exc.status_code, exc.body(), headers)
+    return _error(exc)
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def handle_validation_error(exc: RequestValidationError) -> Response[Any]:
+    """A parameter or body field the route's types refuse: 400 naming it."""
+    return _error(validation_error(exc.errors()))
+
+
+def validation_error(errors: Any) -> InputError:
+    """The first of pydantic's errors as our own error (`invalid_parameter`, `unknown_parameter`, ...)."""
+    first = dict(errors[0]) if errors else {}
+    loc = [str(part) for part in first.get("loc", ())]
+    where, name = (loc[0] if loc else "body"), ".".join(loc[1:2])
+    kind = str(first.get("type", ""))
+    text = str(first.get("msg", "not valid"))
+    if where == "body" and (kind in ("json_invalid", "model_attributes_type", "dict_type") or not name):
+        return InputError("the body must be a JSON object with the documented fields", code="invalid_body")
+    if kind == "extra_forbidden":
+        return InputError(f"unknown field `{name}`", code="unknown_parameter", parameter=name)
+    if kind == "missing":
+        return InputError(f"`{name}` is required", code="missing_parameter", parameter=name)
+    code = FIELD_CODES.get(name, "invalid_parameter") if where == "body" else "invalid_parameter"
+    return InputError(f"`{name}`: {text}", code=code, parameter=name)
+
+
+@app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+def handle_unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+    """A JSON route sent another media type."""
+    return _error(
+        UnsupportedMediaTypeError(
+            "send the body as JSON with `Content-Type: application/json`", code="unsupported_media_type"
+        )
+    )
+
+
+class UnsupportedMediaTypeError(InputError):
+    """The body's media type is not one the route takes."""
+
+    status_code = 415
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def handle_unexpected(exc: Exception) -> Response[Any]:
+    """Anything else is our fault: logged in full, answered without internals."""
+    logger.exception("unexpected error")
+    return _error(BulkApiError("something went wrong on our side; the request id identifies it"))
 
 
 @app.not_found
-def handle_not_found(_: Exception) -> Response[str]:
+def handle_not_found(_: Exception) -> Response[Any]:
     """Unknown routes answer in the same error shape as everything else."""
-    return _json(
-        404,
-        {"error": "route_not_found", "message": f"no route {app.current_event.http_method} {app.current_event.path}"},
-    )
+    event = app.current_event
+    path = event.path.rstrip("/")
+    allowed = sorted({route.method.upper() for route in app._static_routes if route.path == path})
+    if path in contract.STREAM_ROUTES:
+        allowed = ["POST"]
+    if allowed:
+        answer = _error(MethodNotAllowedError(f"{path} takes {', '.join(allowed)}", allowed=allowed))
+        answer.headers["Allow"] = ", ".join(allowed)
+        return answer
+    return _error(RouteNotFoundError(f"no route {event.http_method} {event.path}"))
+
+
+class MethodNotAllowedError(BulkApiError):
+    """The route exists, not with this method."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class RouteNotFoundError(BulkApiError):
+    """No route for this method and path."""
+
+    status_code = 404
+    code = "route_not_found"
 
 
 def _account() -> str:
     return str(app.context["account_id"])
-
-
-def _request_id(event: dict[str, Any]) -> str:
-    """API Gateway's id for this request (what `X-Request-Id` says and ledger entries carry)."""
-    return str((event.get("requestContext") or {}).get("requestId") or "") or frontdoor.new_request_id()
-
-
-def _query(name: str, required: bool = True) -> str:
-    value = (app.current_event.query_string_parameters or {}).get(name, "")
-    if required and not value:
-        raise InputError(f"query parameter `{name}` is required", code="missing_parameter", parameter=name)
-    return value
 
 
 @dataclass
@@ -145,7 +271,11 @@ class Upload:
 
 
 def parse_multipart(content_type: str, body: bytes) -> Upload:
-    """Parse multipart/form-data with the standard library's MIME parser (no extra dependency)."""
+    """Parse multipart/form-data with the standard library's MIME parser (no extra dependency).
+
+    Hand-parsed rather than through Powertools' `File`/`Form`: the size limit is checked before any parsing, and a
+    missing, repeated or unknown field gets the project's own codes, which a generic validation error cannot give.
+    """
     if not content_type.lower().startswith("multipart/form-data"):
         raise InputError("send the file as multipart/form-data with a `file` field", code="invalid_content_type")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -156,17 +286,39 @@ def parse_multipart(content_type: str, body: bytes) -> Upload:
     fields: dict[str, str] = {}
     file: bytes | None = None
     filename = ""
+    seen: set[str] = set()
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
+        if name not in FORM_FIELDS:
+            raise InputError(
+                f"unknown form field `{name}`; the form takes {', '.join(sorted(FORM_FIELDS))}",
+                code="unknown_parameter",
+                parameter=name,
+            )
+        if name in seen:
+            # Which of two files (or types) the caller meant cannot be guessed; using one silently would be a loss.
+            raise InputError(f"the form has more than one `{name}` field", code="duplicate_field", field=name)
+        seen.add(name)
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         if name == "file":
             file = data
             filename = part.get_filename() or "upload.csv"
+            if len(filename) > FILENAME_MAX:
+                raise InputError(
+                    f"the file name is longer than {FILENAME_MAX} characters",
+                    code="invalid_parameter",
+                    parameter="filename",
+                )
         else:
-            fields[name] = data.decode("utf-8", errors="replace").strip()
+            value = data.decode("utf-8", errors="replace").strip()
+            if len(value) > FILENAME_MAX:
+                raise InputError(
+                    f"`{name}` is longer than {FILENAME_MAX} characters", code="invalid_parameter", parameter=name
+                )
+            fields[name] = value
     return Upload(fields, file, filename)
 
 
@@ -176,17 +328,36 @@ def _body_bytes() -> bytes:
     return base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
 
 
-@app.get("/api/health")
-def health() -> Response[str]:
+ERRORS_400 = {"description": "a parameter or field is not valid", "model": "ErrorResponse"}
+
+
+@app.get("/api/health", summary="Readiness (no key)", tags=["service"])
+def health() -> Response[HealthResponse]:
     """Liveness: answers without a key."""
-    return _json(200, {"status": "ok"})
+    return _json(200, HealthResponse(status="ok"))
+
+
+@app.get("/api/openapi.json", summary="This document (no key)", tags=["service"])
+def openapi_document() -> Response[dict[str, Any]]:
+    """The OpenAPI 3.1 document of this API."""
+    return _json(200, contract.document())
+
+
+@app.get(
+    "/api/docs",
+    summary="The document as a page (no key)",
+    tags=["service"],
+    responses={200: {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def docs_page() -> Response[str]:
+    """Swagger UI on the document."""
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
 
 
 def _job_form() -> tuple[Upload, str, str | None]:
     """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
     settings = load(ApiSettings)
-    headers = app.current_event.headers
-    content_type = headers.get("Content-Type") or headers.get("content-type") or ""
+    content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     body = _body_bytes()
     if len(body) > settings.max_upload_bytes + 64 * 1024:
         raise PayloadTooLargeError(
@@ -201,8 +372,8 @@ def _job_form() -> tuple[Upload, str, str | None]:
     return upload, job_type, upload.fields.get("column") or None
 
 
-@app.post("/api/bulk-jobs/preview")
-def preview_job() -> Response[str]:
+@app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
+def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
     settings = load(ApiSettings)
     upload, job_type, column = _job_form()
@@ -218,11 +389,14 @@ def preview_job() -> Response[str]:
     return _json(200, {"filename": upload.filename, **answer})
 
 
-@app.post("/api/bulk-jobs")
-def create_job() -> Response[str]:
+@app.post("/api/bulk-jobs", summary="Create a job from a CSV (multipart)", tags=["jobs"])
+def create_job(
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
+    ] = None,
+) -> Response[JobCreatedResponse]:
     """Create an async job from an uploaded CSV."""
     settings = load(ApiSettings)
-    headers = app.current_event.headers
     upload, job_type, column = _job_form()
 
     def create() -> dict[str, Any]:
@@ -237,76 +411,99 @@ def create_job() -> Response[str]:
             max_bytes=settings.max_upload_bytes,
             store=p.store,
             blobs=p.blobs,
-            request_id=_request_id(app.current_event.raw_event),
+            request_id=frontdoor.request_id_from_event(app.current_event.raw_event),
         )
         metrics.add_metric(name="JobsCreated", unit="Count", value=1)
         logger.info("job created", job_id=job.id, rows=job.total_rows, type=job.type)
         return jobs.create_view(job)
 
-    idempotency_key = headers.get("Idempotency-Key") or headers.get("idempotency-key")
     if not idempotency_key:
         return _json(202, create())
     fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
     return _json(202, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
-@app.get("/api/bulk-jobs")
-def get_job() -> Response[str]:
+@app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])
+def get_job(
+    id: Annotated[str | None, Query(min_length=1, max_length=ID_MAX, description="a job's id")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX, description="`next_cursor` of the last page")] = None,
+    status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
+) -> Response[JobStatusResponse | JobListResponse]:
     """Status and progress of one job (`id`), or the account's jobs newest first (`limit`, `cursor`, `status`)."""
-    job_id = _query("id", required=False)
-    if job_id:
+    if id is not None:
+        given = set(app.current_event.multi_value_query_string_parameters or {}) - {"id"}
+        if given:
+            name = sorted(given)[0]
+            raise InputError(f"`{name}` does not go with `id`", code="unknown_parameter", parameter=name)
         p, retention = ports(), load(ApiSettings).retention_days
-        job = jobs.get_job_for(p.store, _account(), job_id)
+        job = jobs.get_job_for(p.store, _account(), id)
         now = datetime.now(UTC)
         present = downloads.result_present(job, p.blobs, now, retention)
         view = jobs.status_view(job, now, retention_days=retention, result_present=present)
         records = p.store.variants(job.id) if job.result_key else []
         view["variants"] = downloads.variants_view(job, records, view["result_ready"])
         return _json(200, view)
-    limit_text = _query("limit", required=False) or "20"
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
-        raise InputError("limit must be a number from 1 to 100", code="invalid_parameter", parameter="limit")
-    status = _query("status", required=False) or None
-    if status is not None and status not in {s.value for s in JobStatus}:
-        raise InputError(f"unknown status {status}", code="invalid_parameter", parameter="status")
-    page, cursor = ports().store.list_jobs(
-        _account(), limit=int(limit_text), cursor=jobs.decode_cursor(_query("cursor", required=False)), status=status
+    page, next_key = ports().store.list_jobs(
+        _account(),
+        limit=limit,
+        cursor=jobs.decode_cursor(cursor or "", _account()),
+        status=status.value if status else None,
     )
-    return _json(
-        200,
-        {
-            "jobs": [jobs.status_view(j, retention_days=load(ApiSettings).retention_days) for j in page],
-            "next_cursor": jobs.encode_cursor(cursor),
-        },
-    )
+    retention = load(ApiSettings).retention_days
+    views = [jobs.status_view(j, retention_days=retention) for j in page]
+    return _json(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
 
-@app.get("/api/credits")
-def credits() -> Response[str]:
+@app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
+def credits() -> Response[CreditsResponse]:
     """The account's balance and its most recent credit movements."""
     store = ports().store
     return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 
-@app.delete("/api/bulk-jobs")
-def cancel_job() -> Response[str]:
+@app.delete("/api/bulk-jobs", summary="Cancel a running job, or purge an ended one", tags=["jobs"])
+def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
     """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
-    p, job_id = ports(), _query("id")
-    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), job_id)
+    p = ports()
+    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), id)
     if job is None:
-        return _json(200, {"id": job_id, "status": "deleted"})
+        return _json(200, {"id": id, "status": "deleted"})
     return _json(200, jobs.status_view(job, retention_days=load(ApiSettings).retention_days))
 
 
-@app.get("/api/bulk-jobs/download")
-def download() -> Response[Any]:
-    """The result or a variant of it (`status`, `format`, `delimiter`): inline when small, else a redirect to a
-    short-lived S3 URL; 202 with Retry-After while a variant is being built; 410 once the result has expired."""
+@app.get(
+    "/api/bulk-jobs/download",
+    summary="Download the result, or a variant of it",
+    tags=["jobs"],
+    responses={
+        200: {
+            "description": "the result (CSV) or a variant (CSV, JSON Lines)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        },
+        202: {"description": "the variant is being built: ask again after `Retry-After` seconds"},
+        303: {"description": "a large file: follow `Location` (a short-lived S3 URL)"},
+    },
+)
+def download(
+    id: JobId,
+    status: Annotated[
+        str | None,
+        Query(max_length=64, description="only rows with these statuses: comma-separated ok, invalid, error"),
+    ] = None,
+    format: Annotated[str | None, Query(max_length=16, description="csv (default) or jsonl")] = None,
+    delimiter: Annotated[
+        str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
+    ] = None,
+) -> Response[Any]:
+    """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
+    Retry-After while a variant is being built; 410 once the result has expired."""
     p, settings = ports(), load(ApiSettings)
-    job = jobs.get_job_for(p.store, _account(), _query("id"))
-    variant = variants.parse(
-        job, _query("status", required=False), _query("format", required=False), _query("delimiter", required=False)
-    )
+    job = jobs.get_job_for(p.store, _account(), id)
+    variant = variants.parse(job, status, format, delimiter)
     outcome = downloads.download(
         job,
         variant,
@@ -336,82 +533,130 @@ def download() -> Response[Any]:
     )
 
 
-def _json_body() -> dict[str, Any]:
-    try:
-        body = json.loads(_body_bytes() or b"{}")
-    except ValueError as exc:
-        raise InputError("the body must be JSON", code="invalid_body") from exc
-    if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object", code="invalid_body")
-    return body
-
-
 def _webhook_store() -> WebhookStore:
     return WebhookStore(load(ApiSettings).jobs_table)
 
 
-@app.get("/api/webhooks")
-def list_webhooks() -> Response[str]:
+@app.get("/api/webhooks", summary="List webhook endpoints", tags=["webhooks"])
+def list_webhooks() -> Response[WebhookListResponse]:
     """The account's webhook endpoints (secrets are never shown again)."""
     return _json(200, {"webhooks": hooks.list_endpoints(_webhook_store(), _account())})
 
 
-@app.post("/api/webhooks")
-def create_webhook() -> Response[str]:
+@app.post("/api/webhooks", summary="Register a webhook endpoint", tags=["webhooks"])
+def create_webhook(body: WebhookCreateRequest) -> Response[WebhookCreatedResponse]:
     """Register an endpoint; the answer carries its signing secret, this once."""
     created = hooks.create_endpoint(
-        _webhook_store(), _account(), _json_body(), allow_private=load(ApiSettings).allow_private_targets
+        _webhook_store(),
+        _account(),
+        body.model_dump(exclude_unset=True),
+        allow_private=load(ApiSettings).allow_private_targets,
     )
     return _json(201, created)
 
 
-@app.put("/api/webhooks")
-def update_webhook() -> Response[str]:
+@app.put("/api/webhooks", summary="Change a webhook endpoint", tags=["webhooks"])
+def update_webhook(body: WebhookUpdateRequest) -> Response[WebhookResponse]:
     """Change url, events, description or is_active."""
     updated = hooks.update_endpoint(
-        _webhook_store(), _account(), _json_body(), allow_private=load(ApiSettings).allow_private_targets
+        _webhook_store(),
+        _account(),
+        body.model_dump(exclude_unset=True),
+        allow_private=load(ApiSettings).allow_private_targets,
     )
     return _json(200, updated)
 
 
-@app.delete("/api/webhooks")
-def delete_webhook() -> Response[str]:
-    """Remove an endpoint and its delivery history (id in the JSON body or the query)."""
-    endpoint_id = str(_json_body().get("id") or _query("id", required=False))
-    hooks.delete_endpoint(_webhook_store(), _account(), endpoint_id)
-    return _json(200, {"id": endpoint_id, "deleted": True})
+@app.delete("/api/webhooks", summary="Remove a webhook endpoint", tags=["webhooks"])
+def delete_webhook(body: WebhookIdRequest) -> Response[WebhookDeletedResponse]:
+    """Remove an endpoint and its delivery history (`{"id"}` in the JSON body, as the official clients send it)."""
+    hooks.delete_endpoint(_webhook_store(), _account(), body.id)
+    return _json(200, {"id": body.id, "deleted": True})
 
 
-@app.post("/api/webhooks/test")
-def test_webhook() -> Response[str]:
+@app.post("/api/webhooks/test", summary="Send a test event now", tags=["webhooks"])
+def test_webhook(body: WebhookIdRequest) -> Response[WebhookTestResponse]:
     """Send a signed `webhook.test` event now and report what the endpoint answered."""
     result = hooks.send_test(
-        _webhook_store(),
-        _account(),
-        str(_json_body().get("id") or ""),
-        allow_private=load(ApiSettings).allow_private_targets,
+        _webhook_store(), _account(), body.id, allow_private=load(ApiSettings).allow_private_targets
     )
     return _json(200, result)
 
 
-@app.get("/api/webhooks/deliveries")
-def webhook_deliveries() -> Response[str]:
+@app.get("/api/webhooks/deliveries", summary="An endpoint's delivery log", tags=["webhooks"])
+def webhook_deliveries(
+    webhook_id: Annotated[str, Query(min_length=1, max_length=ID_MAX, description="the endpoint's id")],
+) -> Response[DeliveriesResponse]:
     """The endpoint's last 50 delivery attempts."""
-    return _json(200, {"deliveries": hooks.list_deliveries(_webhook_store(), _account(), _query("webhook_id"))})
+    return _json(200, {"deliveries": hooks.list_deliveries(_webhook_store(), _account(), webhook_id)})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def _authenticate(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The account of the request's key, put in the resolver's context; the 401 answer when there is none."""
+    path = str(event.get("path") or "").rstrip("/") or "/"
+    if path in frontdoor.PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS":
+        return None
+    try:
+        account_id = _key_check().account_for(event.get("headers"))
+    except BulkApiError as exc:
+        return _proxy_error(exc)
+    app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]
+    logger.append_keys(account_id=account_id)
+    return None
+
+
+# The routes whose body is JSON (the job form is multipart and parsed by the route itself).
+JSON_BODY_ROUTES = frozenset(
+    {("POST", "/api/webhooks"), ("PUT", "/api/webhooks"), ("DELETE", "/api/webhooks"), ("POST", "/api/webhooks/test")}
+)
+
+
+def _refuse_unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A JSON route's body that is not JSON text: 415 for another media type, 400 for bytes that are not UTF-8.
+
+    Checked before the resolver, whose validation would otherwise fail inside its own parsing.
+    """
+    route = (str(event.get("httpMethod") or ""), str(event.get("path") or "").rstrip("/"))
+    if route not in JSON_BODY_ROUTES or not event.get("body"):
+        return None
+    media_type = (frontdoor.header(event.get("headers"), "content-type") or "application/json").split(";")[0]
+    error: BulkApiError | None = None
+    if media_type.strip().lower() != "application/json":
+        error = UnsupportedMediaTypeError(
+            "send the body as JSON with `Content-Type: application/json`", code="unsupported_media_type"
+        )
+    else:
+        raw = str(event["body"])
+        try:
+            (base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()).decode("utf-8")
+        except (ValueError, UnicodeError):
+            error = InputError("the body must be JSON text in UTF-8", code="invalid_body")
+    return _proxy_error(error) if error else None
+
+
+def _proxy_error(exc: BulkApiError) -> dict[str, Any]:
+    status, body, headers = frontdoor.error_answer(exc)
+    return {
+        "statusCode": status,
+        "multiValueHeaders": {"Content-Type": ["application/json"], **{k: [v] for k, v in headers.items()}},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway REST proxy entry point."""
-    response = app.resolve(event, context)
-    origin = cors.request_origin(event.get("headers"))
-    extra = cors.headers_for(origin, cors.allowed_origins(load(ApiSettings).cors_origins)) if origin else {}
-    extra[frontdoor.REQUEST_ID_HEADER] = _request_id(event)
-    if extra:
-        if "multiValueHeaders" in response:
-            response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})
-        else:
-            response.setdefault("headers", {}).update(extra)
+    """API Gateway REST proxy entry point: the key check first (before any parameter is looked at), then the route."""
+    response = _authenticate(event) or _refuse_unreadable_body(event) or app.resolve(event, context)
+    extra = frontdoor.answer_headers(
+        frontdoor.request_id_from_event(event),
+        frontdoor.header(event.get("headers"), "origin"),
+        load(ApiSettings).cors_origins,
+    )
+    if "multiValueHeaders" in response:
+        response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})
+    else:
+        response.setdefault("headers", {}).update(extra)
     return response

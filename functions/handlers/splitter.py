@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer, WorkQueue
+from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
 from functions.logic import splitting
 from functions.observability import logger, metrics, tracer
 from functions.settings import SplitterSettings, load
@@ -41,6 +41,7 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
         max_batch_bytes=settings.max_batch_bytes,
         max_rows=settings.max_rows_per_job,
         lease_seconds=settings.split_lease_seconds,
+        max_message_bytes=MAX_MESSAGE_BYTES,
     )
     result = splitting.split_job(
         job,

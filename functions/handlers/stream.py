@@ -23,14 +23,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import cors, frontdoor
+from functions import frontdoor
 from functions.adapters import idempotency
 from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
 from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
-from functions.errors import BulkApiError, UnauthorizedError
+from functions.errors import BulkApiError, InputError
 from functions.logic import inline
 from functions.logic.jobs import utcnow
 from functions.models import RowResult
@@ -70,13 +70,9 @@ def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
 
 
 async def _account(request: Request, store: Any) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise UnauthorizedError("send your API key as `Authorization: Bearer <key>`")
-    account_id: str | None = await anyio.to_thread.run_sync(store.account_for_key, key.strip())
-    if account_id is None:
-        raise UnauthorizedError("the API key is not valid")
+    # The same key check as the REST function (functions/frontdoor.py); not remembered here, each stream asks.
+    check = frontdoor.KeyCheck(store.account_for_key, ttl_seconds=0)
+    account_id: str = await anyio.to_thread.run_sync(check.account_for, dict(request.headers))
     return account_id
 
 
@@ -215,10 +211,17 @@ async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -
     kind = inline.KINDS[request.url.path]
     p = ports(settings)
     account_id = await _account(request, p.store)
+    if request.query_params:
+        name = sorted(request.query_params)[0]
+        raise InputError(f"unknown query parameter `{name}`", code="unknown_parameter", parameter=name)
     items = inline.parse_items(kind, await request.body())
     plan = inline.plan_request(kind, items)
     enrich = _enricher(p, kind.type, settings.local_enrich_delay_ms)
     key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key.strip()) <= idempotency.MAX_KEY_LENGTH:
+        raise InputError(
+            f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters", code="invalid_idempotency_key"
+        )
     record: Callable[[bytes | None], None] | None = None
     if key and p.replay is not None:
         replay = p.replay
@@ -253,8 +256,8 @@ async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, BulkApiError)
     if exc.status_code >= 500:
         logger.exception("request failed", error=exc.code)
-    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    status, body, headers = frontdoor.error_answer(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -288,9 +291,7 @@ def _with_cors(inner: Starlette) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = frontdoor.request_id_from_context_header(headers)
         scope["bulkapi.request_id"] = request_id
-        origin = headers.get("origin")
-        extra = cors.headers_for(origin, cors.allowed_origins(load(StreamSettings).cors_origins)) if origin else {}
-        extra = {**extra, frontdoor.REQUEST_ID_HEADER: request_id}
+        extra = frontdoor.answer_headers(request_id, headers.get("origin"), load(StreamSettings).cors_origins)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

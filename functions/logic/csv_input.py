@@ -37,6 +37,15 @@ _LEGACY_ENCODINGS = (
     "cp932", "gb18030", "big5", "cp949", "euc_jp",
 )  # fmt: skip
 
+# Limits of one data row, so that every accepted file fits a work message and the job's recorded layout.
+# Columns: the header is kept on the job item (DynamoDB: 400 KB an item) and sent with every batch.
+MAX_COLUMNS = 1_000
+# A spreadsheet cell holds at most 32,767 characters. A longer cell is, in practice, a quote that was never
+# closed and has swallowed the rows after it: refusing it is what keeps those rows from vanishing silently.
+MAX_CELL_CHARS = 32_767
+# A row's text; with the header it must fit one SQS message (256 KiB) after JSON encoding.
+MAX_ROW_CHARS = 64 * 1024
+
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _BINARY_SIGNATURES = (
     (b"PK\x03\x04", "an Excel workbook or a ZIP archive"),
@@ -141,8 +150,13 @@ def sniff(head: bytes, job_type: str, column: str | None = None) -> CsvLayout:
     rows = _sample_rows(text, delimiter, truncated)
     if not rows:
         if truncated:
+            if max(text.count(d) for d in DELIMITERS) >= MAX_COLUMNS:
+                raise _too_many_columns(1, max(text.count(d) for d in DELIMITERS) + 1)
             raise InputError("No line break in the first 64 KiB: this is not a CSV file.", code="not_csv")
         raise InputError("The file has no non-empty rows.", code="empty_file")
+    widest = max(len(row) for row in rows)
+    if widest > MAX_COLUMNS:
+        raise _too_many_columns(1 + next(n for n, row in enumerate(rows) if len(row) == widest), widest)
     has_header = _looks_like_header(rows[0], rows[1:])
     data = rows[1:] if has_header else rows
     if has_header and not data and not truncated:
@@ -153,20 +167,115 @@ def sniff(head: bytes, job_type: str, column: str | None = None) -> CsvLayout:
 
 
 def iter_rows(chunks: Iterable[bytes], layout: CsvLayout) -> Iterator[list[str]]:
-    """Stream the whole file and yield its data rows (header and blank rows skipped), in bounded memory."""
-    lines = _skip_sep_directive(_iter_lines(chunks, layout.encoding), layout.delimiter)
+    """Stream the whole file and yield its data rows (header and blank rows skipped), in bounded memory.
+
+    Raises InputError for a row over the limits (MAX_COLUMNS, MAX_CELL_CHARS, MAX_ROW_CHARS) and for a quote
+    still open at the end of the file, so a stray quote can never swallow the rest of the file unnoticed.
+    """
+    lines = _RecordLines(_skip_sep_directive(_iter_lines(chunks, layout.encoding), layout.delimiter))
     reader = csv.reader(lines, delimiter=layout.delimiter)
     skip_header = layout.has_header
     try:
         for row in reader:
+            if lines.exhausted and _ends_inside_quotes("".join(lines.record), layout.delimiter):
+                raise InputError(
+                    f"A quote opened on line {reader.line_num - lines.record_lines() + 1} is never closed: "
+                    "the rest of the file would be read as one cell. Close or remove the quote and retry.",
+                    code="malformed_csv",
+                    line=reader.line_num - lines.record_lines() + 1,
+                )
+            lines.record.clear()
             if _is_blank(row):
                 continue
+            _check_row(row, reader.line_num)
             if skip_header:
                 skip_header = False
                 continue
             yield row
     except csv.Error as exc:
         raise InputError(f"The CSV is malformed near line {reader.line_num}: {exc}.", code="malformed_csv") from exc
+
+
+def _too_many_columns(line: int, width: int) -> InputError:
+    return InputError(
+        f"Line {line} has {width} columns; files may have at most {MAX_COLUMNS}.",
+        code="too_many_columns",
+        max_columns=MAX_COLUMNS,
+        line=line,
+    )
+
+
+def _check_row(row: list[str], line: int) -> None:
+    if len(row) > MAX_COLUMNS:
+        raise _too_many_columns(line, len(row))
+    size = sum(map(len, row))
+    if size <= MAX_CELL_CHARS:
+        return
+    longest = max(map(len, row))
+    if longest > MAX_CELL_CHARS:
+        raise InputError(
+            f"A cell ending on line {line} has {longest} characters, more than a spreadsheet cell holds "
+            f"({MAX_CELL_CHARS}); most likely a quote before it is never closed.",
+            code="malformed_csv",
+            max_cell_chars=MAX_CELL_CHARS,
+            line=line,
+        )
+    if size > MAX_ROW_CHARS:
+        raise InputError(
+            f"The row ending on line {line} has {size} characters; rows may have at most {MAX_ROW_CHARS}.",
+            code="row_too_large",
+            max_row_chars=MAX_ROW_CHARS,
+            line=line,
+        )
+
+
+class _RecordLines:
+    """The lines csv.reader pulls, remembering those of the record being read and whether the input has ended."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.record: list[str] = []
+        self.exhausted = False
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
+        self.record.append(line)
+        return line
+
+    def record_lines(self) -> int:
+        """How many lines the current record spans."""
+        return max(1, len(self.record))
+
+
+_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*')
+
+
+def _ends_inside_quotes(record: str, delimiter: str) -> bool:
+    """Whether a record (the file's last) ends inside a quoted cell, read as csv.reader's default dialect does.
+
+    csv.reader (non-strict) silently closes such a cell at the end of the input; the rest of the file is then in it.
+    """
+    unquoted = re.compile(f"[^{re.escape(delimiter)}\r\n]*")
+    pos, end = 0, len(record)
+    while pos < end:
+        if record[pos] == '"':
+            quoted = _QUOTED.match(record, pos)
+            assert quoted is not None  # the pattern matches the opening quote at least
+            pos = quoted.end()
+            if pos >= end:
+                return True
+            pos += 1  # the closing quote; what follows up to the next delimiter is plain text (non-strict)
+        match = unquoted.match(record, pos)
+        assert match is not None  # `*`: matches the empty string at least
+        pos = match.end() + 1  # the delimiter or line break that ends the cell
+    return False
 
 
 # --- encoding -------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Any, Protocol
 
 from functions.errors import InputError, NotFoundError
 from functions.logic.jobs import utcnow
-from functions.logic.webhooks import EVENT_TYPES, check_url, event_payload, new_secret, send
+from functions.logic.webhooks import EVENT_TYPES, Resolver, check_target, event_payload, new_secret, send
+from functions.netguard import resolve_webhook_target
 
 PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
 TEST_EVENT = "webhook.test"
@@ -43,10 +44,11 @@ def _events(value: Any) -> list[str]:
     return sorted(set(value))
 
 
-def _url(value: Any, allow_private: bool) -> str:
+def _url(value: Any, allow_private: bool, resolve: Resolver) -> str:
     if not isinstance(value, str) or not value:
         raise InputError("url is required", code="invalid_webhook_url")
-    check_url(value, allow_private)
+    # Resolved once now, so a private target is refused here instead of collecting a day of failed retries.
+    check_target(value, allow_private, resolve)
     return value
 
 
@@ -58,13 +60,18 @@ def _owned(store: EndpointStorePort, account_id: str, endpoint_id: str) -> dict[
 
 
 def create_endpoint(
-    store: EndpointStorePort, account_id: str, body: dict[str, Any], *, allow_private: bool
+    store: EndpointStorePort,
+    account_id: str,
+    body: dict[str, Any],
+    *,
+    allow_private: bool,
+    resolve: Resolver = resolve_webhook_target,
 ) -> dict[str, Any]:
     """A new endpoint (active, all job events unless `events` says otherwise) with its secret."""
     now = utcnow()
     endpoint = {
         "id": "wh_" + secrets.token_hex(10),
-        "url": _url(body.get("url"), allow_private),
+        "url": _url(body.get("url"), allow_private, resolve),
         "events": _events(body.get("events")),
         "description": str(body.get("description") or ""),
         "is_active": True,
@@ -77,12 +84,17 @@ def create_endpoint(
 
 
 def update_endpoint(
-    store: EndpointStorePort, account_id: str, body: dict[str, Any], *, allow_private: bool
+    store: EndpointStorePort,
+    account_id: str,
+    body: dict[str, Any],
+    *,
+    allow_private: bool,
+    resolve: Resolver = resolve_webhook_target,
 ) -> dict[str, Any]:
     """Change url, events, description, is_active; the secret stays."""
     endpoint = _owned(store, account_id, str(body.get("id") or ""))
     if "url" in body:
-        endpoint["url"] = _url(body["url"], allow_private)
+        endpoint["url"] = _url(body["url"], allow_private, resolve)
     if "events" in body:
         endpoint["events"] = _events(body["events"])
     if "description" in body:
@@ -117,7 +129,10 @@ def list_deliveries(store: EndpointStorePort, account_id: str, endpoint_id: str)
 
 
 def send_test(store: EndpointStorePort, account_id: str, endpoint_id: str, *, allow_private: bool) -> dict[str, Any]:
-    """Send a signed test event synchronously and report the answer (not retried, not recorded as a job event)."""
+    """Send a signed test event synchronously and report the answer (not retried, not recorded as a job event).
+
+    The answer's status is always reported; its body only from a public receiver (see `webhooks.send`).
+    """
     endpoint = _owned(store, account_id, endpoint_id)
     now = utcnow()
     msg_id = "msg_test_" + secrets.token_hex(8)

@@ -107,6 +107,11 @@ def parse_items(kind: InlineKind, body: bytes) -> list[str]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"the body must be JSON like {example}", code="invalid_body") from exc
     items = payload.get(kind.field) if isinstance(payload, dict) else None
+    unknown = sorted(set(payload) - {kind.field}) if isinstance(payload, dict) else []
+    if unknown:
+        raise InputError(
+            f"unknown field `{unknown[0]}`; the body is {example}", code="unknown_parameter", parameter=unknown[0]
+        )
     if not isinstance(items, list):
         raise InputError(f"the body must be JSON like {example}", code="invalid_body")
     if not items:

@@ -193,16 +193,27 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> dict[str, Any] | None:
-    """The LastEvaluatedKey inside a cursor; 400 invalid_cursor when it was not made by encode_cursor."""
+# The LastEvaluatedKey of the by_account index: the table's key and the index's.
+CURSOR_KEYS = frozenset({"pk", "sk", "account_id", "created_at"})
+
+
+def decode_cursor(cursor: str, account_id: str) -> dict[str, Any] | None:
+    """The LastEvaluatedKey inside a cursor; 400 invalid_cursor when it was not made by encode_cursor for this
+    account (a cursor of another shape would reach DynamoDB as a malformed key)."""
     if not cursor:
         return None
+    invalid = InputError("the cursor is not valid; use `next_cursor` of the previous page", code="invalid_cursor")
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("the cursor is not valid", code="invalid_cursor") from exc
-    if not isinstance(value, dict):
-        raise InputError("the cursor is not valid", code="invalid_cursor")
+        raise invalid from exc
+    if not isinstance(value, dict) or set(value) != CURSOR_KEYS:
+        raise invalid
+    for attribute in value.values():
+        if not (isinstance(attribute, dict) and set(attribute) == {"S"} and isinstance(attribute["S"], str)):
+            raise invalid
+    if value["account_id"]["S"] != account_id or not value["pk"]["S"].startswith("JOB#"):
+        raise invalid
     return value
 
 

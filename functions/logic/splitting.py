@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input
@@ -49,12 +49,22 @@ class QueuePort(Protocol):
 
 @dataclass(frozen=True)
 class SplitLimits:
-    """How a file is cut: rows per message, a byte cap per message (SQS allows 256 KiB), rows per job."""
+    """How a file is cut: rows per message, a target size per message, the queue's hard limit, rows per job."""
 
     rows_per_batch: int
+    # Where a batch is cut, estimated from the rows' text (cheap); the exact JSON is then held to max_message_bytes.
     max_batch_bytes: int
     max_rows: int
     lease_seconds: int
+    # The largest message the work queue accepts, in UTF-8 bytes (adapters/messaging.py MAX_MESSAGE_BYTES).
+    max_message_bytes: int
+
+
+class WorkMessage(NamedTuple):
+    """One batch and its message body (the JSON the worker reads)."""
+
+    batch: Batch
+    body: str
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,9 @@ def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
 
 def batches(
     rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout, limits: SplitLimits
-) -> Iterator[Batch]:
-    """Cut rows into batches by row count and by serialized size; raises too_many_rows past the job limit."""
+) -> Iterator[WorkMessage]:
+    """Cut rows into batches by row count and size, each message within the queue's limit; raises too_many_rows
+    past the job limit and row_too_large for a row that no message can hold."""
     current: list[list[str]] = []
     size = 0
     number = 0
@@ -106,29 +117,38 @@ def batches(
             raise InputError(f"the file has more than {limits.max_rows} data rows", code="too_many_rows")
         row_size = sum(len(c) for c in row) + 4 * len(row) + 4
         if current and (len(current) >= limits.rows_per_batch or size + row_size > limits.max_batch_bytes):
-            yield Batch(
-                job_id=job_id,
-                batch=number,
-                first_row=first,
-                column_index=layout.column_index,
-                header=layout.header,
-                rows=current,
-            )
-            number += 1
+            for message in _fitted(job_id, number, first, current, layout, limits.max_message_bytes):
+                yield message
+                number += 1
             first = index
             current, size = [], 0
         current.append(row)
         size += row_size
         index += 1
     if current:
-        yield Batch(
-            job_id=job_id,
-            batch=number,
-            first_row=first,
-            column_index=layout.column_index,
-            header=layout.header,
-            rows=current,
+        yield from _fitted(job_id, number, first, current, layout, limits.max_message_bytes)
+
+
+def _fitted(
+    job_id: str, number: int, first: int, rows: list[list[str]], layout: csv_input.CsvLayout, max_bytes: int
+) -> list[WorkMessage]:
+    """The rows as one message, or halved until each half fits: the size estimate counts characters, while SQS
+    counts UTF-8 bytes of the JSON (a CJK character is 3 bytes, an emoji 4, a control character 6)."""
+    batch = Batch(
+        job_id=job_id, batch=number, first_row=first, column_index=layout.column_index, header=layout.header, rows=rows
+    )
+    body = batch.model_dump_json()
+    if len(body.encode("utf-8")) <= max_bytes:
+        return [WorkMessage(batch, body)]
+    if len(rows) == 1:
+        raise InputError(
+            f"data row {first + 1} is too large for a work message ({max_bytes} bytes as JSON, with the header)",
+            code="row_too_large",
+            max_row_chars=csv_input.MAX_ROW_CHARS,
         )
+    half = len(rows) // 2
+    left = _fitted(job_id, number, first, rows[:half], layout, max_bytes)
+    return left + _fitted(job_id, number + len(left), first + half, rows[half:], layout, max_bytes)
 
 
 def split_job(
@@ -163,13 +183,14 @@ def split_job(
         max_width = len(layout.header)
         pending: list[str] = []
         flush_at = 1
-        for batch in batches(csv_input.iter_rows(chunks, layout), job.id, layout, limits):
-            pending.append(batch.model_dump_json())
+        for batch, body in batches(csv_input.iter_rows(chunks, layout), job.id, layout, limits):
+            pending.append(body)
             total_rows += len(batch.rows)
             total_batches += 1
             max_width = max(max_width, *(len(r) for r in batch.rows))
             # Sent as produced: the first batch alone (workers start at once), then in doubling groups up to
-            # SendMessageBatch's ten, so few requests carry many rows and the queue never holds the whole file.
+            # SendMessageBatch's ten (the queue adapter cuts a group further to stay within 1 MiB a call), so few
+            # requests carry many rows and the queue never holds the whole file.
             if len(pending) >= flush_at:
                 queue.send(pending)
                 pending = []

@@ -12,6 +12,7 @@ import http.client
 import json
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,7 +21,17 @@ from urllib.parse import urlsplit
 from standardwebhooks.webhooks import Webhook
 
 from functions.errors import InputError
-from functions.netguard import BlockedTargetError, PinnedHTTPConnection, PinnedHTTPSConnection, resolve_public
+from functions.netguard import (
+    LOOPBACK_HOSTS,
+    BlockedTargetError,
+    PinnedHTTPConnection,
+    PinnedHTTPSConnection,
+    is_public,
+    resolve_webhook_target,
+)
+
+# Checks a webhook host and resolves it once: (host, port, allow_loopback) -> the address to connect to.
+Resolver = Callable[[str, int, bool], str]
 
 # Seconds to wait before attempt n+1 (n = attempts so far). Sums to about 24 h 20 min.
 RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
@@ -73,23 +84,55 @@ def retry_delay(attempts: int) -> int | None:
 
 
 def check_url(url: str, allow_private: bool) -> None:
-    """Refuse what cannot be a public HTTPS endpoint (http and private targets only when allowed locally)."""
+    """Refuse what cannot be an HTTPS endpoint (http only to a loopback host, and only when allowed locally)."""
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as exc:
+        raise InvalidTargetError(f"the webhook URL is not valid: {exc}") from exc
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidTargetError("the webhook URL must be an absolute https URL")
-    if parts.scheme != "https" and not allow_private:
-        raise InvalidTargetError("webhook URLs must use https")
+    if parts.scheme != "https" and not (allow_private and parts.hostname in LOOPBACK_HOSTS):
+        raise InvalidTargetError("webhook URLs must use https (locally, http to localhost is allowed)")
 
 
-def send(url: str, msg_id: str, payload: str, secret: str, *, timeout: float, allow_private: bool) -> Attempt:
-    """One signed POST; never raises for what the receiver does (the answer is the Attempt)."""
+def check_target(url: str, allow_private: bool, resolve: Resolver = resolve_webhook_target) -> str:
+    """Check the URL and its host, resolving the name once; the address to send to. Raises InvalidTargetError.
+
+    Deployed: only public addresses. Locally (allow_private): also `localhost`, `127.0.0.1` and `[::1]` as written.
+    """
+    check_url(url, allow_private)
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        check_url(url, allow_private)
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = resolve_public(parts.hostname or "", port, allow_private)
-    except (InvalidTargetError, BlockedTargetError, OSError) as exc:
+        return resolve(parts.hostname or "", port, allow_private)
+    except BlockedTargetError as exc:
+        raise InvalidTargetError(f"the webhook URL may not be used: {exc}") from exc
+    except OSError as exc:
+        raise InvalidTargetError(f"the webhook host {parts.hostname} does not resolve ({exc})") from exc
+
+
+def send(
+    url: str,
+    msg_id: str,
+    payload: str,
+    secret: str,
+    *,
+    timeout: float,
+    allow_private: bool,
+    resolve: Resolver = resolve_webhook_target,
+) -> Attempt:
+    """One signed POST; never raises for what the receiver does (the answer is the Attempt).
+
+    The answer's body is kept only from a public address: a loopback port may be another local service (the AWS
+    emulation answered a test with its bucket list), and its text is not the caller's to read.
+    """
+    try:
+        address = check_target(url, allow_private, resolve)
+    except InvalidTargetError as exc:
         return Attempt(0, "", f"invalid_target: {exc}")
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     now = datetime.now(UTC)
     headers = {
         "content-type": "application/json",
@@ -108,7 +151,7 @@ def send(url: str, msg_id: str, payload: str, secret: str, *, timeout: float, al
         conn.request("POST", path, body=payload.encode(), headers=headers)
         response = conn.getresponse()
         body = response.read(MAX_READ_BODY).decode("utf-8", errors="replace")
-        return Attempt(response.status, body[:MAX_STORED_BODY])
+        return Attempt(response.status, body[:MAX_STORED_BODY] if is_public(address) else "")
     except (OSError, http.client.HTTPException) as exc:
         return Attempt(0, "", f"{type(exc).__name__}: {exc}"[:MAX_STORED_BODY])
     finally:

@@ -36,6 +36,7 @@ class Server:
     bucket: str
     table: str
     process: subprocess.Popen[str]
+    log_path: Path | None = None
 
     def session(self, key: str | None = None) -> requests.Session:
         """An HTTP session sending `key` (the dev key by default) as Bearer token."""
@@ -114,7 +115,13 @@ def start_server(tmp: Path, **env: str) -> Server:
     text = wait_for(ready, timeout=120, interval=0.2, what="bulkapi serve to be ready")
     fields = dict(re.findall(r"^\s+([\w ]+?):\s+(\S+)", text, re.MULTILINE))
     server = Server(
-        fields["API"], fields["API key"], fields["S3 endpoint"], fields["upload bucket"], fields["jobs table"], proc
+        fields["API"],
+        fields["API key"],
+        fields["S3 endpoint"],
+        fields["upload bucket"],
+        fields["jobs table"],
+        proc,
+        tmp / f"serve-{port}.log",
     )
     health = requests.get(f"{server.base_url}/api/health", timeout=5)
     assert health.status_code == 200

@@ -177,7 +177,7 @@ def test_the_stream_has_the_exact_grammar(server: Server) -> None:
         ("/api/bulk-ip-search", {"queries": ["1.1.1.1"] * 101}, "too_many_items"),
         ("/api/bulk-lookup", {"emails": []}, "empty_list"),
         ("/api/bulk-ip-search", {"queries": []}, "empty_list"),
-        ("/api/bulk-lookup", {"email": ["a@b.com"]}, "invalid_body"),
+        ("/api/bulk-lookup", {"email": ["a@b.com"]}, "unknown_parameter"),
         ("/api/bulk-domain-search", {"queries": [1, 2]}, "invalid_body"),
     ],
 )

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from functions.errors import InputError
-from functions.logic.csv_input import SNIFF_BYTES, CsvLayout, iter_rows, sniff
+from functions.logic.csv_input import (
+    MAX_CELL_CHARS,
+    MAX_COLUMNS,
+    MAX_ROW_CHARS,
+    SNIFF_BYTES,
+    CsvLayout,
+    iter_rows,
+    sniff,
+)
 
 
 def chunked(data: bytes, size: int) -> Iterator[bytes]:
@@ -209,7 +218,9 @@ def test_header_without_rows_is_rejected() -> None:
 
 def test_header_with_rows_beyond_the_head_is_accepted() -> None:
     # Given a header and a first row so long that the 64 KiB head holds no complete data row
-    data = b"email,notes\r\n" + b"a@example.com," + b"n" * (2 * SNIFF_BYTES) + b"\r\nb@example.com,short\r\n"
+    long_cell = ("é" * 30_000).encode()  # two of them: 120 KB, within the cell and row limits (characters)
+    data = b"email,notes,more\r\na@example.com," + long_cell + b"," + long_cell + b"\r\nb@example.com,short\r\n"
+    assert len(data) > SNIFF_BYTES
 
     # When it is read
     layout, rows = read(data)
@@ -560,3 +571,167 @@ def test_unknown_job_type_is_rejected() -> None:
 
     # Then the caller is told
     assert error.code == "invalid_type"
+
+
+# --- limits: a file that would overflow a message or the job item is refused up front ------------------------------
+
+
+def test_wide_headerless_file_is_refused_with_the_column_limit() -> None:
+    # Given a header-less file of an address and 60,000 empty cells, twice (the issue's 120 KB file)
+    row = b"a@example.com" + b"," * 60_000 + b"\n"
+
+    # When it is sniffed
+    error = error_of(row * 2)
+
+    # Then it is refused with a code and the limit, not accepted to overflow the job's layout later
+    assert error.code == "too_many_columns"
+    assert error.details["max_columns"] == MAX_COLUMNS
+
+
+def test_header_longer_than_the_head_with_too_many_columns_names_the_real_reason() -> None:
+    # Given a header of 30,000 names (longer than the 64 KiB head) and one data row
+    data = ",".join(f"c{i}" for i in range(30_000)).encode() + b"\na@example.com\n"
+
+    # When it is sniffed
+    error = error_of(data)
+
+    # Then the reason is the column count, not "not CSV"
+    assert error.code == "too_many_columns"
+
+
+def test_row_wider_than_the_limit_further_down_is_refused_while_streaming() -> None:
+    # Given a normal head and, far below it, one row with more cells than the limit
+    data = b"email,name\n" + b"a@example.com,Ada\n" * 5_000 + b"b@example.com" + b",x" * MAX_COLUMNS + b"\n"
+    layout = sniff(data[:SNIFF_BYTES], "email")
+
+    # When it is streamed
+    with pytest.raises(InputError) as caught:
+        list(iter_rows(chunked(data, 8192), layout))
+
+    # Then the caller is told which limit and where
+    assert caught.value.code == "too_many_columns"
+    assert "5002" in caught.value.message
+
+
+def test_widest_allowed_file_is_read_whole() -> None:
+    # Given a file with exactly the column limit
+    header = ",".join(["email"] + [f"c{i}" for i in range(1, MAX_COLUMNS)]).encode()
+    row = ",".join(["a@example.com"] + ["x"] * (MAX_COLUMNS - 1)).encode()
+
+    # When it is read
+    layout, rows = read(header + b"\n" + row + b"\n" + row + b"\n")
+
+    # Then it is accepted with every column
+    assert layout.column == "email" and len(layout.header) == MAX_COLUMNS
+    assert len(rows) == 2 and len(rows[0]) == MAX_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(lambda n: ("a@example.com" + "," * (n - 1) + "\n") * 2, id="headerless-empty-cells"),
+        pytest.param(lambda n: (",".join("x" for _ in range(n)) + "\n") * 2, id="plain-words"),
+        pytest.param(lambda n: ",".join(f"c{i}" for i in range(n)) + "\n" + "a@example.com\n", id="header"),
+    ],
+)
+def test_column_detection_time_grows_with_the_head_not_with_its_square(shape: Callable[[int], str]) -> None:
+    # Given the widest allowed file and one with thirty times its columns (the issue's took 41 s end to end)
+    for columns in (MAX_COLUMNS, 30_000):
+        data = shape(columns).encode()
+        started = time.perf_counter()
+
+        # When it is sniffed (and, when accepted, streamed)
+        try:
+            layout = sniff(data[:SNIFF_BYTES], "email")
+            list(iter_rows([data], layout))
+        except InputError as exc:
+            assert exc.code in ("too_many_columns", "column_not_found"), exc.code
+
+        # Then the answer comes at once
+        assert time.perf_counter() - started < 2.0, columns
+
+
+# --- unclosed quotes: never a silent loss ----------------------------------------------------------------------------
+
+
+def test_unclosed_quote_on_row_one_of_a_big_file_is_malformed_not_one_huge_cell() -> None:
+    # Given the issue's file: 5,001 rows, the first one with a quote that never closes
+    data = b'email,note\na@example.com,"oops\n' + b"".join(b"user%d@example.com,fine\n" % i for i in range(5_000))
+    layout = sniff(data[:SNIFF_BYTES], "email")
+
+    # When it is streamed
+    with pytest.raises(InputError) as caught:
+        list(iter_rows(chunked(data, 8192), layout))
+
+    # Then it is refused as malformed with a hint, instead of 5,000 addresses vanishing into one cell
+    assert caught.value.code == "malformed_csv"
+    assert "quote" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'email,note\na@example.com,"oops\nb@example.com,x\nc@example.com,y\n', id="open-at-eof"),
+        pytest.param(b'email,note\na@example.com,x\nb@example.com,"oops', id="open-at-eof-no-newline"),
+        pytest.param(b'email\n"a@example.com\nb@example.com\n', id="open-first-cell"),
+        pytest.param(b'email;note\na@example.com;"x""\n', id="escaped-quote-leaves-it-open"),
+    ],
+)
+def test_quote_still_open_at_the_end_of_a_small_file_is_malformed(data: bytes) -> None:
+    # Given a small file whose last quote never closes
+    layout = sniff(data[:SNIFF_BYTES], "email")
+
+    # When it is streamed
+    with pytest.raises(InputError) as caught:
+        list(iter_rows([data], layout))
+
+    # Then it is refused, not read as a last cell holding the rest of the file
+    assert caught.value.code == "malformed_csv"
+
+
+@pytest.mark.parametrize(
+    ("data", "last"),
+    [
+        pytest.param(b'email,note\na@example.com,"multi\nline"\n', ["a@example.com", "multi\nline"], id="closed"),
+        pytest.param(b'email,note\na@example.com,"x"', ["a@example.com", "x"], id="closed-no-newline"),
+        pytest.param(b'email,note\na@example.com,""""', ["a@example.com", '"'], id="only-an-escaped-quote"),
+        pytest.param(b"email,note\na@example.com,", ["a@example.com", ""], id="empty-last-cell"),
+        pytest.param(b'email,note\na@example.com,say "hi', ["a@example.com", 'say "hi'], id="quote-mid-cell"),
+        pytest.param(b'email,note\na@example.com,"x"y"', ["a@example.com", 'xy"'], id="lenient-after-close"),
+    ],
+)
+def test_files_ending_with_closed_or_literal_quotes_are_read(data: bytes, last: list[str]) -> None:
+    # Given a file whose quotes are all closed (or are literal characters inside an unquoted cell)
+    # When it is read
+    _, rows = read(data)
+
+    # Then the last row is what the file says
+    assert rows[-1] == last
+
+
+def test_cell_longer_than_a_spreadsheet_cell_is_malformed() -> None:
+    # Given a quoted cell of 40,000 characters (a spreadsheet cell holds at most 32,767)
+    data = b'email,note\na@example.com,"' + b"x" * 40_000 + b'"\n'
+    layout = sniff(data[:SNIFF_BYTES], "email")
+
+    # When it is streamed
+    with pytest.raises(InputError) as caught:
+        list(iter_rows([data], layout))
+
+    # Then it is refused as malformed, the limit named
+    assert caught.value.code == "malformed_csv"
+    assert caught.value.details["max_cell_chars"] == MAX_CELL_CHARS
+
+
+def test_row_longer_than_the_row_limit_is_refused() -> None:
+    # Given a row of three cells of 30,000 characters each (each cell fits, the row does not)
+    data = b"email,a,b,c\na@example.com," + b",".join([b"x" * 30_000] * 3) + b"\n"
+    layout = sniff(data[:SNIFF_BYTES], "email")
+
+    # When it is streamed
+    with pytest.raises(InputError) as caught:
+        list(iter_rows([data], layout))
+
+    # Then the row limit is named
+    assert caught.value.code == "row_too_large"
+    assert caught.value.details["max_row_chars"] == MAX_ROW_CHARS

@@ -222,7 +222,7 @@ def test_google_without_a_provider_answers_errors_and_charges_nothing() -> None:
         ("/api/bulk-ip-search", {"queries": ["1.1.1.1"] * 101}, "too_many_items"),
         ("/api/bulk-lookup", {"emails": []}, "empty_list"),
         ("/api/bulk-domain-search", {"queries": []}, "empty_list"),
-        ("/api/bulk-lookup", {"queries": ["a@b.com"]}, "invalid_body"),
+        ("/api/bulk-lookup", {"queries": ["a@b.com"]}, "unknown_parameter"),
         ("/api/bulk-lookup", {"emails": "a@b.com"}, "invalid_body"),
         ("/api/bulk-lookup", {"emails": ["a@b.com", 7]}, "invalid_body"),
         ("/api/bulk-company-search", ["Acme"], "invalid_body"),

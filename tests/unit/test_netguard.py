@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from functions.netguard import BlockedTargetError, is_allowed, resolve_public
+from functions.netguard import BlockedTargetError, is_allowed, resolve_public, resolve_webhook_target
 
 PUBLIC = ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"]
 PRIVATE = ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "100.64.0.1", "::1", "fd12:3456::1", "::ffff:10.0.0.1"]
@@ -55,3 +59,79 @@ def test_resolve_public_returns_the_checked_address_or_refuses() -> None:
     # And the metadata address is refused even locally
     with pytest.raises(BlockedTargetError):
         resolve_public("169.254.169.254", 80, allow_private=True)
+
+
+# --- webhook targets -------------------------------------------------------------------------------------------------
+
+
+def fake_dns(table: dict[str, list[str]]) -> Callable[..., list[Any]]:
+    """getaddrinfo answering from a table (no network in unit tests)."""
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in table[host]]
+
+    return getaddrinfo
+
+
+DNS = fake_dns(
+    {
+        "hooks.example.com": ["93.184.215.14"],
+        "internal.example.com": ["10.0.0.7"],
+        "rebind.example.com": ["127.0.0.1"],
+        "localhost": ["127.0.0.1"],
+        "127.0.0.1": ["127.0.0.1"],
+        "::1": ["::1"],
+        "10.0.0.1": ["10.0.0.1"],
+        "169.254.169.254": ["169.254.169.254"],
+        "93.184.215.14": ["93.184.215.14"],
+    }
+)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
+def test_locally_the_three_canonical_loopback_hosts_are_allowed(host: str) -> None:
+    # Given a local run, when a canonical loopback host is checked, then it resolves to loopback
+    assert resolve_webhook_target(host, 8080, allow_loopback=True, getaddrinfo=DNS) in ("127.0.0.1", "::1")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",  # 127.0.0.1 as one decimal number
+        "0x7f000001",  # ... as hex
+        "127.1",  # ... shortened
+        "0177.0.0.1",  # ... octal
+        "0:0:0:0:0:0:0:1",  # ::1 spelled out
+        "10.0.0.1",  # private
+        "internal.example.com",  # a name resolving to a private address
+        "rebind.example.com",  # a public-looking name resolving to loopback
+        "169.254.169.254",  # instance metadata
+    ],
+)
+def test_locally_anything_else_private_is_refused(host: str) -> None:
+    # Given a local run, when another private or non-canonical host is checked, then it is refused
+    with pytest.raises(BlockedTargetError):
+        resolve_webhook_target(host, 8080, allow_loopback=True, getaddrinfo=DNS)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["169.254.169.254", "10.0.0.1", "2130706433", "127.0.0.1", "localhost", "internal.example.com", "0x7f000001"],
+)
+def test_deployed_private_link_local_and_numeric_hosts_are_refused(host: str) -> None:
+    # Given the deployed rules, when a private, link-local or decimal-IP host is checked, then it is refused
+    with pytest.raises(BlockedTargetError):
+        resolve_webhook_target(host, 443, allow_loopback=False, getaddrinfo=DNS)
+
+
+@pytest.mark.parametrize("host", ["hooks.example.com", "93.184.215.14"])
+def test_public_hosts_are_allowed_under_both_rules(host: str) -> None:
+    for allow_loopback in (False, True):
+        assert resolve_webhook_target(host, 443, allow_loopback, getaddrinfo=DNS) == "93.184.215.14"
+
+
+def test_a_name_that_does_not_resolve_is_an_os_error() -> None:
+    with pytest.raises(OSError):
+        resolve_webhook_target("nowhere.example.com", 443, allow_loopback=False, getaddrinfo=DNS)

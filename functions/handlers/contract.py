@@ -1,0 +1,290 @@
+"""The API's contract as an OpenAPI 3.1 document, generated from the routes themselves.
+
+Powertools' resolver describes the REST routes (their typed parameters, bodies and answers); this module adds what it
+cannot see: the key, the errors each route answers with their codes (`functions.errors.API_ERRORS`), the multipart
+form that creates a job, the streaming routes of the stream function (`text/event-stream` with the schema of each
+frame) and the webhook deliveries (the document's `webhooks`). Served at `GET /api/openapi.json` and, as a page,
+`GET /api/docs`; a copy is committed as `openapi.json` (`bulkapi openapi > openapi.json`, checked by a test).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.errors import API_ERRORS
+from functions.models import ErrorResponse, WebhookEvent
+
+TITLE = "bulkapi"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Bulk enrichment: small lists answered inline as Server-Sent Events, large lists as CSV jobs processed in the "
+    "background, with progress, a downloadable result, credits per row and signed webhooks. Every route but "
+    "health and this document needs `Authorization: Bearer <key>`. Every answer carries `X-Request-Id`."
+)
+PUBLIC = {("get", "/api/health"), ("get", "/api/openapi.json"), ("get", "/api/docs")}
+REASONS = {
+    400: "the request is not valid",
+    401: "missing or unknown key",
+    402: "the balance does not cover the request",
+    404: "no such resource for this key",
+    405: "the route does not take this method",
+    409: "the resource is not in a state that allows this",
+    410: "the result is no longer kept; retrying will not bring it back",
+    413: "the body is too large",
+    415: "the body is not JSON",
+    422: "the Idempotency-Key was used with another request",
+    500: "our fault; the request id identifies it",
+    503: "storage is unavailable for a moment; retry",
+}
+# The statuses each route can answer besides its success (401, 500 and 503 apply to every keyed route).
+ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("get", "/api/bulk-jobs"): (400, 404),
+    ("post", "/api/bulk-jobs"): (400, 402, 409, 413, 422),
+    ("post", "/api/bulk-jobs/preview"): (400, 402, 413),
+    ("delete", "/api/bulk-jobs"): (400, 404, 409),
+    ("get", "/api/bulk-jobs/download"): (400, 404, 409, 410),
+    ("get", "/api/credits"): (400,),
+    ("get", "/api/webhooks"): (400,),
+    ("post", "/api/webhooks"): (400, 415),
+    ("put", "/api/webhooks"): (400, 404, 415),
+    ("delete", "/api/webhooks"): (400, 404, 415),
+    ("post", "/api/webhooks/test"): (400, 404, 415),
+    ("get", "/api/webhooks/deliveries"): (400, 404),
+}
+STREAM_ERRORS = (400, 402, 409, 422)
+# Routes whose success is not a 200.
+SUCCESS = {("post", "/api/bulk-jobs"): "202", ("post", "/api/webhooks"): "201"}
+
+
+class InlineEmailsRequest(BaseModel):
+    """An inline email lookup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    emails: list[str] = Field(min_length=1, max_length=1000)
+
+
+class InlineQueriesRequest(BaseModel):
+    """An inline search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[str] = Field(min_length=1, max_length=100)
+
+
+class ResultFrame(BaseModel):
+    """`event: result`: the input echoed (`email` or `query`) and the type's columns."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorFrame(BaseModel):
+    """`event: error`: the input echoed, why it has no result, and for emails `validity`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    validity: str | None = Field(default=None, description="emails only: `invalid`, or `unknown` when not checked")
+
+
+class SearchSummaryFrame(BaseModel):
+    """`event: done` of a search: the totals, in the shape the official clients read `credits_used` from."""
+
+    results: list[Any] = Field(max_length=0)
+    total: int
+    credits_used: int
+
+
+class EmailTotals(BaseModel):
+    """The JSON of an email lookup's `: done {...}` comment line."""
+
+    total: int
+    credits_used: int
+
+
+STREAM_ROUTES: dict[str, tuple[str, type[BaseModel]]] = {
+    "/api/bulk-lookup": ("email", InlineEmailsRequest),
+    "/api/agent/bulk-lookup": ("email", InlineEmailsRequest),
+    "/api/bulk-google-search": ("google", InlineQueriesRequest),
+    "/api/bulk-company-search": ("company", InlineQueriesRequest),
+    "/api/bulk-domain-search": ("domain", InlineQueriesRequest),
+    "/api/bulk-ip-search": ("ip", InlineQueriesRequest),
+}
+EMAIL_GRAMMAR = (
+    "One `data:` frame per input, in input order (`event: result` or `event: error`), then the totals as an SSE "
+    'comment `: done {"total": N, "credits_used": M}` (schema `EmailTotals`), then `data: [DONE]`.'
+)
+SEARCH_GRAMMAR = (
+    "One `data:` frame per query, in input order (`event: result` or `event: error`), then `event: done` with "
+    '`data: {"results": [], "total": N, "credits_used": M}` (schema `SearchSummaryFrame`), then `data: [DONE]`.'
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    codes = sorted(code for code, code_status in API_ERRORS.items() if code_status == status)
+    schema = {"allOf": [_ref("ErrorResponse"), {"properties": {"error": {"enum": codes}}}]}
+    return {"description": REASONS[status], "content": {"application/json": {"schema": schema}}}
+
+
+def _errors_for(statuses: tuple[int, ...], public: bool) -> dict[str, Any]:
+    every = (405,) if public else (401, 405, 500, 503)
+    return {str(status): _error_response(status) for status in sorted({*statuses, *every})}
+
+
+def _add_schema(doc: dict[str, Any], model: type[BaseModel]) -> None:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        doc["components"]["schemas"].setdefault(name, sub)
+    doc["components"]["schemas"][model.__name__] = schema
+
+
+def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[str, Any]:
+    grammar = EMAIL_GRAMMAR if job_type == "email" else SEARCH_GRAMMAR
+    frames = {"result": _ref("ResultFrame"), "error": _ref("ErrorFrame")}
+    if job_type != "email":
+        frames["done"] = _ref("SearchSummaryFrame")
+    return {
+        "post": {
+            "summary": f"Inline {job_type} {'lookup' if job_type == 'email' else 'search'}, streamed",
+            "operationId": "inline_" + path.strip("/").replace("/", "_").replace("-", "_"),
+            "tags": ["inline"],
+            "description": grammar,
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body.__name__)}}},
+            "responses": {
+                "200": {
+                    "description": grammar,
+                    "content": {
+                        "text/event-stream": {
+                            # Before OpenAPI 3.2, a stream's `schema` describes each of its events.
+                            "schema": _ref("SseEvent"),
+                            "x-sse-frames": frames,
+                        }
+                    },
+                },
+                **_errors_for(STREAM_ERRORS, public=False),
+            },
+        }
+    }
+
+
+CREATE_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file", "type"],
+                "additionalProperties": False,
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
+                    "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
+                    "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
+                },
+            }
+        }
+    },
+}
+
+
+SSE_EVENT = {
+    "type": "object",
+    "description": "One event of the stream: a result, an error, a search's summary, or the final `[DONE]`. "
+    "`data` is one line of JSON (see `x-sse-frames` for each event's schema) or `[DONE]`.",
+    "required": ["data"],
+    "properties": {
+        # `data: [DONE]` names no event, which Server-Sent Events calls `message`.
+        "event": {"type": "string", "enum": ["result", "error", "done", "message"]},
+        "data": {"type": "string", "minLength": 1},
+    },
+}
+
+
+def build(app: Any) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the REST routes of `app` plus the stream routes and the webhooks."""
+    schema = app.get_openapi_schema(title=TITLE, version=VERSION, description=DESCRIPTION, openapi_version="3.1.0")
+    doc: dict[str, Any] = json.loads(schema.model_dump_json(by_alias=True, exclude_none=True))
+    doc.setdefault("components", {}).setdefault("schemas", {})
+    for generic in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        doc["components"]["schemas"].pop(generic, None)
+    doc["components"]["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"}
+    }
+    doc["security"] = [{"apiKey": []}]
+    models: tuple[type[BaseModel], ...] = (
+        ErrorResponse,
+        InlineEmailsRequest,
+        InlineQueriesRequest,
+        ResultFrame,
+        ErrorFrame,
+        SearchSummaryFrame,
+        EmailTotals,
+        WebhookEvent,
+    )
+    for model in models:
+        _add_schema(doc, model)
+    doc["components"]["schemas"]["SseEvent"] = SSE_EVENT
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            operation["responses"].pop("422", None)
+            if (method, path) in SUCCESS:
+                operation["responses"][SUCCESS[method, path]] = operation["responses"].pop("200")
+            public = (method, path) in PUBLIC
+            if public:
+                operation["security"] = []
+            operation["responses"].update(_errors_for(ROUTE_ERRORS.get((method, path), (400,)), public))
+    doc["paths"]["/api/bulk-jobs"]["post"]["requestBody"] = CREATE_FORM
+    doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = CREATE_FORM
+    for path, (job_type, body) in STREAM_ROUTES.items():
+        doc["paths"][path] = _stream_operation(path, job_type, body)
+    doc["webhooks"] = {
+        event: {
+            "post": {
+                "summary": f"`{event}`, signed per Standard Webhooks",
+                "requestBody": {"content": {"application/json": {"schema": _ref("WebhookEvent")}}},
+                "responses": {"2XX": {"description": "delivered; anything else is retried"}},
+            }
+        }
+        for event in ("bulk_job.completed", "bulk_job.failed", "bulk_job.cancelled")
+    }
+    return doc
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The document of this deployment's API (built once per process)."""
+    from functions.handlers import api
+
+    return build(api.app)
+
+
+def swagger_page() -> str:
+    """A docs page for the document, with Swagger UI's own files inlined (no CDN needed)."""
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+    assets = Path(generate_swagger_html.__code__.co_filename).parent
+    js = (assets / "swagger-ui-bundle.min.js").read_text()
+    css = (assets / "swagger-ui.min.css").read_text()
+    return generate_swagger_html(json.dumps(document()), js, css, "", None)
+
+
+def main() -> None:
+    """Print the document (`bulkapi openapi > openapi.json`)."""
+    print(json.dumps(document(), indent=2, sort_keys=True))
