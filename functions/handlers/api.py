@@ -158,7 +158,12 @@ def _error(exc: BulkApiError) -> Response[Any]:
 def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """A query parameter the route does not take is an error, never silently ignored."""
     route = app.context.get("_route")
-    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    if route is None or route not in (*app._static_routes, *app._dynamic_routes):
+        # No route takes this method and path (Powertools then runs a catch-all route of its own): the not-found
+        # handler answers (405 naming the methods, or 404) whatever the query string; checking the parameters
+        # against that catch-all made a TRACE with the route's own parameters a 400.
+        return next_middleware(app)
+    known = {p.alias for p in route.dependant.query_params}
     given = (app.current_event.multi_value_query_string_parameters or {}).keys()
     unknown = sorted(set(given) - known)
     if unknown:
