@@ -79,6 +79,26 @@ class StoreError(BulkApiError):
     code = "storage_unavailable"
 
 
+class MethodNotAllowedError(BulkApiError):
+    """The route exists, not with this method."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class RouteNotFoundError(BulkApiError):
+    """No route for this method and path."""
+
+    status_code = 404
+    code = "route_not_found"
+
+
+class UnsupportedMediaTypeError(InputError):
+    """The body's media type is not one the route takes."""
+
+    status_code = 415
+
+
 # Every `error` code an HTTP answer can carry, with its status: README's error table and the OpenAPI document are
 # checked against this list (tests/test_contract.py), and a code used anywhere in functions/ must be in it.
 API_ERRORS: dict[str, int] = {

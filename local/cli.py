@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 
+from client import cli as client_cli
 from functions.adapters.jobs import JobStore
 from functions.errors import BulkApiError
 from functions.logic import accounts
@@ -195,12 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     admin_sub.add_parser("list-accounts", parents=[target], help="every account with its balance")
     p_keys = admin_sub.add_parser("list-keys", parents=[target], help="an account's key ids, revoked ones marked")
     p_keys.add_argument("account")
+    client_cli.add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    if args.command in client_cli.COMMANDS:
+        return client_cli.run(args)
     if args.command == "serve":
         return serve(args.host, args.port)
     if args.command == "admin":

@@ -304,11 +304,15 @@ class LocalRuntime:
         store.create_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits, utcnow())
         store.put_api_key(self.api_key, DEV_ACCOUNT, "key_dev", utcnow())
         if self.options.dev_webhook_url:
+            from functions.adapters.webhook_http import WebhookHttp
             from functions.adapters.webhooks import WebhookStore
             from functions.logic.endpoints import create_endpoint
 
             created = create_endpoint(
-                WebhookStore(self.table), DEV_ACCOUNT, {"url": self.options.dev_webhook_url}, allow_private=True
+                WebhookStore(self.table),
+                DEV_ACCOUNT,
+                {"url": self.options.dev_webhook_url},
+                targets=WebhookHttp(allow_private=True),
             )
             self.dev_webhook_secret = created["secret"]
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -34,8 +35,16 @@ from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer, WorkQueue
+from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
-from functions.errors import BulkApiError, InputError, PayloadTooLargeError
+from functions.errors import (
+    BulkApiError,
+    InputError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    RouteNotFoundError,
+    UnsupportedMediaTypeError,
+)
 from functions.handlers import contract
 from functions.logic import downloads, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
@@ -158,11 +167,8 @@ def _error(exc: BulkApiError) -> Response[Any]:
 def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """A query parameter the route does not take is an error, never silently ignored."""
     route = app.context.get("_route")
-    if route is None or route not in (*app._static_routes, *app._dynamic_routes):
-        # No route takes this method and path (Powertools then runs a catch-all route of its own): the not-found
-        # handler answers (405 naming the methods, or 404) whatever the query string; checking the parameters
-        # against that catch-all made a TRACE with the route's own parameters a 400.
-        return next_middleware(app)
+    if route is None or route.func.__name__ == "not_found_handler":
+        return next_middleware(app)  # no route matched: the not-found handler answers (404, or 405 for a known path)
     known = {p.alias for p in route.dependant.query_params}
     given = (app.current_event.multi_value_query_string_parameters or {}).keys()
     unknown = sorted(set(given) - known)
@@ -220,12 +226,6 @@ def handle_unsupported_content_type(exc: RequestUnsupportedContentType) -> Respo
     )
 
 
-class UnsupportedMediaTypeError(InputError):
-    """The body's media type is not one the route takes."""
-
-    status_code = 415
-
-
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def handle_unexpected(exc: Exception) -> Response[Any]:
     """Anything else is our fault: logged in full, answered without internals."""
@@ -246,20 +246,6 @@ def handle_not_found(_: Exception) -> Response[Any]:
         answer.headers["Allow"] = ", ".join(allowed)
         return answer
     return _error(RouteNotFoundError(f"no route {event.http_method} {event.path}"))
-
-
-class MethodNotAllowedError(BulkApiError):
-    """The route exists, not with this method."""
-
-    status_code = 405
-    code = "method_not_allowed"
-
-
-class RouteNotFoundError(BulkApiError):
-    """No route for this method and path."""
-
-    status_code = 404
-    code = "route_not_found"
 
 
 def _account() -> str:
@@ -357,6 +343,30 @@ def openapi_document() -> Response[dict[str, Any]]:
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
+
+
+CONSOLE_PAGE = Path(__file__).resolve().parents[1] / "console" / "index.html"
+# The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
+CONSOLE_POLICY = (
+    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' https: http:; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+@app.get(
+    "/console",
+    summary="The web console (no key: it asks for one)",
+    tags=["service"],
+    responses={200: {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def console_page() -> Response[str]:
+    """Upload, preview, start and watch jobs; the ledger; webhooks. One static page, no build step."""
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=CONSOLE_PAGE.read_text(encoding="utf-8"),
+        headers={"Content-Security-Policy": CONSOLE_POLICY, "Cache-Control": "no-cache"},
+    )
 
 
 def _job_form() -> tuple[Upload, str, str | None]:
@@ -542,6 +552,10 @@ def _webhook_store() -> WebhookStore:
     return WebhookStore(load(ApiSettings).jobs_table)
 
 
+def _webhook_targets() -> WebhookHttp:
+    return WebhookHttp(allow_private=load(ApiSettings).allow_private_targets, timeout=10.0)
+
+
 @app.get("/api/webhooks", summary="List webhook endpoints", tags=["webhooks"])
 def list_webhooks() -> Response[WebhookListResponse]:
     """The account's webhook endpoints (secrets are never shown again)."""
@@ -555,7 +569,7 @@ def create_webhook(body: WebhookCreateRequest) -> Response[WebhookCreatedRespons
         _webhook_store(),
         _account(),
         body.model_dump(exclude_unset=True),
-        allow_private=load(ApiSettings).allow_private_targets,
+        targets=_webhook_targets(),
     )
     return _json(201, created)
 
@@ -567,7 +581,7 @@ def update_webhook(body: WebhookUpdateRequest) -> Response[WebhookResponse]:
         _webhook_store(),
         _account(),
         body.model_dump(exclude_unset=True),
-        allow_private=load(ApiSettings).allow_private_targets,
+        targets=_webhook_targets(),
     )
     return _json(200, updated)
 
@@ -582,9 +596,7 @@ def delete_webhook(body: WebhookIdRequest) -> Response[WebhookDeletedResponse]:
 @app.post("/api/webhooks/test", summary="Send a test event now", tags=["webhooks"])
 def test_webhook(body: WebhookIdRequest) -> Response[WebhookTestResponse]:
     """Send a signed `webhook.test` event now and report what the endpoint answered."""
-    result = hooks.send_test(
-        _webhook_store(), _account(), body.id, allow_private=load(ApiSettings).allow_private_targets
-    )
+    result = hooks.send_test(_webhook_store(), _account(), body.id, targets=_webhook_targets())
     return _json(200, result)
 
 

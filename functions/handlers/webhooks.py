@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import RetryQueue, WebhookStore
 from functions.logic import webhooks
 from functions.observability import logger, metrics, tracer
@@ -40,6 +41,10 @@ def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
     return data
 
 
+def _sender(settings: WebhookSettings) -> WebhookHttp:
+    return WebhookHttp(allow_private=settings.allow_private_targets, timeout=settings.timeout_seconds)
+
+
 def _on_event(event: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
     detail = dict(event["detail"])
     event_type = str(event["detail-type"])
@@ -51,8 +56,7 @@ def _on_event(event: dict[str, Any], settings: WebhookSettings) -> dict[str, Any
         str(event.get("time") or detail.get("completed_at")),
         store=WebhookStore(settings.jobs_table),
         retries=RetryQueue(settings.retry_queue_url),
-        timeout=settings.timeout_seconds,
-        allow_private=settings.allow_private_targets,
+        sender=_sender(settings),
     )
     logger.info("job event fanned out", job_id=detail["id"], event=event_type, deliveries=statuses)
     return {"deliveries": statuses}
@@ -73,8 +77,7 @@ def _on_retries(records: list[dict[str, Any]], settings: WebhookSettings) -> dic
                 delivery,
                 store=store,
                 retries=queue,
-                timeout=settings.timeout_seconds,
-                allow_private=settings.allow_private_targets,
+                sender=_sender(settings),
             )
             metrics.add_metric(name="WebhookAttempts", unit="Count", value=1)
             logger.info("webhook retried", delivery=delivery["id"], status=status, attempts=delivery["attempts"])

@@ -7,11 +7,22 @@ from typing import Any, Protocol
 
 from functions.errors import InputError, NotFoundError
 from functions.logic.jobs import utcnow
-from functions.logic.webhooks import EVENT_TYPES, Resolver, check_target, event_payload, new_secret, send
-from functions.netguard import resolve_webhook_target
+from functions.logic.webhooks import EVENT_TYPES, Attempt, event_payload, new_secret
 
 PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
 TEST_EVENT = "webhook.test"
+
+
+class TargetPort(Protocol):
+    """Webhook URLs: whether one may be used (resolving its name once), and a signed send to it."""
+
+    def check(self, url: str) -> None:
+        """Raise InvalidTargetError when the URL may not receive webhooks."""
+        ...
+
+    def send(self, url: str, msg_id: str, payload: str, secret: str) -> Attempt:
+        """One signed POST."""
+        ...
 
 
 class EndpointStorePort(Protocol):
@@ -44,11 +55,11 @@ def _events(value: Any) -> list[str]:
     return sorted(set(value))
 
 
-def _url(value: Any, allow_private: bool, resolve: Resolver) -> str:
+def _url(value: Any, targets: TargetPort) -> str:
     if not isinstance(value, str) or not value:
         raise InputError("url is required", code="invalid_webhook_url")
     # Resolved once now, so a private target is refused here instead of collecting a day of failed retries.
-    check_target(value, allow_private, resolve)
+    targets.check(value)
     return value
 
 
@@ -64,14 +75,13 @@ def create_endpoint(
     account_id: str,
     body: dict[str, Any],
     *,
-    allow_private: bool,
-    resolve: Resolver = resolve_webhook_target,
+    targets: TargetPort,
 ) -> dict[str, Any]:
     """A new endpoint (active, all job events unless `events` says otherwise) with its secret."""
     now = utcnow()
     endpoint = {
         "id": "wh_" + secrets.token_hex(10),
-        "url": _url(body.get("url"), allow_private, resolve),
+        "url": _url(body.get("url"), targets),
         "events": _events(body.get("events")),
         "description": str(body.get("description") or ""),
         "is_active": True,
@@ -88,13 +98,12 @@ def update_endpoint(
     account_id: str,
     body: dict[str, Any],
     *,
-    allow_private: bool,
-    resolve: Resolver = resolve_webhook_target,
+    targets: TargetPort,
 ) -> dict[str, Any]:
     """Change url, events, description, is_active; the secret stays."""
     endpoint = _owned(store, account_id, str(body.get("id") or ""))
     if "url" in body:
-        endpoint["url"] = _url(body["url"], allow_private, resolve)
+        endpoint["url"] = _url(body["url"], targets)
     if "events" in body:
         endpoint["events"] = _events(body["events"])
     if "description" in body:
@@ -128,16 +137,16 @@ def list_deliveries(store: EndpointStorePort, account_id: str, endpoint_id: str)
     return store.deliveries(endpoint_id, 50)
 
 
-def send_test(store: EndpointStorePort, account_id: str, endpoint_id: str, *, allow_private: bool) -> dict[str, Any]:
+def send_test(store: EndpointStorePort, account_id: str, endpoint_id: str, *, targets: TargetPort) -> dict[str, Any]:
     """Send a signed test event synchronously and report the answer (not retried, not recorded as a job event).
 
-    The answer's status is always reported; its body only from a public receiver (see `webhooks.send`).
+    The answer's status is always reported; its body only from a public receiver (functions/adapters/webhook_http.py).
     """
     endpoint = _owned(store, account_id, endpoint_id)
     now = utcnow()
     msg_id = "msg_test_" + secrets.token_hex(8)
     payload = event_payload(TEST_EVENT, {"webhook_id": endpoint_id, "message": "test event from bulkapi"}, now)
-    result = send(endpoint["url"], msg_id, payload, endpoint["secret"], timeout=10.0, allow_private=allow_private)
+    result = targets.send(endpoint["url"], msg_id, payload, endpoint["secret"])
     return {
         "id": msg_id,
         "webhook_id": endpoint_id,

@@ -8,36 +8,18 @@ anything else is retried on RETRY_SCHEDULE (first retry within 10 s, the last ab
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import random
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
-
-from standardwebhooks.webhooks import Webhook
 
 from functions.errors import InputError
-from functions.netguard import (
-    LOOPBACK_HOSTS,
-    BlockedTargetError,
-    PinnedHTTPConnection,
-    PinnedHTTPSConnection,
-    is_public,
-    resolve_webhook_target,
-)
-
-# Checks a webhook host and resolves it once: (host, port, allow_loopback) -> the address to connect to.
-Resolver = Callable[[str, int, bool], str]
 
 # Seconds to wait before attempt n+1 (n = attempts so far). Sums to about 24 h 20 min.
 RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 EVENT_TYPES = ("bulk_job.completed", "bulk_job.failed", "bulk_job.cancelled")
-MAX_STORED_BODY = 1024
-MAX_READ_BODY = 64 * 1024
 
 
 class InvalidTargetError(InputError):
@@ -83,79 +65,10 @@ def retry_delay(attempts: int) -> int | None:
     return max(1, round(base * random.uniform(0.9, 1.1)))
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Refuse what cannot be an HTTPS endpoint (http only to a loopback host, and only when allowed locally)."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as exc:
-        raise InvalidTargetError(f"the webhook URL is not valid: {exc}") from exc
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidTargetError("the webhook URL must be an absolute https URL")
-    if parts.scheme != "https" and not (allow_private and parts.hostname in LOOPBACK_HOSTS):
-        raise InvalidTargetError("webhook URLs must use https (locally, http to localhost is allowed)")
+class SenderPort(Protocol):
+    """Delivers one signed POST to a webhook URL (never raises for what the receiver does)."""
 
-
-def check_target(url: str, allow_private: bool, resolve: Resolver = resolve_webhook_target) -> str:
-    """Check the URL and its host, resolving the name once; the address to send to. Raises InvalidTargetError.
-
-    Deployed: only public addresses. Locally (allow_private): also `localhost`, `127.0.0.1` and `[::1]` as written.
-    """
-    check_url(url, allow_private)
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        return resolve(parts.hostname or "", port, allow_private)
-    except BlockedTargetError as exc:
-        raise InvalidTargetError(f"the webhook URL may not be used: {exc}") from exc
-    except OSError as exc:
-        raise InvalidTargetError(f"the webhook host {parts.hostname} does not resolve ({exc})") from exc
-
-
-def send(
-    url: str,
-    msg_id: str,
-    payload: str,
-    secret: str,
-    *,
-    timeout: float,
-    allow_private: bool,
-    resolve: Resolver = resolve_webhook_target,
-) -> Attempt:
-    """One signed POST; never raises for what the receiver does (the answer is the Attempt).
-
-    The answer's body is kept only from a public address: a loopback port may be another local service (the AWS
-    emulation answered a test with its bucket list), and its text is not the caller's to read.
-    """
-    try:
-        address = check_target(url, allow_private, resolve)
-    except InvalidTargetError as exc:
-        return Attempt(0, "", f"invalid_target: {exc}")
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    now = datetime.now(UTC)
-    headers = {
-        "content-type": "application/json",
-        "user-agent": "bulkapi-webhooks/1",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, now, payload),
-    }
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = PinnedHTTPSConnection(parts.hostname or "", address, port, timeout)
-    else:
-        conn = PinnedHTTPConnection(parts.hostname or "", address, port, timeout)
-    try:
-        conn.request("POST", path, body=payload.encode(), headers=headers)
-        response = conn.getresponse()
-        body = response.read(MAX_READ_BODY).decode("utf-8", errors="replace")
-        return Attempt(response.status, body[:MAX_STORED_BODY] if is_public(address) else "")
-    except (OSError, http.client.HTTPException) as exc:
-        return Attempt(0, "", f"{type(exc).__name__}: {exc}"[:MAX_STORED_BODY])
-    finally:
-        conn.close()
+    def send(self, url: str, msg_id: str, payload: str, secret: str) -> Attempt: ...
 
 
 def event_payload(event_type: str, data: dict[str, Any], event_time: str) -> str:
@@ -188,8 +101,7 @@ def fan_out(
     *,
     store: WebhookStorePort,
     retries: RetryPort,
-    timeout: float,
-    allow_private: bool,
+    sender: SenderPort,
 ) -> list[str]:
     """Create one delivery per subscribed endpoint and make its first attempt; returns the delivery statuses."""
     statuses = []
@@ -205,27 +117,18 @@ def fan_out(
         }
         if not store.start_delivery(delivery):
             continue  # the same event arrived twice: its delivery already exists
-        statuses.append(attempt(delivery, store=store, retries=retries, timeout=timeout, allow_private=allow_private))
+        statuses.append(attempt(delivery, store=store, retries=retries, sender=sender))
     return statuses
 
 
-def attempt(
-    delivery: dict[str, Any], *, store: WebhookStorePort, retries: RetryPort, timeout: float, allow_private: bool
-) -> str:
+def attempt(delivery: dict[str, Any], *, store: WebhookStorePort, retries: RetryPort, sender: SenderPort) -> str:
     """One attempt of a delivery: record it, then end it, disable the endpoint, or schedule the next one."""
     endpoint = store.get_endpoint(delivery["account_id"], delivery["webhook_id"])
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if endpoint is None or not endpoint.get("is_active", True):
         store.record_attempt(delivery, Attempt(0, "", "endpoint_inactive"), "cancelled", now)
         return "cancelled"
-    result = send(
-        endpoint["url"],
-        delivery["id"],
-        delivery["payload"],
-        endpoint["secret"],
-        timeout=timeout,
-        allow_private=allow_private,
-    )
+    result = sender.send(endpoint["url"], delivery["id"], delivery["payload"], endpoint["secret"])
     delivery["attempts"] = int(delivery.get("attempts", 0)) + 1
     if result.delivered:
         status = "delivered"

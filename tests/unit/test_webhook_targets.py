@@ -10,12 +10,18 @@ from typing import Any
 
 import pytest
 
+from functions.adapters.webhook_http import WebhookHttp
 from functions.errors import InputError
 from functions.logic import endpoints
 from functions.netguard import resolve_webhook_target
 from tests.unit.test_netguard import DNS
 
 RESOLVE = functools.partial(resolve_webhook_target, getaddrinfo=DNS)
+
+
+def targets(allow_private: bool) -> WebhookHttp:
+    """The webhook adapter with the test's DNS answers."""
+    return WebhookHttp(allow_private=allow_private, resolve=RESOLVE)
 
 
 class Endpoints:
@@ -42,7 +48,7 @@ class Endpoints:
 
 
 def register(url: str, *, allow_private: bool) -> dict[str, Any]:
-    return endpoints.create_endpoint(Endpoints(), "acct_a", {"url": url}, allow_private=allow_private, resolve=RESOLVE)
+    return endpoints.create_endpoint(Endpoints(), "acct_a", {"url": url}, targets=targets(allow_private))
 
 
 @pytest.mark.parametrize(
@@ -101,12 +107,10 @@ def test_locally_every_other_private_or_non_canonical_target_is_refused(url: str
 
 def test_an_update_to_a_private_url_is_refused_too() -> None:
     store = Endpoints()
-    hook = endpoints.create_endpoint(
-        store, "acct_a", {"url": "https://hooks.example.com/"}, allow_private=False, resolve=RESOLVE
-    )
+    hook = endpoints.create_endpoint(store, "acct_a", {"url": "https://hooks.example.com/"}, targets=targets(False))
     with pytest.raises(InputError):
         endpoints.update_endpoint(
-            store, "acct_a", {"id": hook["id"], "url": "https://10.0.0.1/"}, allow_private=False, resolve=RESOLVE
+            store, "acct_a", {"id": hook["id"], "url": "https://10.0.0.1/"}, targets=targets(False)
         )
     assert store.items[hook["id"]]["url"] == "https://hooks.example.com/"
 
@@ -137,10 +141,12 @@ def local_service() -> Iterator[int]:
 def test_a_test_send_reports_the_status_but_not_the_body_of_a_loopback_target(local_service: int) -> None:
     # Given (locally) an endpoint registered at another local service's port
     store = Endpoints()
-    hook = endpoints.create_endpoint(store, "acct_a", {"url": f"http://127.0.0.1:{local_service}/"}, allow_private=True)
+    hook = endpoints.create_endpoint(
+        store, "acct_a", {"url": f"http://127.0.0.1:{local_service}/"}, targets=WebhookHttp(allow_private=True)
+    )
 
     # When a test event is sent to it
-    result = endpoints.send_test(store, "acct_a", hook["id"], allow_private=True)
+    result = endpoints.send_test(store, "acct_a", hook["id"], targets=WebhookHttp(allow_private=True))
 
     # Then its answer's status is shown, its text is not
     assert result["response_status"] == 200 and result["success"]
