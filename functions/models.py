@@ -47,6 +47,9 @@ class Job(BaseModel):
     header: list[str] = Field(default_factory=list)
     max_width: int = 0
     detected_column: str | None = None
+    # How the splitter read the file: the delimiter is also the result's default delimiter.
+    delimiter: str | None = None
+    encoding: str | None = None
     split_started_at: str | None = None
     last_progress_at: str | None = None
     batches_done: int = 0
@@ -62,6 +65,10 @@ class Job(BaseModel):
     credits_settled: bool = False
     result_key: str | None = None
     result_rows: int | None = None
+    # When the result was written: it is kept `retention_days` from then (the bucket's lifecycle rule).
+    result_at: str | None = None
+    # Set when a DELETE began purging the job: it reads as gone from then on, and nothing is added to it.
+    purging_at: str | None = None
     error: str | None = None
     error_message: str | None = None
 
@@ -150,6 +157,17 @@ class JobCreatedResponse(_Strict):
     created_at: str
 
 
+class VariantView(_Strict):
+    """A form of the result: which row statuses, which format, which delimiter; whether it can be downloaded."""
+
+    name: str
+    status: list[RowStatus]
+    format: Literal["csv", "jsonl"]
+    delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
+    ready: bool
+    rows: int | None
+
+
 class JobStatusResponse(_Strict):
     """A job's status and progress."""
 
@@ -171,8 +189,52 @@ class JobStatusResponse(_Strict):
     started_at: str | None
     completed_at: str | None
     result_ready: bool
+    # `retentionDays` after the result was written; from then on the download answers 410 result_expired.
+    result_expires_at: str | None
     error: str | None
     error_message: str | None
+    # One job's status only (not the list): the result and each variant of it asked for so far.
+    variants: list[VariantView] | None = None
+
+
+class JobDeletedResponse(_Strict):
+    """An ended job was purged: its files and items are gone, its ledger entries stay."""
+
+    id: str
+    status: Literal["deleted"]
+
+
+class DetectedLayout(_Strict):
+    """How the file would be read."""
+
+    encoding: str
+    delimiter: Literal["comma", "semicolon", "tab", "pipe"]
+    has_header: bool
+    column: str
+    column_index: int = Field(ge=0, description="0-based; pass index + 1 as `column` to choose by number")
+
+
+class PreviewRow(_Strict):
+    """One of the first data rows, enriched as the job would enrich it (offline sources only)."""
+
+    cells: list[str]
+    value: str
+    status: RowStatus
+    error: str | None
+    enrichment: dict[str, Any]
+
+
+class JobPreviewResponse(_Strict):
+    """What creating the job would detect, count and reserve; nothing was stored or charged."""
+
+    filename: str
+    type: str
+    detected: DetectedLayout
+    columns: list[str]
+    total_rows: int
+    credits_required: int
+    balance: int
+    rows: list[PreviewRow]
 
 
 class JobListResponse(_Strict):

@@ -38,6 +38,14 @@ class ApiSettings(LimitsSettings):
     cors_origins: str = ""
     key_cache_seconds: float = Field(default=30.0, ge=0)
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
+    # Days a result is kept (bulkapi:retentionDays, the results/ lifecycle rule): downloads end after that.
+    retention_days: int = Field(default=30, ge=1)
+    # Where a download asks for a variant of a result to be built (the variants function's queue).
+    variant_queue_url: str
+
+
+class VariantSettings(StorageSettings):
+    """The variants function: builds filtered, re-delimited and JSON Lines copies of results."""
 
 
 class SplitterSettings(LimitsSettings):

@@ -20,6 +20,7 @@ from typing import cast
 from aws_cdk import Annotations, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -82,6 +83,7 @@ class ApiConstruct(Construct):
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
         authorizer: AuthorizerConstruct,
+        variant_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -95,6 +97,8 @@ class ApiConstruct(Construct):
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "cors_origins": ",".join(config.cors_origins),
+                "retention_days": str(config.retention_days),
+                "variant_queue_url": variant_queue.queue_url,
             },
             # API Gateway's integration timeout is 29 s.
             timeout=Duration.seconds(29),
@@ -176,16 +180,24 @@ class ApiConstruct(Construct):
         ]
         self.usage_plan = authorizer.limit(self.rest_api, config)
         self._acknowledge(waf=config.waf)
-        # Creates jobs (uploads/), serves results (presigned GET on results/), cancels, starts the finalizer
+        # Creates jobs (uploads/), serves results (presigned GET on results/), cancels or purges, starts the finalizer
         # of a cancelled job. In the table: jobs and credits (transactions of Put/Update), the ledger and
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
-        storage.grant_objects(self.function, "uploads/", "PutObject")
-        storage.grant_objects(self.function, "results/", "GetObject")
+        # DELETE of an ended job purges its files, every version (the bucket is versioned): the upload or drop,
+        # its parts, its result and the result's variants.
+        purge = ("DeleteObject", "DeleteObjectVersion")
+        storage.grant_objects(self.function, "uploads/", "PutObject", *purge)
+        storage.grant_objects(self.function, "results/", "GetObject", *purge)
+        storage.grant_objects(self.function, "parts/", *purge)
+        storage.grant_objects(self.function, "drop/", *purge)
+        storage.grant_list_versions(self.function, "uploads/", "results/", "parts/", "drop/")
         storage.grant_jobs(
             self.function, "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", query_by_account=True
         )
         state_machine.grant_start_execution(self.function)
+        # A download of a result variant that does not exist yet asks the variants function to build it.
+        variant_queue.grant_send_messages(self.function)
 
     @property
     def url(self) -> str:

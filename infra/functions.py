@@ -21,6 +21,7 @@ from functions.settings import (
     SplitterSettings,
     StreamSettings,
     SweeperSettings,
+    VariantSettings,
     WebhookSettings,
     WorkerSettings,
     env_names,
@@ -45,6 +46,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "stream": StreamSettings,
     "sweeper": SweeperSettings,
     "authorizer": AuthorizerSettings,
+    "variants": VariantSettings,
 }
 
 

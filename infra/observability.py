@@ -50,6 +50,7 @@ class Monitored:
     work_dlq: sqs.IQueue
     webhook_dlq: sqs.IQueue
     webhook_retry_dlq: sqs.IQueue
+    variant_dlq: sqs.IQueue
     worker: lambda_.IFunction
     state_machine: sfn.IStateMachine
     rest_api: apigw.RestApi
@@ -73,6 +74,8 @@ FUNCTION_RUNBOOKS: dict[str, str] = {
     "sweeper": "read the sweeper's logs; the next run (5 min) retries, but stuck jobs stay stuck while it fails.",
     "authorizer": "read the authorizer's logs: callers get 500 from API Gateway while it fails (DynamoDB outage, "
     "throttling); raise its reserved concurrency if it is throttled.",
+    "variants": "read the variants function's logs; its messages are retried, then wait in the variant DLQ "
+    "(VariantDlqDepth) while downloads of that variant answer 202.",
 }
 
 
@@ -166,6 +169,14 @@ class ObservabilityConstruct(Construct):
                 "read the sender's logs, fix, then `aws sqs start-message-move-task` on WebhookRetryDlqArn.",
             ),
             alarm(
+                "VariantDlqDepth",
+                queue_depth(m.variant_dlq),
+                0,
+                "Building a download variant kept failing; its downloads answer 202 until a request 20 minutes "
+                "later asks for it again.",
+                "read the variants function's logs, fix, then `aws sqs start-message-move-task` on the variant DLQ.",
+            ),
+            alarm(
                 "OldestWork",
                 m.work_queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),
                 config.work_age_alarm_minutes * 60,
@@ -243,6 +254,7 @@ class ObservabilityConstruct(Construct):
                     m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(
                         label="webhook retry DLQ", period=PERIOD
                     ),
+                    m.variant_dlq.metric_approximate_number_of_messages_visible(label="variant DLQ", period=PERIOD),
                 ],
                 right=[m.work_queue.metric_approximate_age_of_oldest_message(label="oldest work (s)", period=PERIOD)],
                 width=8,

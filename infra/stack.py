@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.api import ApiConstruct, acknowledge_cognito
 from infra.auth import AuthorizerConstruct
 from infra.config import StackConfig, cdk_json_context
+from infra.downloads import DownloadsConstruct
 from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
 from infra.finalizer import FinalizerConstruct
@@ -68,6 +69,9 @@ class BulkApiStack(Stack):
             bus=events.bus,
         )
         self.authorizer = authorizer = AuthorizerConstruct(self, "Authorizer", functions=functions, storage=storage)
+        self.downloads = downloads = DownloadsConstruct(
+            self, "Downloads", config=config, functions=functions, storage=storage
+        )
         self.api = api = ApiConstruct(
             self,
             "Api",
@@ -76,6 +80,7 @@ class BulkApiStack(Stack):
             storage=storage,
             state_machine=finalizer.state_machine,
             authorizer=authorizer,
+            variant_queue=downloads.queue,
         )
         self.streaming = StreamingConstruct(
             self,
@@ -106,6 +111,7 @@ class BulkApiStack(Stack):
                 work_dlq=pipeline.dlq,
                 webhook_dlq=webhooks.dlq,
                 webhook_retry_dlq=webhooks.retry_dlq,
+                variant_dlq=downloads.dlq,
                 worker=pipeline.worker,
                 state_machine=finalizer.state_machine,
                 rest_api=api.rest_api,

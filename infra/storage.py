@@ -129,6 +129,15 @@ class StorageConstruct(Construct):
         )
         return grant
 
+    def grant_list_versions(self, fn: lambda_.Function, *prefixes: str) -> iam.Grant:
+        """ListBucketVersions on the bucket, for listings under the given prefixes only (what a purge deletes)."""
+        return iam.Grant.add_to_principal(
+            grantee=fn,
+            actions=["s3:ListBucketVersions"],
+            resource_arns=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+        )
+
     def grant_jobs(self, fn: lambda_.Function, *actions: str, query_by_account: bool = False) -> iam.Grant:
         """Item actions (`GetItem`, `UpdateItem`, ...) on the jobs table; Query on the by_account index if asked."""
         grant = iam.Grant.add_to_principal(

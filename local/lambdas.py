@@ -66,6 +66,8 @@ ISOLATABLE: frozenset[str] = frozenset(
         "functions.handlers.splitter.lambda_handler",
         "functions.handlers.worker.lambda_handler",
         "functions.handlers.dead_letter.lambda_handler",
+        # Streams a whole result (up to a million rows) through csv: CPU-bound like the worker.
+        "functions.handlers.variants.lambda_handler",
     }
 )
 

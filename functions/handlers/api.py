@@ -14,6 +14,7 @@ import email.policy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,12 +34,11 @@ from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import (
     BulkApiError,
-    ConflictError,
     InputError,
     MethodNotAllowedError,
     PayloadTooLargeError,
@@ -46,15 +46,17 @@ from functions.errors import (
     UnsupportedMediaTypeError,
 )
 from functions.handlers import contract
+from functions.logic import downloads, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
-from functions.logic import jobs
 from functions.models import (
     ID_MAX,
     CreditsResponse,
     DeliveriesResponse,
     HealthResponse,
     JobCreatedResponse,
+    JobDeletedResponse,
     JobListResponse,
+    JobPreviewResponse,
     JobStatus,
     JobStatusResponse,
     WebhookCreatedResponse,
@@ -128,6 +130,7 @@ class Ports:
     store: JobStore
     blobs: BlobStore
     finalizer: Finalizer
+    variant_queue: WorkQueue
 
 
 _ports: Ports | None = None
@@ -138,7 +141,12 @@ def ports() -> Ports:
     global _ports
     if _ports is None:
         settings = load(ApiSettings)
-        _ports = Ports(JobStore(settings.jobs_table), BlobStore(settings.bucket), Finalizer(settings.finalizer_arn))
+        _ports = Ports(
+            JobStore(settings.jobs_table),
+            BlobStore(settings.bucket),
+            Finalizer(settings.finalizer_arn),
+            WorkQueue(settings.variant_queue_url),
+        )
     return _ports
 
 
@@ -361,16 +369,10 @@ def console_page() -> Response[str]:
     )
 
 
-@app.post("/api/bulk-jobs", summary="Create a job from a CSV (multipart)", tags=["jobs"])
-def create_job(
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
-    ] = None,
-) -> Response[JobCreatedResponse]:
-    """Create an async job from an uploaded CSV."""
+def _job_form() -> tuple[Upload, str, str | None]:
+    """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
     settings = load(ApiSettings)
-    headers = app.current_event.headers
-    content_type = frontdoor.header(headers, "content-type") or ""
+    content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     body = _body_bytes()
     if len(body) > settings.max_upload_bytes + 64 * 1024:
         raise PayloadTooLargeError(
@@ -382,7 +384,35 @@ def create_job(
     job_type = upload.fields.get("type", "")
     if not job_type:
         raise InputError("the `type` field is required", code="missing_type")
-    column = upload.fields.get("column") or None
+    return upload, job_type, upload.fields.get("column") or None
+
+
+@app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
+def preview_job() -> Response[JobPreviewResponse]:
+    """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
+    settings = load(ApiSettings)
+    upload, job_type, column = _job_form()
+    answer = preview.preview(
+        account_id=_account(),
+        job_type=job_type,
+        body=upload.file or b"",
+        column=column,
+        max_rows=settings.max_rows_per_job,
+        max_bytes=settings.max_upload_bytes,
+        store=ports().store,
+    )
+    return _json(200, {"filename": upload.filename, **answer})
+
+
+@app.post("/api/bulk-jobs", summary="Create a job from a CSV (multipart)", tags=["jobs"])
+def create_job(
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
+    ] = None,
+) -> Response[JobCreatedResponse]:
+    """Create an async job from an uploaded CSV."""
+    settings = load(ApiSettings)
+    upload, job_type, column = _job_form()
 
     def create() -> dict[str, Any]:
         p = ports()
@@ -421,15 +451,23 @@ def get_job(
         if given:
             name = sorted(given)[0]
             raise InputError(f"`{name}` does not go with `id`", code="unknown_parameter", parameter=name)
-        job = jobs.get_job_for(ports().store, _account(), id)
-        return _json(200, jobs.status_view(job))
+        p, retention = ports(), load(ApiSettings).retention_days
+        job = jobs.get_job_for(p.store, _account(), id)
+        now = datetime.now(UTC)
+        present = downloads.result_present(job, p.blobs, now, retention)
+        view = jobs.status_view(job, now, retention_days=retention, result_present=present)
+        records = p.store.variants(job.id) if job.result_key else []
+        view["variants"] = downloads.variants_view(job, records, view["result_ready"])
+        return _json(200, view)
     page, next_key = ports().store.list_jobs(
         _account(),
         limit=limit,
         cursor=jobs.decode_cursor(cursor or "", _account()),
         status=status.value if status else None,
     )
-    return _json(200, {"jobs": [jobs.status_view(j) for j in page], "next_cursor": jobs.encode_cursor(next_key)})
+    retention = load(ApiSettings).retention_days
+    views = [jobs.status_view(j, retention_days=retention) for j in page]
+    return _json(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
 
 @app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
@@ -439,49 +477,74 @@ def credits() -> Response[CreditsResponse]:
     return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 
-@app.delete("/api/bulk-jobs", summary="Cancel a job", tags=["jobs"])
-def cancel_job(id: JobId) -> Response[JobStatusResponse]:
-    """Cancel a job; rows already processed are kept and downloadable."""
+@app.delete("/api/bulk-jobs", summary="Cancel a running job, or purge an ended one", tags=["jobs"])
+def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
+    """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
     p = ports()
-    job = jobs.cancel_job(p.store, p.finalizer, _account(), id)
-    return _json(200, jobs.status_view(job))
+    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), id)
+    if job is None:
+        return _json(200, {"id": id, "status": "deleted"})
+    return _json(200, jobs.status_view(job, retention_days=load(ApiSettings).retention_days))
 
 
 @app.get(
     "/api/bulk-jobs/download",
-    summary="Download the result CSV",
+    summary="Download the result, or a variant of it",
     tags=["jobs"],
     responses={
-        200: {"description": "the result CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
-        303: {"description": "a large result: follow `Location` (a short-lived S3 URL)"},
+        200: {
+            "description": "the result (CSV) or a variant (CSV, JSON Lines)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        },
+        202: {"description": "the variant is being built: ask again after `Retry-After` seconds"},
+        303: {"description": "a large file: follow `Location` (a short-lived S3 URL)"},
     },
 )
-def download(id: JobId) -> Response[Any]:
-    """The result CSV: inline when small, else a redirect to a short-lived S3 URL."""
-    p = ports()
+def download(
+    id: JobId,
+    status: Annotated[
+        str | None,
+        Query(max_length=64, description="only rows with these statuses: comma-separated ok, invalid, error"),
+    ] = None,
+    format: Annotated[str | None, Query(max_length=16, description="csv (default) or jsonl")] = None,
+    delimiter: Annotated[
+        str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
+    ] = None,
+) -> Response[Any]:
+    """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
+    Retry-After while a variant is being built; 410 once the result has expired."""
+    p, settings = ports(), load(ApiSettings)
     job = jobs.get_job_for(p.store, _account(), id)
-    if not job.status.is_terminal or job.result_key is None:
-        raise ConflictError(
-            f"job {job.id} is {job.status.value}; the result is ready when it has ended",
-            code="job_not_finished",
-            status=job.status.value,
-        )
-    if job.status == JobStatus.FAILED and job.processed == 0:
-        raise ConflictError(
-            f"job {job.id} failed ({job.error}); it has no result", code="job_failed", status=job.status.value
-        )
-    filename = f"{job.id}.csv"
-    head = p.blobs.head(job.result_key) or {}
-    if int(head.get("ContentLength", 0)) > INLINE_DOWNLOAD_MAX:
-        url = p.blobs.presigned_get(job.result_key, load(ApiSettings).download_url_ttl_seconds, filename)
+    variant = variants.parse(job, status, format, delimiter)
+    outcome = downloads.download(
+        job,
+        variant,
+        store=p.store,
+        blobs=p.blobs,
+        queue=p.variant_queue,
+        now=datetime.now(UTC),
+        retention_days=settings.retention_days,
+        inline_max=INLINE_DOWNLOAD_MAX,
+        url_ttl_seconds=settings.download_url_ttl_seconds,
+    )
+    if isinstance(outcome, downloads.Pending):
+        body = {"id": job.id, "variant": outcome.variant, "ready": False, "retry_after": outcome.retry_after}
+        return _json(202, body, {"Retry-After": str(outcome.retry_after)})
+    if outcome.url is not None:
         return Response(
-            status_code=303, content_type="application/json", headers={"Location": url}, body=json.dumps({"url": url})
+            status_code=303,
+            content_type="application/json",
+            headers={"Location": outcome.url},
+            body=json.dumps({"url": outcome.url}),
         )
     return Response(
         status_code=200,
-        content_type="text/csv; charset=utf-8",
-        body=p.blobs.get(job.result_key),
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        content_type=outcome.content_type,
+        body=outcome.body,
+        headers={"Content-Disposition": outcome.disposition},
     )
 
 

@@ -35,6 +35,7 @@ REASONS = {
     404: "no such resource for this key",
     405: "the route does not take this method",
     409: "the resource is not in a state that allows this",
+    410: "the result is no longer kept; retrying will not bring it back",
     413: "the body is too large",
     415: "the body is not JSON",
     422: "the Idempotency-Key was used with another request",
@@ -46,8 +47,9 @@ REASONS = {
 ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/api/bulk-jobs"): (400, 404),
     ("post", "/api/bulk-jobs"): (400, 402, 409, 413, 422),
+    ("post", "/api/bulk-jobs/preview"): (400, 402, 413),
     ("delete", "/api/bulk-jobs"): (400, 404, 409),
-    ("get", "/api/bulk-jobs/download"): (400, 404, 409),
+    ("get", "/api/bulk-jobs/download"): (400, 404, 409, 410),
     ("get", "/api/credits"): (400,),
     ("get", "/api/webhooks"): (400,),
     ("post", "/api/webhooks"): (400, 415),
@@ -251,6 +253,7 @@ def build(app: Any) -> dict[str, Any]:
                 operation["security"] = []
             operation["responses"].update(_errors_for(ROUTE_ERRORS.get((method, path), (400,)), public))
     doc["paths"]["/api/bulk-jobs"]["post"]["requestBody"] = CREATE_FORM
+    doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = CREATE_FORM
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {

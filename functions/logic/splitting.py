@@ -27,7 +27,7 @@ class SplitStorePort(JobStorePort, Protocol):
     def account_credits(self, account_id: str) -> int | None: ...
     def put_new_job(self, job: Job) -> bool: ...
     def reserve_for_job(self, job: Job, rows: int, now: str) -> None: ...
-    def record_layout(self, job_id: str, header: list[str], column: str) -> None: ...
+    def record_layout(self, job_id: str, header: list[str], column: str, delimiter: str, encoding: str) -> None: ...
 
 
 class SplitBlobPort(Protocol):
@@ -174,7 +174,7 @@ def split_job(
     try:
         head, chunks = _with_head(blobs.stream(job.source_key))
         layout = csv_input.sniff(head, job.type, job.column)
-        store.record_layout(job.id, list(layout.header), layout.column)
+        store.record_layout(job.id, list(layout.header), layout.column, layout.delimiter, layout.encoding)
         if job.total_rows is None:
             # A dropped file was not checked by the API: validate it whole before any work is queued.
             _check_drop(job, layout, blobs, store, limits)

@@ -31,6 +31,7 @@ def test_alarms_watch_dead_letters_worker_errors_and_old_work(synth: Synth, temp
 
     queue_alarm(synth.logical_id(pipeline.dlq), "ApproximateNumberOfMessagesVisible", 0)
     queue_alarm(synth.logical_id(synth.stack.webhooks.dlq), "ApproximateNumberOfMessagesVisible", 0)
+    queue_alarm(synth.logical_id(synth.stack.downloads.dlq), "ApproximateNumberOfMessagesVisible", 0)
     queue_alarm(
         synth.logical_id(pipeline.queue), "ApproximateAgeOfOldestMessage", synth.config.work_age_alarm_minutes * 60
     )

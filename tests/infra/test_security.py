@@ -87,9 +87,17 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 
 
+PURGE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+
+
 def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
     expected = {
-        synth.stack.api.function: {"uploads/": {"s3:PutObject"}, "results/": {"s3:GetObject"}},
+        synth.stack.api.function: {
+            "uploads/": {"s3:PutObject", *PURGE},
+            "results/": {"s3:GetObject", *PURGE},
+            "parts/": PURGE,
+            "drop/": PURGE,
+        },
         synth.stack.pipeline.splitter: {
             "uploads/": {"s3:GetObject"},
             "drop/": {"s3:GetObject", "s3:DeleteObject"},
@@ -103,15 +111,36 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         synth.stack.webhooks.function: {},
         synth.stack.streaming.function: {},
         synth.stack.sweeper.function: {},
+        synth.stack.downloads.function: {
+            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", *PURGE},
+        },
     }
     for fn, prefixes in expected.items():
         granted: dict[str, set[str]] = {}
         for statement in _statements(synth, fn):
             s3_actions = {a for a in _actions(statement) if a.startswith("s3:")}
-            if s3_actions:
+            if s3_actions and "Fn::Join" in statement["Resource"]:
                 prefix = statement["Resource"]["Fn::Join"][1][1].strip("/*") + "/"
                 granted.setdefault(prefix, set()).update(s3_actions)
         assert granted == prefixes, fn.node.path
+
+
+def test_only_the_api_lists_object_versions_and_only_under_the_prefixes_it_purges(synth: Synth) -> None:
+    # Given every function's bucket-level statements (object statements name a prefix: see above)
+    bucket = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.bucket), "Arn"]}
+    listing = {
+        fn.node.path: statement
+        for fn in synth.stack.functions.built.values()
+        for statement in _statements(synth, fn)
+        if statement["Resource"] == bucket
+    }
+    # Then only the api function (a purge) and the variants function (a variant of a purged job) have one:
+    # ListBucketVersions, limited to the prefixes they delete from
+    api, builder = synth.stack.api.function.node.path, synth.stack.downloads.function.node.path
+    assert sorted(listing) == sorted([api, builder])
+    assert all(_actions(statement) == ["s3:ListBucketVersions"] for statement in listing.values())
+    prefixes = {path: sorted(s["Condition"]["StringLike"]["s3:prefix"]) for path, s in listing.items()}
+    assert prefixes == {api: ["drop/*", "parts/*", "results/*", "uploads/*"], builder: ["results/*"]}
 
 
 def test_no_policy_grants_wildcard_actions(synth: Synth) -> None:
