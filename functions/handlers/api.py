@@ -497,6 +497,14 @@ def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "with `Accept: application/json`: a short-lived link to the file",
+                        "properties": {"url": {"type": "string"}, "filename": {"type": "string"}},
+                        "required": ["url", "filename"],
+                    }
+                },
             },
         },
         202: {"description": "the variant is being built: ask again after `Retry-After` seconds"},
@@ -519,6 +527,9 @@ def download(
     p, settings = ports(), load(ApiSettings)
     job = jobs.get_job_for(p.store, _account(), id)
     variant = variants.parse(job, status, format, delimiter)
+    # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
+    # key, nor read a cross-origin download): 200 {"url", "filename"}, whatever the size.
+    link_only = (frontdoor.header(app.current_event.headers, "accept") or "").startswith("application/json")
     outcome = downloads.download(
         job,
         variant,
@@ -527,12 +538,14 @@ def download(
         queue=p.variant_queue,
         now=datetime.now(UTC),
         retention_days=settings.retention_days,
-        inline_max=INLINE_DOWNLOAD_MAX,
+        inline_max=-1 if link_only else INLINE_DOWNLOAD_MAX,
         url_ttl_seconds=settings.download_url_ttl_seconds,
     )
     if isinstance(outcome, downloads.Pending):
         body = {"id": job.id, "variant": outcome.variant, "ready": False, "retry_after": outcome.retry_after}
         return _json(202, body, {"Retry-After": str(outcome.retry_after)})
+    if outcome.url is not None and link_only:
+        return _json(200, {"url": outcome.url, "filename": outcome.filename})
     if outcome.url is not None:
         return Response(
             status_code=303,
