@@ -8,8 +8,8 @@ where Chromium is not installed; `.ci/run` installs Debian's `chromium`.
 from __future__ import annotations
 
 import csv
-import re
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
