@@ -152,6 +152,30 @@ API_ERRORS: dict[str, int] = {
     "internal_error": 500,
     "storage_unavailable": 503,
 }
+# Codes a job can end `failed` with that no HTTP answer carries (its status's `error`; README's "Why a job failed"
+# table lists them, checked by tests/test_contract.py). A file the splitter refuses ends with the file's 400 code
+# (`no_rows`, `malformed_csv`, ...) and a balance too small with `insufficient_credits`, as they would answer.
+JOB_ERRORS: dict[str, str] = {
+    "upload_expired": "a presigned upload's form expired with no file",
+    "fetch_blocked": "the file's URL resolves to an address the service may not fetch from",
+    "fetch_too_large": "the file at the URL is larger than the upload limit",
+    "fetch_failed": "the file could not be fetched",
+    "upload_failed": "the file could not be stored",
+    "upload_changed": "the file was replaced while it was being read",
+    "not_started": "the file was never picked up",
+    "split_failed": "the splitter kept failing",
+    "stalled": "no batch finished for too long",
+    "finalizer_failed": "the result could not be assembled",
+}
+
+
+class FetchError(BulkApiError):
+    """A file the service was asked to fetch from a URL could not be (code: one of the `fetch_*` JOB_ERRORS)."""
+
+    status_code = 400
+    code = "fetch_failed"
+
+
 # Codes only `bulkapi admin` prints (never an HTTP answer).
 ADMIN_ERRORS: frozenset[str] = frozenset(
     {"account_exists", "account_not_found", "key_not_found", "invalid_name", "invalid_credits", "invalid_type"}

@@ -13,8 +13,13 @@ RowStatus = Literal["ok", "invalid", "error"]
 
 
 class JobStatus(StrEnum):
-    """The life of a job: queued -> processing -> completed | failed; cancelled from queued or processing."""
+    """The life of a job: (awaiting_upload ->) queued -> processing -> completed | failed; cancelled before it ends.
 
+    A job created for a presigned upload waits in `awaiting_upload` until its file lands in the bucket; one created
+    from a URL is `queued` while the file is fetched.
+    """
+
+    AWAITING_UPLOAD = "awaiting_upload"
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
@@ -25,6 +30,15 @@ class JobStatus(StrEnum):
     def is_terminal(self) -> bool:
         """Whether the job has ended (no counter moves after this, except the finalizer's own writes)."""
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class StoredLayout(BaseModel):
+    """How a job's CSV is read (functions/logic/csv_input.py CsvLayout, less the header kept on the job)."""
+
+    encoding: str
+    delimiter: str
+    has_header: bool
+    column_index: int = Field(ge=0)
 
 
 class Job(BaseModel):
@@ -50,6 +64,15 @@ class Job(BaseModel):
     # How the splitter read the file: the delimiter is also the result's default delimiter.
     delimiter: str | None = None
     encoding: str | None = None
+    # How the file is read, stored when it is first read (the API for a form upload, else the splitter), so it is
+    # sniffed once.
+    layout: StoredLayout | None = None
+    # A presigned upload: until when the form may be used. A remote file: where it is fetched from.
+    upload_expires_at: str | None = None
+    source_url: str | None = None
+    # How far the split has read the file (bytes), while total_rows is not known yet.
+    split_bytes_read: int | None = None
+    split_bytes_total: int | None = None
     split_started_at: str | None = None
     last_progress_at: str | None = None
     batches_done: int = 0
@@ -146,6 +169,42 @@ class HealthResponse(_Strict):
     status: Literal["ok"]
 
 
+JOB_TYPE_MAX = 32
+FILENAME_MAX = 255
+COLUMN_MAX = 255
+SOURCE_URL_MAX = 2048
+
+
+class JobCreateRequest(_Strict):
+    """A job whose file does not come in the request (JSON body of `POST /api/bulk-jobs`).
+
+    Either `filename`: the answer carries a presigned S3 form (`upload`) to send the file to; or `url`: the service
+    fetches the file from there itself.
+    """
+
+    type: str = Field(max_length=JOB_TYPE_MAX, description="email, phone, company, domain, ip or darkweb")
+    filename: str | None = Field(
+        default=None, min_length=1, max_length=FILENAME_MAX, description="the file's name, for a presigned upload"
+    )
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=SOURCE_URL_MAX,
+        description="an https URL of the CSV, fetched by the service (instead of `filename`)",
+    )
+    column: str | None = Field(default=None, max_length=COLUMN_MAX, description="header name or 1-based number")
+
+
+class UploadForm(_Strict):
+    """A presigned S3 POST: send `multipart/form-data` to `url` with every field of `fields`, then the file as
+    `file` (the last field). S3 refuses a file over the upload limit, or a form used after `expires_at`."""
+
+    method: Literal["POST"]
+    url: str
+    fields: dict[str, str]
+    expires_at: str
+
+
 class JobCreatedResponse(_Strict):
     """A job was accepted."""
 
@@ -155,6 +214,7 @@ class JobCreatedResponse(_Strict):
     total_rows: int | None
     processed: int
     created_at: str
+    upload: UploadForm | None = Field(default=None, description="presigned uploads only: where to send the file")
 
 
 class VariantView(_Strict):
@@ -193,6 +253,11 @@ class JobStatusResponse(_Strict):
     result_expires_at: str | None
     error: str | None
     error_message: str | None
+    upload_expires_at: str | None = Field(description="a presigned upload's job: until when its form may be used")
+    split_bytes_read: int | None = Field(
+        description="how far the file has been read; moves from the first second, before `total_rows` is known"
+    )
+    split_bytes_total: int | None = Field(description="the file's size, once its reading has started")
     # One job's status only (not the list): the result and each variant of it asked for so far.
     variants: list[VariantView] | None = None
 

@@ -25,7 +25,7 @@ class StorageSettings(BaseModel):
 class LimitsSettings(StorageSettings):
     """Limits checked when a job is created and again when its file is split."""
 
-    max_rows_per_job: int = Field(default=10_000, ge=1)
+    max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
 
 
@@ -43,6 +43,12 @@ class ApiSettings(LimitsSettings):
     # Where a download asks for a variant of a result to be built (the variants function's queue).
     variant_queue_url: str
 
+    # Presigned uploads: the largest file S3 accepts through the form, and how long the form may be used.
+    max_upload_object_bytes: int = Field(default=1024**3, ge=1)
+    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Jobs from a URL: where their fetch is queued.
+    fetch_queue_url: str
+
 
 class VariantSettings(StorageSettings):
     """The variants function: builds filtered, re-delimited and JSON Lines copies of results."""
@@ -57,6 +63,17 @@ class SplitterSettings(LimitsSettings):
     rows_per_batch: int = Field(default=1000, ge=1)
     max_batch_bytes: int = Field(default=200_000, ge=10_000)
     split_lease_seconds: int = Field(default=900, ge=1)
+
+
+class FetcherSettings(StorageSettings):
+    """The fetcher: streams a job's file from the URL it was created with into the bucket."""
+
+    finalizer_arn: str
+    # The same cap as a presigned upload's, and a cap on the whole download (its Lambda's timeout is longer).
+    max_upload_object_bytes: int = Field(default=1024**3, ge=1)
+    fetch_timeout_seconds: float = Field(default=600.0, gt=0)
+    # Locally: http to localhost is allowed, as for webhooks. Deployed: https to public addresses only.
+    allow_private_targets: bool = False
 
 
 class EnrichSettings(BaseModel):
@@ -133,6 +150,10 @@ class SweeperSettings(StorageSettings):
     start_after_seconds: int = Field(default=900, ge=60)
     split_lease_seconds: int = Field(default=900, ge=1)
     stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
+    # A presigned upload's job fails `upload_expired` this long after its form expired with no file (an upload that
+    # started just before the expiry may still be arriving). The TTL is the API's: no job can expire younger.
+    upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    upload_grace_seconds: int = Field(default=300, ge=0)
 
 
 class AuthorizerSettings(BaseModel):

@@ -84,6 +84,7 @@ class ApiConstruct(Construct):
         state_machine: sfn.IStateMachine,
         authorizer: AuthorizerConstruct,
         variant_queue: sqs.IQueue,
+        fetch_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -96,6 +97,9 @@ class ApiConstruct(Construct):
                 "finalizer_arn": state_machine.state_machine_arn,
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
+                "max_upload_object_bytes": str(config.max_upload_object_bytes),
+                "upload_url_ttl_seconds": str(config.upload_url_ttl_seconds),
+                "fetch_queue_url": fetch_queue.queue_url,
                 "cors_origins": ",".join(config.cors_origins),
                 "retention_days": str(config.retention_days),
                 "variant_queue_url": variant_queue.queue_url,
@@ -180,7 +184,8 @@ class ApiConstruct(Construct):
         ]
         self.usage_plan = authorizer.limit(self.rest_api, config)
         self._acknowledge(waf=config.waf)
-        # Creates jobs (uploads/), serves results (presigned GET on results/), cancels or purges, starts the finalizer
+        # Creates jobs (uploads/; a presigned POST form is signed with this role, so it needs PutObject there too),
+        # serves results (presigned GET on results/), cancels or purges, starts the finalizer
         # of a cancelled job. In the table: jobs and credits (transactions of Put/Update), the ledger and
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
@@ -198,6 +203,8 @@ class ApiConstruct(Construct):
         state_machine.grant_start_execution(self.function)
         # A download of a result variant that does not exist yet asks the variants function to build it.
         variant_queue.grant_send_messages(self.function)
+        # A job from a URL: its fetch is queued for the fetcher (infra/fetch.py).
+        fetch_queue.grant_send_messages(self.function)
 
     @property
     def url(self) -> str:

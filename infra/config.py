@@ -23,8 +23,11 @@ class StackConfig(BaseModel):
     # Names the stack (`BulkApi-<stage>`: letters, digits, hyphens) and the API Gateway stage.
     stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
     # Limits the API and the splitter enforce.
-    max_rows_per_job: int = Field(default=10_000, ge=1)
+    max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    # Presigned uploads (`POST /api/bulk-jobs` with JSON): the largest file S3 accepts, and how long a form lasts.
+    max_upload_object_bytes: int = Field(default=1024**3, ge=1, le=5 * 1024**3)
+    upload_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     rows_per_batch: int = Field(default=1000, ge=1)
     # The worker's event source mapping and queue.
     worker_batch_size: int = Field(default=4, ge=1, le=10)

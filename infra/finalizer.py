@@ -169,7 +169,12 @@ class FinalizerConstruct(Construct):
         )
         # Assemble reads the parts and writes results/ (multipart when large, aborted on failure);
         # Complete/MarkFailed move the job, settle credits and publish bulk_job.* events.
-        storage.grant_objects(self.function, "parts/", "GetObject")
-        storage.grant_objects(self.function, "results/", "PutObject", "AbortMultipartUpload")
+        # The result is an S3 multipart upload built from the part files (UploadPartCopy for large ones); once the
+        # job has ended its part files are deleted for good, every version (the bucket is versioned: it reads that
+        # once, then ListBucketVersions under parts/ only).
+        storage.grant_objects(self.function, "parts/", "GetObject", "DeleteObject", "DeleteObjectVersion")
+        storage.grant_objects(self.function, "results/", "GetObject", "PutObject", "AbortMultipartUpload")
+        storage.grant_list_versions(self.function, "parts/")
+        storage.grant_bucket(self.function, "GetBucketVersioning")
         storage.grant_jobs(self.function, "GetItem", "PutItem", "UpdateItem")
         bus.grant_put_events_to(self.function)

@@ -17,6 +17,7 @@ from functions.settings import (
     PREFIX,
     ApiSettings,
     AuthorizerSettings,
+    FetcherSettings,
     FinalizerSettings,
     SplitterSettings,
     StreamSettings,
@@ -47,6 +48,7 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "sweeper": SweeperSettings,
     "authorizer": AuthorizerSettings,
     "variants": VariantSettings,
+    "fetcher": FetcherSettings,
 }
 
 

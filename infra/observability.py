@@ -51,6 +51,7 @@ class Monitored:
     webhook_dlq: sqs.IQueue
     webhook_retry_dlq: sqs.IQueue
     variant_dlq: sqs.IQueue
+    fetch_dlq: sqs.IQueue
     worker: lambda_.IFunction
     state_machine: sfn.IStateMachine
     rest_api: apigw.RestApi
@@ -74,6 +75,8 @@ FUNCTION_RUNBOOKS: dict[str, str] = {
     "sweeper": "read the sweeper's logs; the next run (5 min) retries, but stuck jobs stay stuck while it fails.",
     "authorizer": "read the authorizer's logs: callers get 500 from API Gateway while it fails (DynamoDB outage, "
     "throttling); raise its reserved concurrency if it is throttled.",
+    "fetcher": "read the fetcher's logs: a fetch that keeps failing ends its job failed (fetch_failed, "
+    "fetch_too_large or fetch_blocked) after the queue's retries.",
     "variants": "read the variants function's logs; its messages are retried, then wait in the variant DLQ "
     "(VariantDlqDepth) while downloads of that variant answer 202.",
 }
@@ -167,6 +170,13 @@ class ObservabilityConstruct(Construct):
                 0,
                 "Webhook retries kept failing inside the sender (not at the receiver).",
                 "read the sender's logs, fix, then `aws sqs start-message-move-task` on WebhookRetryDlqArn.",
+            ),
+            alarm(
+                "FetchDlqDepth",
+                queue_depth(m.fetch_dlq),
+                0,
+                "A remote file's fetch kept failing inside the fetcher; its job waits until the sweeper fails it.",
+                "read the fetcher's logs, fix, then `aws sqs start-message-move-task` on the fetch DLQ.",
             ),
             alarm(
                 "VariantDlqDepth",

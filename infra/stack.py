@@ -15,6 +15,7 @@ from infra.config import StackConfig, cdk_json_context
 from infra.downloads import DownloadsConstruct
 from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
+from infra.fetch import FetchConstruct
 from infra.finalizer import FinalizerConstruct
 from infra.functions import FunctionFactory
 from infra.layer import DependencyLayerConstruct
@@ -72,6 +73,14 @@ class BulkApiStack(Stack):
         self.downloads = downloads = DownloadsConstruct(
             self, "Downloads", config=config, functions=functions, storage=storage
         )
+        self.fetch = fetch = FetchConstruct(
+            self,
+            "Fetch",
+            config=config,
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+        )
         self.api = api = ApiConstruct(
             self,
             "Api",
@@ -81,6 +90,7 @@ class BulkApiStack(Stack):
             state_machine=finalizer.state_machine,
             authorizer=authorizer,
             variant_queue=downloads.queue,
+            fetch_queue=fetch.queue,
         )
         self.streaming = StreamingConstruct(
             self,
@@ -100,7 +110,12 @@ class BulkApiStack(Stack):
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
         )
         self.sweeper = SweeperConstruct(
-            self, "Sweeper", functions=functions, storage=storage, state_machine=finalizer.state_machine
+            self,
+            "Sweeper",
+            functions=functions,
+            storage=storage,
+            state_machine=finalizer.state_machine,
+            upload_url_ttl_seconds=config.upload_url_ttl_seconds,
         )
         self.observability = observability = ObservabilityConstruct(
             self,
@@ -112,6 +127,7 @@ class BulkApiStack(Stack):
                 webhook_dlq=webhooks.dlq,
                 webhook_retry_dlq=webhooks.retry_dlq,
                 variant_dlq=downloads.dlq,
+                fetch_dlq=fetch.dlq,
                 worker=pipeline.worker,
                 state_machine=finalizer.state_machine,
                 rest_api=api.rest_api,

@@ -138,6 +138,12 @@ class StorageConstruct(Construct):
             conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
         )
 
+    def grant_bucket(self, fn: lambda_.Function, *actions: str) -> iam.Grant:
+        """Bucket-level actions that read its configuration (`GetBucketVersioning`), on the bucket only."""
+        return iam.Grant.add_to_principal(
+            grantee=fn, actions=[f"s3:{action}" for action in actions], resource_arns=[self.bucket.bucket_arn]
+        )
+
     def grant_jobs(self, fn: lambda_.Function, *actions: str, query_by_account: bool = False) -> iam.Grant:
         """Item actions (`GetItem`, `UpdateItem`, ...) on the jobs table; Query on the by_account index if asked."""
         grant = iam.Grant.add_to_principal(

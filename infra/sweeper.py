@@ -32,9 +32,11 @@ class SweeperConstruct(Construct):
         functions: FunctionFactory,
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
+        upload_url_ttl_seconds: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        # The thresholds (start_after, split_lease, stalled_after) keep the settings model's defaults.
+        # The thresholds (start_after, split_lease, stalled_after, upload_grace) keep the settings model's defaults;
+        # the upload form's lifetime is the API's.
         self.function = functions.make(
             self,
             "Sweeper",
@@ -43,6 +45,7 @@ class SweeperConstruct(Construct):
                 "jobs_table": storage.table.table_name,
                 "bucket": storage.bucket.bucket_name,
                 "finalizer_arn": state_machine.state_machine_arn,
+                "upload_url_ttl_seconds": str(upload_url_ttl_seconds),
             },
             timeout=Duration.minutes(5),
             memory=512,

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -45,6 +45,9 @@ def classify(environ: dict[str, Any]) -> str | None:
         service = scope[3] if len(scope) > 3 else "unknown"
     elif "X-Amz-Credential" in environ.get("QUERY_STRING", ""):
         service = "s3"
+    elif environ.get("REQUEST_METHOD") == "POST" and environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+        # A browser-style upload through a presigned POST form: signed in its fields, not in a header.
+        return "s3.PostObject"
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return f"{service}.{target.split('.')[-1]}"
@@ -143,6 +146,184 @@ def _patch_sqs_wait(dispatcher: AtomicDispatcher) -> None:
     Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
 
 
+class _Assembled:
+    """A completed multipart object, in a spool file rather than in memory (see `_patch_s3_multipart`)."""
+
+    def __init__(self, spool: Any, size: int) -> None:
+        self.spool, self.size = spool, size
+
+
+def _patch_s3_multipart() -> None:
+    """Complete a multipart upload without holding the object in memory.
+
+    moto's `FakeMultipart.complete` joins the parts in memory three times over (the object, a copy of it, and the
+    buffer of a whole-object checksum nobody asked for): a 220 MB result took 660 MB of the emulation's memory. Here the
+    parts are streamed into a spool file that becomes the new object's storage (moto keeps objects over 5 MiB in temp
+    files anyway). The part checks (InvalidPart, EntityTooSmall) and the `<md5 of the part md5s>-<count>` ETag stay
+    as moto has them; no whole-object checksum is recorded. Private moto API: moto is pinned, and
+    tests/integration/test_emulation_atomic.py covers the patch.
+    """
+    import codecs
+    import hashlib
+    import shutil
+    import tempfile
+
+    from moto import settings
+    from moto.s3 import models
+    from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
+
+    def complete(self: Any, body: Iterable[tuple[int, str]]) -> tuple[_Assembled, str, None]:
+        md5s = bytearray()
+        spool = tempfile.SpooledTemporaryFile(max_size=settings.get_s3_default_key_buffer_size())
+        last, count, size = None, 0, 0
+        for number, etag in body:
+            part = self.parts.get(number)
+            if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
+                raise InvalidPart()
+            if last is not None and last.contentsize < settings.S3_UPLOAD_PART_MIN_SIZE:
+                raise EntityTooSmall()
+            md5s.extend(codecs.decode(part.etag.replace('"', ""), "hex"))
+            with part.lock:
+                part._value_buffer.seek(0)
+                shutil.copyfileobj(part._value_buffer, spool, 1024 * 1024)
+            size += part.contentsize
+            last, count = part, count + 1
+        if count == 0:
+            raise MalformedXML()
+        spool.seek(0)
+        return _Assembled(spool, size), f"{hashlib.md5(bytes(md5s)).hexdigest()}-{count}", None  # noqa: S324 - S3's ETag
+
+    value_property = models.FakeKey.value
+    assert isinstance(value_property, property) and value_property.fset is not None
+    set_value = value_property.fset
+
+    def value_setter(self: Any, new_value: Any) -> None:
+        if isinstance(new_value, _Assembled):
+            self._value_buffer.close()
+            self._value_buffer = new_value.spool
+            self.contentsize = new_value.size
+            return
+        set_value(self, new_value)
+
+    models.FakeMultipart.complete = complete
+    models.FakeKey.value = property(value_property.fget, value_setter)
+
+
+# GET answers for objects larger than this stream from the object's temp file instead of being read into memory.
+STREAM_GET_BYTES = 8 * 1024 * 1024
+
+
+class _StreamedBody:
+    """An object's bytes as a response body: read a chunk at a time from its storage, never all of it at once.
+
+    moto answers a GET with `key.value`, the whole object in memory (a 220 MB result took 220 MB, then more while
+    it was sent). It also takes `len()` and slices for Range requests, which this answers by reading just that part.
+    """
+
+    def __init__(self, key: Any) -> None:
+        self.key, self.size = key, int(key.size)
+
+    def _read(self, start: int, length: int) -> bytes:
+        with self.key.lock:
+            self.key._value_buffer.seek(start)
+            return bytes(self.key._value_buffer.read(length))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop, _ = part.indices(self.size)
+        return self._read(start, max(0, stop - start))
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, self.size, 1024 * 1024):
+            yield self._read(start, 1024 * 1024)
+
+
+class _StreamingKey:
+    """A key whose `value` is a `_StreamedBody` (everything else is the key's)."""
+
+    def __init__(self, key: Any) -> None:
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._key, name)
+
+    @property
+    def value(self) -> Any:
+        return _StreamedBody(self._key)
+
+
+def _patch_s3_streaming_get() -> None:
+    """Answer a GET of a large object by streaming it from its temp file (see `_StreamedBody`)."""
+    from moto.s3.responses import S3Response
+
+    get_object, get_key = S3Response.get_object, S3Response._get_key
+
+    def streaming_get_object(self: Any) -> Any:
+        def large_keys_streamed(validate_storage_class: bool = True) -> tuple[Any, bool]:
+            key, not_modified = get_key(self, validate_storage_class)
+            return (_StreamingKey(key) if key.size > STREAM_GET_BYTES else key), not_modified
+
+        self._get_key = large_keys_streamed  # for this request's call of get_object only
+        try:
+            return get_object(self)
+        finally:
+            del self._get_key
+
+    S3Response.get_object = streaming_get_object  # type: ignore[method-assign]
+
+
+def _patch_sqs_queue_depth() -> None:
+    """Keep SQS requests from scanning the whole queue for every message.
+
+    moto computes a queue's `attributes` (used when a message is sent, and three times for every message received, to
+    read one setting) with the ApproximateNumberOf* counts, each a scan of every message in the queue: receiving cost
+    grew with the queue's depth (a 1,000,000-row job puts 1,000 batches in the queue at once). The counts are left out
+    of `attributes` and added back where they are asked for, GetQueueAttributes. SQS requests run one at a time under
+    the emulation's lock (`AtomicDispatcher`), which the instance attribute below relies on.
+    """
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs.models import Queue, SQSBackend
+
+    counts = [name for name in Queue.BASE_ATTRIBUTES if name.startswith("ApproximateNumberOf")]
+    assert len(counts) == 3 and isinstance(Queue.attributes, property) and Queue.attributes.fget is not None
+    full = Queue.attributes.fget
+    cheap = [name for name in Queue.BASE_ATTRIBUTES if name not in counts]
+
+    def attributes(self: Any) -> dict[str, Any]:
+        self.BASE_ATTRIBUTES = cheap  # shadows the class's list for this call
+        try:
+            return dict(full(self))
+        finally:
+            del self.BASE_ATTRIBUTES
+
+    original = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        found = dict(original(self, queue_name, attribute_names))
+        queue = self.get_queue(queue_name)
+        for name in counts:
+            if "All" in attribute_names or name in attribute_names:
+                found[name] = getattr(queue, camelcase_to_underscores(name))
+        return found
+
+    Queue.attributes = property(attributes)
+    SQSBackend.get_queue_attributes = get_queue_attributes
+
+
+def _patch_backend_lookup() -> None:
+    """moto lists its own package directory (about 200 stat calls) for every request, under a global lock, to find the
+    service of a host name: list it once."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
 def _patch_lambda(invoke_url: str) -> None:
     from moto.awslambda.models import LambdaFunction
 
@@ -159,6 +340,21 @@ def _patch_lambda(invoke_url: str) -> None:
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
 
 
+# Objects larger than this live in temp files rather than in the emulation's memory (moto's default is 5 MiB, which
+# kept every part file of a job, 220 MB for 1,000,000 email rows, in memory until the job ended).
+KEY_BUFFER_BYTES = 64 * 1024
+
+
+def _files_for_objects() -> None:
+    """Keep objects over KEY_BUFFER_BYTES on disk, and allow the open files that takes (one per such object)."""
+    import resource
+
+    os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(KEY_BUFFER_BYTES))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+
+
 def serve(port: int, invoke_url: str) -> None:
     """Run moto's server on 127.0.0.1:port (blocks); called in the emulation process."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -167,8 +363,13 @@ def serve(port: int, invoke_url: str) -> None:
 
     # moto's Step Functions executor calls Lambda back on localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
+    _files_for_objects()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _patch_lambda(invoke_url)
+    _patch_s3_multipart()
+    _patch_s3_streaming_get()
+    _patch_sqs_queue_depth()
+    _patch_backend_lookup()
     from moto.core.config import default_user_config
 
     default_user_config["stepfunctions"] = {"execute_state_machine": True}

@@ -1,9 +1,9 @@
 """Local Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
 
-Most functions run in this process. The heavy queue-driven ones (splitter, worker, dead-letter) can run in function
-processes instead (local/processes.py), the way Lambda gives each concurrent invocation its own execution
-environment: their CPU work then runs beside the API, the pollers and the other handlers instead of competing for
-one GIL, and a process that dies is replaced.
+Most functions run in this process. The heavy ones (splitter, worker, dead-letter, finalizer) can run in function
+processes instead (local/processes.py), the way Lambda gives each function, and each concurrent invocation of it, its
+own execution environment: their CPU work then runs beside the API, the pollers and the other handlers instead of
+competing for one GIL, each function's memory can be measured on its own, and a process that dies is replaced.
 
 moto cannot run a function without Docker. Step Functions tasks reach functions through moto's Lambda
 backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to call back here
@@ -12,6 +12,7 @@ backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -20,8 +21,10 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from local.processes import EnvironmentExited, FunctionProcesses
@@ -60,19 +63,26 @@ class InvocationError(Exception):
         self.error_message = message
 
 
-# Handlers that may run in the process pool: queue-driven, CPU-heavy, and reached only through their pollers.
-ISOLATABLE: frozenset[str] = frozenset(
-    {
-        "functions.handlers.splitter.lambda_handler",
-        "functions.handlers.worker.lambda_handler",
-        "functions.handlers.dead_letter.lambda_handler",
-        # Streams a whole result (up to a million rows) through csv: CPU-bound like the worker.
-        "functions.handlers.variants.lambda_handler",
-    }
-)
-
-
+SPLITTER = "functions.handlers.splitter.lambda_handler"
 WORKER = "functions.handlers.worker.lambda_handler"
+DEAD_LETTER = "functions.handlers.dead_letter.lambda_handler"
+FINALIZER = "functions.handlers.finalizer.lambda_handler"
+# Streams a whole result (up to a million rows) through csv: CPU-bound like the worker, in a process of its own.
+VARIANTS = "functions.handlers.variants.lambda_handler"
+
+# Functions that run in function processes, and the pool of processes (execution environments) each runs in. Lambda
+# gives every function environments of its own, so memory is measured per function (bench/e2e.py); the dead-letter
+# function, which runs the worker's code on its rare exhausted batches, shares the worker's. The worker pool has
+# `processes` processes, the others one each.
+POOLS: dict[str, str] = {
+    SPLITTER: "splitter",
+    WORKER: "worker",
+    DEAD_LETTER: "worker",
+    FINALIZER: "finalizer",
+    VARIANTS: "variants",
+}
+ISOLATABLE: frozenset[str] = frozenset(POOLS)
+
 
 # Handlers that keep per-request state in module globals (the api handler's resolver context, ports, key cache):
 # like Lambda, each execution environment serves one event at a time, and an invocation that finds all of them
@@ -98,25 +108,61 @@ def _load(handler: str) -> Handler:
     return loaded
 
 
-def _warm(handlers: list[str]) -> None:
+def _warm(pool: str, handlers: list[str]) -> None:
+    # Metrics are disabled locally; Powertools still warns on every flush with nothing in it (as in the runtime).
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    # Named after its function (`ps`, /proc/<pid>/comm: fn-worker, ...), so tools and tests can tell them apart.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(f"fn-{pool}"[:15])
     # Import the handlers (and through them boto3, Powertools, the enrichment libraries) before the first event.
     for handler in handlers:
         _load(handler)
     from functions.adapters.aws import client
-    from functions.enrich import enrich_values
 
     for service in ("s3", "dynamodb", "sqs", "stepfunctions", "events"):
         client(service)  # building a client reads botocore's service models: ~50 ms each, once per process
-    # The Public Suffix List and email-validator's tables load on first use; the geocoder and GeoIP data are
-    # left to the first phone or ip job (they are large, and most processes never need them).
-    enrich_values("email", ["warm.up@example.com"])
+    if WORKER in handlers:
+        from functions.enrich import enrich_values
+
+        # The Public Suffix List and email-validator's tables load on first use; the geocoder and GeoIP data are
+        # left to the first phone or ip job (they are large, and most processes never need them).
+        enrich_values("email", ["warm.up@example.com"])
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory since the last reset (VmHWM), in KiB; 0 where /proc has none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets VmHWM to the current RSS, so each invocation reports its own peak.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _drop_metrics() -> None:
+    # Deployed, each invocation flushes its metrics. Locally they are disabled, and Powertools then never clears them:
+    # a long-lived process reached its 100-value limit and printed the set to stdout every 100 batches.
+    from functions.observability import metrics
+
+    metrics.clear_metrics()
 
 
 def _invoke_in_child(handler: str, event: dict[str, Any], name: str, timeout: int) -> tuple[bool, Any]:
+    """Run one invocation; the answer carries the process's peak memory during it (as Lambda's REPORT line does)."""
+    _reset_peak_rss()
     try:
-        return True, _load(handler)(event, LambdaContext(name, timeout))
+        return True, (_load(handler)(event, LambdaContext(name, timeout)), _peak_rss_kb())
     except Exception as exc:
         return False, (type(exc).__name__, str(exc), traceback.format_exc())
+    finally:
+        _drop_metrics()
 
 
 class Invoker:
@@ -134,27 +180,55 @@ class Invoker:
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
         # Test hook (BULKAPI_LOCAL_POISON_BATCH): work batch number that fails every time, for every job.
         self.poison_batch = poison_batch
-        self.processes: FunctionProcesses | None = None
+        # Function processes by pool name (POOLS); none when `processes` is 0 (everything in this process).
+        self.pools: dict[str, FunctionProcesses] = {}
+        # The highest peak memory (KiB) an invocation of each function reported, since the last reset.
+        self.peak_rss_kb: dict[str, int] = {}
         # Idle execution environments of the ONE_EVENT_AT_A_TIME functions, and how many each has.
         self._idle: dict[str, list[Handler]] = {}
         self.environments: dict[str, int] = {}
         if processes > 0:
-            isolated = sorted({fn.handler for fn in functions.values()} & ISOLATABLE)
-            self.processes = FunctionProcesses(processes, functools.partial(_warm, isolated), _invoke_in_child)
+            present = {fn.handler for fn in functions.values()} & ISOLATABLE
+            members: dict[str, list[str]] = {}
+            for handler in sorted(present):
+                members.setdefault(POOLS[handler], []).append(handler)
+            starting = {
+                pool: threading.Thread(target=self._start_pool, args=(pool, handlers, processes))
+                for pool, handlers in members.items()
+            }
+            for thread in starting.values():
+                thread.start()
+            for thread in starting.values():
+                thread.join()
+            if set(self.pools) != set(members):
+                self.close()
+                raise RuntimeError("the function processes did not start")
+
+    def _start_pool(self, pool: str, handlers: list[str], processes: int) -> None:
+        size = processes if pool == "worker" else 1
+        self.pools[pool] = FunctionProcesses(size, functools.partial(_warm, pool, handlers), _invoke_in_child)
 
     @property
     def isolated_pids(self) -> list[int]:
-        """The function processes now (a dead one is replaced by a new one)."""
-        return self.processes.pids if self.processes is not None else []
+        """The function processes now, of every pool (a dead one is replaced by a new one)."""
+        return sorted(pid for pool in self.pools.values() for pid in pool.pids)
+
+    def pool_pids(self) -> dict[str, list[int]]:
+        """The function processes now, by pool (splitter, worker, finalizer)."""
+        return {name: pool.pids for name, pool in self.pools.items()}
 
     def isolated(self, fn: LocalFunction) -> bool:
-        """Whether this function's invocations run in the function processes."""
-        return self.processes is not None and fn.handler in ISOLATABLE
+        """Whether this function's invocations run in function processes."""
+        return fn.handler in POOLS and POOLS[fn.handler] in self.pools
+
+    def pool_size(self, fn: LocalFunction) -> int:
+        """How many processes run this function's invocations (0: it runs in this process)."""
+        return len(self.pools[POOLS[fn.handler]].pids) if self.isolated(fn) else 0
 
     def close(self) -> None:
         """Stop the function processes (in-flight invocations are abandoned, as when a runtime is killed)."""
-        if self.processes is not None:
-            self.processes.close()
+        for pool in self.pools.values():
+            pool.close()
 
     def handler(self, fn: LocalFunction) -> Handler:
         """Import the function's handler the way the Lambda runtime does (module path + attribute)."""
@@ -192,9 +266,12 @@ class Invoker:
                 fault(event)
             if self.isolated(fn):
                 return self._invoke_isolated(fn, event)
-            if fn.handler in ONE_EVENT_AT_A_TIME:
-                return self._invoke_in_environment(fn, event)
-            return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout))
+            try:
+                if fn.handler in ONE_EVENT_AT_A_TIME:
+                    return self._invoke_in_environment(fn, event)
+                return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout))
+            finally:
+                _drop_metrics()
         except InvocationError:
             raise
         except Exception as exc:
@@ -217,14 +294,18 @@ class Invoker:
                 self._idle[fn.logical_id].append(handler)
 
     def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
-        assert self.processes is not None
+        pool = self.pools[POOLS[fn.handler]]
         try:
-            ok, value = self.processes.invoke(fn.handler, event, fn.name, fn.timeout)
+            ok, value = pool.invoke(fn.handler, event, fn.name, fn.timeout)
         except EnvironmentExited as exc:
             print(f"{fn.name}: {exc}; a new function process replaces it", flush=True)
             raise InvocationError("Runtime.ExitError", str(exc)) from exc
         if ok:
-            return value
+            result, peak_kb = value
+            name = POOLS[fn.handler] if fn.handler != DEAD_LETTER else "dead_letter"
+            with self._lock:
+                self.peak_rss_kb[name] = max(self.peak_rss_kb.get(name, 0), int(peak_kb))
+            return result
         error_type, message, trace = value
         print(trace, end="", flush=True)
         raise InvocationError(error_type, message)

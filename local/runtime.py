@@ -41,7 +41,7 @@ class Options:
     dev_credits: int = 100_000
     dev_webhook_url: str | None = None
     concurrency_cap: int = 4
-    # Separate processes for the splitter, worker and dead-letter invocations (0: all in this process).
+    # Worker (and dead-letter) processes; the splitter and the finalizer get one each (0: all in this process).
     processes: int = 0
     visibility_timeout: int = 30
     retry_delay: int = 1
@@ -173,7 +173,7 @@ class LocalRuntime:
             cap = self.options.concurrency_cap
             if self.invoker.isolated(topology.functions[mapping.function]):
                 # Taking more messages than there are processes to run them only makes them wait, invisible.
-                cap = min(cap, self.options.processes)
+                cap = min(cap, self.invoker.pool_size(topology.functions[mapping.function]))
             poller = Poller(
                 mapping,
                 self.invoker,

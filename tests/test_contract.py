@@ -10,7 +10,7 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from functions.errors import ADMIN_ERRORS, API_ERRORS, ConflictError, InputError, NotFoundError
+from functions.errors import ADMIN_ERRORS, API_ERRORS, JOB_ERRORS, ConflictError, InputError, NotFoundError
 from functions.handlers import api, contract
 from infra.auth import GATEWAY_ANSWERS
 
@@ -65,8 +65,9 @@ def test_every_error_code_the_code_can_produce_is_registered() -> None:
     used = _codes_in_code() - set(GENERIC.values())
     for status, code, _message in GATEWAY_ANSWERS.values():
         assert API_ERRORS.get(code) == int(status), code
-    # Then each is an API error (with its status) or an admin-only one
-    assert used - set(API_ERRORS) - ADMIN_ERRORS == set()
+    # Then each is an API error (with its status), a code a job ends with, or an admin-only one
+    assert used - set(API_ERRORS) - set(JOB_ERRORS) - ADMIN_ERRORS == set()
+    assert not set(JOB_ERRORS) & set(API_ERRORS)
 
 
 def test_no_generic_error_is_raised_without_its_own_code() -> None:
@@ -96,3 +97,12 @@ def test_readme_error_table_lists_exactly_the_api_errors_with_their_status() -> 
             listed[code] = int(status)
     # Then it names every code the API answers, with the right status, and nothing else
     assert listed == API_ERRORS
+
+
+def test_readme_lists_exactly_the_codes_a_job_can_fail_with() -> None:
+    # Given README's table of the codes only a job's status carries (| `error` | Why |)
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| Job `error` | Why |") :].split("\n\n")[0]
+    listed = {code for line in table.splitlines()[2:] for code in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    # Then it names each of them, and nothing else
+    assert listed == set(JOB_ERRORS)

@@ -13,13 +13,15 @@ from typing import Any
 
 
 @cache
-def client(service: str) -> Any:
+def client(service: str, signature_version: str | None = None) -> Any:
     """A boto3 client for the service; honours AWS_ENDPOINT_URL, so the local runtime needs no code change."""
     import boto3
     from botocore.config import Config
 
     # Adaptive retries absorb throttling; the timeouts keep a stuck call from eating a Lambda's whole budget.
     config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+    if signature_version is not None:
+        config = config.merge(Config(signature_version=signature_version))
     return boto3.client(service, config=config)
 
 

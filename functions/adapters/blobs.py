@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.errors import StoreError
+from functions.errors import InputError, StoreError
 
 # S3 multipart parts must be >= 5 MiB except the last; 8 MiB keeps the part count low for large results.
 PART_SIZE = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
 CHUNK = 256 * 1024
+# Objects appended to a result are fetched this many ahead, in parallel (each at most MIN_PART_SIZE in memory).
+PREFETCH = 8
+# DeleteObjects takes at most 1,000 keys a call.
+DELETE_BATCH = 1000
 
 
 class BlobStore:
@@ -66,6 +74,53 @@ class BlobStore:
             raise StoreError(f"could not read {key}") from exc
         yield from body.iter_chunks(CHUNK)
 
+    def open(self, key: str, if_match: str | None = None) -> OpenedObject:
+        """The object's size, ETag and a stream of its bytes; with `if_match`, only that version (an object
+        replaced since is the InputError `upload_changed`)."""
+        extra = {"IfMatch": if_match} if if_match else {}
+        try:
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise InputError(
+                    "the file was replaced while it was being read; send it again", code="upload_changed"
+                ) from exc
+            raise StoreError(f"could not read {key}") from exc
+        size = resp.get("ContentLength")
+        return OpenedObject(int(size) if size is not None else None, resp.get("ETag"), resp["Body"].iter_chunks(CHUNK))
+
+    def versioned(self) -> bool:
+        """Whether the bucket keeps versions (the stack's does; the local runtime's does not)."""
+        try:
+            return bool(self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status") == "Enabled")
+        except ClientError as exc:
+            raise StoreError("could not read the bucket's versioning") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` for good: in a versioned bucket every version of it (a plain delete would
+        keep the bytes as a noncurrent version for days); how many objects (versions) were deleted."""
+        versioned = self.versioned()
+        lister, listed = (
+            ("list_object_versions", ("Versions", "DeleteMarkers")) if versioned else ("list_objects_v2", ("Contents",))
+        )
+        deleted = 0
+        try:
+            for page in self.s3.get_paginator(lister).paginate(Bucket=self.bucket, Prefix=prefix):
+                objects = [
+                    {"Key": o["Key"], **({"VersionId": o["VersionId"]} if versioned else {})}
+                    for field in listed
+                    for o in page.get(field, [])
+                ]
+                for start in range(0, len(objects), DELETE_BATCH):
+                    chunk = objects[start : start + DELETE_BATCH]
+                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+                    if resp.get("Errors"):
+                        raise StoreError(f"could not delete {len(resp['Errors'])} objects under {prefix}")
+                    deleted += len(chunk)
+        except ClientError as exc:
+            raise StoreError(f"could not delete the objects under {prefix}") from exc
+        return deleted
+
     def copy(self, source_key: str, dest_key: str) -> None:
         """Server-side copy within the bucket."""
         self.s3.copy_object(Bucket=self.bucket, Key=dest_key, CopySource={"Bucket": self.bucket, "Key": source_key})
@@ -109,13 +164,50 @@ class BlobStore:
             )
         )
 
+    def presigned_post(self, key: str, *, max_bytes: int, expires_in: int) -> tuple[str, dict[str, str]]:
+        """A browser-style POST upload of exactly `key`: the URL and the form fields, signed (SigV4) so that S3 itself
+        refuses a file over `max_bytes`, an empty one, or a form used after `expires_in` seconds."""
+        # Signature Version 4 explicitly: buckets created since 2020 refuse the older signature botocore may still
+        # pick for a presigned POST.
+        post = aws_client("s3", "s3v4").generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Conditions=[["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in,
+        )
+        return str(post["url"]), {str(k): str(v) for k, v in post["fields"].items()}
+
     def writer(self, key: str, content_type: str = "text/csv") -> StreamingWriter:
         """A writer that uploads in one put when small, as a multipart upload when large."""
         return StreamingWriter(self, key, content_type)
 
 
+@dataclass
+class OpenedObject:
+    """An object being read: its size, its version (ETag) and its bytes, a chunk at a time."""
+
+    size: int | None
+    etag: str | None
+    chunks: Iterator[bytes]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+
+@dataclass
+class _Fetched:
+    key: str
+    size: int
+    data: bytes | None  # None: large enough to be copied by S3 itself
+
+
 class StreamingWriter:
-    """Buffers up to PART_SIZE; switches to a multipart upload only when the object outgrows one part."""
+    """Buffers up to PART_SIZE; switches to a multipart upload only when the object outgrows one part.
+
+    `append_objects` builds the object from other objects of the bucket: those of at least MIN_PART_SIZE become parts
+    by UploadPartCopy (S3 copies them; their bytes never pass through here), smaller ones are streamed through the
+    buffer, fetched a few ahead in parallel. Memory stays at the buffer plus the prefetched objects, whatever the size.
+    """
 
     def __init__(self, store: BlobStore, key: str, content_type: str) -> None:
         self.store, self.key, self.content_type = store, key, content_type
@@ -123,6 +215,7 @@ class StreamingWriter:
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
         self.size = 0
+        self.copied_parts = 0
 
     def write(self, data: bytes) -> None:
         """Append bytes."""
@@ -131,15 +224,78 @@ class StreamingWriter:
         if len(self.buffer) >= PART_SIZE:
             self._flush_part()
 
-    def _flush_part(self) -> None:
-        s3 = self.store.s3
+    def append_objects(self, keys: Iterable[str], prefetch: int = PREFETCH) -> None:
+        """Append the objects at `keys`, in order."""
+        pending: deque[Future[_Fetched]] = deque()
+        remaining = iter(keys)
+        with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="append") as pool:
+            for key in remaining:
+                pending.append(pool.submit(self._fetch, key))
+                if len(pending) >= prefetch:
+                    self._append(pending.popleft().result())
+            while pending:
+                self._append(pending.popleft().result())
+
+    def _fetch(self, key: str) -> _Fetched:
+        try:
+            resp = self.store.s3.get_object(Bucket=self.store.bucket, Key=key)
+        except ClientError as exc:
+            raise StoreError(f"could not read {key}") from exc
+        size = int(resp["ContentLength"])
+        if size >= MIN_PART_SIZE:
+            resp["Body"].close()
+            return _Fetched(key, size, None)
+        return _Fetched(key, size, resp["Body"].read())
+
+    def _append(self, fetched: _Fetched) -> None:
+        if fetched.data is not None:
+            self.write(fetched.data)
+            return
+        # A large object: top the buffer up to a whole part from its head, then let S3 copy the rest.
+        offset = 0
+        if self.buffer:
+            offset = min(fetched.size, max(0, MIN_PART_SIZE - len(self.buffer)))
+            if offset:
+                self.write(self._range(fetched.key, 0, offset))
+            if self.buffer:
+                self._flush_part()
+        rest = fetched.size - offset
+        if rest >= MIN_PART_SIZE:
+            self._copy_part(fetched.key, offset, fetched.size - 1)
+        elif rest:
+            self.write(self._range(fetched.key, offset, fetched.size))
+
+    def _range(self, key: str, start: int, end: int) -> bytes:
+        resp = self.store.s3.get_object(Bucket=self.store.bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+        return bytes(resp["Body"].read())
+
+    def _start(self) -> str:
         if self.upload_id is None:
-            self.upload_id = s3.create_multipart_upload(
+            self.upload_id = self.store.s3.create_multipart_upload(
                 Bucket=self.store.bucket, Key=self.key, ContentType=self.content_type
             )["UploadId"]
+        return self.upload_id
+
+    def _copy_part(self, source_key: str, first: int, last: int) -> None:
+        upload_id = self._start()
         number = len(self.parts) + 1
-        resp = s3.upload_part(
-            Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=bytes(self.buffer)
+        resp = self.store.s3.upload_part_copy(
+            Bucket=self.store.bucket,
+            Key=self.key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self.store.bucket, "Key": source_key},
+            CopySourceRange=f"bytes={first}-{last}",
+        )
+        self.parts.append({"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]})
+        self.size += last - first + 1
+        self.copied_parts += 1
+
+    def _flush_part(self) -> None:
+        upload_id = self._start()
+        number = len(self.parts) + 1
+        resp = self.store.s3.upload_part(
+            Bucket=self.store.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=bytes(self.buffer)
         )
         self.parts.append({"PartNumber": number, "ETag": resp["ETag"]})
         self.buffer.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from botocore.exceptions import ClientError
 from functions.adapters.aws import client as aws_client
 from functions.adapters.aws import type_deserializer, type_serializer
 from functions.errors import InsufficientCreditsError, StoreError
-from functions.models import BatchCounts, Job, JobStatus
+from functions.models import BatchCounts, Job, JobStatus, StoredLayout
 
 _SER = type_serializer()
 _DES = type_deserializer()
@@ -42,8 +43,19 @@ def _des(item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Batch markers: a number set per 100 batches (`done_0` holds batches 0-99, `done_1` 100-199, ...), all on the job
+# item. A commit gets back only the set of its own batch (UPDATED_NEW), not every marker of the job; readers get them
+# all, merged into `done_batches`. (An empty set cannot be stored: only commit_batch creates them.)
+MARKER_CHUNK = 100
+_MARKER = re.compile(r"done_(\d+)")
+
+
+def marker_attribute(batch: int) -> str:
+    """The attribute holding the marker of a batch."""
+    return f"done_{batch // MARKER_CHUNK}"
+
+
 def _job_attributes(job: Job) -> dict[str, Any]:
-    # done_batches is a number set that only commit_batch adds to (an empty set cannot even be stored).
     return job.model_dump(mode="json", exclude_none=True, exclude={"done_batches"})
 
 
@@ -94,10 +106,15 @@ class JobStore:
     @staticmethod
     def _to_job(item: Mapping[str, Any]) -> Job:
         data = _des(item)
+        markers: list[int] = []
+        for name in [name for name in data if _MARKER.fullmatch(name)]:
+            markers += (int(n) for n in data.pop(name))
+        data["done_batches"] = sorted(markers)
         return Job.model_validate(data)
 
     def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
-        """Take the split of a job: queued -> processing, or re-take a split whose lease expired unfinished."""
+        """Take the split of a job: queued (or awaiting its upload) -> processing, or re-take a split whose lease
+        expired unfinished."""
         try:
             resp = self.ddb.update_item(
                 TableName=self.table,
@@ -106,12 +123,18 @@ class JobStore:
                     "SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)"
                 ),
                 ConditionExpression=(
-                    "attribute_exists(pk) AND (#s = :queued OR "
+                    "attribute_exists(pk) AND (#s IN (:queued, :awaiting) OR "
                     "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
                 ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=_ser(
-                    {":processing": "processing", ":queued": "queued", ":now": now, ":expired": lease_expired_before}
+                    {
+                        ":processing": "processing",
+                        ":queued": "queued",
+                        ":awaiting": "awaiting_upload",
+                        ":now": now,
+                        ":expired": lease_expired_before,
+                    }
                 ),
                 ReturnValues="ALL_NEW",
             )
@@ -121,26 +144,61 @@ class JobStore:
             raise StoreError("could not claim the split") from exc
         return self._to_job(resp["Attributes"])
 
-    def record_layout(self, job_id: str, header: list[str], column: str, delimiter: str, encoding: str) -> None:
-        """Record the detected header, value column, delimiter and encoding as soon as the file is sniffed."""
+    def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None:
+        """Record the detected layout as soon as the file is sniffed, so no later read sniffs it again (its delimiter
+        and encoding also on their own: the result is written in the input's delimiter)."""
         self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET #h = :h, detected_column = :c, delimiter = :d, encoding = :e",
-            ExpressionAttributeNames={"#h": "header"},
-            ExpressionAttributeValues=_ser({":h": header, ":c": column, ":d": delimiter, ":e": encoding}),
+            UpdateExpression="SET #h = :h, detected_column = :c, #l = :l, delimiter = :d, encoding = :e",
+            ExpressionAttributeNames={"#h": "header", "#l": "layout"},
+            ExpressionAttributeValues=_ser(
+                {
+                    ":h": header,
+                    ":c": column,
+                    ":l": layout.model_dump(mode="json"),
+                    ":d": layout.delimiter,
+                    ":e": layout.encoding,
+                }
+            ),
         )
+
+    def record_split_progress(self, job_id: str, bytes_read: int, bytes_total: int | None) -> None:
+        """How far the split has read the file (the status shows it while the rows are not counted yet)."""
+        values: dict[str, Any] = {":r": bytes_read, ":processing": "processing"}
+        update = "SET split_bytes_read = :r"
+        if bytes_total is not None:
+            update += ", split_bytes_total = :t"
+            values[":t"] = bytes_total
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression=update,
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_ser(values),
+            )
+        except ClientError as exc:
+            if not _is_conditional(exc):
+                raise StoreError("could not record the split's progress") from exc
 
     def finish_split(
         self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
     ) -> Job | None:
-        """Record the totals once the whole file is split; returns the job as it is now (None if it ended meanwhile)."""
+        """Record the totals once the whole file is split (once: a second split's finish changes nothing); returns the
+        job as it is now (None if it ended meanwhile, or the totals were already recorded)."""
         try:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=_job_key(job_id),
-                UpdateExpression="SET total_rows = :rows, total_batches = :batches, #h = :h, max_width = :w",
-                ConditionExpression="#s = :processing",
+                # batches_pending: the workers count it down, the split adds the total, in any order; it is 0 once
+                # every batch is counted (and only then: before this, it is minus the batches already counted).
+                UpdateExpression=(
+                    "SET total_rows = :rows, total_batches = :batches, #h = :h, max_width = :w "
+                    "ADD batches_pending :batches"
+                ),
+                ConditionExpression="#s = :processing AND attribute_not_exists(total_batches)",
                 ExpressionAttributeNames={"#s": "status", "#h": "header"},
                 ExpressionAttributeValues=_ser(
                     {
@@ -174,10 +232,12 @@ class JobStore:
             if not _is_conditional(exc):
                 raise StoreError("could not note the job's progress") from exc
 
-    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None:
-        """Count a batch once: the marker (a member of done_batches) and the counters move in one conditional write.
+    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> int | None:
+        """Count a batch once: the marker (a member of the batch's marker set) and the counters move in one conditional
+        write.
 
-        Returns the job after the write, or None when the batch was already counted or the job is no longer
+        Returns the job's batches_pending after the write (0: this was the last batch of a finished split; below 0
+        while the split is still running), or None when the batch was already counted or the job is no longer
         processing (cancelled or failed): both mean "nothing to do", never an error.
         """
         try:
@@ -185,14 +245,16 @@ class JobStore:
                 TableName=self.table,
                 Key=_job_key(job_id),
                 UpdateExpression=(
-                    "ADD #done :marker, #n :one, #p :p, #ok :s, #inv :i, #f :f, #c :c SET last_progress_at = :now"
+                    "ADD #done :marker, #n :one, #pending :minus, #p :p, #ok :s, #inv :i, #f :f, #c :c "
+                    "SET last_progress_at = :now"
                 ),
                 ConditionExpression="#s = :processing AND NOT contains(#done, :batch)",
                 # Aliases for every name: several (status, processed, ...) are DynamoDB reserved words.
                 ExpressionAttributeNames={
                     "#s": "status",
-                    "#done": "done_batches",
+                    "#done": marker_attribute(batch),
                     "#n": "batches_done",
+                    "#pending": "batches_pending",
                     "#p": "processed",
                     "#ok": "succeeded",
                     "#inv": "invalid",
@@ -203,6 +265,7 @@ class JobStore:
                     ":marker": {"NS": [str(batch)]},
                     ":batch": {"N": str(batch)},
                     ":one": {"N": "1"},
+                    ":minus": {"N": "-1"},
                     ":p": {"N": str(counts.processed)},
                     ":s": {"N": str(counts.succeeded)},
                     ":i": {"N": str(counts.invalid)},
@@ -211,13 +274,14 @@ class JobStore:
                     ":processing": {"S": "processing"},
                     ":now": {"S": _now()},
                 },
-                ReturnValues="ALL_NEW",
+                # Only what changed: the batch's own marker set and the counters, not every marker of the job.
+                ReturnValues="UPDATED_NEW",
             )
         except ClientError as exc:
             if _is_conditional(exc):
                 return None
             raise StoreError("could not count the batch") from exc
-        return self._to_job(resp["Attributes"])
+        return int(resp["Attributes"]["batches_pending"]["N"])
 
     def set_status(
         self,
@@ -461,7 +525,8 @@ class JobStore:
             raise StoreError("could not store the job") from exc
 
     def reserve_for_job(self, job: Job, rows: int, now: str) -> None:
-        """Reserve credits for a job created without them (a dropped file, once its rows are counted)."""
+        """Reserve credits for a job created without them (a dropped, presigned or fetched file, once its rows are
+        counted); the count becomes the job's `total_rows` in the same transaction."""
         try:
             self.ddb.transact_write_items(
                 TransactItems=[
@@ -470,7 +535,7 @@ class JobStore:
                         "Update": {
                             "TableName": self.table,
                             "Key": _job_key(job.id),
-                            "UpdateExpression": "SET credits_reserved = :n",
+                            "UpdateExpression": "SET credits_reserved = :n, total_rows = :n",
                             "ConditionExpression": "attribute_not_exists(credits_reserved) OR credits_reserved = :zero",
                             "ExpressionAttributeValues": {":n": {"N": str(rows)}, ":zero": {"N": "0"}},
                         }

@@ -63,6 +63,21 @@ class WorkQueue:
                 raise StoreError(f"could not queue {len(entries)} work messages")
 
 
+class FetchQueue:
+    """Asks the fetcher to fetch a job's file from its URL (one message per job)."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.url = queue_url
+        self.sqs = client or aws_client("sqs")
+
+    def request_fetch(self, job_id: str) -> None:
+        """Queue the fetch of a job's file; raises StoreError when SQS does not take it."""
+        try:
+            self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"job_id": job_id}))
+        except ClientError as exc:
+            raise StoreError("could not queue the fetch") from exc
+
+
 class EventBus:
     """Puts the project's events on its EventBridge bus."""
 

@@ -29,12 +29,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer, WorkQueue
+from functions.adapters.messaging import FetchQueue, Finalizer, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import (
@@ -46,7 +47,7 @@ from functions.errors import (
     UnsupportedMediaTypeError,
 )
 from functions.handlers import contract
-from functions.logic import downloads, jobs, preview, purge, variants
+from functions.logic import downloads, fetching, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
 from functions.models import (
     ID_MAX,
@@ -54,6 +55,7 @@ from functions.models import (
     DeliveriesResponse,
     HealthResponse,
     JobCreatedResponse,
+    JobCreateRequest,
     JobDeletedResponse,
     JobListResponse,
     JobPreviewResponse,
@@ -131,6 +133,7 @@ class Ports:
     blobs: BlobStore
     finalizer: Finalizer
     variant_queue: WorkQueue
+    fetches: FetchQueue
 
 
 _ports: Ports | None = None
@@ -146,6 +149,7 @@ def ports() -> Ports:
             BlobStore(settings.bucket),
             Finalizer(settings.finalizer_arn),
             WorkQueue(settings.variant_queue_url),
+            FetchQueue(settings.fetch_queue_url),
         )
     return _ports
 
@@ -404,14 +408,27 @@ def preview_job() -> Response[JobPreviewResponse]:
     return _json(200, {"filename": upload.filename, **answer})
 
 
-@app.post("/api/bulk-jobs", summary="Create a job from a CSV (multipart)", tags=["jobs"])
+@app.post(
+    "/api/bulk-jobs",
+    summary="Create a job: a CSV in a form, a presigned upload, or a URL",
+    description="`multipart/form-data` with the file (at most 4 MiB), answered 202. `application/json` without it: "
+    "`filename` answers 201 with `upload`, a presigned S3 form to send the file to (up to the upload-object limit); "
+    "`url` answers 202 and the service fetches the file itself.",
+    tags=["jobs"],
+)
 def create_job(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
     ] = None,
 ) -> Response[JobCreatedResponse]:
-    """Create an async job from an uploaded CSV."""
+    """Create an async job: from an uploaded CSV (multipart), or waiting for its file (JSON)."""
     settings = load(ApiSettings)
+    content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        body = _body_bytes()
+        if len(body) > 64 * 1024:
+            raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
+        return _create_without_file(body, idempotency_key, settings)
     upload, job_type, column = _job_form()
 
     def create() -> dict[str, Any]:
@@ -436,6 +453,63 @@ def create_job(
         return _json(202, create())
     fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
     return _json(202, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
+
+
+def parse_create_request(body: bytes) -> JobCreateRequest:
+    """The JSON body of a job without its file; 400 with the field's code when it is not one."""
+    try:
+        request = JobCreateRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        raise validation_error([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+    if request.filename is None and request.url is None:
+        raise InputError(
+            "give `filename` (to upload the file through a presigned form) or `url` (to have it fetched)",
+            code="missing_parameter",
+            parameter="filename",
+        )
+    if request.filename is not None and request.url is not None:
+        raise InputError("give either `filename` or `url`, not both", code="invalid_parameter", parameter="url")
+    return request
+
+
+def _create_without_file(body: bytes, idempotency_key: str | None, settings: ApiSettings) -> Response[Any]:
+    request = parse_create_request(body)
+
+    def create() -> dict[str, Any]:
+        p = ports()
+        if request.url is not None:
+            job = fetching.create_remote_job(
+                account_id=_account(),
+                job_type=request.type,
+                url=request.url,
+                column=request.column,
+                allow_http=settings.allow_private_targets,
+                store=p.store,
+                queue=p.fetches,
+            )
+            metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+            logger.info("job created, its file to be fetched", job_id=job.id, type=job.type)
+            return jobs.create_view(job)
+        job, form = jobs.create_upload_job(
+            account_id=_account(),
+            job_type=request.type,
+            filename=request.filename or "",
+            column=request.column,
+            max_object_bytes=settings.max_upload_object_bytes,
+            ttl_seconds=settings.upload_url_ttl_seconds,
+            store=p.store,
+            blobs=p.blobs,
+        )
+        metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+        logger.info("job created, awaiting its upload", job_id=job.id, type=job.type)
+        return jobs.create_view(job, upload=form)
+
+    # 201: a job waiting for the client's upload; 202: work under way (the fetch), as for a form upload.
+    status = 202 if request.url is not None else 201
+    if not idempotency_key:
+        return _json(status, create())
+    fingerprint = idempotency.fingerprint("json", request.type, request.filename, request.url, request.column or "")
+    return _json(status, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
 @app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])

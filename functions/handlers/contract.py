@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.errors import API_ERRORS
-from functions.models import ErrorResponse, WebhookEvent
+from functions.models import ErrorResponse, JobCreateRequest, WebhookEvent
 
 TITLE = "bulkapi"
 VERSION = "1.0.0"
@@ -187,23 +187,29 @@ def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[s
     }
 
 
+# The multipart form that creates (or previews) a job.
+FORM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["file", "type"],
+        "additionalProperties": False,
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
+            "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
+            "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
+        },
+    }
+}
 CREATE_FORM = {
     "required": True,
     "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file", "type"],
-                "additionalProperties": False,
-                "properties": {
-                    "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
-                    "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
-                    "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
-                },
-            }
-        }
+        "multipart/form-data": FORM,
+        # The same route without the file: a presigned upload (`filename`) or a URL to fetch (`url`).
+        "application/json": {"schema": _ref("JobCreateRequest")},
     },
 }
+# The preview takes the form only (a file to look at).
+PREVIEW_FORM = {"required": True, "content": {"multipart/form-data": FORM}}
 
 
 SSE_EVENT = {
@@ -239,6 +245,7 @@ def build(app: Any) -> dict[str, Any]:
         SearchSummaryFrame,
         EmailTotals,
         WebhookEvent,
+        JobCreateRequest,
     )
     for model in models:
         _add_schema(doc, model)
@@ -252,8 +259,13 @@ def build(app: Any) -> dict[str, Any]:
             if public:
                 operation["security"] = []
             operation["responses"].update(_errors_for(ROUTE_ERRORS.get((method, path), (400,)), public))
-    doc["paths"]["/api/bulk-jobs"]["post"]["requestBody"] = CREATE_FORM
-    doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = CREATE_FORM
+    create = doc["paths"]["/api/bulk-jobs"]["post"]
+    create["requestBody"] = CREATE_FORM
+    create["responses"]["201"] = {
+        **create["responses"]["202"],
+        "description": "a job waiting for its file: send it with the presigned form in `upload`",
+    }
+    doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = PREVIEW_FORM
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {

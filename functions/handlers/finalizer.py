@@ -34,7 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return finalize.assemble_result(job_id, store=store, blobs=blobs)
     if action == "complete":
         outcome = finalize.complete_job(
-            job_id, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket
+            job_id, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket, blobs=blobs
         )
         metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
         metrics.add_metric(name="CreditsUsed", unit="Count", value=outcome["credits_used"])
@@ -43,6 +43,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         code, message = _cause(event)
         metrics.add_metric(name="JobsFailed", unit="Count", value=1)
         return finalize.fail_job(
-            job_id, code, message, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket
+            job_id,
+            code,
+            message,
+            store=store,
+            events=EventBus(settings.event_bus_name),
+            bucket=settings.bucket,
+            blobs=blobs,
         )
     raise ValueError(f"unknown finalizer action {action!r}")

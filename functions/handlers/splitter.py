@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
-from functions.logic import splitting
+from functions.logic import intake, splitting
 from functions.observability import logger, metrics, tracer
 from functions.settings import SplitterSettings, load
 
@@ -20,7 +20,13 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
     """Split one created object; returns what happened (for logs and tests)."""
     settings = load(SplitterSettings)
     store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
-    if key.startswith("drop/"):
+    target = intake.route_key(key)
+    if isinstance(target, intake.UploadObject):
+        job = store.get_job(target.job_id)
+        if job is None or job.source_key != key:
+            logger.warning("upload without a job ignored", key=key)
+            return "no_job"
+    elif target is not None:  # a drop (or a file under drop/ that cannot be one: rejected)
         head = blobs.head(key)
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
@@ -28,13 +34,8 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
         job = splitting.job_for_drop(key, etag, sequencer, store, blobs, column)
         if job is None:
             return "rejected"
-    elif key.startswith("uploads/") and key.endswith(".csv"):
-        job_id = key.rsplit("/", 1)[-1].removesuffix(".csv")
-        job = store.get_job(job_id)
-        if job is None or job.source_key != key:
-            logger.warning("upload without a job ignored", key=key)
-            return "no_job"
     else:
+        logger.warning("object outside uploads/<account>/<job>.csv and drop/ ignored", key=key)
         return "ignored"
     limits = splitting.SplitLimits(
         rows_per_batch=settings.rows_per_batch,

@@ -26,6 +26,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         start_after=timedelta(seconds=settings.start_after_seconds),
         split_lease=timedelta(seconds=settings.split_lease_seconds),
         stalled_after=timedelta(seconds=settings.stalled_after_seconds),
+        upload_ttl=timedelta(seconds=settings.upload_url_ttl_seconds),
+        upload_grace=timedelta(seconds=settings.upload_grace_seconds),
     )
     if outcome["failed"]:
         metrics.add_metric(name="JobsSwept", unit="Count", value=len(outcome["failed"]))

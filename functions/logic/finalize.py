@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from functions.enrich import result_columns
 from functions.errors import NotFoundError
 from functions.logic import results
 from functions.logic.jobs import StatusPort, utcnow
-from functions.logic.processing import part_key
+from functions.logic.processing import part_key, parts_prefix
 from functions.models import Job, JobEvent, JobStatus
 from functions.observability import logger
 
@@ -24,9 +24,11 @@ class FinalStorePort(StatusPort, Protocol):
 
 
 class Writer(Protocol):
-    """A streaming object writer."""
+    """A streaming object writer that can also append whole objects of the bucket (copied by S3 where they are large
+    enough to be parts of their own)."""
 
     def write(self, data: bytes) -> None: ...
+    def append_objects(self, keys: Iterable[str]) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -36,8 +38,10 @@ class FinalBlobPort(Protocol):
 
     bucket: str
 
+    def head(self, key: str) -> dict[str, Any] | None: ...
     def stream(self, key: str) -> Iterator[bytes]: ...
     def writer(self, key: str, content_type: str = "text/csv") -> Writer: ...
+    def delete_prefix(self, prefix: str) -> int: ...
 
 
 class EventPort(Protocol):
@@ -59,22 +63,32 @@ def _job(store: FinalStorePort, job_id: str) -> Job:
 
 
 def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort) -> dict[str, Any]:
-    """Concatenate the counted batches' parts, in batch order, into results/...; idempotent (same bytes again)."""
+    """The counted batches' parts, in batch order, as results/...: an S3 multipart upload built from the part files
+    (never the whole result in memory). Idempotent: a result already recorded is kept as it is."""
     job = _job(store, job_id)
+    key = result_key(job)
     done = sorted(job.done_batches)
+    if job.result_key == key and blobs.head(key) is not None:
+        return {"job_id": job_id, "result_key": key, "batches": len(done)}
     columns = result_columns(job.type)
     header_source = job.header or ["value"]
+    n_added = len(columns) + len(results.TRAILER)
     width = max(len(header_source), job.max_width)
     if not job.max_width:  # the split did not finish (cancelled early): learn the widest row from the parts
-        width = max(width, _widest(blobs, job, done, len(columns) + len(results.TRAILER)))
+        width = max(width, _widest(blobs, job, done, n_added))
     header = results.result_header(header_source, width, columns, job.type)
-    n_added = len(columns) + len(results.TRAILER)
-    key = result_key(job)
     writer = blobs.writer(key)
     try:
-        parts = (blobs.stream(part_key(job_id, n)) for n in done)
-        for chunk in results.assemble(header, width, len(header_source), n_added, parts, job.delimiter or ","):
-            writer.write(chunk)
+        delimiter = job.delimiter or ","
+        writer.write(results.header_bytes(header, delimiter))
+        if width <= len(header_source):
+            # Parts are written final (escaped, padded to the header, in the result's delimiter): the result is
+            # their concatenation.
+            writer.append_objects(part_key(job_id, n) for n in done)
+        else:
+            parts = (blobs.stream(part_key(job_id, n)) for n in done)
+            for chunk in results.repadded(width, n_added, parts, delimiter):
+                writer.write(chunk)
         writer.close()
     except Exception:
         writer.abort()
@@ -82,6 +96,20 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     store.record_result(job_id, key, job.processed, utcnow())
     logger.info("result assembled", job_id=job_id, batches=len(done), rows=job.processed)
     return {"job_id": job_id, "result_key": key, "batches": len(done)}
+
+
+def delete_parts(job_id: str, blobs: FinalBlobPort) -> None:
+    """Delete a job's part files for good once it has ended (its result, if any, is assembled by then).
+
+    Never fails the step that calls it (a retried step would publish its event again): parts left behind expire
+    with the staging lifecycle rule.
+    """
+    try:
+        deleted = blobs.delete_prefix(parts_prefix(job_id))
+    except Exception:
+        logger.exception("parts not deleted; the staging lifecycle rule will", job_id=job_id)
+        return
+    logger.info("parts deleted", job_id=job_id, objects=deleted)
 
 
 def _widest(blobs: FinalBlobPort, job: Job, done: list[int], n_added: int) -> int:
@@ -99,8 +127,11 @@ def _deleted(job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "status": "deleted", "credits_used": 0}
 
 
-def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucket: str) -> dict[str, Any]:
-    """Refund unused credits once, then processing -> completed (cancelled and failed stay as they are), publish.
+def complete_job(
+    job_id: str, *, store: FinalStorePort, events: EventPort, bucket: str, blobs: FinalBlobPort | None = None
+) -> dict[str, Any]:
+    """Refund unused credits once, then processing -> completed (cancelled and failed stay as they are), publish,
+    and delete the part files (the last step: every step before it may still read them).
 
     The refund comes first so that a client who sees `completed` also sees its final balance.
     """
@@ -115,21 +146,37 @@ def complete_job(job_id: str, *, store: FinalStorePort, events: EventPort, bucke
     if current is None:
         return _deleted(job_id)
     publish(current, events, bucket)
+    if blobs is not None:
+        delete_parts(job_id, blobs)
     return {"job_id": job_id, "status": current.status.value, "credits_used": current.credits_used}
 
 
 def fail_job(
-    job_id: str, error: str, message: str, *, store: FinalStorePort, events: EventPort, bucket: str
+    job_id: str,
+    error: str,
+    message: str,
+    *,
+    store: FinalStorePort,
+    events: EventPort,
+    bucket: str,
+    blobs: FinalBlobPort | None = None,
 ) -> dict[str, Any]:
     """The catch path: the job ends failed with a code, unused credits are refunded once, the event goes out."""
     moved = store.set_status(
-        job_id, JobStatus.FAILED, only_from=("queued", "processing"), now=utcnow(), error=error, error_message=message
+        job_id,
+        JobStatus.FAILED,
+        only_from=("awaiting_upload", "queued", "processing"),
+        now=utcnow(),
+        error=error,
+        error_message=message,
     )
     job = moved or store.get_job(job_id)
     if job is None:
         return _deleted(job_id)
     store.settle_credits(job, utcnow())
     publish(job, events, bucket)
+    if blobs is not None:
+        delete_parts(job_id, blobs)
     return {"job_id": job_id, "status": job.status.value}
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
-from functions.logic import csv_input
+from functions.logic import csv_input, intake
 from functions.models import JOB_TYPES, Job, JobStatus
 
 
@@ -34,6 +34,7 @@ class JobStorePort(StatusPort, Protocol):
     """What job logic needs from the jobs table."""
 
     def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None: ...
+    def put_new_job(self, job: Job) -> bool: ...
 
 
 class BlobPort(Protocol):
@@ -44,26 +45,32 @@ class BlobPort(Protocol):
     ) -> None: ...
 
 
+class PresignPort(Protocol):
+    """Signs a browser-style POST upload of one key."""
+
+    def presigned_post(self, key: str, *, max_bytes: int, expires_in: int) -> tuple[str, dict[str, str]]: ...
+
+
 class FinalizerPort(Protocol):
     """Starts the finalizer of a job (idempotent)."""
 
     def start(self, job_id: str) -> bool: ...
 
 
-def utcnow() -> str:
+def iso(moment: datetime) -> str:
     """ISO-8601 UTC timestamp with milliseconds, sortable as text."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utcnow() -> str:
+    """Now, as `iso` writes it."""
+    return iso(datetime.now(UTC))
 
 
 def new_job_id() -> str:
     """`job_` + 20 random base32 characters (100 bits): unguessable, URL-safe."""
     alphabet = "abcdefghijklmnopqrstuvwxyz234567"
     return "job_" + "".join(secrets.choice(alphabet) for _ in range(20))
-
-
-def upload_key(account_id: str, job_id: str) -> str:
-    """Where an API upload is stored; the splitter finds the job id in it."""
-    return f"uploads/{account_id}/{job_id}.csv"
 
 
 def check_type(job_type: str) -> str:
@@ -74,18 +81,6 @@ def check_type(job_type: str) -> str:
             f"type must be one of {', '.join(JOB_TYPES)}", code="unsupported_type", allowed=list(JOB_TYPES)
         )
     return normalized
-
-
-def count_rows(body: bytes, layout: csv_input.CsvLayout, max_rows: int) -> int:
-    """Data rows in the file; stops at max_rows + 1 so an oversized file costs no more than the limit."""
-    n = 0
-    for _ in csv_input.iter_rows([body], layout):
-        n += 1
-        if n > max_rows:
-            raise InputError(f"the file has more than {max_rows} data rows", code="too_many_rows", max_rows=max_rows)
-    if n == 0:
-        raise InputError("the file has no data rows", code="no_rows")
-    return n
 
 
 @dataclass(frozen=True)
@@ -108,7 +103,7 @@ def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: in
     if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise InputError("the file is empty", code="empty_file")
     layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
-    return CheckedUpload(job_type, layout, count_rows(body, layout, max_rows))
+    return CheckedUpload(job_type, layout, intake.count_rows(csv_input.iter_rows([body], layout), max_rows))
 
 
 def create_job(
@@ -140,8 +135,12 @@ def create_job(
         total_rows=total,
         delimiter=layout.delimiter,
         encoding=layout.encoding,
+        # Read once: the splitter uses this layout instead of sniffing the file again.
+        layout=intake.layout_record(layout),
+        header=list(layout.header),
+        detected_column=layout.column,
     )
-    job.source_key = upload_key(account_id, job.id)
+    job.source_key = intake.upload_key(account_id, job.id)
     store.create_job_reserving(job, now, request_id)  # 402 here when the balance is short: nothing stored, nothing sent
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
@@ -158,6 +157,41 @@ def create_job(
     return job
 
 
+def create_upload_job(
+    *,
+    account_id: str,
+    job_type: str,
+    filename: str,
+    column: str | None,
+    max_object_bytes: int,
+    ttl_seconds: int,
+    store: JobStorePort,
+    blobs: PresignPort,
+) -> tuple[Job, dict[str, Any]]:
+    """A job waiting for its file (`awaiting_upload`) and the presigned S3 form to send the file with.
+
+    Nothing is reserved yet: the rows are counted, and their credits reserved, when the file lands (the splitter).
+    """
+    job_type = check_type(job_type)
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=ttl_seconds)
+    job = Job(
+        id=new_job_id(),
+        account_id=account_id,
+        type=job_type,
+        status=JobStatus.AWAITING_UPLOAD,
+        source_key="",
+        filename=filename,
+        column=column or None,
+        created_at=iso(now),
+        upload_expires_at=iso(expires),
+    )
+    job.source_key = intake.upload_key(account_id, job.id)
+    url, fields = blobs.presigned_post(job.source_key, max_bytes=max_object_bytes, expires_in=ttl_seconds)
+    store.put_new_job(job)
+    return job, {"method": "POST", "url": url, "fields": fields, "expires_at": job.upload_expires_at}
+
+
 def get_job_for(store: StatusPort, account_id: str, job_id: str, *, include_purging: bool = False) -> Job:
     """The job if it belongs to this account; 404 otherwise (another account's job is indistinguishable).
 
@@ -169,6 +203,10 @@ def get_job_for(store: StatusPort, account_id: str, job_id: str, *, include_purg
     return job
 
 
+# Statuses a job can be cancelled from (every one before the end).
+CANCELLABLE = ("awaiting_upload", "queued", "processing")
+
+
 def cancel_job(store: StatusPort, finalizer: FinalizerPort, account_id: str, job_id: str) -> Job:
     """Cancel at once; the rows already processed stay, and the finalizer assembles them into the result."""
     job = get_job_for(store, account_id, job_id)
@@ -176,7 +214,7 @@ def cancel_job(store: StatusPort, finalizer: FinalizerPort, account_id: str, job
         return job
     if job.status.is_terminal:
         raise ConflictError(f"job {job_id} has already ended ({job.status.value})", code="job_finished")
-    updated = store.set_status(job_id, JobStatus.CANCELLED, only_from=("queued", "processing"), now=utcnow())
+    updated = store.set_status(job_id, JobStatus.CANCELLED, only_from=CANCELLABLE, now=utcnow())
     if updated is None:  # it ended between the read and the write
         job = get_job_for(store, account_id, job_id)
         if job.status != JobStatus.CANCELLED:
@@ -280,13 +318,16 @@ def status_view(
         "result_expires_at": result_expires_at(job, retention_days),
         "error": job.error,
         "error_message": job.error_message,
+        "upload_expires_at": job.upload_expires_at,
+        "split_bytes_read": job.split_bytes_read,
+        "split_bytes_total": job.split_bytes_total,
     }
     return view
 
 
-def create_view(job: Job) -> dict[str, Any]:
-    """The create response: id, status, total_rows, processed, created_at (plus type and column)."""
-    return {
+def create_view(job: Job, upload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The create response: id, status, type, total_rows, processed, created_at; `upload` for a presigned upload."""
+    view: dict[str, Any] = {
         "id": job.id,
         "status": job.status.value,
         "type": job.type,
@@ -294,3 +335,6 @@ def create_view(job: Job) -> dict[str, Any]:
         "processed": job.processed,
         "created_at": job.created_at,
     }
+    if upload is not None:
+        view["upload"] = upload
+    return view

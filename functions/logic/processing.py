@@ -20,7 +20,7 @@ class WorkStorePort(Protocol):
     """The jobs-table operations a worker needs."""
 
     def get_job(self, job_id: str) -> Job | None: ...
-    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None: ...
+    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> int | None: ...
     def touch_progress(self, job_id: str) -> None: ...
 
 
@@ -38,9 +38,14 @@ class PartBlobPort(Protocol):
     ) -> None: ...
 
 
+def parts_prefix(job_id: str) -> str:
+    """Where a job's part files are (deleted once the job has ended)."""
+    return f"parts/{job_id}/"
+
+
 def part_key(job_id: str, batch: int) -> str:
     """Where a batch's enriched rows are kept until the finalizer assembles them."""
-    return f"parts/{job_id}/{batch:06d}.csv"
+    return f"{parts_prefix(job_id)}{batch:06d}.csv"
 
 
 def count(row_results: list[RowResult]) -> BatchCounts:
@@ -68,15 +73,16 @@ def _commit(
     # Written with the input's delimiter: the result reads like the customer's own file (`;` in much of Europe).
     body = results.part_rows(batch.rows, row_results, result_columns(job.type), len(batch.header), job.delimiter or ",")
     blobs.put(part_key(batch.job_id, batch.batch), body)
-    updated = store.commit_batch(batch.job_id, batch.batch, count(row_results))
-    if updated is None:
+    pending = store.commit_batch(batch.job_id, batch.batch, count(row_results))
+    if pending is None:
         # Already counted (a redelivery) or the job stopped meanwhile: re-check completion, in case the first
         # delivery counted the last batch and crashed before it could start the finalizer.
         current = store.get_job(batch.job_id)
         if current is not None and current.status == JobStatus.PROCESSING:
             _finish_if_last(current, finalizer)
         return False
-    _finish_if_last(updated, finalizer)
+    if pending == 0:
+        finalizer.start(batch.job_id)
     return True
 
 

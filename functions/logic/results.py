@@ -80,6 +80,22 @@ def header_bytes(header: Sequence[str], delimiter: str = ",") -> bytes:
     return (BOM + buf.getvalue()).encode("utf-8")
 
 
+def repadded(width: int, n_added: int, parts: Iterable[Iterable[bytes]], delimiter: str = ",") -> Iterator[bytes]:
+    """Every part's rows with the input columns padded to `width` (some row was wider than the header), a part at a
+    time, in the parts' own `delimiter`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
+    for part in parts:
+        buf.seek(0)
+        buf.truncate()
+        text = b"".join(part).decode("utf-8")
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            original, added = row[: len(row) - n_added], row[len(row) - n_added :]
+            original += [""] * (width - len(original))
+            writer.writerow(original + added)
+        yield buf.getvalue().encode("utf-8")
+
+
 def assemble(
     header: Sequence[str],
     width: int,
@@ -98,14 +114,4 @@ def assemble(
         for part in parts:
             yield from part
         return
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
-    for part in parts:
-        buf.seek(0)
-        buf.truncate()
-        text = b"".join(part).decode("utf-8")
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-            original, added = row[: len(row) - n_added], row[len(row) - n_added :]
-            original += [""] * (width - len(original))
-            writer.writerow(original + added)
-        yield buf.getvalue().encode("utf-8")
+    yield from repadded(width, n_added, parts, delimiter)

@@ -1,19 +1,19 @@
-"""The splitter: stream an uploaded CSV and cut it into work messages, as they are produced."""
+"""The splitter: stream a job's CSV and cut it into work messages, as they are produced."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from functions.errors import InputError, InsufficientCreditsError
-from functions.logic import csv_input
+from functions.logic import csv_input, intake
 from functions.logic.jobs import FinalizerPort, JobStorePort, check_type, utcnow
-from functions.models import Batch, Job, JobStatus
+from functions.models import Batch, Job, JobStatus, StoredLayout
 from functions.observability import logger
 
 
@@ -27,13 +27,23 @@ class SplitStorePort(JobStorePort, Protocol):
     def account_credits(self, account_id: str) -> int | None: ...
     def put_new_job(self, job: Job) -> bool: ...
     def reserve_for_job(self, job: Job, rows: int, now: str) -> None: ...
-    def record_layout(self, job_id: str, header: list[str], column: str, delimiter: str, encoding: str) -> None: ...
+    def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None: ...
+    def record_split_progress(self, job_id: str, bytes_read: int, bytes_total: int | None) -> None: ...
+
+
+class OpenedObject(Protocol):
+    """An object being read: its size and version (ETag), and its bytes in chunks."""
+
+    size: int | None
+    etag: str | None
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 class SplitBlobPort(Protocol):
     """The bucket operations the splitter needs."""
 
-    def stream(self, key: str) -> Iterator[bytes]: ...
+    def open(self, key: str, if_match: str | None = None) -> OpenedObject: ...
     def put(
         self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
     ) -> None: ...
@@ -47,6 +57,14 @@ class QueuePort(Protocol):
     def send(self, bodies: list[str]) -> None: ...
 
 
+# A job is cut into at most this many batches by row count: a larger job gets larger batches (1,000,000 rows: 2,000 a
+# batch), however small `rows_per_batch` is set. What a batch costs is fixed (a message, a part file, reads and writes
+# of the job item, its marker there), and 500 batches keep far more work in flight than the workers can take (10
+# workers x 4 messages). Byte cuts for wide rows add batches only for files over 100 MB (at most 1 GiB / ~200 KB, 5,400
+# more), so the markers on the job item (about 4 bytes each) stay under 25 KB, far inside DynamoDB's 400 KB item limit.
+MAX_ROW_BATCHES = 500
+
+
 @dataclass(frozen=True)
 class SplitLimits:
     """How a file is cut: rows per message, a target size per message, the queue's hard limit, rows per job."""
@@ -58,6 +76,13 @@ class SplitLimits:
     lease_seconds: int
     # The largest message the work queue accepts, in UTF-8 bytes (adapters/messaging.py MAX_MESSAGE_BYTES).
     max_message_bytes: int
+    # How often the split records how far it has read (split_bytes_read), so progress shows from the first second.
+    progress_seconds: float = 1.0
+
+    def for_rows(self, total_rows: int) -> SplitLimits:
+        """These limits for a file of `total_rows`: batches grow so that there are at most MAX_ROW_BATCHES."""
+        rows = max(self.rows_per_batch, -(-total_rows // MAX_ROW_BATCHES))
+        return replace(self, rows_per_batch=rows)
 
 
 class WorkMessage(NamedTuple):
@@ -65,29 +90,6 @@ class WorkMessage(NamedTuple):
 
     batch: Batch
     body: str
-
-
-@dataclass(frozen=True)
-class DropTarget:
-    """A CSV dropped at drop/<account_id>/<type>/<name>.csv."""
-
-    account_id: str
-    job_type: str
-    filename: str
-
-
-def parse_drop_key(key: str) -> DropTarget | None:
-    """The account, type and file name of a drop key, or None when the key does not have that shape."""
-    parts = key.split("/")
-    if len(parts) != 4 or parts[0] != "drop" or not parts[3]:
-        return None
-    return DropTarget(parts[1], parts[2], parts[3])
-
-
-def drop_job_id(key: str, etag: str, sequencer: str) -> str:
-    """A job id derived from the object version, so a duplicate S3 event maps to the same job."""
-    digest = hashlib.sha256(f"{key}\n{etag}\n{sequencer}".encode()).hexdigest()
-    return "job_d" + digest[:19]
 
 
 def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
@@ -105,16 +107,14 @@ def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
 def batches(
     rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout, limits: SplitLimits
 ) -> Iterator[WorkMessage]:
-    """Cut rows into batches by row count and size, each message within the queue's limit; raises too_many_rows
-    past the job limit and row_too_large for a row that no message can hold."""
+    """Cut rows into batches by row count and size, each message within the queue's limit; raises row_too_large
+    for a row that no message can hold. (How many rows a file may have is `intake.limited_rows`' rule.)"""
     current: list[list[str]] = []
     size = 0
     number = 0
     first = 0
     index = 0
     for row in rows:
-        if index >= limits.max_rows:
-            raise InputError(f"the file has more than {limits.max_rows} data rows", code="too_many_rows")
         row_size = sum(len(c) for c in row) + 4 * len(row) + 4
         if current and (len(current) >= limits.rows_per_batch or size + row_size > limits.max_batch_bytes):
             for message in _fitted(job_id, number, first, current, layout, limits.max_message_bytes):
@@ -151,6 +151,34 @@ def _fitted(
     return left + _fitted(job_id, number + len(left), first + half, rows[half:], layout, max_bytes)
 
 
+class _Progress:
+    """Counts the bytes a pass reads and records them on the job at the first chunk, then every few seconds."""
+
+    def __init__(self, store: SplitStorePort, job_id: str, total: int | None, every: float) -> None:
+        self.store, self.job_id, self.total, self.every = store, job_id, total, every
+        self.read = 0
+        self._next = 0.0
+
+    def track(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.read += len(chunk)
+            now = time.monotonic()
+            if now >= self._next:
+                self._next = now + self.every
+                self.store.record_split_progress(self.job_id, self.read, self.total)
+            yield chunk
+
+    def done(self) -> None:
+        self.store.record_split_progress(self.job_id, self.read, self.total)
+
+
+def _reserve(store: SplitStorePort, job: Job, rows: int) -> None:
+    try:
+        store.reserve_for_job(job, rows, utcnow())
+    except InsufficientCreditsError as exc:
+        raise InputError(exc.message, code="insufficient_credits", **exc.details) from exc
+
+
 def split_job(
     job: Job,
     *,
@@ -162,8 +190,12 @@ def split_job(
 ) -> Job | None:
     """Split a job's file into work messages. Safe to run twice: only one run claims the split.
 
-    Batch numbers depend only on the file, so a split that is taken over after a crash re-sends the same
-    batches, which the workers count once.
+    The file is sniffed once (the layout is kept with the job: by the API for a form upload, else here). A file the
+    API did not count (a drop, a presigned upload, a fetched URL) is counted first, by the one rule of
+    `intake.limited_rows`, and its credits reserved, before any work is queued; the count and the reservation are
+    recorded together, so `total_rows` is known from then on. The split then reads the file again and sends its
+    batches as they are produced. Batch numbers depend only on the file, so a split that is taken over after a crash
+    re-sends the same batches, which the workers count once.
     """
     now = datetime.now(UTC)
     expired = (now - timedelta(seconds=limits.lease_seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -171,34 +203,24 @@ def split_job(
     if claimed is None:
         logger.info("split skipped: already claimed or job ended", job_id=job.id)
         return None
+    job = claimed
     try:
-        head, chunks = _with_head(blobs.stream(job.source_key))
-        layout = csv_input.sniff(head, job.type, job.column)
-        store.record_layout(job.id, list(layout.header), layout.column, layout.delimiter, layout.encoding)
-        if job.total_rows is None:
-            # A dropped file was not checked by the API: validate it whole before any work is queued.
-            _check_drop(job, layout, blobs, store, limits)
-        total_rows = 0
-        total_batches = 0
-        max_width = len(layout.header)
-        pending: list[str] = []
-        flush_at = 1
-        for batch, body in batches(csv_input.iter_rows(chunks, layout), job.id, layout, limits):
-            pending.append(body)
-            total_rows += len(batch.rows)
-            total_batches += 1
-            max_width = max(max_width, *(len(r) for r in batch.rows))
-            # Sent as produced: the first batch alone (workers start at once), then in doubling groups up to
-            # SendMessageBatch's ten (the queue adapter cuts a group further to stay within 1 MiB a call), so few
-            # requests carry many rows and the queue never holds the whole file.
-            if len(pending) >= flush_at:
-                queue.send(pending)
-                pending = []
-                flush_at = min(10, flush_at * 2)
-        if pending:
-            queue.send(pending)
-        if total_rows == 0:
-            raise InputError("the file has no data rows", code="no_rows")
+        opened = blobs.open(job.source_key)
+        progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
+        chunks = progress.track(opened)
+        layout = intake.stored_layout(job)
+        if layout is None:
+            head, chunks = _with_head(iter(chunks))
+            layout = csv_input.sniff(head, job.type, job.column)
+            store.record_layout(job.id, list(layout.header), layout.column, intake.layout_record(layout))
+        total = job.total_rows
+        if total is None:
+            total = intake.count_rows(csv_input.iter_rows(chunks, layout), limits.max_rows)
+            progress.done()
+            _reserve(store, job, total)
+            # The second read must see the file the count saw (a presigned form can be used twice).
+            chunks = iter(blobs.open(job.source_key, if_match=opened.etag))
+        total_rows, total_batches, max_width = _send(job.id, chunks, layout, total, queue, limits.for_rows(total))
     except InputError as exc:
         logger.info("job failed at split", job_id=job.id, error=exc.code)
         failed = store.set_status(
@@ -214,22 +236,46 @@ def split_job(
     return finished
 
 
-def _check_drop(
-    job: Job, layout: csv_input.CsvLayout, blobs: SplitBlobPort, store: SplitStorePort, limits: SplitLimits
-) -> None:
-    rows = 0
-    for _ in csv_input.iter_rows(blobs.stream(job.source_key), layout):
-        rows += 1
-        if rows > limits.max_rows:
-            raise InputError(
-                f"the file has more than {limits.max_rows} data rows", code="too_many_rows", max_rows=limits.max_rows
-            )
-    if rows == 0:
-        raise InputError("the file has no data rows", code="no_rows")
-    try:
-        store.reserve_for_job(job, rows, utcnow())
-    except InsufficientCreditsError as exc:
-        raise InputError(exc.message, code="insufficient_credits", **exc.details) from exc
+def _send(
+    job_id: str, chunks: Iterable[bytes], layout: csv_input.CsvLayout, total: int, queue: QueuePort, limits: SplitLimits
+) -> tuple[int, int, int]:
+    """Cut the rows into batches and send them as they are produced; (rows, batches, widest row)."""
+    total_rows = 0
+    total_batches = 0
+    max_width = len(layout.header)
+    pending: list[str] = []
+    flush_at = 1
+    rows = _exactly(csv_input.iter_rows(chunks, layout), total)
+    for batch, body in batches(rows, job_id, layout, limits):
+        pending.append(body)
+        total_rows += len(batch.rows)
+        total_batches += 1
+        max_width = max(max_width, *(len(r) for r in batch.rows))
+        # Sent as produced: the first batch alone (workers start at once), then in doubling groups up to
+        # SendMessageBatch's ten (the queue adapter cuts a group further to stay within 1 MiB a call).
+        if len(pending) >= flush_at:
+            queue.send(pending)
+            pending = []
+            flush_at = min(10, flush_at * 2)
+    if pending:
+        queue.send(pending)
+    return total_rows, total_batches, max_width
+
+
+def _exactly(rows: Iterable[list[str]], total: int) -> Iterator[list[str]]:
+    """The rows, which must be as many as were counted (and reserved for) when the file was first read."""
+    count = 0
+    for row in rows:
+        count += 1
+        if count > total:
+            raise _changed()
+        yield row
+    if count != total:
+        raise _changed()
+
+
+def _changed() -> InputError:
+    return InputError("the file changed while it was being read; send it again", code="upload_changed")
 
 
 def reject_drop(blobs: SplitBlobPort, key: str, code: str, message: str) -> str:
@@ -252,8 +298,8 @@ def job_for_drop(
 
     `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use.
     """
-    target = parse_drop_key(key)
-    if target is None:
+    target = intake.route_key(key)
+    if not isinstance(target, intake.DropTarget):
         reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>.csv")
         return None
     try:
@@ -264,7 +310,7 @@ def job_for_drop(
     if store.account_credits(target.account_id) is None:
         reject_drop(blobs, key, "unknown_account", f"no account {target.account_id}")
         return None
-    job_id = drop_job_id(key, etag, sequencer)
+    job_id = intake.drop_job_id(key, etag, sequencer)
     job = Job(
         id=job_id,
         account_id=target.account_id,

@@ -31,16 +31,23 @@ def fault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(srv)
 
 
-def function_processes(server: Server) -> list[int]:
-    """The server's function processes (multiprocessing children; the emulation is a plain subprocess)."""
+def function_processes(server: Server, function: str = "worker") -> list[int]:
+    """The server's processes of one function (multiprocessing children named fn-<function>; the emulation is a
+    plain subprocess)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             cmdline = (stat.parent / "cmdline").read_bytes()
+            comm = (stat.parent / "comm").read_text().strip()
         except OSError:
             continue
-        if int(fields[1]) == server.process.pid and fields[0] != "Z" and b"spawn_main" in cmdline:
+        if (
+            int(fields[1]) == server.process.pid
+            and fields[0] != "Z"
+            and b"spawn_main" in cmdline
+            and comm == f"fn-{function}"
+        ):
             found.append(int(stat.parent.name))
     return sorted(found)
 
@@ -54,7 +61,7 @@ def test_killed_function_process_is_replaced_and_the_job_completes_exactly(fault
     job_id = post_job(session, fault_server, email_csv(3_000, bad_every=100)).json()["id"]
     wait_for(lambda: status(session, fault_server, job_id)["processed"] > 0, timeout=60, interval=0.02, what="work")
 
-    # When one function process is killed mid-job (it wedged every later invocation with BrokenProcessPool)
+    # When one worker process is killed mid-job (it wedged every later invocation with BrokenProcessPool)
     os.kill(before[0], signal.SIGKILL)
 
     # Then the job completes with exact counters: the poison batch's rows failed, nothing else lost or doubled
@@ -75,7 +82,7 @@ def test_killed_function_process_is_replaced_and_the_job_completes_exactly(fault
     assert [r["Row"] for r in rows] == [str(i) for i in range(3_000)]
     assert {(r["status"], r["error"]) for r in rows[200:300]} == {("error", "processing_failed")}
     assert all(r["status"] in ("ok", "invalid") for r in rows[:200] + rows[300:])
-    # And the dead process was replaced: two function processes again, and a new job runs to the end
+    # And the dead process was replaced: two worker processes again, and a new job runs to the end
     assert len(function_processes(fault_server)) == 2 and before[0] not in function_processes(fault_server)
     again = post_job(session, fault_server, email_csv(50)).json()["id"]
     done = wait_for(

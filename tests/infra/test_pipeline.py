@@ -82,7 +82,7 @@ def test_visibility_timeouts_are_at_least_six_times_their_consumers_timeout(synt
     queues = synth.resources("AWS::SQS::Queue")
     functions = synth.resources("AWS::Lambda::Function")
     mappings = synth.resources("AWS::Lambda::EventSourceMapping").values()
-    assert len(mappings) == 4  # worker, dead-letter handler, webhook retries, variant builds
+    assert len(mappings) == 5  # worker, dead-letter handler, webhook retries, variant builds, fetcher
 
     for mapping in mappings:
         props = mapping["Properties"]

@@ -87,16 +87,17 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 
 
+LIST = "s3:ListBucketVersions"
 PURGE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
 
 
 def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
     expected = {
         synth.stack.api.function: {
-            "uploads/": {"s3:PutObject", *PURGE},
-            "results/": {"s3:GetObject", *PURGE},
-            "parts/": PURGE,
-            "drop/": PURGE,
+            "uploads/": {"s3:PutObject", *PURGE, LIST},
+            "results/": {"s3:GetObject", *PURGE, LIST},
+            "parts/": {*PURGE, LIST},
+            "drop/": {*PURGE, LIST},
         },
         synth.stack.pipeline.splitter: {
             "uploads/": {"s3:GetObject"},
@@ -105,42 +106,54 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         },
         synth.stack.pipeline.dead_letter: {"parts/": {"s3:PutObject"}},
         synth.stack.finalizer.function: {
-            "parts/": {"s3:GetObject"},
-            "results/": {"s3:PutObject", "s3:AbortMultipartUpload"},
+            "(bucket)": {"s3:GetBucketVersioning"},
+            "parts/": {"s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
+            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
         },
+        synth.stack.fetch.function: {"uploads/": {"s3:PutObject", "s3:AbortMultipartUpload"}},
         synth.stack.webhooks.function: {},
         synth.stack.streaming.function: {},
         synth.stack.sweeper.function: {},
         synth.stack.downloads.function: {
-            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", *PURGE},
+            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", *PURGE, LIST},
         },
     }
     for fn, prefixes in expected.items():
         granted: dict[str, set[str]] = {}
         for statement in _statements(synth, fn):
             s3_actions = {a for a in _actions(statement) if a.startswith("s3:")}
-            if s3_actions and "Fn::Join" in statement["Resource"]:
+            if s3_actions and "Condition" in statement:
+                # A bucket-level action (listing) is held to a prefix by its condition.
+                for prefix in statement["Condition"]["StringLike"]["s3:prefix"]:
+                    granted.setdefault(prefix.rstrip("*"), set()).update(s3_actions)
+            elif s3_actions and isinstance(statement["Resource"], dict) and "Fn::GetAtt" in statement["Resource"]:
+                # A bucket-level action on the bucket itself (its configuration): no objects.
+                granted.setdefault("(bucket)", set()).update(s3_actions)
+            elif s3_actions:
                 prefix = statement["Resource"]["Fn::Join"][1][1].strip("/*") + "/"
                 granted.setdefault(prefix, set()).update(s3_actions)
         assert granted == prefixes, fn.node.path
 
 
-def test_only_the_api_lists_object_versions_and_only_under_the_prefixes_it_purges(synth: Synth) -> None:
-    # Given every function's bucket-level statements (object statements name a prefix: see above)
-    bucket = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.bucket), "Arn"]}
+def test_only_functions_that_delete_list_object_versions_and_only_under_their_prefixes(synth: Synth) -> None:
+    # Given every function's ListBucketVersions statements (a bucket-level action, held to prefixes by a condition)
     listing = {
         fn.node.path: statement
         for fn in synth.stack.functions.built.values()
         for statement in _statements(synth, fn)
-        if statement["Resource"] == bucket
+        if LIST in _actions(statement)
     }
-    # Then only the api function (a purge) and the variants function (a variant of a purged job) have one:
-    # ListBucketVersions, limited to the prefixes they delete from
+    # Then only the api (a purge), the variants function (a variant of a purged job) and the finalizer (the part
+    # files of an ended job) list versions, each only under the prefixes it deletes from
     api, builder = synth.stack.api.function.node.path, synth.stack.downloads.function.node.path
-    assert sorted(listing) == sorted([api, builder])
-    assert all(_actions(statement) == ["s3:ListBucketVersions"] for statement in listing.values())
+    finalizer = synth.stack.finalizer.function.node.path
+    assert all(_actions(statement) == [LIST] for statement in listing.values())
     prefixes = {path: sorted(s["Condition"]["StringLike"]["s3:prefix"]) for path, s in listing.items()}
-    assert prefixes == {api: ["drop/*", "parts/*", "results/*", "uploads/*"], builder: ["results/*"]}
+    assert prefixes == {
+        api: ["drop/*", "parts/*", "results/*", "uploads/*"],
+        builder: ["results/*"],
+        finalizer: ["parts/*"],
+    }
 
 
 def test_no_policy_grants_wildcard_actions(synth: Synth) -> None:
@@ -219,3 +232,31 @@ def test_every_acknowledgement_silences_a_finding_that_exists(
     }
     # Then each acknowledgement corresponds to a real finding: none is stale
     assert acknowledged and acknowledged <= findings, sorted(acknowledged - findings)
+
+
+def test_fetcher_writes_only_uploads_and_queues_no_work(synth: Synth) -> None:
+    # Given the fetcher's IAM statements (the one function that downloads what a customer names)
+    fn = synth.stack.fetch.function
+    statements = _statements(synth, fn)
+    actions = {a for s in statements for a in _actions(s)}
+    # Then in the bucket it may only write under uploads/ (and abort its own multipart upload)
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert [sorted(_actions(s)) for s in s3_statements] == [["s3:AbortMultipartUpload", "s3:PutObject"]]
+    assert all("/uploads/*" in _resources(s) for s in s3_statements)
+    # And it reads and moves the job, starts the finalizer of a job whose fetch failed, and nothing else
+    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert not {a for a in actions if a.startswith("sqs:Send")}
+    assert {a for a in actions if a.startswith("states:")} == {"states:StartExecution"}
+    # And its settings ask for public https targets only (the local runtime's loopback rule is not deployed)
+    env = synth.template["Resources"][synth.logical_id(fn)]["Properties"]["Environment"]["Variables"]
+    assert "BULKAPI_ALLOW_PRIVATE_TARGETS" not in env and env["BULKAPI_MAX_UPLOAD_OBJECT_BYTES"] == str(1024**3)
+
+
+def test_api_may_queue_fetches_but_not_work(synth: Synth) -> None:
+    statements = _statements(synth, synth.stack.api.function)
+    sends = [s for s in statements if "sqs:SendMessage" in _actions(s)]
+    queues = {
+        json.dumps({"Fn::GetAtt": [synth.logical_id(queue), "Arn"]})
+        for queue in (synth.stack.fetch.queue, synth.stack.downloads.queue)
+    }
+    assert {_resources(s) for s in sends} == queues

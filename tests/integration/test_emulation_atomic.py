@@ -126,3 +126,58 @@ def test_concurrent_receives_never_hand_one_message_to_two_consumers(runtime: Lo
 
     # Then each message was delivered once
     assert sorted(bodies, key=int) == [str(i) for i in range(400)]
+
+
+def test_a_multipart_upload_completes_from_a_spool_with_s3s_checks_and_etag(runtime: LocalRuntime) -> None:
+    # (The emulation completes multipart uploads without joining the parts in memory; S3's own rules still hold.)
+    s3 = runtime.client("s3")
+    bucket, key = runtime.bucket, f"results/test/{uuid.uuid4().hex}.csv"
+    parts = [b"a" * (5 * 1024 * 1024), b"b" * (5 * 1024 * 1024 + 7), b"tail"]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etags = [
+        s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=n, Body=body)["ETag"]
+        for n, body in enumerate(parts, start=1)
+    ]
+    listed = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]
+    # A part named with an ETag it does not have is refused, as S3 does
+    try:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]},
+        )
+        raise AssertionError("a wrong ETag was accepted")
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "InvalidPart"
+    done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": listed})
+    assert done["ETag"].strip('"').endswith("-3")
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == sum(map(len, parts))
+    # And a part under 5 MiB anywhere but last is refused (EntityTooSmall)
+    small = f"{key}.small"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=small)["UploadId"]
+    etags = [s3.upload_part(Bucket=bucket, Key=small, UploadId=upload, PartNumber=n, Body=b"x")["ETag"] for n in (1, 2)]
+    try:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=small,
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2), etags, strict=True)]},
+        )
+        raise AssertionError("a small middle part was accepted")
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "EntityTooSmall"
+
+
+def test_a_large_object_is_answered_whole_and_in_ranges(runtime: LocalRuntime) -> None:
+    # (The emulation streams large objects from their temp files instead of reading them into memory.)
+    s3 = runtime.client("s3")
+    key = f"results/test/{uuid.uuid4().hex}.csv"
+    body = bytes(range(256)) * (40 * 1024 + 7)  # ~10 MiB, over the streaming threshold
+    s3.put_object(Bucket=runtime.bucket, Key=key, Body=body)
+    got = s3.get_object(Bucket=runtime.bucket, Key=key)
+    assert got["ContentLength"] == len(body) and got["Body"].read() == body
+    part = s3.get_object(Bucket=runtime.bucket, Key=key, Range="bytes=5000000-5000099")
+    assert part["ContentRange"] == f"bytes 5000000-5000099/{len(body)}"
+    assert part["Body"].read() == body[5_000_000:5_000_100]

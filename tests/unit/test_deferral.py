@@ -19,13 +19,14 @@ class Store(JobsInMemory):
         self.counted: dict[int, BatchCounts] = {}
         self.touched = 0
 
-    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> Job | None:
+    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> int | None:
         if batch in self.counted:
             return None
         self.counted[batch] = counts
-        self.jobs[job_id].batches_done += 1
-        self.jobs[job_id].done_batches.append(batch)
-        return self.jobs[job_id]
+        job = self.jobs[job_id]
+        job.batches_done += 1
+        job.done_batches.append(batch)
+        return (job.total_batches or 0) - job.batches_done if job.total_batches is not None else -job.batches_done
 
     def touch_progress(self, job_id: str) -> None:
         self.touched += 1
