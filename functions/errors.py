@@ -58,6 +58,13 @@ class ConflictError(BulkApiError):
     code = "conflict"
 
 
+class GoneError(BulkApiError):
+    """The resource existed but is no longer kept (an expired result): retrying will not bring it back."""
+
+    status_code = 410
+    code = "result_expired"
+
+
 class InsufficientCreditsError(BulkApiError):
     """The account balance does not cover the job."""
 
@@ -104,6 +111,7 @@ API_ERRORS: dict[str, int] = {
     "invalid_multipart": 400,
     "missing_file": 400,
     "missing_type": 400,
+    "duplicate_field": 400,
     "unsupported_type": 400,
     "invalid_idempotency_key": 400,
     "invalid_cursor": 400,
@@ -116,7 +124,6 @@ API_ERRORS: dict[str, int] = {
     "too_many_rows": 400,
     "too_many_columns": 400,
     "row_too_large": 400,
-    "duplicate_field": 400,
     # inline lists
     "too_many_items": 400,
     "empty_list": 400,
@@ -124,6 +131,10 @@ API_ERRORS: dict[str, int] = {
     "invalid_webhook_url": 400,
     "invalid_events": 400,
     "unauthorized": 401,
+    # answered by API Gateway itself, deployed (infra/auth.py GATEWAY_ANSWERS)
+    "account_not_enabled": 403,
+    "rate_limited": 429,
+    "quota_exceeded": 429,
     "insufficient_credits": 402,
     "job_not_found": 404,
     "webhook_not_found": 404,
@@ -133,6 +144,7 @@ API_ERRORS: dict[str, int] = {
     "job_finished": 409,
     "job_failed": 409,
     "idempotency_in_progress": 409,
+    "result_expired": 410,
     "file_too_large": 413,
     "request_too_large": 413,
     "unsupported_media_type": 415,

@@ -61,6 +61,9 @@ class Job(BaseModel):
     header: list[str] = Field(default_factory=list)
     max_width: int = 0
     detected_column: str | None = None
+    # How the splitter read the file: the delimiter is also the result's default delimiter.
+    delimiter: str | None = None
+    encoding: str | None = None
     # How the file is read, stored when it is first read (the API for a form upload, else the splitter), so it is
     # sniffed once.
     layout: StoredLayout | None = None
@@ -85,6 +88,10 @@ class Job(BaseModel):
     credits_settled: bool = False
     result_key: str | None = None
     result_rows: int | None = None
+    # When the result was written: it is kept `retention_days` from then (the bucket's lifecycle rule).
+    result_at: str | None = None
+    # Set when a DELETE began purging the job: it reads as gone from then on, and nothing is added to it.
+    purging_at: str | None = None
     error: str | None = None
     error_message: str | None = None
 
@@ -210,6 +217,17 @@ class JobCreatedResponse(_Strict):
     upload: UploadForm | None = Field(default=None, description="presigned uploads only: where to send the file")
 
 
+class VariantView(_Strict):
+    """A form of the result: which row statuses, which format, which delimiter; whether it can be downloaded."""
+
+    name: str
+    status: list[RowStatus]
+    format: Literal["csv", "jsonl"]
+    delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
+    ready: bool
+    rows: int | None
+
+
 class JobStatusResponse(_Strict):
     """A job's status and progress."""
 
@@ -231,6 +249,8 @@ class JobStatusResponse(_Strict):
     started_at: str | None
     completed_at: str | None
     result_ready: bool
+    # `retentionDays` after the result was written; from then on the download answers 410 result_expired.
+    result_expires_at: str | None
     error: str | None
     error_message: str | None
     upload_expires_at: str | None = Field(description="a presigned upload's job: until when its form may be used")
@@ -238,6 +258,48 @@ class JobStatusResponse(_Strict):
         description="how far the file has been read; moves from the first second, before `total_rows` is known"
     )
     split_bytes_total: int | None = Field(description="the file's size, once its reading has started")
+    # One job's status only (not the list): the result and each variant of it asked for so far.
+    variants: list[VariantView] | None = None
+
+
+class JobDeletedResponse(_Strict):
+    """An ended job was purged: its files and items are gone, its ledger entries stay."""
+
+    id: str
+    status: Literal["deleted"]
+
+
+class DetectedLayout(_Strict):
+    """How the file would be read."""
+
+    encoding: str
+    delimiter: Literal["comma", "semicolon", "tab", "pipe"]
+    has_header: bool
+    column: str
+    column_index: int = Field(ge=0, description="0-based; pass index + 1 as `column` to choose by number")
+
+
+class PreviewRow(_Strict):
+    """One of the first data rows, enriched as the job would enrich it (offline sources only)."""
+
+    cells: list[str]
+    value: str
+    status: RowStatus
+    error: str | None
+    enrichment: dict[str, Any]
+
+
+class JobPreviewResponse(_Strict):
+    """What creating the job would detect, count and reserve; nothing was stored or charged."""
+
+    filename: str
+    type: str
+    detected: DetectedLayout
+    columns: list[str]
+    total_rows: int
+    credits_required: int
+    balance: int
+    rows: list[PreviewRow]
 
 
 class JobListResponse(_Strict):

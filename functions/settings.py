@@ -38,11 +38,20 @@ class ApiSettings(LimitsSettings):
     cors_origins: str = ""
     key_cache_seconds: float = Field(default=30.0, ge=0)
     download_url_ttl_seconds: int = Field(default=3600, ge=60)
+    # Days a result is kept (bulkapi:retentionDays, the results/ lifecycle rule): downloads end after that.
+    retention_days: int = Field(default=30, ge=1)
+    # Where a download asks for a variant of a result to be built (the variants function's queue).
+    variant_queue_url: str
+
     # Presigned uploads: the largest file S3 accepts through the form, and how long the form may be used.
     max_upload_object_bytes: int = Field(default=1024**3, ge=1)
     upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     # Jobs from a URL: where their fetch is queued.
     fetch_queue_url: str
+
+
+class VariantSettings(StorageSettings):
+    """The variants function: builds filtered, re-delimited and JSON Lines copies of results."""
 
 
 class SplitterSettings(LimitsSettings):
@@ -145,6 +154,12 @@ class SweeperSettings(StorageSettings):
     # started just before the expiry may still be arriving). The TTL is the API's: no job can expire younger.
     upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     upload_grace_seconds: int = Field(default=300, ge=0)
+
+
+class AuthorizerSettings(BaseModel):
+    """The API's Lambda authorizer: the jobs table holds the hashed keys (KEY#<sha256>)."""
+
+    jobs_table: str
 
 
 class StreamSettings(EnrichSettings):

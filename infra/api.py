@@ -1,9 +1,8 @@
 """The REST API: API Gateway -> the api function (Powertools resolver), every route but the streamed ones proxied.
 
-Authentication is the function's job: it hashes the `Authorization: Bearer <key>` value and looks the hash up in
-the jobs table (KEY#<sha256>), so an unknown key gets the project's own 401 body. That replaces a Lambda
-authorizer, which would cost a second invocation per request (or a cache keyed on the raw token) and answer
-401s in API Gateway's shape instead of `{"error", "message"}`.
+Authentication is API Gateway's: every method has a Lambda REQUEST authorizer (infra/auth.py). The keyed methods
+(the default) pass `requestContext.authorizer.account_id` to the functions (functions/auth.py); the public routes
+(health, docs, the OpenAPI document, the console) go to the api function through the public authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see
@@ -16,6 +15,8 @@ STREAM`) from the stream function (the ASGI app behind the Lambda Web Adapter); 
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Annotations, Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
@@ -23,10 +24,12 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.logic.authorizer import PUBLIC_ROUTES
+from infra.auth import AuthorizerConstruct
 from infra.config import StackConfig
 from infra.functions import FunctionFactory, retention
 from infra.nag import acknowledge, resource_of
-from infra.storage import StorageConstruct
+from infra.storage import RETAINED, StorageConstruct
 
 STREAMING_ROUTES = (
     "/api/bulk-lookup",
@@ -40,10 +43,31 @@ STREAMING_ROUTES = (
 # binary bodies (multipart/form-data), so the largest upload that reaches the function is about 3/4 of that,
 # less the event's headers and multipart framing.
 MAX_PROXY_UPLOAD_BYTES = 6_291_456 * 3 // 4 - 64 * 1024
-AUTH_REASON = (
-    "The api function authenticates every request itself: it hashes the Authorization Bearer key and looks the "
-    "hash up in the jobs table, answering 401 in the project's error shape; no Cognito users exist."
+COGNITO_REASON = (
+    "Authorized by the API's Lambda REQUEST authorizer (hashed API keys in the jobs table, or the public routes); "
+    "bulkapi has API keys, not Cognito users, so a Cognito user pool authorizer has nothing to check."
 )
+
+
+def resource_for(root: apigw.IResource, path: str) -> apigw.IResource:
+    """The resource of `path` under the API's root, created where missing.
+
+    A proxying LambdaRestApi forbids `root.add_resource`, so the first level is built as a `Resource` directly;
+    deeper levels are ordinary child resources.
+    """
+    first, *rest = path.strip("/").split("/")
+    # The root resource is a construct (typed only as IResource): scoped there, as `add_resource` would do it.
+    scope = cast(Construct, root)
+    top = root.get_resource(first) or apigw.Resource(scope, first, parent=root, path_part=first)
+    return top.resource_for_path("/".join(rest)) if rest else top
+
+
+def acknowledge_cognito(rest_api: apigw.RestApi) -> None:
+    """COG4 on every method that has a Lambda authorizer: cdk-nag's COG4 accepts only Cognito user pools."""
+    for method in rest_api.methods:
+        cfn = resource_of(method)
+        if method.http_method != "OPTIONS" and isinstance(cfn, apigw.CfnMethod) and cfn.authorization_type == "CUSTOM":
+            acknowledge(cfn, "AwsSolutions-COG4", COGNITO_REASON)
 
 
 class ApiConstruct(Construct):
@@ -58,6 +82,8 @@ class ApiConstruct(Construct):
         functions: FunctionFactory,
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
+        authorizer: AuthorizerConstruct,
+        variant_queue: sqs.IQueue,
         fetch_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -75,10 +101,13 @@ class ApiConstruct(Construct):
                 "upload_url_ttl_seconds": str(config.upload_url_ttl_seconds),
                 "fetch_queue_url": fetch_queue.queue_url,
                 "cors_origins": ",".join(config.cors_origins),
+                "retention_days": str(config.retention_days),
+                "variant_queue_url": variant_queue.queue_url,
             },
             # API Gateway's integration timeout is 29 s.
             timeout=Duration.seconds(29),
             memory=1024,
+            reserved_concurrency=config.api_reserved_concurrency,
         )
         if config.max_upload_bytes > MAX_PROXY_UPLOAD_BYTES:
             Annotations.of(self).add_warning_v2(
@@ -87,7 +116,9 @@ class ApiConstruct(Construct):
                 f"base64-encoded (~{MAX_PROXY_UPLOAD_BYTES} bytes): larger uploads fail in API Gateway, not with "
                 "the project's 413 body. Lower bulkapi:maxUploadBytes or upload through a presigned URL.",
             )
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention(config.log_retention_days))
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=retention(config.log_retention_days), removal_policy=RETAINED
+        )
         cors = (
             apigw.CorsOptions(
                 allow_origins=config.cors_origins,
@@ -103,10 +134,20 @@ class ApiConstruct(Construct):
             "RestApi",
             handler=self.function,
             proxy=True,
+            # Stage-specific, so two stages' APIs are told apart in the console (the stack names differ too).
+            rest_api_name=f"bulkapi-{config.stage}",
             description=f"bulkapi ({config.stage})",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=["multipart/form-data", "text/csv"],
             default_cors_preflight_options=cors,
+            # Every method needs a key unless it says otherwise (the public routes below); the usage plan meters
+            # the key the authorizer names (usageIdentifierKey), never one a client sends.
+            default_method_options=authorizer.protected,
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
+            # Not AWS::ApiGateway::Account: that is one setting per account and region, which this stack would
+            # overwrite on deploy and leave pointing at a deleted role on destroy. The account's API Gateway
+            # CloudWatch role is set once, outside any stack (README "What you need"); stage logging needs it.
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=config.api_rate_limit,
@@ -130,18 +171,38 @@ class ApiConstruct(Construct):
                 tracing_enabled=True,
             ),
         )
-        self._acknowledge()
+        public = apigw.LambdaIntegration(self.function)
+        self.public_methods = [
+            resource_for(self.rest_api.root, path).add_method(
+                "GET",
+                public,
+                authorizer=authorizer.public.authorizer,
+                authorization_type=authorizer.public.authorization_type,
+                api_key_required=False,
+            )
+            for path in PUBLIC_ROUTES
+        ]
+        self.usage_plan = authorizer.limit(self.rest_api, config)
+        self._acknowledge(waf=config.waf)
         # Creates jobs (uploads/; a presigned POST form is signed with this role, so it needs PutObject there too),
-        # serves results (presigned GET on results/), cancels, starts the finalizer
+        # serves results (presigned GET on results/), cancels or purges, starts the finalizer
         # of a cancelled job. In the table: jobs and credits (transactions of Put/Update), the ledger and
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
-        storage.grant_objects(self.function, "uploads/", "PutObject")
-        storage.grant_objects(self.function, "results/", "GetObject")
+        # DELETE of an ended job purges its files, every version (the bucket is versioned): the upload or drop,
+        # its parts, its result and the result's variants.
+        purge = ("DeleteObject", "DeleteObjectVersion")
+        storage.grant_objects(self.function, "uploads/", "PutObject", *purge)
+        storage.grant_objects(self.function, "results/", "GetObject", *purge)
+        storage.grant_objects(self.function, "parts/", *purge)
+        storage.grant_objects(self.function, "drop/", *purge)
+        storage.grant_list_versions(self.function, "uploads/", "results/", "parts/", "drop/")
         storage.grant_jobs(
             self.function, "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", query_by_account=True
         )
         state_machine.grant_start_execution(self.function)
+        # A download of a result variant that does not exist yet asks the variants function to build it.
+        variant_queue.grant_send_messages(self.function)
         # A job from a URL: its fetch is queued for the fetcher (infra/fetch.py).
         fetch_queue.grant_send_messages(self.function)
 
@@ -150,36 +211,17 @@ class ApiConstruct(Construct):
         """The stage's base URL."""
         return self.rest_api.url
 
-    def _acknowledge(self) -> None:
-        for method in self.rest_api.methods:
-            # Preflight OPTIONS (only with CORS) must answer without credentials; the rest authenticate in the function.
-            reason = (
-                "CORS preflight: browsers send OPTIONS without credentials, and the mock integration returns only "
-                "CORS headers."
-                if method.http_method == "OPTIONS"
-                else AUTH_REASON
-            )
-            acknowledge(resource_of(method), "AwsSolutions-APIG4", reason)
-            acknowledge(resource_of(method), "AwsSolutions-COG4", reason)
+    def _acknowledge(self, *, waf: bool) -> None:
         acknowledge(
             resource_of(self.rest_api),
             "AwsSolutions-APIG2",
             "Every route is a proxy to the api function, which validates each body with pydantic and answers 4xx "
             "in the project's error shape; an API Gateway model would duplicate it with another error shape.",
         )
-        acknowledge(
-            resource_of(self.rest_api.deployment_stage),
-            "AwsSolutions-APIG3",
-            "WAF is an operator decision (a web ACL costs per month and per request): keys are checked per request "
-            "and the stage is throttled; associate a regional web ACL with the stage to add one.",
-        )
-        # API Gateway's account-level CloudWatch role (the stage's logs need it); CDK creates it with the API.
-        cloudwatch_role = self.rest_api.node.try_find_child("CloudWatchRole")
-        if cloudwatch_role is not None:
-            partition_policy = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        if not waf:
             acknowledge(
-                resource_of(cloudwatch_role),
-                f"AwsSolutions-IAM4[Policy::{partition_policy}]",
-                "The account-level role API Gateway needs to write access and execution logs; this AWS managed "
-                "policy is the one AWS documents for it and grants only CloudWatch Logs writes.",
+                resource_of(self.rest_api.deployment_stage),
+                "AwsSolutions-APIG3",
+                "WAF is an operator decision (a web ACL costs per month and per request): turn it on with "
+                "-c bulkapi:waf=true; keys are checked by the authorizer and each account is throttled by its plan.",
             )

@@ -20,7 +20,8 @@ CONTEXT_PREFIX = "bulkapi:"
 class StackConfig(BaseModel):
     """Everything an operator can set at deploy time; the defaults here equal the values in cdk.json."""
 
-    stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    # Names the stack (`BulkApi-<stage>`: letters, digits, hyphens) and the API Gateway stage.
+    stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
     # Limits the API and the splitter enforce.
     max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
@@ -38,11 +39,23 @@ class StackConfig(BaseModel):
     staging_expiry_days: int = Field(default=7, ge=1)
     access_log_expiry_days: int = Field(default=90, ge=1)
     log_retention_days: int = Field(default=30, ge=1)
+    # X-Ray on the functions (active tracing, Powertools' Tracer): costs 100-150 ms per cold start (bench/coldstart.py).
+    tracing: bool = False
     deletion_protection: bool = True
     # API Gateway stage throttling (requests per second, steady and burst) and CORS.
     api_rate_limit: float = Field(default=50, gt=0)
     api_burst_limit: int = Field(default=100, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    # Per-account limits (usage plan, per API key = per account), requests per second, steady and burst.
+    account_rate_limit: float = Field(default=10, gt=0)
+    account_burst_limit: int = Field(default=20, ge=1)
+    # Reserved concurrency of the API and stream functions: a cap, and a share no other function can take. Unset
+    # (empty): no reservation (an account whose concurrency quota is 10 cannot reserve any).
+    api_reserved_concurrency: int | None = Field(default=20, ge=1)
+    stream_reserved_concurrency: int | None = Field(default=10, ge=1)
+    # AWS WAF on the API stage: AWS's common rule set and a rate-based rule per client IP (requests per 5 minutes).
+    waf: bool = False
+    waf_rate_limit: int = Field(default=2000, ge=10)
     # Enrichment: phone numbers without `+`, the answer cache, and which online providers are on (keys: the secret).
     phone_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     cache_ttl_seconds: int = Field(default=86_400, ge=60)
@@ -51,7 +64,11 @@ class StackConfig(BaseModel):
     website_enabled: bool = False
     hibp_requests_per_minute: float = Field(default=10, gt=0)
     search_requests_per_minute: float = Field(default=100, gt=0)
-    # Alarms: where they notify (an existing SNS topic) and when queued work counts as stuck.
+    # The Lambda Web Adapter layer of the stream function; unset: the table in infra/web_adapter.py, by region.
+    web_adapter_layer_arn: str | None = None
+    # Alarms: the stack's topic notifies this address (confirm the subscription e-mail), and an existing SNS topic
+    # too when given; when queued work counts as stuck.
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     alarm_topic_arn: str | None = None
     work_age_alarm_minutes: int = Field(default=30, ge=1)
 
@@ -63,10 +80,17 @@ class StackConfig(BaseModel):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("alarm_topic_arn", mode="before")
+    @field_validator(
+        "alarm_topic_arn",
+        "alarm_email",
+        "web_adapter_layer_arn",
+        "api_reserved_concurrency",
+        "stream_reserved_concurrency",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        return value or None
+        return None if value in ("", None) else value
 
     @staticmethod
     def context_key(field: str) -> str:

@@ -39,12 +39,6 @@ class EnrichmentConstruct(Construct):
             # Only provider answers that expire within a day: nothing to keep when the stack goes.
             removal_policy=RemovalPolicy.DESTROY,
         )
-        acknowledge(
-            resource_of(self.cache),
-            "AwsSolutions-DDB3",
-            "A cache of provider answers that expire within the TTL (24 h by default) and are fetched again on a "
-            "miss; a point-in-time backup would restore nothing worth having.",
-        )
         self.secret = secretsmanager.Secret(
             self,
             "ProviderKeys",

@@ -2,9 +2,17 @@
 
 Assemble -> Complete; any failure that survives the retries goes to MarkFailed, which ends the job `failed`
 and still publishes its event. The local runtime executes this very definition (see local/resources.py).
+
+Time budget: every task has its own timeout and one retrier (States.ALL, which also matches States.Timeout and the
+Lambda service errors), so the longest run is a sum the synth checks: Assemble retried to its last attempt, then
+Complete failing every attempt, then MarkFailed retried to its last attempt, all inside the machine's timeout. Before,
+the tasks had no timeout (each attempt could take the function's 15 min: 4 x 900 s already filled the hour) and
+MarkFailed never got to run.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
@@ -19,19 +27,64 @@ from infra.functions import FunctionFactory, retention
 from infra.nag import acknowledge, policy_of
 from infra.storage import StorageConstruct
 
+# Assembling streams every part file and re-uploads them: the function may take its whole timeout.
+FUNCTION_TIMEOUT = Duration.minutes(15)
+MACHINE_TIMEOUT = Duration.hours(1)
+RETRY_INTERVAL_SECONDS = 2
+BACKOFF_RATE = 2.0
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    """How long one attempt of a task may take and how often it is retried."""
+
+    timeout_seconds: int
+    retries: int
+
+    def worst_case_seconds(self) -> float:
+        """Every attempt running to its timeout, plus the backoff waits between them."""
+        waits = sum(RETRY_INTERVAL_SECONDS * BACKOFF_RATE**i for i in range(self.retries))
+        return (self.retries + 1) * self.timeout_seconds + waits
+
+
+# A task's timeout is a little over the function's, so the function's own timeout (an error the retrier sees) fires
+# first and no retry overlaps a still-running attempt. Complete and MarkFailed are short, idempotent updates.
+ASSEMBLE = TaskPolicy(timeout_seconds=int(FUNCTION_TIMEOUT.to_seconds()) + 30, retries=1)
+COMPLETE = TaskPolicy(timeout_seconds=120, retries=3)
+MARK_FAILED = TaskPolicy(timeout_seconds=120, retries=5)
+
+
+def worst_case_seconds() -> float:
+    """The longest execution: Assemble succeeds last try, Complete fails every try, MarkFailed works last try."""
+    return ASSEMBLE.worst_case_seconds() + COMPLETE.worst_case_seconds() + MARK_FAILED.worst_case_seconds()
+
 
 def _task(
-    scope: Construct, name: str, fn: lambda_.IFunction, payload: dict[str, object], result_path: str
+    scope: Construct,
+    name: str,
+    fn: lambda_.IFunction,
+    payload: dict[str, object],
+    result_path: str,
+    policy: TaskPolicy,
 ) -> tasks.LambdaInvoke:
-    return tasks.LambdaInvoke(
+    task = tasks.LambdaInvoke(
         scope,
         name,
         lambda_function=fn,
         payload=sfn.TaskInput.from_object(payload),
         payload_response_only=True,
         result_path=result_path,
-        retry_on_service_exceptions=True,
+        task_timeout=sfn.Timeout.duration(Duration.seconds(policy.timeout_seconds)),
+        # One retrier per task (below) so the worst case is countable: States.ALL covers the service errors too.
+        retry_on_service_exceptions=False,
     )
+    task.add_retry(
+        errors=["States.ALL"],
+        max_attempts=policy.retries,
+        interval=Duration.seconds(RETRY_INTERVAL_SECONDS),
+        backoff_rate=BACKOFF_RATE,
+    )
+    return task
 
 
 class FinalizerConstruct(Construct):
@@ -57,30 +110,38 @@ class FinalizerConstruct(Construct):
                 "bucket": storage.bucket.bucket_name,
                 "event_bus_name": bus.event_bus_name,
             },
-            timeout=Duration.minutes(15),
+            timeout=FUNCTION_TIMEOUT,
             # 1,769 MB is one full vCPU: assembling streams and re-uploads every part.
             memory=1769,
         )
+        if worst_case_seconds() >= MACHINE_TIMEOUT.to_seconds():
+            raise ValueError(
+                f"finalizer tasks may run {worst_case_seconds():.0f} s, not inside the machine's "
+                f"{MACHINE_TIMEOUT.to_seconds():.0f} s: MarkFailed would never run"
+            )
         job_id = sfn.JsonPath.string_at("$.job_id")
-        assemble = _task(self, "Assemble", self.function, {"action": "assemble", "job_id": job_id}, "$.assembled")
-        complete = _task(self, "Complete", self.function, {"action": "complete", "job_id": job_id}, "$.completed")
+        fn = self.function
+        assemble = _task(self, "Assemble", fn, {"action": "assemble", "job_id": job_id}, "$.assembled", ASSEMBLE)
+        complete = _task(self, "Complete", fn, {"action": "complete", "job_id": job_id}, "$.completed", COMPLETE)
         mark_failed = _task(
             self,
             "MarkFailed",
-            self.function,
+            fn,
             {"action": "fail", "job_id": job_id, "error": sfn.JsonPath.object_at("$.error")},
             "$.failed",
+            MARK_FAILED,
         )
         for task in (assemble, complete):
-            task.add_retry(errors=["States.ALL"], max_attempts=3, interval=Duration.seconds(2), backoff_rate=2)
             task.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
-        mark_failed.add_retry(errors=["States.ALL"], max_attempts=5, interval=Duration.seconds(2), backoff_rate=2)
         failed = sfn.Fail(self, "JobFailed", error="JobFailed", cause="the job could not be finalized")
         definition = assemble.next(complete).next(sfn.Succeed(self, "Done"))
         mark_failed.next(failed)
-        log_group = logs.LogGroup(
+        # Under /aws/vendedlogs/: CloudWatch Logs then needs no resource-policy entry per log group for the
+        # delivery (busy accounts hit that policy's size limit). Named after the stack, so stages do not collide.
+        self.log_group = log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{Stack.of(self).stack_name}-finalizer",
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -89,7 +150,7 @@ class FinalizerConstruct(Construct):
             "StateMachine",
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             state_machine_type=sfn.StateMachineType.STANDARD,
-            timeout=Duration.hours(1),
+            timeout=MACHINE_TIMEOUT,
             tracing_enabled=True,
             # ALL: a few states per job, and the execution history of a failed job is what an operator reads first.
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),

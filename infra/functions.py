@@ -16,11 +16,13 @@ from pydantic import BaseModel
 from functions.settings import (
     PREFIX,
     ApiSettings,
+    AuthorizerSettings,
     FetcherSettings,
     FinalizerSettings,
     SplitterSettings,
     StreamSettings,
     SweeperSettings,
+    VariantSettings,
     WebhookSettings,
     WorkerSettings,
     env_names,
@@ -44,6 +46,8 @@ HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
     "webhooks": WebhookSettings,
     "stream": StreamSettings,
     "sweeper": SweeperSettings,
+    "authorizer": AuthorizerSettings,
+    "variants": VariantSettings,
     "fetcher": FetcherSettings,
 }
 
@@ -87,7 +91,11 @@ class FunctionFactory:
 
     log_retention_days: int
     layers: list[lambda_.ILayerVersion] = field(default_factory=list)
+    # X-Ray (bulkapi:tracing): active tracing and Powertools' Tracer, or neither (the X-Ray SDK is then never loaded).
+    tracing: bool = False
     built: dict[str, lambda_.Function] = field(default_factory=dict)
+    # handler module name -> its function: one function per handler, so alarms and runbooks are per handler.
+    by_handler: dict[str, lambda_.Function] = field(default_factory=dict)
 
     def make(
         self,
@@ -101,12 +109,15 @@ class FunctionFactory:
         entry: str | None = None,
         runtime_env: Mapping[str, str] | None = None,
         extra_layers: Sequence[lambda_.ILayerVersion] = (),
+        reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
         """A function of `functions.handlers.<handler>` whose environment is exactly its settings model's variables.
 
         `entry` replaces the Lambda handler (`functions.handlers.<handler>.lambda_handler`), e.g. with a start
         script run by an extension; `runtime_env` and `extra_layers` configure such an extension.
         """
+        if handler in self.by_handler:
+            raise ValueError(f"a function for handler {handler} exists already: {self.by_handler[handler].node.path}")
         fn = make_function(
             scope,
             construct_id,
@@ -118,8 +129,11 @@ class FunctionFactory:
             layers=[*self.layers, *extra_layers],
             entry=entry,
             runtime_env=runtime_env,
+            reserved_concurrency=reserved_concurrency,
+            tracing=self.tracing,
         )
         self.built[fn.node.path] = fn
+        self.by_handler[handler] = fn
         return fn
 
 
@@ -135,6 +149,8 @@ def make_function(
     layers: list[lambda_.ILayerVersion] | None = None,
     entry: str | None = None,
     runtime_env: Mapping[str, str] | None = None,
+    reserved_concurrency: int | None = None,
+    tracing: bool = False,
 ) -> lambda_.Function:
     """A Python function on arm64 with its own log group and a role that may write only to that log group."""
     log_group = logs.LogGroup(
@@ -161,12 +177,15 @@ def make_function(
         code=function_code(),
         timeout=timeout,
         memory_size=memory,
-        environment=runtime_environment(handler, function_environment(handler, env), runtime_env or {}),
-        tracing=lambda_.Tracing.ACTIVE,
+        environment=runtime_environment(
+            handler, function_environment(handler, env), {**(runtime_env or {}), **tracing_environment(tracing)}
+        ),
+        tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
         logging_format=lambda_.LoggingFormat.JSON,
         log_group=log_group,
         role=role,
         layers=layers or [],
+        reserved_concurrent_executions=reserved_concurrency,
     )
     acknowledge(
         resource_of(fn),
@@ -174,12 +193,18 @@ def make_function(
         f"{RUNTIME.name} on purpose: the dependency layer's binary wheels (pydantic-core) are resolved for "
         "this exact CPython version; raise RUNTIME and the layer's --python-version together.",
     )
-    acknowledge(
-        policy_of(role),
-        "AwsSolutions-IAM5[Resource::*]",
-        "Active tracing needs xray:PutTraceSegments/PutTelemetryRecords, which support no resource-level scope.",
-    )
+    if tracing:
+        acknowledge(
+            policy_of(role),
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active tracing needs xray:PutTraceSegments/PutTelemetryRecords, which support no resource-level scope.",
+        )
     return fn
+
+
+def tracing_environment(tracing: bool) -> dict[str, str]:
+    """Inside Lambda, Powertools' Tracer turns itself on; with tracing off it must be told (functions/observability)."""
+    return {} if tracing else {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 _RETENTION = [

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -23,6 +25,8 @@ from infra.config import StackConfig
 from infra.functions import METRICS_NAMESPACE
 
 PERIOD = Duration.minutes(5)
+# Every alarm description ends with what to do: `Runbook: ...` (what the notification e-mail shows first).
+RUNBOOK_PREFIX = "Runbook: "
 SERVICE_DIMENSION = {"service": "bulkapi"}
 
 
@@ -46,80 +50,148 @@ class Monitored:
     work_dlq: sqs.IQueue
     webhook_dlq: sqs.IQueue
     webhook_retry_dlq: sqs.IQueue
+    variant_dlq: sqs.IQueue
+    fetch_dlq: sqs.IQueue
     worker: lambda_.IFunction
     state_machine: sfn.IStateMachine
     rest_api: apigw.RestApi
+    # handler name -> function (FunctionFactory.by_handler): each gets an errors alarm with its runbook line.
     functions: dict[str, lambda_.IFunction]
 
 
+# What to do when a function's Errors alarm fires, per handler. A handler missing here fails the synth, so a new
+# function cannot ship without its runbook line.
+FUNCTION_RUNBOOKS: dict[str, str] = {
+    "api": "read the api function's logs (request id in the 5xx answer); an outage of DynamoDB or S3 shows there too.",
+    "stream": "read the stream function's logs; a crash ends the client's stream early (it is charged for what it "
+    "got). Check the Web Adapter layer and uvicorn start-up after a deploy.",
+    "splitter": "read the splitter's logs for the key; the S3 event is retried twice, then the sweeper fails the job "
+    "as split_failed after its lease.",
+    "worker": "read the worker's logs; its batches are retried, then dead-lettered (WorkDlqDepth).",
+    "dead_letter": "read the dead-letter function's logs: the batch stays in the work DLQ until it succeeds "
+    "(README 'Dead letters').",
+    "finalizer": "open the failed executions in Step Functions (name = job id); MarkFailed ends the job failed.",
+    "webhooks": "read the sender's logs; EventBridge retries, then the event goes to the webhook DLQ.",
+    "sweeper": "read the sweeper's logs; the next run (5 min) retries, but stuck jobs stay stuck while it fails.",
+    "authorizer": "read the authorizer's logs: callers get 500 from API Gateway while it fails (DynamoDB outage, "
+    "throttling); raise its reserved concurrency if it is throttled.",
+    "fetcher": "read the fetcher's logs: a fetch that keeps failing ends its job failed (fetch_failed, "
+    "fetch_too_large or fetch_blocked) after the queue's retries.",
+    "variants": "read the variants function's logs; its messages are retried, then wait in the variant DLQ "
+    "(VariantDlqDepth) while downloads of that variant answer 202.",
+}
+
+
+def _camel(handler: str) -> str:
+    return "".join(part.capitalize() for part in handler.split("_"))
+
+
 class ObservabilityConstruct(Construct):
-    """A CloudWatch dashboard and alarms; alarms notify an existing SNS topic when one is configured."""
+    """A CloudWatch dashboard, alarms, and the SNS topic every alarm notifies (plus an existing one if given)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, monitored: Monitored) -> None:
         super().__init__(scope, construct_id)
+        self.topic = self._topic(config)
         self.alarms = self._alarms(config, monitored)
+        targets: list[sns.ITopic] = [self.topic]
         if config.alarm_topic_arn:
-            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
-            for alarm in self.alarms:
+            targets.append(sns.Topic.from_topic_arn(self, "ExistingAlarmTopic", config.alarm_topic_arn))
+        for alarm in self.alarms:
+            for topic in targets:
                 alarm.add_alarm_action(cw_actions.SnsAction(topic))
                 alarm.add_ok_action(cw_actions.SnsAction(topic))
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         self._widgets(monitored)
 
+    def _topic(self, config: StackConfig) -> sns.Topic:
+        topic = sns.Topic(self, "AlarmTopic", display_name=f"bulkapi {config.stage} alarms", enforce_ssl=True)
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: CloudWatch needs its own grant.
+        stack = Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        if config.alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        return topic
+
     def _alarms(self, config: StackConfig, m: Monitored) -> list[cw.Alarm]:
-        def alarm(name: str, metric: cw.IMetric, threshold: float, description: str, periods: int = 1) -> cw.Alarm:
+        def alarm(name: str, metric: cw.IMetric, threshold: float, what: str, runbook: str) -> cw.Alarm:
             return cw.Alarm(
                 self,
                 name,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=periods,
+                evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=description,
+                alarm_description=f"{what} {RUNBOOK_PREFIX}{runbook}",
             )
 
-        return [
+        def queue_depth(queue: sqs.IQueue) -> cw.IMetric:
+            return queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+
+        alarms = [
             alarm(
                 "WorkDlqDepth",
-                m.work_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                queue_depth(m.work_dlq),
                 0,
-                "A work batch exhausted its retries. The dead-letter function normally drains this queue within "
-                "seconds (counting the rows as failed); a depth that stays up means that function fails too. "
-                "See 'Dead letters' in the deployment docs.",
+                "A work batch exhausted its retries and waits in the work DLQ.",
+                "the dead-letter function normally drains it within seconds (counting the rows failed); a depth that "
+                "stays up means that function fails too: read its logs, then README 'Dead letters'.",
             ),
             alarm(
                 "RowsDeadLettered",
                 app_metric("RowsDeadLettered"),
                 0,
-                "Rows were counted as failed because their batch exhausted its retries (provider or code errors).",
+                "Rows were counted as failed because their batch exhausted its retries.",
+                "read the worker's logs for the cause (provider outage, bad input, bug).",
             ),
             alarm(
                 "WebhookDlqDepth",
-                m.webhook_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                queue_depth(m.webhook_dlq),
                 0,
-                "The webhook sender failed on bulk_job.* events for 24 h (EventBridge retries); they wait in this "
-                "queue and no endpoint got them.",
+                "The webhook sender failed on bulk_job.* events for 24 h; they wait in the webhook DLQ.",
+                "read the sender's logs, fix, then replay the events (README 'Dead letters').",
             ),
             alarm(
                 "WebhookRetryDlqDepth",
-                m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                queue_depth(m.webhook_retry_dlq),
                 0,
-                "Webhook retry attempts kept failing inside the sender (not at the receiver); they wait in this queue.",
+                "Webhook retries kept failing inside the sender (not at the receiver).",
+                "read the sender's logs, fix, then `aws sqs start-message-move-task` on WebhookRetryDlqArn.",
             ),
             alarm(
-                "WorkerErrors",
-                m.worker.metric_errors(period=PERIOD, statistic="Sum"),
+                "FetchDlqDepth",
+                queue_depth(m.fetch_dlq),
                 0,
-                "Worker invocations failed as a whole (crash or timeout); their batches are retried, then "
-                "dead-lettered.",
+                "A remote file's fetch kept failing inside the fetcher; its job waits until the sweeper fails it.",
+                "read the fetcher's logs, fix, then `aws sqs start-message-move-task` on the fetch DLQ.",
+            ),
+            alarm(
+                "VariantDlqDepth",
+                queue_depth(m.variant_dlq),
+                0,
+                "Building a download variant kept failing; its downloads answer 202 until a request 20 minutes "
+                "later asks for it again.",
+                "read the variants function's logs, fix, then `aws sqs start-message-move-task` on the variant DLQ.",
             ),
             alarm(
                 "OldestWork",
                 m.work_queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),
                 config.work_age_alarm_minutes * 60,
-                f"Work has waited more than {config.work_age_alarm_minutes} min in the queue: jobs are older than "
-                "expected (worker concurrency too low, a provider throttling, or retries piling up).",
+                f"Work has waited more than {config.work_age_alarm_minutes} min in the queue: jobs are late.",
+                "raise bulkapi:workerMaxConcurrency, or look for provider throttling or retry loops (worker logs).",
             ),
             alarm(
                 "FinalizerFailed",
@@ -133,9 +205,32 @@ class ObservabilityConstruct(Construct):
                     label="finalizer executions failed or timed out",
                 ),
                 0,
-                "A finalizer execution failed even on its MarkFailed path: that job may not reach a terminal status.",
+                "A finalizer execution failed or timed out even on its MarkFailed path.",
+                "open the execution in Step Functions (its name is the job id); the job may not be terminal: "
+                "start a new execution with the job id once the cause is fixed.",
+            ),
+            alarm(
+                "Api5xx",
+                m.rest_api.metric_server_error(period=PERIOD, statistic="Sum"),
+                0,
+                "API Gateway answered 5xx: callers got errors.",
+                "check the Errors alarms of the api, stream and authorizer functions and the API's execution logs "
+                "(ERROR level) for integration timeouts.",
             ),
         ]
+        for handler, fn in sorted(m.functions.items()):
+            if handler not in FUNCTION_RUNBOOKS:
+                raise ValueError(f"no runbook line for the {handler} function's errors alarm (FUNCTION_RUNBOOKS)")
+            alarms.append(
+                alarm(
+                    f"{_camel(handler)}Errors",
+                    fn.metric_errors(period=PERIOD, statistic="Sum"),
+                    0,
+                    f"Invocations of the {handler} function failed (crash, timeout or an unhandled error).",
+                    FUNCTION_RUNBOOKS[handler],
+                )
+            )
+        return alarms
 
     def _widgets(self, m: Monitored) -> None:
         rows = app_metric("RowsProcessed")
@@ -169,6 +264,7 @@ class ObservabilityConstruct(Construct):
                     m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(
                         label="webhook retry DLQ", period=PERIOD
                     ),
+                    m.variant_dlq.metric_approximate_number_of_messages_visible(label="variant DLQ", period=PERIOD),
                 ],
                 right=[m.work_queue.metric_approximate_age_of_oldest_message(label="oldest work (s)", period=PERIOD)],
                 width=8,

@@ -6,11 +6,13 @@ import json
 import os
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Stack
+from aws_cdk import App, CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
-from infra.api import ApiConstruct
+from infra.api import ApiConstruct, acknowledge_cognito
+from infra.auth import AuthorizerConstruct
 from infra.config import StackConfig, cdk_json_context
+from infra.downloads import DownloadsConstruct
 from infra.enrichment import EnrichmentConstruct
 from infra.events import EventsConstruct
 from infra.fetch import FetchConstruct
@@ -23,10 +25,17 @@ from infra.pipeline import PipelineConstruct
 from infra.storage import StorageConstruct
 from infra.streaming import StreamingConstruct
 from infra.sweeper import SweeperConstruct
+from infra.waf import WafConstruct
 from infra.webhooks import WebhooksConstruct
 
-STACK_NAME = "BulkApi"
+STACK_PREFIX = "BulkApi"
 DROP_PREFIX = "drop/"
+PROJECT_TAG = "bulkapi"
+
+
+def stack_name(stage: str) -> str:
+    """The stack of one stage: `BulkApi-<stage>`, so stages deploy side by side in one account and region."""
+    return f"{STACK_PREFIX}-{stage}"
 
 
 class BulkApiStack(Stack):
@@ -35,8 +44,13 @@ class BulkApiStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config = StackConfig.from_node(self.node)
+        # On every taggable resource (CDK's tag aspect) and on the stack itself (CloudFormation stack tags): cost
+        # allocation and "which stage is this?" in the console.
+        Tags.of(self).add("project", PROJECT_TAG)
+        Tags.of(self).add("stage", config.stage)
         self.functions = functions = FunctionFactory(
             log_retention_days=config.log_retention_days,
+            tracing=config.tracing,
             layers=[DependencyLayerConstruct(self, "Dependencies").layer],
         )
         self.storage = storage = StorageConstruct(self, "Storage", config=config)
@@ -55,6 +69,10 @@ class BulkApiStack(Stack):
             state_machine=finalizer.state_machine,
             bus=events.bus,
         )
+        self.authorizer = authorizer = AuthorizerConstruct(self, "Authorizer", functions=functions, storage=storage)
+        self.downloads = downloads = DownloadsConstruct(
+            self, "Downloads", config=config, functions=functions, storage=storage
+        )
         self.fetch = fetch = FetchConstruct(
             self,
             "Fetch",
@@ -70,6 +88,8 @@ class BulkApiStack(Stack):
             functions=functions,
             storage=storage,
             state_machine=finalizer.state_machine,
+            authorizer=authorizer,
+            variant_queue=downloads.queue,
             fetch_queue=fetch.queue,
         )
         self.streaming = StreamingConstruct(
@@ -80,7 +100,12 @@ class BulkApiStack(Stack):
             enrichment=enrichment,
             rest_api=api.rest_api,
             cors_origins=",".join(config.cors_origins),
+            web_adapter_layer_arn=config.web_adapter_layer_arn,
+            reserved_concurrency=config.stream_reserved_concurrency,
         )
+        if config.waf:
+            WafConstruct(self, "Waf", config=config, stage=api.rest_api.deployment_stage)
+        acknowledge_cognito(api.rest_api)
         self.webhooks = webhooks = WebhooksConstruct(
             self, "Webhooks", config=config, functions=functions, storage=storage, bus=events.bus, api_url=api.url
         )
@@ -101,10 +126,12 @@ class BulkApiStack(Stack):
                 work_dlq=pipeline.dlq,
                 webhook_dlq=webhooks.dlq,
                 webhook_retry_dlq=webhooks.retry_dlq,
+                variant_dlq=downloads.dlq,
+                fetch_dlq=fetch.dlq,
                 worker=pipeline.worker,
                 state_machine=finalizer.state_machine,
                 rest_api=api.rest_api,
-                functions={path.split("/", 1)[1]: fn for path, fn in functions.built.items()},
+                functions=dict(functions.by_handler),
             ),
         )
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL of the REST API (append api/...)")
@@ -156,6 +183,18 @@ class BulkApiStack(Stack):
         )
         CfnOutput(
             self,
+            "UsagePlanId",
+            value=api.usage_plan.usage_plan_id,
+            description="Per-account usage plan: `bulkapi admin usage-key <account> --usage-plan <this>`",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=observability.topic.topic_arn,
+            description="SNS topic every alarm notifies (alarm and OK): subscribe to it",
+        )
+        CfnOutput(
+            self,
             "DashboardName",
             value=observability.dashboard.dashboard_name,
             description="CloudWatch dashboard of jobs, rows, queues and errors",
@@ -168,17 +207,29 @@ def _cli_context() -> dict[str, Any]:
     return dict(json.loads(raw)) if raw else {}
 
 
-def build_app(context: dict[str, Any] | None = None, outdir: str | None = None, *, nag: bool = False) -> App:
-    """The CDK app with the one stack.
+def build_app(
+    context: dict[str, Any] | None = None, outdir: str | None = None, *, nag: bool = False, region: str | None = None
+) -> App:
+    """The CDK app with the stack of one stage (`bulkapi:stage`), named `BulkApi-<stage>`.
 
     cdk.json's context is applied here too, so tests and the local runtime synthesize what `cdk synth` does;
     `context` overrides it (tests pass `aws:cdk:bundling-stacks: []`), and the CLI's own context overrides both.
     `nag=True` adds the cdk-nag AwsSolutions checks: then any unacknowledged finding fails the synth.
+    `region` binds the stack to a region (app.py passes the CDK CLI's); without it the stack is region-agnostic.
     """
     merged = {**cdk_json_context(), **(context or {})}
     StackConfig.check_keys({**merged, **_cli_context()})
     app = App(context=merged, outdir=outdir) if outdir else App(context=merged)
-    BulkApiStack(app, STACK_NAME)
+    stage = StackConfig.from_node(app.node).stage
+    BulkApiStack(app, stack_name(stage), env=Environment(region=region) if region else None)
     if nag:
         add_checks(app)
     return app
+
+
+def the_stack(app: App) -> BulkApiStack:
+    """The one bulkapi stack of an app built by `build_app`."""
+    stacks = [child for child in app.node.children if isinstance(child, BulkApiStack)]
+    if len(stacks) != 1:
+        raise ValueError(f"expected one BulkApiStack, found {len(stacks)}")
+    return stacks[0]

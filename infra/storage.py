@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.nag import acknowledge, policy_of, resource_of
+from infra.nag import acknowledge, policy_of
 
 # Prefixes that only stage work: a job needs them for minutes, results/ is what callers download.
 STAGING_PREFIXES = ("uploads/", "drop/", "parts/", "rejected/")
@@ -22,6 +22,9 @@ RESULTS_PREFIX = "results/"
 BY_ACCOUNT_INDEX = "by_account"
 # Sparse: only jobs that have not ended carry `active` (functions/adapters/jobs.py); the sweeper queries it.
 ACTIVE_INDEX = "active"
+# Data and logs outlive the stack (`cdk destroy`, a replacement), but a first deploy that rolls back deletes what it
+# created: plain RETAIN would leave an empty bucket or table behind that blocks nothing yet costs and confuses.
+RETAINED = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
 
 
 class StorageConstruct(Construct):
@@ -37,16 +40,10 @@ class StorageConstruct(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RETAINED,
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-logs", expiration=Duration.days(config.access_log_expiry_days))
             ],
-        )
-        acknowledge(
-            resource_of(self.access_logs),
-            "AwsSolutions-S1",
-            "This bucket receives the data bucket's server access logs; logging it as well would need yet another "
-            "bucket whose own logs would again be unlogged.",
         )
         staging = Duration.days(config.staging_expiry_days)
         self.bucket = s3.Bucket(
@@ -59,7 +56,21 @@ class StorageConstruct(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="bucket/",
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RETAINED,
+            # The web console (served by the API, README "Web console") posts large files straight to the bucket
+            # with the presigned upload; a browser only lets the page read the answer when the bucket allows its
+            # origin: the API's own (any execute-api host of this region) and the configured `corsOrigins`.
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.POST],
+                    allowed_origins=[
+                        f"https://*.execute-api.{Stack.of(self).region}.{Stack.of(self).url_suffix}",
+                        *config.cors_origins,
+                    ],
+                    allowed_headers=["*"],
+                    max_age=3600,
+                )
+            ],
             lifecycle_rules=[
                 *(s3.LifecycleRule(id=p.rstrip("/"), prefix=p, expiration=staging) for p in STAGING_PREFIXES),
                 s3.LifecycleRule(id="results", prefix=RESULTS_PREFIX, expiration=Duration.days(config.retention_days)),
@@ -83,7 +94,7 @@ class StorageConstruct(Construct):
             ),
             deletion_protection=config.deletion_protection,
             time_to_live_attribute="expires_at",
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RETAINED,
             global_secondary_indexes=[
                 dynamodb.GlobalSecondaryIndexPropsV2(
                     index_name=BY_ACCOUNT_INDEX,
@@ -118,13 +129,13 @@ class StorageConstruct(Construct):
         )
         return grant
 
-    def grant_list_versions(self, fn: lambda_.Function, prefix: str) -> iam.Grant:
-        """ListBucketVersions on the bucket, for keys under one prefix only (the `s3:prefix` condition)."""
+    def grant_list_versions(self, fn: lambda_.Function, *prefixes: str) -> iam.Grant:
+        """ListBucketVersions on the bucket, for listings under the given prefixes only (what a purge deletes)."""
         return iam.Grant.add_to_principal(
             grantee=fn,
             actions=["s3:ListBucketVersions"],
             resource_arns=[self.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
         )
 
     def grant_bucket(self, fn: lambda_.Function, *actions: str) -> iam.Grant:

@@ -10,24 +10,16 @@ function. See infra/STREAMING.md.
 
 from __future__ import annotations
 
-from typing import cast
-
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.api import STREAMING_ROUTES
+from infra.api import STREAMING_ROUTES, resource_for
 from infra.enrichment import EnrichmentConstruct
 from infra.functions import FunctionFactory
-from infra.nag import acknowledge, resource_of
 from infra.storage import StorageConstruct
+from infra.web_adapter import web_adapter_layer
 
-# The Lambda Web Adapter layer AWS publishes from its own account, one ARN per region, for arm64 like every function
-# here (infra.functions.ARCHITECTURE). Version 30 is LWA 1.1.0 (27 was 1.0.0, 28 was 1.0.1, 29 was withdrawn).
-WEB_ADAPTER_ACCOUNT = "753240598075"
-WEB_ADAPTER_LAYER = "LambdaAdapterLayerArm64"
-WEB_ADAPTER_VERSION = 30
 # The Lambda handler: LWA's /opt/bootstrap executes $LAMBDA_TASK_ROOT/$_HANDLER, and the code asset holds the
 # `functions` package at its root, so the start script is at functions/run.sh.
 START_COMMAND = "functions/run.sh"
@@ -44,45 +36,6 @@ WEB_ADAPTER_ENVIRONMENT = {
 TIMEOUT = Duration.seconds(60)
 # CPU scales with memory, and enrichment is CPU-bound.
 MEMORY_MB = 1024
-STREAM_AUTH_REASON = (
-    "The stream function authenticates every request itself: it hashes the Authorization Bearer key and looks the "
-    "hash up in the jobs table, answering 401 in the project's error shape before the stream starts; no Cognito "
-    "users exist."
-)
-PREFLIGHT_REASON = (
-    "CORS preflight on a streamed route's path: browsers send OPTIONS without credentials, and the mock "
-    "integration returns only CORS headers."
-)
-
-
-def web_adapter_layer(scope: Construct) -> lambda_.ILayerVersion:
-    """The pinned Lambda Web Adapter layer in the stack's region."""
-    arn = Stack.of(scope).format_arn(
-        service="lambda",
-        account=WEB_ADAPTER_ACCOUNT,
-        resource="layer",
-        resource_name=f"{WEB_ADAPTER_LAYER}:{WEB_ADAPTER_VERSION}",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-    return lambda_.LayerVersion.from_layer_version_arn(scope, "WebAdapter", arn)
-
-
-def resource_for(root: apigw.IResource, path: str) -> apigw.IResource:
-    """The resource of `path` under the API's root, created where missing.
-
-    A proxying LambdaRestApi forbids `root.add_resource`, so the first level is built as a `Resource` directly;
-    deeper levels are ordinary child resources.
-    """
-    first, *rest = path.strip("/").split("/")
-    # The root resource is a construct (typed only as IResource): scoped there, as `add_resource` would do it.
-    scope = cast(Construct, root)
-    top = root.get_resource(first) or apigw.Resource(scope, first, parent=root, path_part=first)
-    return top.resource_for_path("/".join(rest)) if rest else top
-
-
-def _paths_and_parents(paths: tuple[str, ...]) -> set[str]:
-    parts = [path.strip("/").split("/") for path in paths]
-    return {"/" + "/".join(p[:i]) for p in parts for i in range(1, len(p) + 1)}
 
 
 class StreamingConstruct(Construct):
@@ -98,6 +51,8 @@ class StreamingConstruct(Construct):
         enrichment: EnrichmentConstruct,
         rest_api: apigw.RestApi,
         cors_origins: str = "",
+        web_adapter_layer_arn: str | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = functions.make(
@@ -110,7 +65,8 @@ class StreamingConstruct(Construct):
             memory=MEMORY_MB,
             entry=START_COMMAND,
             runtime_env=WEB_ADAPTER_ENVIRONMENT,
-            extra_layers=[web_adapter_layer(self)],
+            extra_layers=[web_adapter_layer(self, web_adapter_layer_arn)],
+            reserved_concurrency=reserved_concurrency,
         )
         # `account_for_key` and `account_credits` read items; the charge is a conditional UpdateItem; an
         # Idempotency-Key record is put at the start, updated with the answer, or deleted when not completed.
@@ -120,14 +76,3 @@ class StreamingConstruct(Construct):
             self.function, response_transfer_mode=apigw.ResponseTransferMode.STREAM, timeout=TIMEOUT
         )
         self.methods = [resource_for(rest_api.root, path).add_method("POST", integration) for path in STREAMING_ROUTES]
-        self._acknowledge(rest_api)
-
-    def _acknowledge(self, rest_api: apigw.RestApi) -> None:
-        # The POST methods, and the CORS preflights CDK adds to these resources when CORS is configured.
-        ours = _paths_and_parents(STREAMING_ROUTES)
-        for method in rest_api.methods:
-            if method.resource.path not in ours:
-                continue
-            reason = PREFLIGHT_REASON if method.http_method == "OPTIONS" else STREAM_AUTH_REASON
-            acknowledge(resource_of(method), "AwsSolutions-APIG4", reason)
-            acknowledge(resource_of(method), "AwsSolutions-COG4", reason)

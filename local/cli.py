@@ -16,6 +16,7 @@ from client import cli as client_cli
 from functions.adapters.jobs import JobStore
 from functions.errors import BulkApiError
 from functions.logic import accounts
+from functions.settings import ApiSettings, load
 from local.runtime import LocalRuntime, Options
 from local.template import CACHE
 
@@ -61,6 +62,8 @@ def serve(host: str, port: int) -> int:
                 "bucket": runtime.bucket,
                 "base_url": runtime.base_url,
                 "pid": os.getpid(),
+                # How long the API keeps a checked key: what `admin revoke-key` reports.
+                "key_cache_seconds": load(ApiSettings).key_cache_seconds,
             }
         )
     )
@@ -71,6 +74,16 @@ def serve(host: str, port: int) -> int:
         state.unlink(missing_ok=True)
         runtime.stop()
     return 0
+
+
+def _key_cache_seconds(table: str | None, port: int) -> float:
+    """How long API instances may keep accepting a key after it is checked: the local runtime's setting, or the
+    deployed default (the stack does not change it)."""
+    if not table and state_file(port).exists():
+        state = json.loads(state_file(port).read_text())
+        if "key_cache_seconds" in state:
+            return float(state["key_cache_seconds"])
+    return float(ApiSettings.model_fields["key_cache_seconds"].default)
 
 
 def _admin_store(table: str | None, region: str | None, port: int) -> JobStore:
@@ -91,56 +104,122 @@ def _admin_store(table: str | None, region: str | None, port: int) -> JobStore:
     return JobStore(state["table"], client=ddb)
 
 
+def _usage_key(args: argparse.Namespace, account_id: str) -> str:
+    from local.usage_keys import ensure_usage_key
+
+    return ensure_usage_key(boto3.client("apigateway", region_name=args.region), args.usage_plan, account_id)
+
+
 def admin(args: argparse.Namespace) -> int:
     """Accounts and keys, locally or against a deployed stack."""
     store = _admin_store(args.table, args.region, args.port)
     try:
         if args.admin_command == "create-account":
             account_id = accounts.create_account(store, args.name, args.credits)
-            print(json.dumps({"account_id": account_id, "name": args.name, "credits": args.credits}))
+            created = {"account_id": account_id, "name": args.name, "credits": args.credits}
+            if args.usage_plan:
+                created["usage_key_id"] = _usage_key(args, account_id)
+            print(json.dumps(created))
+        elif args.admin_command == "usage-key":
+            print(json.dumps({"account_id": args.account, "usage_key_id": _usage_key(args, args.account)}))
         elif args.admin_command == "create-key":
             issued = accounts.create_key(store, args.account, test_mode=args.test)
             print(json.dumps({"key_id": issued.key_id, "account_id": issued.account_id, "api_key": issued.api_key}))
             print("store the api_key now: it is kept only as a hash and cannot be shown again", file=sys.stderr)
         elif args.admin_command == "revoke-key":
-            account = accounts.revoke_key(store, args.key_id)
-            print(json.dumps({"key_id": args.key_id, "account_id": account, "revoked": True}))
+            cache = _key_cache_seconds(args.table, args.port)
+            revoked = accounts.revoke_key(store, args.key_id, key_cache_seconds=cache)
+            print(
+                json.dumps(
+                    {
+                        "key_id": revoked.key_id,
+                        "account_id": revoked.account_id,
+                        "revoked": True,
+                        "revoked_at": revoked.revoked_at,
+                        "rejected_everywhere_by": revoked.rejected_everywhere_by,
+                    }
+                )
+            )
+            print(
+                f"new requests are refused now; API instances that checked this key in the last {cache:g} s may "
+                f"accept it until {revoked.rejected_everywhere_by} (their key cache)",
+                file=sys.stderr,
+            )
+        elif args.admin_command == "add-credits":
+            balance = accounts.add_credits(store, args.account, args.credits)
+            print(json.dumps({"account_id": args.account, "added": args.credits, "balance": balance}))
+        elif args.admin_command == "list-accounts":
+            print(json.dumps({"accounts": accounts.list_accounts(store)}))
+        elif args.admin_command == "list-keys":
+            print(json.dumps({"account_id": args.account, "keys": accounts.list_keys(store, args.account)}))
     except BulkApiError as exc:
         print(json.dumps(exc.body()), file=sys.stderr)
         return 1
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        prog="bulkapi", description="bulk enrichment API: the local runtime, its admin, and a client of the API"
+def _target_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--table, --region, --port: which jobs table the admin commands work on. With `default` SUPPRESS (the
+    subcommands' copy), an option left out there does not overwrite what was given before the subcommand."""
+
+    def pick(value: object) -> object:
+        return default if default is not None else value
+
+    parser.add_argument(
+        "--table", default=pick(None), help="jobs table of a deployed stack (default: the running bulkapi serve)"
     )
+    parser.add_argument("--region", default=pick(os.environ.get("AWS_REGION")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=pick(int(os.environ.get("BULKAPI_PORT", "8080"))),
+        help="port of the local bulkapi serve to manage (default 8080)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: serve, and the admin commands."""
+    parser = argparse.ArgumentParser(prog="bulkapi", description="bulk enrichment API: local runtime")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
     p_serve.add_argument("--port", type=int, default=int(os.environ.get("BULKAPI_PORT", "8080")))
     sub.add_parser("openapi", help="print the API's OpenAPI 3.1 document (bulkapi openapi > openapi.json)")
-    p_admin = sub.add_parser("admin", help="manage accounts and API keys")
-    p_admin.add_argument("--table", help="jobs table of a deployed stack (default: the running bulkapi serve)")
-    p_admin.add_argument("--region", default=os.environ.get("AWS_REGION"))
-    p_admin.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("BULKAPI_PORT", "8080")),
-        help="port of the local bulkapi serve to manage (default 8080)",
-    )
+    p_admin = sub.add_parser("admin", help="manage accounts, credits and API keys")
+    _target_options(p_admin, None)
+    # The same options after the subcommand (`admin create-account Acme --port 8290`); given there, they win.
+    target = argparse.ArgumentParser(add_help=False)
+    _target_options(target, argparse.SUPPRESS)
     admin_sub = p_admin.add_subparsers(dest="admin_command", required=True)
-    p_acct = admin_sub.add_parser("create-account", help="create an account with a starting balance")
+    p_acct = admin_sub.add_parser("create-account", parents=[target], help="create an account with a starting balance")
     p_acct.add_argument("name")
     p_acct.add_argument("--credits", type=int, default=0)
-    p_key = admin_sub.add_parser("create-key", help="issue an API key for an account (printed once)")
+    p_acct.add_argument("--usage-plan", help="deployed stack: also create the account's usage plan key (UsagePlanId)")
+    p_usage = admin_sub.add_parser(
+        "usage-key", parents=[target], help="deployed stack: put an account's API key in the usage plan"
+    )
+    p_usage.add_argument("account")
+    p_usage.add_argument("--usage-plan", required=True, help="the stack's UsagePlanId output")
+    p_key = admin_sub.add_parser("create-key", parents=[target], help="issue an API key for an account (printed once)")
     p_key.add_argument("account")
     p_key.add_argument("--test", action="store_true", help="an enc_test_ key instead of enc_live_")
-    p_revoke = admin_sub.add_parser("revoke-key", help="revoke an API key by its key id")
+    p_revoke = admin_sub.add_parser("revoke-key", parents=[target], help="revoke an API key by its key id")
     p_revoke.add_argument("key_id")
+    p_add = admin_sub.add_parser(
+        "add-credits", parents=[target], help="add credits to an account (a grant entry in its ledger)"
+    )
+    p_add.add_argument("account")
+    p_add.add_argument("credits", type=int)
+    admin_sub.add_parser("list-accounts", parents=[target], help="every account with its balance")
+    p_keys = admin_sub.add_parser("list-keys", parents=[target], help="an account's key ids, revoked ones marked")
+    p_keys.add_argument("account")
     client_cli.add_commands(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = build_parser().parse_args(argv)
     if args.command in client_cli.COMMANDS:
         return client_cli.run(args)
     if args.command == "serve":

@@ -26,6 +26,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions.auth import REQUEST_CONTEXT_HEADER
+from local.authorizer import LocalAuthorizers, request_context_header
 from local.lambdas import InvocationError, Invoker
 
 # API Gateway's payload limit.
@@ -35,6 +37,8 @@ TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/pla
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]
 # Requests the api function may serve at once (each on its own thread and execution environment); more wait.
 API_CONCURRENCY = 64
+# Where the authorizing middleware leaves the authorizer's context for the route (an ASGI scope extension key).
+AUTHORIZER_SCOPE_KEY = "bulkapi.authorizer"
 
 
 def proxy_event(
@@ -138,6 +142,20 @@ class _AsgiEndpoint:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context = scope.get(AUTHORIZER_SCOPE_KEY)
+        if context is not None:
+            # As the Lambda Web Adapter does: the event's request context, with the authorizer's, as a header.
+            client = scope.get("client")
+            request_context = {
+                "requestId": str(uuid.uuid4()),
+                "stage": "local",
+                "path": f"/local{scope['path']}",
+                "httpMethod": scope["method"],
+                "identity": {"sourceIp": client[0] if client else "127.0.0.1"},
+                "authorizer": context,
+            }
+            name, value = request_context_header(request_context)
+            scope = {**scope, "headers": [*scope["headers"], (name.encode("latin-1"), value.encode("latin-1"))]}
         await self.app(scope, receive, send)
 
 
@@ -152,8 +170,11 @@ class Gateway:
         api_function: str,
         asgi_app: ASGIApp | None = None,
         asgi_paths: Collection[str] = (),
+        authorizers: LocalAuthorizers | None = None,
     ) -> None:
         self.invoker = invoker
+        # API Gateway's Lambda authorizers, from the template (local/authorizer.py); None: every request goes through.
+        self.authorizers = authorizers
         self.api_function = api_function
         self.pool = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="api")
         routes = []
@@ -164,7 +185,7 @@ class Gateway:
         # Bound here, so the port is known before start (port 0 picks a free one).
         self.socket = socket.create_server((host, port), backlog=2048)
         config = uvicorn.Config(
-            _limit_body(self.app, MAX_REQUEST_BYTES),
+            _limit_body(self._authorizing(self.app), MAX_REQUEST_BYTES),
             log_config=None,  # leave the process's logging (Powertools) alone
             log_level="warning",
             access_log=False,
@@ -196,6 +217,37 @@ class Gateway:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.socket.close()
 
+    def _authorizing(self, app: ASGIApp) -> ASGIApp:
+        """Before routing, as API Gateway: the method's authorizer decides, or the gateway answers itself."""
+
+        async def authorized(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            # Only the gateway says what the authorizer decided: a client's own request-context header is dropped.
+            own = REQUEST_CONTEXT_HEADER.encode("latin-1")
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != own]}
+            if self.authorizers is not None:
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+                client = scope.get("client")
+                outcome = await asyncio.get_running_loop().run_in_executor(
+                    self.pool,
+                    self.authorizers.authorize,
+                    scope["method"],
+                    scope["path"],
+                    headers,
+                    client[0] if client else "127.0.0.1",
+                    self.invoker.invoke,
+                )
+                if outcome.answer is not None:
+                    status, answer_headers, body = outcome.answer
+                    await Response(body, status_code=status, headers=answer_headers)(scope, receive, send)
+                    return
+                scope[AUTHORIZER_SCOPE_KEY] = outcome.context
+            await app(scope, receive, send)
+
+        return authorized
+
     async def _proxy(self, request: Request) -> Response:
         """One request through the api function, as its REST proxy event; the handler runs on a pool thread."""
         event = proxy_event(
@@ -206,6 +258,9 @@ class Gateway:
             await request.body(),
             request.client.host if request.client else "127.0.0.1",
         )
+        context = request.scope.get(AUTHORIZER_SCOPE_KEY)
+        if context is not None:
+            event["requestContext"]["authorizer"] = context
         loop = asyncio.get_running_loop()
         try:
             response = await loop.run_in_executor(self.pool, self.invoker.invoke, self.api_function, event)

@@ -67,12 +67,20 @@ SPLITTER = "functions.handlers.splitter.lambda_handler"
 WORKER = "functions.handlers.worker.lambda_handler"
 DEAD_LETTER = "functions.handlers.dead_letter.lambda_handler"
 FINALIZER = "functions.handlers.finalizer.lambda_handler"
+# Streams a whole result (up to a million rows) through csv: CPU-bound like the worker, in a process of its own.
+VARIANTS = "functions.handlers.variants.lambda_handler"
 
 # Functions that run in function processes, and the pool of processes (execution environments) each runs in. Lambda
 # gives every function environments of its own, so memory is measured per function (bench/e2e.py); the dead-letter
 # function, which runs the worker's code on its rare exhausted batches, shares the worker's. The worker pool has
 # `processes` processes, the others one each.
-POOLS: dict[str, str] = {SPLITTER: "splitter", WORKER: "worker", DEAD_LETTER: "worker", FINALIZER: "finalizer"}
+POOLS: dict[str, str] = {
+    SPLITTER: "splitter",
+    WORKER: "worker",
+    DEAD_LETTER: "worker",
+    FINALIZER: "finalizer",
+    VARIANTS: "variants",
+}
 ISOLATABLE: frozenset[str] = frozenset(POOLS)
 
 

@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from local import lambdas
+from local.authorizer import LocalAuthorizers
 from local.emulation import EmulationProcess
 from local.gateway import Gateway
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology
@@ -47,6 +48,8 @@ class Options:
     poll_wait_seconds: int = 5
     # Runs every schedule rule this often instead of at its rate (None: at its rate, as deployed).
     schedule_seconds: float | None = None
+    # Replaces the authorizers' cache TTL from the template (None: as deployed, 30 s).
+    authorizer_cache_seconds: int | None = None
     # Test hook: every delivery of this work batch number fails, as if the worker raised on it (poison).
     poison_batch: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
@@ -71,6 +74,9 @@ class Options:
             retry_delay=int(env.get("BULKAPI_LOCAL_RETRY_DELAY", "1")),
             schedule_seconds=float(env["BULKAPI_LOCAL_SCHEDULE_SECONDS"])
             if env.get("BULKAPI_LOCAL_SCHEDULE_SECONDS")
+            else None,
+            authorizer_cache_seconds=int(env["BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS"])
+            if env.get("BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS")
             else None,
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
             overrides=overrides,
@@ -183,8 +189,17 @@ class LocalRuntime:
         api = self.function_id("functions.handlers.api.lambda_handler")
         from functions.handlers import stream
 
+        authorizers = LocalAuthorizers.from_template(template, {lid: lid for lid in topology.functions})
+        if self.options.authorizer_cache_seconds is not None:
+            authorizers.override_ttl(self.options.authorizer_cache_seconds)
         self.gateway = Gateway(
-            self.options.host, self.options.port, self.invoker, api, asgi_app=stream.app, asgi_paths=stream.PATHS
+            self.options.host,
+            self.options.port,
+            self.invoker,
+            api,
+            asgi_app=stream.app,
+            asgi_paths=stream.PATHS,
+            authorizers=authorizers,
         )
         self.gateway.start()
         # Webhook payloads link to the download route; the port is only known once the gateway is bound.

@@ -13,15 +13,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
-STACK = "BulkApi"
 # What the template depends on: a change to any of these re-synthesizes.
 SOURCES = ["app.py", "cdk.json", "infra", "functions/settings.py", "pyproject.toml"]
 
 _SYNTH = """
 import json, sys
-from infra.stack import build_app, STACK_NAME
+from infra.stack import build_app, the_stack
 app = build_app({"aws:cdk:bundling-stacks": []}, outdir=sys.argv[1])
-template = app.synth().get_stack_by_name(STACK_NAME).template
+template = app.synth().get_stack_by_name(the_stack(app).stack_name).template
 json.dump(template, open(sys.argv[2], "w"))
 """
 

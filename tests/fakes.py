@@ -28,8 +28,8 @@ class JobsInMemory:
         error: str | None = None,
         error_message: str | None = None,
     ) -> Job | None:
-        job = self.jobs[job_id]
-        if job.status.value not in only_from:
+        job = self.jobs.get(job_id)
+        if job is None or job.status.value not in only_from:  # DynamoDB's condition fails on a missing item too
             return None
         job.status, job.error = status, error
         if status.is_terminal:

@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 
 from functions.errors import ADMIN_ERRORS, API_ERRORS, JOB_ERRORS, ConflictError, InputError, NotFoundError
 from functions.handlers import api, contract
+from infra.auth import GATEWAY_ANSWERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +60,11 @@ GENERIC = {InputError: "invalid_input", NotFoundError: "not_found", ConflictErro
 
 
 def test_every_error_code_the_code_can_produce_is_registered() -> None:
-    # Given every `code=...` and literal error body in the functions and the local runtime
+    # Given every `code=...` and literal error body in the functions and the local runtime, and what API Gateway
+    # answers itself
     used = _codes_in_code() - set(GENERIC.values())
+    for status, code, _message in GATEWAY_ANSWERS.values():
+        assert API_ERRORS.get(code) == int(status), code
     # Then each is an API error (with its status), a code a job ends with, or an admin-only one
     assert used - set(API_ERRORS) - set(JOB_ERRORS) - ADMIN_ERRORS == set()
     assert not set(JOB_ERRORS) & set(API_ERRORS)

@@ -1,20 +1,50 @@
-"""boto3 client construction shared by the adapters (one cached client per service and region)."""
+"""boto3 client construction shared by the adapters (one cached client per service and region).
+
+boto3 is imported when the first client is built, not when an adapter module is: importing boto3 (and botocore's
+config) costs 100-200 ms of every cold start on a small machine, and a handler that never reaches AWS on a path
+(a health check, an invalid request, the local runtime's in-process functions) should not pay it. bench/coldstart.py
+measures it; tests/unit/test_coldstart.py keeps handler imports free of boto3.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-# Adaptive retries absorb throttling; the timeouts keep a stuck call from eating a Lambda's whole budget.
-_CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
-
 
 @cache
 def client(service: str, signature_version: str | None = None) -> Any:
     """A boto3 client for the service; honours AWS_ENDPOINT_URL, so the local runtime needs no code change."""
-    if signature_version is None:
-        return boto3.client(service, config=_CONFIG)
-    return boto3.client(service, config=_CONFIG.merge(Config(signature_version=signature_version)))
+    import boto3
+    from botocore.config import Config
+
+    # Adaptive retries absorb throttling; the timeouts keep a stuck call from eating a Lambda's whole budget.
+    config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+    if signature_version is not None:
+        config = config.merge(Config(signature_version=signature_version))
+    return boto3.client(service, config=config)
+
+
+class _DynamoTypes:
+    """boto3's TypeSerializer or TypeDeserializer, built on first use (importing them imports all of boto3)."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._instance: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._instance is None:
+            from boto3.dynamodb import types
+
+            self._instance = getattr(types, self._kind)()
+        return getattr(self._instance, name)
+
+
+def type_serializer() -> Any:
+    """A DynamoDB TypeSerializer (`.serialize`), loaded on first use."""
+    return _DynamoTypes("TypeSerializer")
+
+
+def type_deserializer() -> Any:
+    """A DynamoDB TypeDeserializer (`.deserialize`), loaded on first use."""
+    return _DynamoTypes("TypeDeserializer")

@@ -48,6 +48,15 @@ class BlobStore:
         except ClientError as exc:
             raise StoreError(f"could not read {key}") from exc
 
+    def get_if_exists(self, key: str) -> bytes | None:
+        """Read a whole (small) object, or None when it does not exist."""
+        try:
+            return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"could not read {key}") from exc
+
     def head(self, key: str) -> dict[str, Any] | None:
         """The object's metadata, or None when it does not exist."""
         try:
@@ -120,16 +129,37 @@ class BlobStore:
         """Delete an object (no error if it is already gone)."""
         self.s3.delete_object(Bucket=self.bucket, Key=key)
 
-    def presigned_get(self, key: str, expires: int, filename: str) -> str:
-        """A time-limited download URL that names the file for the browser."""
+    def purge(self, prefix: str, *, exact: bool = False) -> int:
+        """Delete every version (and delete marker) of the objects under `prefix`, or of the key itself if `exact`.
+
+        The bucket is versioned: a plain delete would only hide the data behind a delete marker for a week.
+        Returns how many versions were deleted.
+        """
+        paginator = self.s3.get_paginator("list_object_versions")
+        deleted = 0
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                versions = [
+                    {"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                    if not exact or v["Key"] == prefix
+                ]
+                # DeleteObjects takes up to 1,000 keys, as many as a page lists.
+                if versions:
+                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": versions, "Quiet": True})
+                    if resp.get("Errors"):
+                        raise StoreError(f"could not delete {resp['Errors'][0].get('Key')}")
+                    deleted += len(versions)
+        except ClientError as exc:
+            raise StoreError(f"could not delete {prefix}") from exc
+        return deleted
+
+    def presigned_get(self, key: str, expires: int, disposition: str) -> str:
+        """A time-limited download URL whose answer carries `disposition` (the file's name for the browser)."""
         return str(
             self.s3.generate_presigned_url(
                 "get_object",
-                Params={
-                    "Bucket": self.bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
-                },
+                Params={"Bucket": self.bucket, "Key": key, "ResponseContentDisposition": disposition},
                 ExpiresIn=expires,
             )
         )

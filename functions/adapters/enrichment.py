@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities import parameters
-
-from functions.adapters.cache import AnswerCache
-from functions.enrich.online import Sources
-from functions.enrich.sources import from_settings, with_secrets
 from functions.settings import EnrichSettings, load
+
+if TYPE_CHECKING:
+    from functions.enrich.online import Sources
 
 # Rebuilt this often, so a key put into the secret (or rotated) is picked up without a deployment.
 REFRESH_SECONDS = 300.0
@@ -21,12 +19,18 @@ _lock = threading.Lock()
 
 
 def _secret(arn: str) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities import parameters  # imports boto3: only when a secret is configured
+
     value = parameters.get_secret(arn, transform="json", max_age=int(REFRESH_SECONDS))
     return value if isinstance(value, dict) else {}
 
 
 def build(settings: EnrichSettings) -> Sources:
     """The sources these settings turn on, with the secret's keys and the DynamoDB answer cache when configured."""
+    # The providers (DNS, RDAP, HTTP clients) load with the first request that enriches, not with the handler.
+    from functions.adapters.cache import AnswerCache
+    from functions.enrich.sources import from_settings, with_secrets
+
     if settings.provider_secret_arn:
         settings = with_secrets(settings, _secret(settings.provider_secret_arn))
     cache = AnswerCache(settings.cache_table) if settings.cache_table else None

@@ -11,22 +11,16 @@ import time
 import zlib
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
 from functions.errors import BulkApiError, ConflictError, InputError
 from functions.settings import StorageSettings, load
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 WINDOW_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
@@ -51,6 +45,13 @@ def fingerprint(*parts: bytes | str | None) -> str:
 
 @cache
 def _runner() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
+    # Powertools' idempotency imports boto3: loaded with the first request that carries an Idempotency-Key.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     settings = load(StorageSettings)
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.jobs_table,
@@ -84,6 +85,11 @@ def once(
     if lambda_context is not None:
         # Lets an in-progress record expire with this invocation, so a crash does not block the key for 24 h.
         config.register_lambda_context(lambda_context)
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
     try:
         return run(request={"account": account_id, "key": key, "fingerprint": request_fingerprint}, action=action)
     except IdempotencyValidationError as exc:

@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
+from functions.adapters.aws import type_deserializer, type_serializer
 from functions.errors import InsufficientCreditsError, StoreError
 from functions.models import BatchCounts, Job, JobStatus, StoredLayout
 
-_SER = TypeSerializer()
-_DES = TypeDeserializer()
+_SER = type_serializer()
+_DES = type_deserializer()
 # Jobs that are not yet terminal carry `active` (and so appear in the sparse `active` index the sweeper reads).
 ACTIVE_MARK = "ACTIVE"
 ACTIVE_INDEX = "active"
@@ -145,13 +145,22 @@ class JobStore:
         return self._to_job(resp["Attributes"])
 
     def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None:
-        """Record the detected layout as soon as the file is sniffed, so no later read sniffs it again."""
+        """Record the detected layout as soon as the file is sniffed, so no later read sniffs it again (its delimiter
+        and encoding also on their own: the result is written in the input's delimiter)."""
         self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET #h = :h, detected_column = :c, #l = :l",
+            UpdateExpression="SET #h = :h, detected_column = :c, #l = :l, delimiter = :d, encoding = :e",
             ExpressionAttributeNames={"#h": "header", "#l": "layout"},
-            ExpressionAttributeValues=_ser({":h": header, ":c": column, ":l": layout.model_dump(mode="json")}),
+            ExpressionAttributeValues=_ser(
+                {
+                    ":h": header,
+                    ":c": column,
+                    ":l": layout.model_dump(mode="json"),
+                    ":d": layout.delimiter,
+                    ":e": layout.encoding,
+                }
+            ),
         )
 
     def record_split_progress(self, job_id: str, bytes_read: int, bytes_total: int | None) -> None:
@@ -318,16 +327,130 @@ class JobStore:
             raise StoreError("could not change the job status") from exc
         return self._to_job(resp["Attributes"])
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job:
-        """Store where the assembled result is; downloads are possible from then on."""
+    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
+        """Store where the assembled result is and when it was written; downloads are possible from then on."""
         resp = self.ddb.update_item(
             TableName=self.table,
             Key=_job_key(job_id),
-            UpdateExpression="SET result_key = :k, result_rows = :n",
-            ExpressionAttributeValues=_ser({":k": result_key, ":n": result_rows}),
+            UpdateExpression="SET result_key = :k, result_rows = :n, result_at = :now",
+            ExpressionAttributeValues=_ser({":k": result_key, ":n": result_rows, ":now": now}),
             ReturnValues="ALL_NEW",
         )
         return self._to_job(resp["Attributes"])
+
+    def begin_purge(self, job_id: str, now: str) -> Job | None:
+        """Mark an ended, settled job as being purged (again, if a purge stopped halfway); None if it may not be."""
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET purging_at = if_not_exists(purging_at, :now)",
+                ConditionExpression="#s IN (:completed, :failed, :cancelled) AND credits_settled = :t",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_ser(
+                    {":now": now, ":completed": "completed", ":failed": "failed", ":cancelled": "cancelled", ":t": True}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return None
+            raise StoreError("could not start the purge") from exc
+        return self._to_job(resp["Attributes"])
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete the job's items (the job and what is kept beside it); its ledger entries stay with the account."""
+        try:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": _ser({":pk": f"JOB#{job_id}"}),
+                "ProjectionExpression": "pk, sk",
+            }
+            while True:
+                resp = self.ddb.query(**kwargs)
+                for item in resp.get("Items", []):
+                    self.ddb.delete_item(TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]})
+                if "LastEvaluatedKey" not in resp:
+                    return
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise StoreError("could not delete the job") from exc
+
+    # --- result variants: items beside the job (pk JOB#<id>, sk VARIANT#<name>), deleted with it --------------------
+    def get_variant(self, job_id: str, name: str) -> dict[str, Any] | None:
+        """A variant's record (state building or ready, key, rows, size), or None."""
+        try:
+            resp = self.ddb.get_item(
+                TableName=self.table, Key=_ser({"pk": f"JOB#{job_id}", "sk": f"VARIANT#{name}"}), ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise StoreError("could not read the variant") from exc
+        item = resp.get("Item")
+        return _des(item) if item else None
+
+    def variants(self, job_id: str) -> list[dict[str, Any]]:
+        """The records of every variant asked for so far."""
+        try:
+            resp = self.ddb.query(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues=_ser({":pk": f"JOB#{job_id}", ":prefix": "VARIANT#"}),
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise StoreError("could not read the variants") from exc
+        return [_des(item) for item in resp.get("Items", [])]
+
+    def request_variant(self, job_id: str, name: str, now: str, stale_before: str) -> bool:
+        """Note a variant as being built; True when this caller should start the build (first ask, or a build
+        that has not finished since `stale_before`), False when one is under way or it is ready."""
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=_ser(
+                    {"pk": f"JOB#{job_id}", "sk": f"VARIANT#{name}", "name": name, "state": "building", "at": now}
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR (#st = :building AND #at < :stale)",
+                ExpressionAttributeNames={"#st": "state", "#at": "at"},
+                ExpressionAttributeValues=_ser({":building": "building", ":stale": stale_before}),
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not request the variant") from exc
+        return True
+
+    def record_variant(self, job_id: str, name: str, *, key: str, rows: int, size: int, now: str) -> bool:
+        """Mark a variant ready, if its job still exists and is not being purged; False otherwise."""
+        ready = {
+            "pk": f"JOB#{job_id}",
+            "sk": f"VARIANT#{name}",
+            "name": name,
+            "state": "ready",
+            "at": now,
+            "key": key,
+            "rows": rows,
+            "size": size,
+        }
+        try:
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": _job_key(job_id),
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(purging_at)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": _ser(ready)}},
+                ]
+            )
+        except ClientError as exc:
+            if _is_conditional(exc):
+                return False
+            raise StoreError("could not record the variant") from exc
+        return True
 
     def _ledger_put(
         self, account_id: str, ref: str, kind: str, amount: int, now: str, request_id: str | None = None
@@ -679,6 +802,49 @@ class JobStore:
                 return False
             raise StoreError("could not create the account") from exc
         return True
+
+    def _scan(self, filter_expression: str, values: dict[str, Any], names: dict[str, str] | None = None) -> list[Any]:
+        # Admin listings only (no request path scans): accounts and keys have no index of their own.
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeValues": _ser(values),
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        items: list[Any] = []
+        try:
+            for page in self.ddb.get_paginator("scan").paginate(**kwargs):
+                items += [_des(item) for item in page.get("Items", [])]
+        except ClientError as exc:
+            raise StoreError("could not list the table") from exc
+        return items
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        """Every account: id, name, balance, creation time."""
+        return [
+            {
+                "account_id": item["id"],
+                "name": item.get("name"),
+                "credits": item.get("credits"),
+                "created_at": item.get("account_created_at"),
+            }
+            for item in self._scan("sk = :sk AND begins_with(pk, :prefix)", {":sk": "ACCOUNT", ":prefix": "ACCOUNT#"})
+        ]
+
+    def list_keys(self, account_id: str) -> list[dict[str, Any]]:
+        """An account's keys by id (never the key or its hash), with creation and revocation times."""
+        items = self._scan(
+            "sk = :sk AND #owner = :account", {":sk": "KEYID", ":account": account_id}, {"#owner": "owner"}
+        )
+        return [
+            {
+                "key_id": str(item["pk"]).removeprefix("KEYID#"),
+                "created_at": item.get("key_created_at"),
+                "revoked_at": item.get("revoked_at"),
+            }
+            for item in items
+        ]
 
     def account_for_key(self, api_key: str) -> str | None:
         """The account id an API key belongs to, or None when it is unknown or revoked."""

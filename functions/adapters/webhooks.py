@@ -6,15 +6,15 @@ import json
 import time
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
+from functions.adapters.aws import type_deserializer, type_serializer
 from functions.errors import StoreError
 from functions.logic.webhooks import Attempt
 
-_SER = TypeSerializer()
-_DES = TypeDeserializer()
+_SER = type_serializer()
+_DES = type_deserializer()
 # Owner attribute is `owner`, not `account_id`: items with account_id + created_at would enter the jobs index.
 DELIVERY_FIELDS = (
     "id",

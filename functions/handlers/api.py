@@ -14,6 +14,7 @@ import email.policy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,16 +31,15 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from functions import frontdoor
+from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import FetchQueue, Finalizer
+from functions.adapters.messaging import FetchQueue, Finalizer, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
 from functions.errors import (
     BulkApiError,
-    ConflictError,
     InputError,
     MethodNotAllowedError,
     PayloadTooLargeError,
@@ -47,8 +47,8 @@ from functions.errors import (
     UnsupportedMediaTypeError,
 )
 from functions.handlers import contract
+from functions.logic import downloads, fetching, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
-from functions.logic import fetching, jobs
 from functions.models import (
     ID_MAX,
     CreditsResponse,
@@ -56,7 +56,9 @@ from functions.models import (
     HealthResponse,
     JobCreatedResponse,
     JobCreateRequest,
+    JobDeletedResponse,
     JobListResponse,
+    JobPreviewResponse,
     JobStatus,
     JobStatusResponse,
     WebhookCreatedResponse,
@@ -130,6 +132,7 @@ class Ports:
     store: JobStore
     blobs: BlobStore
     finalizer: Finalizer
+    variant_queue: WorkQueue
     fetches: FetchQueue
 
 
@@ -145,6 +148,7 @@ def ports() -> Ports:
             JobStore(settings.jobs_table),
             BlobStore(settings.bucket),
             Finalizer(settings.finalizer_arn),
+            WorkQueue(settings.variant_queue_url),
             FetchQueue(settings.fetch_queue_url),
         )
     return _ports
@@ -369,6 +373,41 @@ def console_page() -> Response[str]:
     )
 
 
+def _job_form() -> tuple[Upload, str, str | None]:
+    """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
+    settings = load(ApiSettings)
+    content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
+    body = _body_bytes()
+    if len(body) > settings.max_upload_bytes + 64 * 1024:
+        raise PayloadTooLargeError(
+            f"the request is larger than {settings.max_upload_bytes} bytes", max_bytes=settings.max_upload_bytes
+        )
+    upload = parse_multipart(content_type, body)
+    if upload.file is None:
+        raise InputError("the `file` field is missing", code="missing_file")
+    job_type = upload.fields.get("type", "")
+    if not job_type:
+        raise InputError("the `type` field is required", code="missing_type")
+    return upload, job_type, upload.fields.get("column") or None
+
+
+@app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
+def preview_job() -> Response[JobPreviewResponse]:
+    """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
+    settings = load(ApiSettings)
+    upload, job_type, column = _job_form()
+    answer = preview.preview(
+        account_id=_account(),
+        job_type=job_type,
+        body=upload.file or b"",
+        column=column,
+        max_rows=settings.max_rows_per_job,
+        max_bytes=settings.max_upload_bytes,
+        store=ports().store,
+    )
+    return _json(200, {"filename": upload.filename, **answer})
+
+
 @app.post(
     "/api/bulk-jobs",
     summary="Create a job: a CSV in a form, a presigned upload, or a URL",
@@ -384,22 +423,13 @@ def create_job(
 ) -> Response[JobCreatedResponse]:
     """Create an async job: from an uploaded CSV (multipart), or waiting for its file (JSON)."""
     settings = load(ApiSettings)
-    headers = app.current_event.headers
-    content_type = frontdoor.header(headers, "content-type") or ""
-    body = _body_bytes()
-    if len(body) > settings.max_upload_bytes + 64 * 1024:
-        raise PayloadTooLargeError(
-            f"the request is larger than {settings.max_upload_bytes} bytes", max_bytes=settings.max_upload_bytes
-        )
+    content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     if content_type.split(";")[0].strip().lower() == "application/json":
+        body = _body_bytes()
+        if len(body) > 64 * 1024:
+            raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
         return _create_without_file(body, idempotency_key, settings)
-    upload = parse_multipart(content_type, body)
-    if upload.file is None:
-        raise InputError("the `file` field is missing", code="missing_file")
-    job_type = upload.fields.get("type", "")
-    if not job_type:
-        raise InputError("the `type` field is required", code="missing_type")
-    column = upload.fields.get("column") or None
+    upload, job_type, column = _job_form()
 
     def create() -> dict[str, Any]:
         p = ports()
@@ -495,15 +525,23 @@ def get_job(
         if given:
             name = sorted(given)[0]
             raise InputError(f"`{name}` does not go with `id`", code="unknown_parameter", parameter=name)
-        job = jobs.get_job_for(ports().store, _account(), id)
-        return _json(200, jobs.status_view(job))
+        p, retention = ports(), load(ApiSettings).retention_days
+        job = jobs.get_job_for(p.store, _account(), id)
+        now = datetime.now(UTC)
+        present = downloads.result_present(job, p.blobs, now, retention)
+        view = jobs.status_view(job, now, retention_days=retention, result_present=present)
+        records = p.store.variants(job.id) if job.result_key else []
+        view["variants"] = downloads.variants_view(job, records, view["result_ready"])
+        return _json(200, view)
     page, next_key = ports().store.list_jobs(
         _account(),
         limit=limit,
         cursor=jobs.decode_cursor(cursor or "", _account()),
         status=status.value if status else None,
     )
-    return _json(200, {"jobs": [jobs.status_view(j) for j in page], "next_cursor": jobs.encode_cursor(next_key)})
+    retention = load(ApiSettings).retention_days
+    views = [jobs.status_view(j, retention_days=retention) for j in page]
+    return _json(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
 
 @app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
@@ -513,49 +551,87 @@ def credits() -> Response[CreditsResponse]:
     return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 
-@app.delete("/api/bulk-jobs", summary="Cancel a job", tags=["jobs"])
-def cancel_job(id: JobId) -> Response[JobStatusResponse]:
-    """Cancel a job; rows already processed are kept and downloadable."""
+@app.delete("/api/bulk-jobs", summary="Cancel a running job, or purge an ended one", tags=["jobs"])
+def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
+    """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
     p = ports()
-    job = jobs.cancel_job(p.store, p.finalizer, _account(), id)
-    return _json(200, jobs.status_view(job))
+    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), id)
+    if job is None:
+        return _json(200, {"id": id, "status": "deleted"})
+    return _json(200, jobs.status_view(job, retention_days=load(ApiSettings).retention_days))
 
 
 @app.get(
     "/api/bulk-jobs/download",
-    summary="Download the result CSV",
+    summary="Download the result, or a variant of it",
     tags=["jobs"],
     responses={
-        200: {"description": "the result CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
-        303: {"description": "a large result: follow `Location` (a short-lived S3 URL)"},
+        200: {
+            "description": "the result (CSV) or a variant (CSV, JSON Lines)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "with `Accept: application/json`: a short-lived link to the file",
+                        "properties": {"url": {"type": "string"}, "filename": {"type": "string"}},
+                        "required": ["url", "filename"],
+                    }
+                },
+            },
+        },
+        202: {"description": "the variant is being built: ask again after `Retry-After` seconds"},
+        303: {"description": "a large file: follow `Location` (a short-lived S3 URL)"},
     },
 )
-def download(id: JobId) -> Response[Any]:
-    """The result CSV: inline when small, else a redirect to a short-lived S3 URL."""
-    p = ports()
+def download(
+    id: JobId,
+    status: Annotated[
+        str | None,
+        Query(max_length=64, description="only rows with these statuses: comma-separated ok, invalid, error"),
+    ] = None,
+    format: Annotated[str | None, Query(max_length=16, description="csv (default) or jsonl")] = None,
+    delimiter: Annotated[
+        str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
+    ] = None,
+) -> Response[Any]:
+    """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
+    Retry-After while a variant is being built; 410 once the result has expired."""
+    p, settings = ports(), load(ApiSettings)
     job = jobs.get_job_for(p.store, _account(), id)
-    if not job.status.is_terminal or job.result_key is None:
-        raise ConflictError(
-            f"job {job.id} is {job.status.value}; the result is ready when it has ended",
-            code="job_not_finished",
-            status=job.status.value,
-        )
-    if job.status == JobStatus.FAILED and job.processed == 0:
-        raise ConflictError(
-            f"job {job.id} failed ({job.error}); it has no result", code="job_failed", status=job.status.value
-        )
-    filename = f"{job.id}.csv"
-    head = p.blobs.head(job.result_key) or {}
-    if int(head.get("ContentLength", 0)) > INLINE_DOWNLOAD_MAX:
-        url = p.blobs.presigned_get(job.result_key, load(ApiSettings).download_url_ttl_seconds, filename)
+    variant = variants.parse(job, status, format, delimiter)
+    # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
+    # key, nor read a cross-origin download): 200 {"url", "filename"}, whatever the size.
+    link_only = (frontdoor.header(app.current_event.headers, "accept") or "").startswith("application/json")
+    outcome = downloads.download(
+        job,
+        variant,
+        store=p.store,
+        blobs=p.blobs,
+        queue=p.variant_queue,
+        now=datetime.now(UTC),
+        retention_days=settings.retention_days,
+        inline_max=-1 if link_only else INLINE_DOWNLOAD_MAX,
+        url_ttl_seconds=settings.download_url_ttl_seconds,
+    )
+    if isinstance(outcome, downloads.Pending):
+        body = {"id": job.id, "variant": outcome.variant, "ready": False, "retry_after": outcome.retry_after}
+        return _json(202, body, {"Retry-After": str(outcome.retry_after)})
+    if outcome.url is not None and link_only:
+        return _json(200, {"url": outcome.url, "filename": outcome.filename})
+    if outcome.url is not None:
         return Response(
-            status_code=303, content_type="application/json", headers={"Location": url}, body=json.dumps({"url": url})
+            status_code=303,
+            content_type="application/json",
+            headers={"Location": outcome.url},
+            body=json.dumps({"url": outcome.url}),
         )
     return Response(
         status_code=200,
-        content_type="text/csv; charset=utf-8",
-        body=p.blobs.get(job.result_key),
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        content_type=outcome.content_type,
+        body=outcome.body,
+        headers={"Content-Disposition": outcome.disposition},
     )
 
 
@@ -625,7 +701,8 @@ def _authenticate(event: dict[str, Any]) -> dict[str, Any] | None:
     if path in frontdoor.PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS":
         return None
     try:
-        account_id = _key_check().account_for(event.get("headers"))
+        # API Gateway's authorizer checked the key already; the key check is for a request without its context.
+        account_id = auth.account_from_event(event) or _key_check().account_for(event.get("headers"))
     except BulkApiError as exc:
         return _proxy_error(exc)
     app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]

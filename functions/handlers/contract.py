@@ -31,12 +31,15 @@ REASONS = {
     400: "the request is not valid",
     401: "missing or unknown key",
     402: "the balance does not cover the request",
+    403: "deployed: the account has no usage plan key yet",
     404: "no such resource for this key",
     405: "the route does not take this method",
     409: "the resource is not in a state that allows this",
+    410: "the result is no longer kept; retrying will not bring it back",
     413: "the body is too large",
     415: "the body is not JSON",
     422: "the Idempotency-Key was used with another request",
+    429: "deployed: the account's rate or quota is used up; retry later",
     500: "our fault; the request id identifies it",
     503: "storage is unavailable for a moment; retry",
 }
@@ -44,8 +47,9 @@ REASONS = {
 ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/api/bulk-jobs"): (400, 404),
     ("post", "/api/bulk-jobs"): (400, 402, 409, 413, 422),
+    ("post", "/api/bulk-jobs/preview"): (400, 402, 413),
     ("delete", "/api/bulk-jobs"): (400, 404, 409),
-    ("get", "/api/bulk-jobs/download"): (400, 404, 409),
+    ("get", "/api/bulk-jobs/download"): (400, 404, 409, 410),
     ("get", "/api/credits"): (400,),
     ("get", "/api/webhooks"): (400,),
     ("post", "/api/webhooks"): (400, 415),
@@ -135,7 +139,7 @@ def _error_response(status: int) -> dict[str, Any]:
 
 
 def _errors_for(statuses: tuple[int, ...], public: bool) -> dict[str, Any]:
-    every = (405,) if public else (401, 405, 500, 503)
+    every = (405,) if public else (401, 403, 405, 429, 500, 503)
     return {str(status): _error_response(status) for status in sorted({*statuses, *every})}
 
 
@@ -183,25 +187,29 @@ def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[s
     }
 
 
+# The multipart form that creates (or previews) a job.
+FORM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["file", "type"],
+        "additionalProperties": False,
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
+            "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
+            "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
+        },
+    }
+}
 CREATE_FORM = {
     "required": True,
     "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file", "type"],
-                "additionalProperties": False,
-                "properties": {
-                    "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
-                    "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
-                    "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
-                },
-            }
-        },
+        "multipart/form-data": FORM,
         # The same route without the file: a presigned upload (`filename`) or a URL to fetch (`url`).
         "application/json": {"schema": _ref("JobCreateRequest")},
     },
 }
+# The preview takes the form only (a file to look at).
+PREVIEW_FORM = {"required": True, "content": {"multipart/form-data": FORM}}
 
 
 SSE_EVENT = {
@@ -257,6 +265,7 @@ def build(app: Any) -> dict[str, Any]:
         **create["responses"]["202"],
         "description": "a job waiting for its file: send it with the presigned form in `upload`",
     }
+    doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = PREVIEW_FORM
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import frontdoor
+from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
@@ -70,6 +70,9 @@ def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
 
 
 async def _account(request: Request, store: Any) -> str:
+    authorized = auth.account_from_headers(request.headers)  # API Gateway's authorizer, via the Web Adapter
+    if authorized is not None:
+        return authorized
     # The same key check as the REST function (functions/frontdoor.py); not remembered here, each stream asks.
     check = frontdoor.KeyCheck(store.account_for_key, ttl_seconds=0)
     account_id: str = await anyio.to_thread.run_sync(check.account_for, dict(request.headers))

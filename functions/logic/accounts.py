@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from functions.errors import InputError, NotFoundError
 from functions.logic.jobs import utcnow
@@ -17,6 +18,9 @@ class AccountStorePort(Protocol):
     def account_credits(self, account_id: str) -> int | None: ...
     def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None: ...
     def revoke_api_key(self, key_id: str, now: str) -> str | None: ...
+    def grant_credits(self, account_id: str, credits: int, now: str, request_id: str | None = None) -> None: ...
+    def list_accounts(self) -> list[dict[str, Any]]: ...
+    def list_keys(self, account_id: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,50 @@ def create_key(store: AccountStorePort, account_id: str, *, test_mode: bool = Fa
     return IssuedKey(key_id, account_id, key)
 
 
-def revoke_key(store: AccountStorePort, key_id: str) -> str:
-    """Revoke a key by id; it stops working at once (API instances forget cached keys within 30 s)."""
-    account = store.revoke_api_key(key_id, utcnow())
+@dataclass(frozen=True)
+class Revocation:
+    """A revoked key: when it was revoked, and by when no API instance accepts it any more."""
+
+    key_id: str
+    account_id: str
+    revoked_at: str
+    rejected_everywhere_by: str
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def revoke_key(store: AccountStorePort, key_id: str, *, key_cache_seconds: float) -> Revocation:
+    """Revoke a key by id. New API instances refuse it at once; a warm instance that checked it shortly before may
+    go on accepting it from its key cache for up to `key_cache_seconds` (ApiSettings.key_cache_seconds)."""
+    now = datetime.now(UTC)
+    account = store.revoke_api_key(key_id, _iso(now))
     if account is None:
         raise NotFoundError(f"no key {key_id}", code="key_not_found")
-    return account
+    return Revocation(key_id, account, _iso(now), _iso(now + timedelta(seconds=key_cache_seconds)))
+
+
+def _existing(store: AccountStorePort, account_id: str) -> None:
+    if store.account_credits(account_id) is None:
+        raise NotFoundError(f"no account {account_id}", code="account_not_found")
+
+
+def add_credits(store: AccountStorePort, account_id: str, credits: int) -> int:
+    """Grant credits to an account (a `grant` ledger entry in the same transaction); the balance after it."""
+    if credits <= 0:
+        raise InputError("credits to add must be a positive number", code="invalid_credits")
+    _existing(store, account_id)
+    store.grant_credits(account_id, credits, utcnow())
+    return store.account_credits(account_id) or 0
+
+
+def list_accounts(store: AccountStorePort) -> list[dict[str, Any]]:
+    """Every account: id, name, balance and when it was created, oldest first."""
+    return sorted(store.list_accounts(), key=lambda a: (str(a.get("created_at") or ""), str(a["account_id"])))
+
+
+def list_keys(store: AccountStorePort, account_id: str) -> list[dict[str, Any]]:
+    """An account's keys (ids only: the keys themselves are never stored), oldest first, revoked ones marked."""
+    _existing(store, account_id)
+    return sorted(store.list_keys(account_id), key=lambda k: (str(k.get("created_at") or ""), str(k["key_id"])))

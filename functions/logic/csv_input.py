@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import charset_normalizer
+
 from functions.errors import InputError
 
 SNIFF_BYTES = 64 * 1024
@@ -28,6 +30,12 @@ _PIECE_BYTES = 64 * 1024
 # A "line" this long without a line break is not a CSV row; stop before it eats the Lambda's memory.
 _MAX_LINE_CHARS = 1024 * 1024
 _UTF8_FALLBACK = "bulkapi-cp1252-fallback"
+# What spreadsheets export when not UTF-8: the Windows ANSI code pages, KOI8 and the East Asian ones. DOS and Mac
+# code pages are left out: they read a short Western file as well as cp1252 does and would win its ties.
+_LEGACY_ENCODINGS = (
+    "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "koi8_r", "koi8_u",
+    "cp932", "gb18030", "big5", "cp949", "euc_jp",
+)  # fmt: skip
 
 # Limits of one data row, so that every accepted file fits a work message and the job's recorded layout.
 # Columns: the header is kept on the job item (DynamoDB: 400 KB an item) and sent with every batch.
@@ -281,9 +289,23 @@ def _detect_encoding(head: bytes) -> str:
         # Not final: the head may stop in the middle of a multi-byte character, which is still valid UTF-8.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        # Legacy Excel on Windows writes the ANSI code page; cp1252 is what Western European customers send.
-        return "cp1252"
+        return _legacy_encoding(head)
     return "utf-8"
+
+
+def _legacy_encoding(head: bytes) -> str:
+    # Legacy Excel on Windows writes the ANSI code page of the user's language: cp1250 (Polish, Czech), cp1251
+    # (Cyrillic), cp1252 (Western Europe)... charset-normalizer tells them apart by which decoding reads as text.
+    # Short Western files often decode identically (or equally well) as cp1250 and cp1252; then cp1252, the most
+    # common, wins. No guess at all (binary data) also falls back to cp1252, and _reject_binary has the last word.
+    matches = charset_normalizer.from_bytes(head, cp_isolation=list(_LEGACY_ENCODINGS))
+    best = matches.best()
+    if best is None:
+        return "cp1252"
+    as_good = {m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
+    if "cp1252" in as_good | set(best.could_be_from_charset):
+        return "cp1252"
+    return codecs.lookup(best.encoding).name
 
 
 def _reject_binary(head: bytes, text: str) -> None:

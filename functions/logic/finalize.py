@@ -19,7 +19,7 @@ from functions.observability import logger
 class FinalStorePort(StatusPort, Protocol):
     """The jobs-table operations the finalizer needs."""
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int) -> Job: ...
+    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job: ...
     def settle_credits(self, job: Job, now: str) -> bool: ...
 
 
@@ -75,23 +75,25 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     n_added = len(columns) + len(results.TRAILER)
     width = max(len(header_source), job.max_width)
     if not job.max_width:  # the split did not finish (cancelled early): learn the widest row from the parts
-        width = max(width, _widest(blobs, job_id, done, n_added))
+        width = max(width, _widest(blobs, job, done, n_added))
     header = results.result_header(header_source, width, columns, job.type)
     writer = blobs.writer(key)
     try:
-        writer.write(results.header_bytes(header))
+        delimiter = job.delimiter or ","
+        writer.write(results.header_bytes(header, delimiter))
         if width <= len(header_source):
-            # Parts are written final (escaped, padded to the header): the result is their concatenation.
+            # Parts are written final (escaped, padded to the header, in the result's delimiter): the result is
+            # their concatenation.
             writer.append_objects(part_key(job_id, n) for n in done)
         else:
             parts = (blobs.stream(part_key(job_id, n)) for n in done)
-            for chunk in results.repadded(width, n_added, parts):
+            for chunk in results.repadded(width, n_added, parts, delimiter):
                 writer.write(chunk)
         writer.close()
     except Exception:
         writer.abort()
         raise
-    store.record_result(job_id, key, job.processed)
+    store.record_result(job_id, key, job.processed, utcnow())
     logger.info("result assembled", job_id=job_id, batches=len(done), rows=job.processed)
     return {"job_id": job_id, "result_key": key, "batches": len(done)}
 
@@ -110,13 +112,19 @@ def delete_parts(job_id: str, blobs: FinalBlobPort) -> None:
     logger.info("parts deleted", job_id=job_id, objects=deleted)
 
 
-def _widest(blobs: FinalBlobPort, job_id: str, done: list[int], n_added: int) -> int:
+def _widest(blobs: FinalBlobPort, job: Job, done: list[int], n_added: int) -> int:
     widest = 0
     for n in done:
-        text = b"".join(blobs.stream(part_key(job_id, n))).decode("utf-8")
-        for row in csv.reader(io.StringIO(text, newline="")):
+        text = b"".join(blobs.stream(part_key(job.id, n))).decode("utf-8")
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=job.delimiter or ","):
             widest = max(widest, len(row) - n_added)
     return widest
+
+
+def _deleted(job_id: str) -> dict[str, Any]:
+    # An ended, settled job may be purged by its owner while a retried task still runs: nothing is left to do.
+    logger.info("job deleted before its event", job_id=job_id)
+    return {"job_id": job_id, "status": "deleted", "credits_used": 0}
 
 
 def complete_job(
@@ -127,15 +135,20 @@ def complete_job(
 
     The refund comes first so that a client who sees `completed` also sees its final balance.
     """
-    job = _job(store, job_id)
+    job = store.get_job(job_id)
+    if job is None:
+        return _deleted(job_id)
     if store.settle_credits(job, utcnow()):
         logger.info("credits settled", job_id=job_id, used=job.credits_used, reserved=job.credits_reserved)
     # The update returns the job as it now is; a cancelled (or failed) job is not moved and is read instead.
-    job = store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow()) or _job(store, job_id)
-    publish(job, events, bucket)
+    current = store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow())
+    current = current or store.get_job(job_id)
+    if current is None:
+        return _deleted(job_id)
+    publish(current, events, bucket)
     if blobs is not None:
         delete_parts(job_id, blobs)
-    return {"job_id": job_id, "status": job.status.value, "credits_used": job.credits_used}
+    return {"job_id": job_id, "status": current.status.value, "credits_used": current.credits_used}
 
 
 def fail_job(
@@ -157,7 +170,9 @@ def fail_job(
         error=error,
         error_message=message,
     )
-    job = moved or _job(store, job_id)
+    job = moved or store.get_job(job_id)
+    if job is None:
+        return _deleted(job_id)
     store.settle_credits(job, utcnow())
     publish(job, events, bucket)
     if blobs is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -82,6 +83,29 @@ def check_type(job_type: str) -> str:
     return normalized
 
 
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An uploaded file that can become a job: its normalized type, how it is read, and its data rows."""
+
+    job_type: str
+    layout: csv_input.CsvLayout
+    total_rows: int
+
+
+def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: int, max_bytes: int) -> CheckedUpload:
+    """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count): creating a job
+    and previewing one share it, so a preview refuses exactly what creating would."""
+    job_type = check_type(job_type)
+    if len(body) > max_bytes:
+        raise PayloadTooLargeError(
+            f"the file is {len(body)} bytes; the limit through the API is {max_bytes} bytes", max_bytes=max_bytes
+        )
+    if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise InputError("the file is empty", code="empty_file")
+    layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
+    return CheckedUpload(job_type, layout, intake.count_rows(csv_input.iter_rows([body], layout), max_rows))
+
+
 def create_job(
     *,
     account_id: str,
@@ -96,26 +120,21 @@ def create_job(
     request_id: str | None = None,
 ) -> Job:
     """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
-    job_type = check_type(job_type)
-    if len(body) > max_bytes:
-        raise PayloadTooLargeError(
-            f"the file is {len(body)} bytes; the limit through the API is {max_bytes} bytes", max_bytes=max_bytes
-        )
-    if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
-        raise InputError("the file is empty", code="empty_file")
-    layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
-    total = intake.count_rows(csv_input.iter_rows([body], layout), max_rows)
+    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+    layout, total = checked.layout, checked.total_rows
     now = utcnow()
     job = Job(
         id=new_job_id(),
         account_id=account_id,
-        type=job_type,
+        type=checked.job_type,
         status=JobStatus.QUEUED,
         source_key="",
         filename=filename,
         column=column or None,
         created_at=now,
         total_rows=total,
+        delimiter=layout.delimiter,
+        encoding=layout.encoding,
         # Read once: the splitter uses this layout instead of sniffing the file again.
         layout=intake.layout_record(layout),
         header=list(layout.header),
@@ -173,10 +192,13 @@ def create_upload_job(
     return job, {"method": "POST", "url": url, "fields": fields, "expires_at": job.upload_expires_at}
 
 
-def get_job_for(store: JobStorePort, account_id: str, job_id: str) -> Job:
-    """The job if it belongs to this account; 404 otherwise (another account's job is indistinguishable)."""
+def get_job_for(store: StatusPort, account_id: str, job_id: str, *, include_purging: bool = False) -> Job:
+    """The job if it belongs to this account; 404 otherwise (another account's job is indistinguishable).
+
+    A job being purged is gone for every read but the DELETE that may have to finish its purge.
+    """
     job = store.get_job(job_id) if job_id.startswith("job_") else None
-    if job is None or job.account_id != account_id:
+    if job is None or job.account_id != account_id or (job.purging_at is not None and not include_purging):
         raise NotFoundError(f"no job {job_id}", code="job_not_found")
     return job
 
@@ -185,7 +207,7 @@ def get_job_for(store: JobStorePort, account_id: str, job_id: str) -> Job:
 CANCELLABLE = ("awaiting_upload", "queued", "processing")
 
 
-def cancel_job(store: JobStorePort, finalizer: FinalizerPort, account_id: str, job_id: str) -> Job:
+def cancel_job(store: StatusPort, finalizer: FinalizerPort, account_id: str, job_id: str) -> Job:
     """Cancel at once; the rows already processed stay, and the finalizer assembles them into the result."""
     job = get_job_for(store, account_id, job_id)
     if job.status == JobStatus.CANCELLED:
@@ -233,12 +255,37 @@ def decode_cursor(cursor: str, account_id: str) -> dict[str, Any] | None:
     return value
 
 
+def _parse(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
 def _seconds_between(start: str, end: datetime) -> float:
-    return (end - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return (end - _parse(start)).total_seconds()
 
 
-def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
-    """The status JSON a client sees."""
+def result_expires_at(job: Job, retention_days: int | None) -> str | None:
+    """When the result stops being downloadable: `retention_days` after it was written (None: no result yet).
+
+    The bucket's lifecycle rule deletes the object at the first midnight UTC after that, never before it, so the
+    API stops offering it from this moment on rather than leaving clients to find out from a missing object.
+    """
+    written = job.result_at or job.completed_at
+    if job.result_key is None or written is None or retention_days is None:
+        return None
+    expires = _parse(written) + timedelta(days=retention_days)
+    return expires.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def result_expired(job: Job, now: datetime, retention_days: int | None) -> bool:
+    """Whether the job's result is past its retention."""
+    expires = result_expires_at(job, retention_days)
+    return expires is not None and now >= _parse(expires)
+
+
+def status_view(
+    job: Job, now: datetime | None = None, *, retention_days: int | None = None, result_present: bool = True
+) -> dict[str, Any]:
+    """The status JSON a client sees; `result_present` is False when the result object was found missing."""
     now = now or datetime.now(UTC)
     total = job.total_rows
     percent = round(100.0 * job.processed / total, 1) if total else 0.0
@@ -267,7 +314,8 @@ def status_view(job: Job, now: datetime | None = None) -> dict[str, Any]:
         "created_at": job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
-        "result_ready": job.result_key is not None,
+        "result_ready": job.result_key is not None and result_present and not result_expired(job, now, retention_days),
+        "result_expires_at": result_expires_at(job, retention_days),
         "error": job.error,
         "error_message": job.error_message,
         "upload_expires_at": job.upload_expires_at,

@@ -70,7 +70,8 @@ def _commit(
     blobs: PartBlobPort,
     finalizer: FinalizerPort,
 ) -> bool:
-    body = results.part_rows(batch.rows, row_results, result_columns(job.type), len(batch.header))
+    # Written with the input's delimiter: the result reads like the customer's own file (`;` in much of Europe).
+    body = results.part_rows(batch.rows, row_results, result_columns(job.type), len(batch.header), job.delimiter or ",")
     blobs.put(part_key(batch.job_id, batch.batch), body)
     pending = store.commit_batch(batch.job_id, batch.batch, count(row_results))
     if pending is None:

@@ -10,14 +10,14 @@ from typing import Any
 from functions.models import RowResult
 
 # OWASP's CSV-injection advice: a leading apostrophe makes spreadsheets treat the cell as text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 TRAILER = ("status", "error")
 
 
 def escape_cell(value: str) -> str:
     """Neutralize a cell a spreadsheet would run as a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def cell(value: Any) -> str:
@@ -49,15 +49,21 @@ def result_header(input_header: Sequence[str], width: int, enrich_columns: Seque
 
 
 def part_rows(
-    rows: Sequence[Sequence[str]], results: Sequence[RowResult], enrich_columns: Sequence[str], width: int
+    rows: Sequence[Sequence[str]],
+    results: Sequence[RowResult],
+    enrich_columns: Sequence[str],
+    width: int,
+    delimiter: str = ",",
 ) -> bytes:
     """A part file: each input row padded to `width`, its enrichment cells, status and error; escaped, no header.
+
+    `delimiter` is the input file's: the result is written the way the customer's spreadsheet reads their file.
 
     Parts are written final, so assembling the result is a byte concatenation unless some row is wider
     than the header (see `assemble`).
     """
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
     for row, result in zip(rows, results, strict=True):
         original = [escape_cell(c) for c in row]
         if len(original) < width:
@@ -67,23 +73,23 @@ def part_rows(
     return buf.getvalue().encode("utf-8")
 
 
-def header_bytes(header: Sequence[str]) -> bytes:
+def header_bytes(header: Sequence[str], delimiter: str = ",") -> bytes:
     """The result's first line, with the UTF-8 BOM Excel needs to detect the encoding."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow([escape_cell(h) for h in header])
+    csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerow([escape_cell(h) for h in header])
     return (BOM + buf.getvalue()).encode("utf-8")
 
 
-def repadded(width: int, n_added: int, parts: Iterable[Iterable[bytes]]) -> Iterator[bytes]:
+def repadded(width: int, n_added: int, parts: Iterable[Iterable[bytes]], delimiter: str = ",") -> Iterator[bytes]:
     """Every part's rows with the input columns padded to `width` (some row was wider than the header), a part at a
-    time."""
+    time, in the parts' own `delimiter`."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
     for part in parts:
         buf.seek(0)
         buf.truncate()
         text = b"".join(part).decode("utf-8")
-        for row in csv.reader(io.StringIO(text, newline="")):
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
             original, added = row[: len(row) - n_added], row[len(row) - n_added :]
             original += [""] * (width - len(original))
             writer.writerow(original + added)
@@ -91,16 +97,21 @@ def repadded(width: int, n_added: int, parts: Iterable[Iterable[bytes]]) -> Iter
 
 
 def assemble(
-    header: Sequence[str], width: int, part_width: int, n_added: int, parts: Iterable[Iterable[bytes]]
+    header: Sequence[str],
+    width: int,
+    part_width: int,
+    n_added: int,
+    parts: Iterable[Iterable[bytes]],
+    delimiter: str = ",",
 ) -> Iterator[bytes]:
     """The result CSV in UTF-8 with BOM: header, then every part's rows in order.
 
     Parts whose rows were padded to `part_width` == `width` are copied as they are. When some row was wider
     than the header (`width` > `part_width`), every row is re-padded so all columns line up.
     """
-    yield header_bytes(header)
+    yield header_bytes(header, delimiter)
     if width <= part_width:
         for part in parts:
             yield from part
         return
-    yield from repadded(width, n_added, parts)
+    yield from repadded(width, n_added, parts, delimiter)

@@ -107,3 +107,22 @@ def test_errors_print_the_api_code_and_exit_by_class(
     # Then stderr names the API's code and message, stdout stays empty, and the exit code says the class
     assert run.returncode == code, (run.stdout, run.stderr)
     assert f"error {error}:" in run.stderr and run.stdout == ""
+
+
+def test_a_file_over_the_form_limit_goes_through_the_presigned_upload(server: Server, tmp_path: Path) -> None:
+    # Given a CSV just over the 4 MiB a form may carry
+    account = new_account(server, 200_000)
+    source = tmp_path / "big.csv"
+    source.write_bytes(email_csv(100_000))
+    assert source.stat().st_size > 4 * 1024 * 1024
+    out = tmp_path / "big.enriched.csv"
+    # When the CLI creates the job and waits for it
+    run = bulkapi(
+        server, account.key, "jobs", "create", str(source), "--type", "email", "--wait", "--download", str(out)
+    )
+    # Then the file went straight to storage (the job waited for its upload first), and every row came back
+    assert run.returncode == 0, run.stderr[-2000:]
+    final = json.loads(run.stdout.strip().splitlines()[-1])
+    assert final["status"] == "completed" and final["total_rows"] == 100_000 == final["processed"]
+    assert "awaiting_upload" in run.stderr or "created (? rows)" in run.stderr
+    assert len(parse_result(out.read_bytes())) == 100_000

@@ -166,6 +166,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_contract(s
             str(report),
             "--no-color",
         ],
+        cwd=tmp_path,  # schemathesis keeps a cache in its working directory
         capture_output=True,
         text=True,
         timeout=FUZZ_SECONDS + 60,

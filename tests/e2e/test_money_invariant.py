@@ -1,4 +1,4 @@
-"""Randomized: jobs, inline requests, cancels, disconnects and parallel requests against one small balance.
+"""Randomized: jobs, inline requests, cancels and purges, disconnects and parallel requests against one balance.
 
 After every step: the balance is never below zero, equals the sum of the account's ledger entries, and no `ok`
 result was ever sent unpaid. At the end every job's result agrees with what it was charged. The seed is printed
@@ -30,10 +30,11 @@ START = 150
 
 @dataclass
 class Books:
-    """What the client saw: ok results per request id, and jobs created."""
+    """What the client saw: ok results per request id, jobs created, and jobs purged (with what they had used)."""
 
     inline_ok: dict[str, int] = field(default_factory=dict)
     jobs: list[str] = field(default_factory=list)
+    purged: dict[str, int | None] = field(default_factory=dict)
 
 
 def addresses(rng: random.Random, n: int) -> list[str]:
@@ -125,11 +126,17 @@ def job(server: Server, account: Account, rng: random.Random, books: Books) -> N
 
 
 def cancel(server: Server, account: Account, rng: random.Random, books: Books) -> None:
+    """DELETE cancels a running job and purges an ended one (whose ledger entries stay)."""
     if books.jobs:
-        resp = account_session(account).delete(
-            f"{server.base_url}/api/bulk-jobs", params={"id": rng.choice(books.jobs)}, timeout=30
-        )
+        session, job_id = account_session(account), rng.choice(books.jobs)
+        before = session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30).json()
+        resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
         assert resp.status_code in (200, 409), resp.text
+        if resp.json()["status"] == "deleted":
+            books.jobs.remove(job_id)
+            # Counters stop moving when a job ends: what an ended job had used is what it was charged.
+            ended = before["status"] in ("completed", "failed", "cancelled")
+            books.purged[job_id] = before["credits_used"] if ended else None
 
 
 def account_session(account: Account) -> requests.Session:
@@ -186,3 +193,9 @@ def test_the_balance_always_equals_the_ledger_and_no_ok_result_is_unpaid(server:
             oks = sum(row["status"] == "ok" for row in parse_result(result.content))
             assert oks == final["credits_used"] == final["succeeded"]
         check(account, books)
+    # And a purged job's ledger entries are all still there: it was charged exactly what it had used
+    for job_id, used in books.purged.items():
+        entries = [e for e in account.entries() if e["job_id"] == job_id]
+        assert "reserve" in {e["kind"] for e in entries}, job_id
+        if used is not None:
+            assert -sum(int(e["amount"]) for e in entries) == used, (job_id, entries)

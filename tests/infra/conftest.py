@@ -12,7 +12,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.config import StackConfig
-from infra.stack import STACK_NAME, BulkApiStack, build_app
+from infra.stack import BulkApiStack, build_app, the_stack
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
@@ -52,14 +52,13 @@ class Synth:
 def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
     """Synthesize with cdk-nag; a validation failure is recorded, not raised, so the other tests still run."""
     app = build_app({**SKIP_BUNDLING, **(context or {})}, outdir=str(outdir), nag=True)
-    stack = app.node.find_child(STACK_NAME)
-    assert isinstance(stack, BulkApiStack)
+    stack = the_stack(app)
     error = None
     try:
         app.synth()
     except RuntimeError as exc:  # jsii surfaces CDK's ValidationFailed as RuntimeError
         error = str(exc)
-    template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
+    template = json.loads((outdir / f"{stack.artifact_id}.template.json").read_text())
     return Synth(stack=stack, outdir=outdir, template=template, validation_error=error)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from functions.logic.authorizer import PUBLIC_ROUTES
 from infra.api import STREAMING_ROUTES
 from tests.infra.conftest import Synth, synthesize
 
@@ -16,12 +18,15 @@ def test_every_other_route_is_proxied_to_the_api_function(synth: Synth, template
     api_fn = synth.logical_id(synth.stack.api.function)
     template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "{proxy+}"})
     methods = template.find_resources("AWS::ApiGateway::Method")
-    # ANY on / and on /{proxy+}, buffered; the only other methods are the streamed POSTs (tests/infra/test_streaming.py)
+    # ANY on / and on /{proxy+}, buffered; the others are the streamed POSTs (tests/infra/test_streaming.py) and the
+    # public GETs (tests/infra/test_auth.py)
     anys = [m["Properties"] for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
     assert len(anys) == 2
-    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"ANY", "POST"}
+    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"ANY", "POST", "GET"}
+    key_authorizer = {"Ref": synth.logical_id(synth.stack.authorizer.key_authorizer)}
     for props in anys:
-        assert props["AuthorizationType"] == "NONE"
+        assert props["AuthorizationType"] == "CUSTOM" and props["AuthorizerId"] == key_authorizer
+        assert props["ApiKeyRequired"] is True
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert "ResponseTransferMode" not in props["Integration"]
         assert api_fn in str(props["Integration"]["Uri"])
@@ -77,10 +82,24 @@ def test_cors_preflight_only_when_origins_are_configured(synth: Synth, cors_synt
 
     assert options(synth) == []
     preflights = options(cors_synth)
-    # On / and /{proxy+}, and on each explicit resource of the streamed routes (/api, /api/agent and the six paths)
-    assert len(preflights) == 2 + 2 + len(STREAMING_ROUTES)
+    # On / and /{proxy+}, and on each explicit resource of the streamed and public routes (/api, /api/agent, the
+    # six streamed paths, the three public ones)
+    assert len(preflights) == 2 + 2 + len(STREAMING_ROUTES) + len(PUBLIC_ROUTES)
+    # Preflights carry no credentials: no authorizer, no API key
+    assert all(p["AuthorizationType"] == "NONE" and p["ApiKeyRequired"] is False for p in preflights)
     for preflight in preflights:
         headers = preflight["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
         assert "https://app.example.com" in headers["method.response.header.Access-Control-Allow-Origin"]
     # And the preflight methods' acknowledgements keep cdk-nag clean
     assert cors_synth.validation_error is None, cors_synth.validation_error
+
+
+def test_the_stack_does_not_own_the_account_wide_api_gateway_setting(synth: Synth) -> None:
+    # AWS::ApiGateway::Account is one per account and region: a stack owning it overwrites it on deploy and leaves
+    # it pointing at a deleted role on destroy. The role is set once outside the stack (README).
+    assert synth.resources("AWS::ApiGateway::Account") == {}
+    assert not [
+        lid
+        for lid, role in synth.resources("AWS::IAM::Role").items()
+        if "apigateway.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    ]

@@ -27,3 +27,10 @@ def test_limits_that_would_break_the_pipeline_are_refused() -> None:
         StackConfig(max_receive_count=2)
     with pytest.raises(ValidationError):
         StackConfig(worker_batch_size=11)
+
+
+def test_alarm_email_must_be_an_address_and_empty_means_none() -> None:
+    assert StackConfig.model_validate({"alarm_email": ""}).alarm_email is None
+    assert StackConfig.model_validate({"alarm_email": "ops@example.com"}).alarm_email == "ops@example.com"
+    with pytest.raises(ValidationError):
+        StackConfig.model_validate({"alarm_email": "ops"})

@@ -56,3 +56,56 @@ def test_every_task_failure_is_caught_by_mark_failed_which_ends_in_a_fail_state(
     assert any("States.ALL" in r["ErrorEquals"] for r in mark_failed["Retry"])
     assert states[mark_failed["Next"]]["Type"] == "Fail"
     assert definition["StartAt"] == "Assemble" and states["Complete"]["Next"] == "Done"
+
+
+def _task_worst_case(state: dict[str, Any]) -> float:
+    """One task's longest time: every attempt of every retrier runs to the task's timeout, plus the waits."""
+    timeout = state["TimeoutSeconds"]
+    attempts, waits = 1, 0.0
+    for retrier in state.get("Retry", []):
+        n = retrier.get("MaxAttempts", 3)
+        attempts += n
+        interval, rate = retrier.get("IntervalSeconds", 1), retrier.get("BackoffRate", 2.0)
+        waits += sum(min(interval * rate**i, retrier.get("MaxDelaySeconds", float("inf"))) for i in range(n))
+    return float(attempts * timeout + waits)
+
+
+def _paths(states: dict[str, Any], name: str, seen: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every path from `name` to an end state, following Next and Catch edges."""
+    if name in seen:
+        raise AssertionError(f"loop through {name}")
+    state = states[name]
+    following = [state["Next"]] if "Next" in state else []
+    following += [c["Next"] for c in state.get("Catch", [])]
+    if not following:
+        return [(*seen, name)]
+    return [p for nxt in dict.fromkeys(following) for p in _paths(states, nxt, (*seen, name))]
+
+
+def test_every_task_has_a_timeout_and_the_worst_path_fits_in_the_machine_timeout(synth: Synth) -> None:
+    definition = _definition(synth)
+    states = definition["States"]
+    machine_timeout = definition["TimeoutSeconds"]
+    tasks = {name for name, s in states.items() if s["Type"] == "Task"}
+    # Every task has a timeout of its own (a task without one may wait for the whole machine timeout)
+    assert tasks and all(isinstance(states[t].get("TimeoutSeconds"), int) for t in tasks)
+    # Every path (success and catch edges), every task retried to its last attempt, ends before the machine times out
+    paths = _paths(states, definition["StartAt"])
+    assert any("MarkFailed" in p for p in paths)
+    worst = max(sum(_task_worst_case(states[s]) for s in p if s in tasks) for p in paths)
+    assert worst < machine_timeout
+    # And the path that ends with MarkFailed includes MarkFailed's own retries: it gets its time
+    through_mark_failed = [p for p in paths if p[-2:] == ("MarkFailed", "JobFailed")]
+    assert through_mark_failed and all(
+        sum(_task_worst_case(states[s]) for s in p if s in tasks) < machine_timeout for p in through_mark_failed
+    )
+
+
+def test_assemble_outlasts_the_function_so_retries_never_overlap_a_running_attempt(synth: Synth) -> None:
+    fn = synth.template["Resources"][synth.logical_id(synth.stack.finalizer.function)]["Properties"]
+    assert _definition(synth)["States"]["Assemble"]["TimeoutSeconds"] > fn["Timeout"]
+
+
+def test_state_machine_logs_go_to_a_vended_logs_group_named_after_the_stack(synth: Synth) -> None:
+    group = synth.template["Resources"][synth.logical_id(synth.stack.finalizer.log_group)]["Properties"]
+    assert group["LogGroupName"] == f"/aws/vendedlogs/states/{synth.stack.stack_name}-finalizer"

@@ -10,9 +10,15 @@ from aws_cdk import DockerImage
 
 from functions.settings import env_names
 from infra import layer as layer_module
-from infra.functions import HANDLER_SETTINGS, METRICS_NAMESPACE, function_environment, runtime_environment
+from infra.functions import (
+    HANDLER_SETTINGS,
+    METRICS_NAMESPACE,
+    function_environment,
+    runtime_environment,
+    tracing_environment,
+)
 from infra.streaming import START_COMMAND, WEB_ADAPTER_ENVIRONMENT
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, synthesize
 
 HANDLER_PREFIX = "functions.handlers."
 # Functions whose Lambda handler is a start script, by the settings model they read.
@@ -48,7 +54,7 @@ def test_every_function_environment_is_exactly_its_settings_model(synth: Synth) 
         env = props["Environment"]["Variables"]
         names = env_names(model)
         required = {names[f] for f, info in model.model_fields.items() if info.is_required()}
-        runtime = RUNTIME_ENV.get(key, {})
+        runtime = {**RUNTIME_ENV.get(key, {}), **tracing_environment(synth.config.tracing)}
         # Then every required setting has a value, the runtime's variables are exact, and nothing else is set
         assert required <= set(env), (lid, required - set(env))
         assert set(env) <= set(names.values()) | {"POWERTOOLS_METRICS_NAMESPACE"} | set(runtime), lid
@@ -68,7 +74,8 @@ def test_functions_share_the_factory_defaults_and_the_layer(synth: Synth) -> Non
     layer_id = synth.logical_id(synth.stack.node.find_child("Dependencies").node.find_child("Layer"))
     for lid, (_, props) in _project_functions(synth).items():
         assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"], lid
-        assert props["TracingConfig"] == {"Mode": "Active"}, lid
+        # X-Ray only when bulkapi:tracing is on (test_tracing_switch_turns_x_ray_on_everywhere)
+        assert props.get("TracingConfig") == ({"Mode": "Active"} if synth.config.tracing else None), lid
         assert props["LoggingConfig"]["LogFormat"] == "JSON", lid
         # The dependency layer first; the stream function adds the Lambda Web Adapter (tests/infra/test_streaming.py)
         assert props["Layers"][0] == {"Ref": layer_id}, lid
@@ -125,3 +132,20 @@ def test_local_bundling_copies_a_cached_build_without_pip(tmp_path: Path, monkey
     # Then it bundled locally, in Lambda's layer layout
     assert bundled is True
     assert (out / "python" / "example" / "__init__.py").read_text() == "VALUE = 1\n"
+
+
+def test_tracing_switch_turns_x_ray_on_everywhere(tmp_path: Path) -> None:
+    # Given -c bulkapi:tracing=true
+    traced = synthesize(tmp_path, {"bulkapi:tracing": "true"})
+    for lid, (_, props) in _project_functions(traced).items():
+        # Then every function traces actively and Powertools' Tracer is not switched off
+        assert props["TracingConfig"] == {"Mode": "Active"}, lid
+        assert "POWERTOOLS_TRACE_DISABLED" not in props["Environment"]["Variables"], lid
+    # And the X-Ray permissions this needs are acknowledged, so cdk-nag stays clean
+    assert traced.validation_error is None, traced.validation_error
+
+
+def test_without_tracing_powertools_tracer_is_switched_off(synth: Synth) -> None:
+    assert synth.config.tracing is False
+    for lid, (_, props) in _project_functions(synth).items():
+        assert props["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true", lid

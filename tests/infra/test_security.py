@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aws_cdk import CfnResource, Validations
 from cfnlint.api import lint_file
 from constructs import IConstruct
 
-from tests.infra.conftest import Synth
+import infra.nag
+from tests.infra.conftest import Synth, synthesize
 
 
 def _statements(synth: Synth, function_construct: Any) -> list[dict[str, Any]]:
@@ -64,13 +68,12 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
     cache = {"Fn::GetAtt": [synth.logical_id(synth.stack.enrichment.cache), "Arn"]}
     secret = {"Ref": synth.logical_id(synth.stack.enrichment.secret)}
 
-    # Then it writes its own logs and traces, reads items (key, balance) and updates them (the charge) on the table
+    # Then it writes its own logs (no X-Ray without bulkapi:tracing), reads items (key, balance) and updates
+    # them (the charge) on the table
     granted = {(action, json.dumps(s["Resource"], sort_keys=True)) for s in statements for action in _actions(s)}
     assert granted == {
         ("logs:CreateLogStream", json.dumps({"Fn::GetAtt": [log_group, "Arn"]}, sort_keys=True)),
         ("logs:PutLogEvents", json.dumps({"Fn::GetAtt": [log_group, "Arn"]}, sort_keys=True)),
-        ("xray:PutTraceSegments", '"*"'),
-        ("xray:PutTelemetryRecords", '"*"'),
         ("dynamodb:GetItem", json.dumps(table, sort_keys=True)),
         ("dynamodb:UpdateItem", json.dumps(table, sort_keys=True)),
         ("dynamodb:PutItem", json.dumps(table, sort_keys=True)),
@@ -84,9 +87,18 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 
 
+LIST = "s3:ListBucketVersions"
+PURGE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+
+
 def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
     expected = {
-        synth.stack.api.function: {"uploads/": {"s3:PutObject"}, "results/": {"s3:GetObject"}},
+        synth.stack.api.function: {
+            "uploads/": {"s3:PutObject", *PURGE, LIST},
+            "results/": {"s3:GetObject", *PURGE, LIST},
+            "parts/": {*PURGE, LIST},
+            "drop/": {*PURGE, LIST},
+        },
         synth.stack.pipeline.splitter: {
             "uploads/": {"s3:GetObject"},
             "drop/": {"s3:GetObject", "s3:DeleteObject"},
@@ -102,6 +114,9 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         synth.stack.webhooks.function: {},
         synth.stack.streaming.function: {},
         synth.stack.sweeper.function: {},
+        synth.stack.downloads.function: {
+            "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", *PURGE, LIST},
+        },
     }
     for fn, prefixes in expected.items():
         granted: dict[str, set[str]] = {}
@@ -109,8 +124,8 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
             s3_actions = {a for a in _actions(statement) if a.startswith("s3:")}
             if s3_actions and "Condition" in statement:
                 # A bucket-level action (listing) is held to a prefix by its condition.
-                [prefix] = statement["Condition"]["StringLike"]["s3:prefix"]
-                granted.setdefault(prefix.rstrip("*"), set()).update(s3_actions)
+                for prefix in statement["Condition"]["StringLike"]["s3:prefix"]:
+                    granted.setdefault(prefix.rstrip("*"), set()).update(s3_actions)
             elif s3_actions and isinstance(statement["Resource"], dict) and "Fn::GetAtt" in statement["Resource"]:
                 # A bucket-level action on the bucket itself (its configuration): no objects.
                 granted.setdefault("(bucket)", set()).update(s3_actions)
@@ -118,6 +133,27 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
                 prefix = statement["Resource"]["Fn::Join"][1][1].strip("/*") + "/"
                 granted.setdefault(prefix, set()).update(s3_actions)
         assert granted == prefixes, fn.node.path
+
+
+def test_only_functions_that_delete_list_object_versions_and_only_under_their_prefixes(synth: Synth) -> None:
+    # Given every function's ListBucketVersions statements (a bucket-level action, held to prefixes by a condition)
+    listing = {
+        fn.node.path: statement
+        for fn in synth.stack.functions.built.values()
+        for statement in _statements(synth, fn)
+        if LIST in _actions(statement)
+    }
+    # Then only the api (a purge), the variants function (a variant of a purged job) and the finalizer (the part
+    # files of an ended job) list versions, each only under the prefixes it deletes from
+    api, builder = synth.stack.api.function.node.path, synth.stack.downloads.function.node.path
+    finalizer = synth.stack.finalizer.function.node.path
+    assert all(_actions(statement) == [LIST] for statement in listing.values())
+    prefixes = {path: sorted(s["Condition"]["StringLike"]["s3:prefix"]) for path, s in listing.items()}
+    assert prefixes == {
+        api: ["drop/*", "parts/*", "results/*", "uploads/*"],
+        builder: ["results/*"],
+        finalizer: ["parts/*"],
+    }
 
 
 def test_no_policy_grants_wildcard_actions(synth: Synth) -> None:
@@ -167,6 +203,37 @@ def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
     assert not errors, "\n".join(errors)
 
 
+class _IgnoringAcknowledgements:
+    """Stands in for aws_cdk.Validations inside infra.nag: plugins are added, acknowledgements are dropped."""
+
+    @staticmethod
+    def of(scope: IConstruct) -> Any:
+        real = Validations.of(scope)
+        return SimpleNamespace(acknowledge=lambda *_: None, add_plugins=real.add_plugins)
+
+
+def test_every_acknowledgement_silences_a_finding_that_exists(
+    synth: Synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given what the stack acknowledges: (resource path, rule with its finding); CDK keys them "Annotation::<rule>"
+    acknowledged = {
+        (construct.node.path, rule.removeprefix("Annotation::"))
+        for construct, rules in _acknowledgements(synth.stack.node.root)
+        for rule in rules
+    }
+    # When the same stack is synthesized with every acknowledgement dropped
+    monkeypatch.setattr(infra.nag, "Validations", _IgnoringAcknowledgements)
+    bare = synthesize(tmp_path)
+    findings = {
+        (c["constructPath"], v["ruleName"])
+        for plugin in (bare.report or {}).get("pluginReports", [])
+        for v in plugin["violations"]
+        for c in v["violatingConstructs"]
+    }
+    # Then each acknowledgement corresponds to a real finding: none is stale
+    assert acknowledged and acknowledged <= findings, sorted(acknowledged - findings)
+
+
 def test_fetcher_writes_only_uploads_and_queues_no_work(synth: Synth) -> None:
     # Given the fetcher's IAM statements (the one function that downloads what a customer names)
     fn = synth.stack.fetch.function
@@ -188,5 +255,8 @@ def test_fetcher_writes_only_uploads_and_queues_no_work(synth: Synth) -> None:
 def test_api_may_queue_fetches_but_not_work(synth: Synth) -> None:
     statements = _statements(synth, synth.stack.api.function)
     sends = [s for s in statements if "sqs:SendMessage" in _actions(s)]
-    fetch_queue = json.dumps({"Fn::GetAtt": [synth.logical_id(synth.stack.fetch.queue), "Arn"]})
-    assert [_resources(s) for s in sends] == [fetch_queue]
+    queues = {
+        json.dumps({"Fn::GetAtt": [synth.logical_id(queue), "Arn"]})
+        for queue in (synth.stack.fetch.queue, synth.stack.downloads.queue)
+    }
+    assert {_resources(s) for s in sends} == queues

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match, Template
 
 from infra.storage import RESULTS_PREFIX, STAGING_PREFIXES
@@ -40,7 +42,7 @@ def test_every_bucket_is_private_encrypted_and_tls_only(synth: Synth, template: 
                         },
                     }
                 ),
-                "DeletionPolicy": "Retain",
+                "DeletionPolicy": "RetainExceptOnCreate",
             },
         )
         template.has_resource_properties(
@@ -108,6 +110,39 @@ def test_jobs_table_is_on_demand_with_pitr_ttl_and_deletion_protection(synth: Sy
                     ],
                 }
             ),
-            "DeletionPolicy": "Retain",
+            "DeletionPolicy": "RetainExceptOnCreate",
         },
     )
+
+
+def test_what_outlives_the_stack_is_not_left_behind_by_a_failed_first_deploy(synth: Synth) -> None:
+    # Given the resources that hold data or audit logs
+    kept = {
+        synth.logical_id(synth.stack.storage.bucket),
+        synth.logical_id(synth.stack.storage.access_logs),
+        synth.logical_id(synth.stack.storage.table),
+        synth.logical_id(synth.stack.api.access_logs),
+    }
+    resources = synth.template["Resources"]
+    # Then they survive an update that replaces them and a stack deletion, but not a rolled-back create
+    for lid in kept:
+        assert resources[lid]["DeletionPolicy"] == "RetainExceptOnCreate", lid
+        assert resources[lid]["UpdateReplacePolicy"] == "Retain", lid
+
+
+def test_nothing_is_retained_unconditionally(synth: Synth) -> None:
+    # A rolled-back first deploy deletes what it created: no resource keeps plain Retain.
+    plain = [lid for lid, r in synth.template["Resources"].items() if r.get("DeletionPolicy") == "Retain"]
+    assert plain == []
+
+
+def test_the_data_bucket_lets_the_console_page_post_a_presigned_upload_and_nothing_else(synth: Synth) -> None:
+    # Given the data bucket (the one that logs to the access-log bucket) and its CORS rules
+    data = next(
+        b for b in synth.resources("AWS::S3::Bucket").values() if "LoggingConfiguration" in b.get("Properties", {})
+    )
+    rules = data["Properties"]["CorsConfiguration"]["CorsRules"]
+    # Then a browser may POST (the presigned upload) from the API's own origin, and no other method is allowed
+    assert [rule["AllowedMethods"] for rule in rules] == [["POST"]]
+    origins = json.dumps(rules[0]["AllowedOrigins"])
+    assert "execute-api" in origins and '"*"' not in origins

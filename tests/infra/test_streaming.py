@@ -17,16 +17,9 @@ import requests
 
 from functions.handlers import stream
 from infra.api import STREAMING_ROUTES
-from infra.functions import METRICS_NAMESPACE
-from infra.streaming import (
-    APP_PORT,
-    READINESS_PATH,
-    START_COMMAND,
-    WEB_ADAPTER_ACCOUNT,
-    WEB_ADAPTER_ENVIRONMENT,
-    WEB_ADAPTER_LAYER,
-    WEB_ADAPTER_VERSION,
-)
+from infra.functions import METRICS_NAMESPACE, tracing_environment
+from infra.streaming import APP_PORT, READINESS_PATH, START_COMMAND, WEB_ADAPTER_ENVIRONMENT
+from infra.web_adapter import WEB_ADAPTER_ACCOUNT, WEB_ADAPTER_LAYER, WEB_ADAPTER_VERSION
 from tests.helpers import wait_for
 from tests.infra.conftest import Synth
 
@@ -71,7 +64,9 @@ def test_each_streamed_route_is_a_post_streaming_from_the_stream_function(synth:
     assert set(methods) == set(STREAMING_ROUTES)
     for path, props in methods.items():
         integration = props["Integration"]
-        assert props["AuthorizationType"] == "NONE", path  # the app checks the Bearer key itself
+        # The key authorizer decides (the app reads its account from the Web Adapter's request context header)
+        assert props["AuthorizationType"] == "CUSTOM", path
+        assert props["AuthorizerId"] == {"Ref": synth.logical_id(synth.stack.authorizer.key_authorizer)}, path
         assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST", path
         assert integration["ResponseTransferMode"] == "STREAM", path
         # InvokeWithResponseStream: the 2021-11-15 API and the response-streaming-invocations action
@@ -125,23 +120,14 @@ def test_stream_function_runs_the_app_behind_the_web_adapter(synth: Synth) -> No
         "AWS_LWA_INVOKE_MODE": "response_stream",
         "AWS_LWA_PORT": str(APP_PORT),
         "AWS_LWA_READINESS_CHECK_PATH": "/api/health",
+        **tracing_environment(synth.config.tracing),
     }
     assert WEB_ADAPTER_ENVIRONMENT["AWS_LWA_READINESS_CHECK_PATH"] == READINESS_PATH
     # The dependency layer (starlette, uvicorn), then the adapter for arm64, pinned, in the stack's region
     dependencies = synth.logical_id(synth.stack.node.find_child("Dependencies").node.find_child("Layer"))
     assert fn["Layers"][0] == {"Ref": dependencies}
-    assert fn["Layers"][1] == {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":lambda:",
-                {"Ref": "AWS::Region"},
-                f":{WEB_ADAPTER_ACCOUNT}:layer:{WEB_ADAPTER_LAYER}:{WEB_ADAPTER_VERSION}",
-            ],
-        ]
-    }
+    # (region-agnostic here: looked up by region at deploy time, tests/infra/test_web_adapter.py)
+    assert fn["Layers"][1] == {"Fn::FindInMap": ["WebAdapterLayerByRegion", {"Ref": "AWS::Region"}, "arn"]}
     assert (WEB_ADAPTER_ACCOUNT, WEB_ADAPTER_LAYER) == ("753240598075", "LambdaAdapterLayerArm64")
     assert isinstance(WEB_ADAPTER_VERSION, int)
 

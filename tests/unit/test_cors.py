@@ -25,6 +25,7 @@ def origins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "BULKAPI_JOBS_TABLE": "jobs",
         "BULKAPI_BUCKET": "bucket",
         "BULKAPI_FINALIZER_ARN": "arn:aws:states:us-east-1:000000000000:stateMachine:f",
+        "BULKAPI_VARIANT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/variants",
         "BULKAPI_FETCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/fetch",
         "BULKAPI_CORS_ORIGINS": f"{APP}/, https://admin.example.com",
     }.items():

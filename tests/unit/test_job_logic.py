@@ -20,7 +20,9 @@ class FakeStore(JobsInMemory):
     def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None:
         needed = job.total_rows or 0
         if self.credits < needed:
-            raise InsufficientCreditsError("short", required=needed, balance=self.credits)
+            raise InsufficientCreditsError(
+                f"this job needs {needed} credits, the balance is {self.credits}", required=needed, balance=self.credits
+            )
         self.credits -= needed
         job.credits_reserved = needed
         self.jobs[job.id] = job.model_copy()

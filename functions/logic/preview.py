@@ -1,0 +1,77 @@
+"""Preview of a job: what creating it would detect, count and charge, and its first rows enriched; nothing stored."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from functions.enrich import enrich_values, result_columns
+from functions.errors import InsufficientCreditsError
+from functions.logic import csv_input, variants
+from functions.logic.jobs import check_upload
+from functions.models import RowResult
+
+SAMPLE_ROWS = 10
+
+Enrich = Callable[[str, Sequence[str]], list[RowResult]]
+
+
+class BalancePort(Protocol):
+    """Reads an account's balance."""
+
+    def account_credits(self, account_id: str) -> int | None: ...
+
+
+def preview(
+    *,
+    account_id: str,
+    job_type: str,
+    body: bytes,
+    column: str | None,
+    max_rows: int,
+    max_bytes: int,
+    store: BalancePort,
+    enrich: Enrich = enrich_values,
+) -> dict[str, Any]:
+    """What `POST /api/bulk-jobs` would do with this form, without doing it.
+
+    The checks are creation's own (`check_upload`), and the balance is compared as the reservation would compare
+    it, so every refusal is the one creating the job would give (402 included). The sample rows are enriched with
+    the offline sources only: previewing asks no provider (DNS, RDAP, websites, Have I Been Pwned) and costs nothing.
+    """
+    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+    layout, total = checked.layout, checked.total_rows
+    balance = store.account_credits(account_id) or 0
+    if balance < total:
+        raise InsufficientCreditsError(
+            f"this job needs {total} credits, the balance is {balance}", required=total, balance=balance
+        )
+    sample = list(itertools.islice(csv_input.iter_rows([body], layout), SAMPLE_ROWS))
+    values = [row[layout.column_index] if layout.column_index < len(row) else "" for row in sample]
+    outcomes = enrich(checked.job_type, values)
+    columns = result_columns(checked.job_type)
+    return {
+        "type": checked.job_type,
+        "detected": {
+            "encoding": layout.encoding,
+            "delimiter": variants.delimiter_name(layout.delimiter),
+            "has_header": layout.has_header,
+            "column": layout.column,
+            "column_index": layout.column_index,
+        },
+        "columns": list(layout.header),
+        "total_rows": total,
+        "credits_required": total,
+        "balance": balance,
+        "rows": [
+            {
+                "cells": row,
+                "value": value,
+                "status": outcome.status,
+                "error": outcome.error,
+                "enrichment": {name: outcome.data.get(name) for name in columns},
+            }
+            for row, value, outcome in zip(sample, values, outcomes, strict=True)
+        ],
+    }

@@ -1,0 +1,235 @@
+"""Variants of a result: only some row statuses, another delimiter, or JSON Lines; built by streaming, kept once.
+
+A variant is derived from the assembled result, never from the parts (those are staging files, kept a week), and
+is written next to it (`results/<account>/<job>/<name>`), so the bucket's retention rule keeps both alike.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from functions.errors import InputError
+from functions.logic import results
+from functions.logic.jobs import utcnow
+from functions.models import Job
+from functions.observability import logger
+
+STATUSES: tuple[str, ...] = ("ok", "invalid", "error")
+DELIMITERS: dict[str, str] = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+FORMATS: tuple[str, ...] = ("csv", "jsonl")
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+# Output is handed to the writer in pieces of about this size: memory stays flat whatever the result's size.
+_FLUSH_CHARS = 1024 * 1024
+_PIECE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which rows (by row status), which format and, for CSV, which delimiter."""
+
+    statuses: tuple[str, ...]
+    format: str
+    delimiter: str | None
+
+    @property
+    def name(self) -> str:
+        """`ok-invalid.semicolon.csv`, `all.jsonl`: the variant's id and the last part of its key."""
+        rows = "all" if self.statuses == STATUSES else "-".join(self.statuses)
+        return f"{rows}.{self.delimiter}.csv" if self.format == "csv" else f"{rows}.{self.format}"
+
+    @classmethod
+    def from_name(cls, name: str) -> Variant:
+        """The variant a name stands for (the inverse of `name`)."""
+        parts = name.split(".")
+        rows = STATUSES if parts[0] == "all" else tuple(parts[0].split("-"))
+        return cls(rows, parts[-1], parts[1] if parts[-1] == "csv" else None)
+
+    def view(self) -> dict[str, Any]:
+        """How the status lists it."""
+        return {"name": self.name, "status": list(self.statuses), "format": self.format, "delimiter": self.delimiter}
+
+
+def delimiter_name(delimiter: str | None) -> str:
+    """`;` -> `semicolon`; a job read before delimiters were recorded wrote commas."""
+    return next((name for name, char in DELIMITERS.items() if char == delimiter), "comma")
+
+
+def base_variant(job: Job) -> Variant:
+    """What the assembled result itself is: every row, CSV, with the input file's delimiter."""
+    return Variant(STATUSES, "csv", delimiter_name(job.delimiter))
+
+
+def _invalid(parameter: str, message: str, allowed: Iterable[str]) -> InputError:
+    return InputError(message, code="invalid_parameter", parameter=parameter, allowed=list(allowed))
+
+
+def parse(job: Job, status: str | None, fmt: str | None, delimiter: str | None) -> Variant:
+    """The variant a download asks for; each parameter left out means the result as it is."""
+    statuses = STATUSES
+    if status:
+        asked = {s.strip().lower() for s in status.split(",") if s.strip()}
+        if not asked or not asked <= set(STATUSES):
+            raise _invalid("status", "status must be a comma-separated list of ok, invalid, error", STATUSES)
+        statuses = tuple(s for s in STATUSES if s in asked)
+    chosen_format = (fmt or "csv").strip().lower()
+    if chosen_format not in FORMATS:
+        raise _invalid("format", "format must be csv or jsonl", FORMATS)
+    if chosen_format != "csv":
+        if delimiter:
+            raise _invalid("delimiter", "delimiter applies to format=csv only", DELIMITERS)
+        return Variant(statuses, chosen_format, None)
+    chosen = (delimiter or delimiter_name(job.delimiter)).strip().lower()
+    if chosen not in DELIMITERS:
+        raise _invalid("delimiter", "delimiter must be comma, semicolon, tab or pipe", DELIMITERS)
+    return Variant(statuses, "csv", chosen)
+
+
+def variant_folder(job: Job) -> str:
+    """The folder beside the result (`results/<account>/<job>.csv`) where its variants are kept."""
+    return f"results/{job.account_id}/{job.id}/"
+
+
+def variant_key(job: Job, variant: Variant) -> str:
+    """Where a variant is kept."""
+    return variant_folder(job) + variant.name
+
+
+# --- the streaming transformation --------------------------------------------------------------------------------
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    # The result is UTF-8 with a BOM; lines keep their endings so csv can read line breaks inside quoted cells.
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pending = ""
+    for chunk in chunks:
+        for start in range(0, len(chunk), _PIECE_BYTES):
+            text = pending + decoder.decode(chunk[start : start + _PIECE_BYTES])
+            lines = io.StringIO(text, newline="").readlines()
+            pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+            yield from lines
+    tail = pending + decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+def _unescape(cell: str) -> str:
+    # JSON is not a spreadsheet: drop the apostrophe results.escape_cell put before formula-like cells.
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(results.FORMULA_START) else cell
+
+
+def _json_keys(header: list[str]) -> list[str]:
+    keys: list[str] = []
+    for name in (_unescape(h) for h in header):
+        key, n = name, 2
+        while key in keys:
+            key, n = f"{name}_{n}", n + 1
+        keys.append(key)
+    return keys
+
+
+@dataclass
+class Built:
+    """What a transformation wrote: rows (without the header) and bytes."""
+
+    rows: int = 0
+    size: int = 0
+
+
+def transform(chunks: Iterable[bytes], source_delimiter: str, variant: Variant, built: Built) -> Iterator[bytes]:
+    """Read a result CSV as a stream and yield the variant's bytes, counting into `built`; memory stays flat."""
+    reader = csv.reader(_lines(chunks), delimiter=source_delimiter)
+    header = next(reader, None)
+    if header is None:
+        return
+    keep = set(variant.statuses)
+    buf = io.StringIO()
+    keys = _json_keys(header)
+    writer = csv.writer(buf, delimiter=DELIMITERS[variant.delimiter or "comma"], lineterminator="\r\n")
+    if variant.format == "csv":
+        buf.write(results.BOM)
+        writer.writerow(header)
+    for row in reader:
+        # The row status is the second-to-last column of every result row (then the error code).
+        if len(row) < 2 or row[-2] not in keep:
+            continue
+        built.rows += 1
+        if variant.format == "csv":
+            writer.writerow(row)
+        else:
+            buf.write(json.dumps(dict(zip(keys, map(_unescape, row), strict=False)), ensure_ascii=False) + "\n")
+        if buf.tell() >= _FLUSH_CHARS:
+            data = buf.getvalue().encode("utf-8")
+            built.size += len(data)
+            yield data
+            buf.seek(0)
+            buf.truncate()
+    data = buf.getvalue().encode("utf-8")
+    built.size += len(data)
+    yield data
+
+
+# --- the build ----------------------------------------------------------------------------------------------------
+
+
+class VariantStorePort(Protocol):
+    """The jobs-table operations a build needs."""
+
+    def get_job(self, job_id: str) -> Job | None: ...
+    def get_variant(self, job_id: str, name: str) -> dict[str, Any] | None: ...
+    def record_variant(self, job_id: str, name: str, *, key: str, rows: int, size: int, now: str) -> bool: ...
+
+
+class Writer(Protocol):
+    """A streaming object writer."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class VariantBlobPort(Protocol):
+    """The bucket operations a build needs."""
+
+    def head(self, key: str) -> dict[str, Any] | None: ...
+    def stream(self, key: str) -> Iterator[bytes]: ...
+    def writer(self, key: str, content_type: str = "text/csv") -> Writer: ...
+    def purge(self, prefix: str, *, exact: bool = False) -> int: ...
+
+
+def build(job_id: str, name: str, *, store: VariantStorePort, blobs: VariantBlobPort) -> str:
+    """Build one variant from the result and record it ready; what happened (for logs and tests).
+
+    A second request for the same variant (a redelivered message) finds it ready and does nothing. A job deleted
+    while its variant was being built gets no record, and the file just written is deleted again.
+    """
+    job = store.get_job(job_id)
+    if job is None or job.purging_at is not None or job.result_key is None:
+        return "no_job"
+    existing = store.get_variant(job_id, name)
+    if existing is not None and existing.get("state") == "ready":
+        return "exists"
+    if blobs.head(job.result_key) is None:
+        logger.info("variant not built: the result has expired", job_id=job_id, variant=name)
+        return "expired"
+    variant = Variant.from_name(name)
+    key = variant_key(job, variant)
+    built = Built()
+    writer = blobs.writer(key, CONTENT_TYPES[variant.format].split(";")[0])
+    try:
+        for data in transform(blobs.stream(job.result_key), job.delimiter or ",", variant, built):
+            writer.write(data)
+        writer.close()
+    except Exception:
+        writer.abort()
+        raise
+    if not store.record_variant(job_id, name, key=key, rows=built.rows, size=built.size, now=utcnow()):
+        blobs.purge(key, exact=True)
+        return "no_job"
+    logger.info("variant built", job_id=job_id, variant=name, rows=built.rows, bytes=built.size)
+    return "built"

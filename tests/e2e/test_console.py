@@ -1,0 +1,133 @@
+"""The web console in a real browser: headless Debian Chromium, driven by Playwright, against `bulkapi serve`.
+
+A user's journey: enter the key, drop a CSV, preview it, start the job, watch the progress reach 100%, download the
+result, and check the file's rows. Screenshots of each step go to test-artifacts/console/. Skipped (with the reason)
+where Chromium is not installed; `.ci/run` installs Debian's `chromium`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Server, new_account
+from tests.helpers import email_csv, parse_result
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+# The flags this machine's closed network needs (no background connections), as root (no sandbox).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (`apt-get install chromium`; .ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_upload_preview_start_watch_and_download_in_the_browser(server: Server, browser: Any, tmp_path: Path) -> None:
+    # Given an account and a 400-row CSV with some invalid addresses
+    account = new_account(server, 10_000)
+    source = tmp_path / "leads.csv"
+    source.write_bytes(email_csv(400, bad_every=40))
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    # When the user opens the console and enters the key
+    page.goto(f"{server.base_url}/console")
+    page.get_by_label("API key", exact=True).fill(account.key)
+    shot(page, "1-key")
+    page.get_by_role("button", name="Continue").click()
+    # And chooses the file and asks for a preview
+    page.get_by_label("CSV file").set_input_files(str(source))
+    page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#preview")
+    preview.wait_for(state="visible")
+    shot(page, "2-preview")
+    # Then the preview names the column, the rows and the credits, and shows enriched sample rows
+    facts = page.locator("#preview-facts").inner_text()
+    assert "Email" in facts and "400" in facts
+    assert page.locator("#preview-rows tbody tr").count() == 10
+    # And at 200% zoom (half the CSS width) nothing but the sample table needs a sideways scroll
+    page.set_viewport_size({"width": 550, "height": 900})
+    shot(page, "2b-preview-200-percent")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    # When the job is started and watched
+    page.get_by_role("button", name="Start the job").click()
+    from playwright.sync_api import expect
+
+    expect(page.locator("#job-line")).to_have_text(re.compile(r"^completed"), timeout=60_000)
+    shot(page, "3-completed")
+    # Then the bar is full and the counters add up
+    assert page.locator("#job-bar").get_attribute("value") == "100"
+    assert "100.0%" in page.locator("#job-line").inner_text()
+    # When the full result is downloaded
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download all rows (CSV)").click()
+    target = tmp_path / "result.csv"
+    download.value.save_as(str(target))
+    # Then it has every row of the file, in order, each with its row status
+    rows = parse_result(target.read_bytes())
+    sent = list(csv.DictReader(io.StringIO(source.read_text(), newline="")))
+    assert [r["Email"] for r in rows] == [r["Email"] for r in sent]
+    assert sum(r["status"] == "invalid" for r in rows) == 10
+    # And the ledger is one click away
+    page.get_by_role("button", name="Credits").click()
+    page.locator("#ledger tbody tr").first.wait_for()
+    shot(page, "4-credits")
+    assert "reserve" in page.locator("#ledger").inner_text()
+    context.close()
+
+
+def test_an_api_error_is_shown_with_its_message_not_a_blank_page(server: Server, browser: Any, tmp_path: Path) -> None:
+    # Given a user with a valid key and an empty file
+    account = new_account(server, 10)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    page = browser.new_page()
+    page.goto(f"{server.base_url}/console")
+    page.get_by_label("API key", exact=True).fill(account.key)
+    page.get_by_role("button", name="Continue").click()
+    # When the empty file is previewed
+    page.get_by_label("CSV file").set_input_files(str(empty))
+    page.get_by_role("button", name="Preview").click()
+    # Then the API's message and code are shown
+    alert = page.get_by_role("alert")
+    alert.wait_for(state="visible")
+    shot(page, "5-error")
+    assert "(empty_file)" in alert.inner_text()
+    # And a wrong key is refused on the key screen
+    page.get_by_role("button", name="Forget key").click()
+    page.get_by_label("API key", exact=True).fill("enc_test_wrong")
+    page.get_by_role("button", name="Continue").click()
+    assert "(unauthorized)" in page.get_by_role("alert").inner_text()
+    page.close()

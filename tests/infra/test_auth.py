@@ -1,0 +1,165 @@
+"""The authorizer in front of every route, per-account usage plan limits, concurrency caps, gateway answers, WAF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.logic.authorizer import CACHE_SECONDS, PUBLIC_ROUTES
+from tests.infra.conftest import Synth, synthesize
+
+
+def _resource_paths(synth: Synth) -> dict[str, str]:
+    """Logical id of each API resource (and the root's GetAtt) -> its full path."""
+    resources = synth.resources("AWS::ApiGateway::Resource")
+
+    def path(lid: str) -> str:
+        props = resources[lid]["Properties"]
+        parent = props["ParentId"]
+        prefix = "" if "Fn::GetAtt" in parent else path(parent["Ref"])
+        return f"{prefix}/{props['PathPart']}"
+
+    return {lid: path(lid) for lid in resources}
+
+
+def _methods(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
+    """(path, HTTP method, properties) of every API method."""
+    paths = _resource_paths(synth)
+    found = []
+    for method in synth.resources("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        ref = props["ResourceId"]
+        found.append(("/" if "Fn::GetAtt" in ref else paths[ref["Ref"]], props["HttpMethod"], props))
+    return found
+
+
+def test_every_non_public_route_has_the_key_authorizer_and_needs_an_api_key(synth: Synth) -> None:
+    key = {"Ref": synth.logical_id(synth.stack.authorizer.key_authorizer)}
+    public = {"Ref": synth.logical_id(synth.stack.authorizer.public_authorizer)}
+    methods = [(p, m, props) for p, m, props in _methods(synth) if m != "OPTIONS"]
+    assert len(methods) > len(PUBLIC_ROUTES)
+    for path, http_method, props in methods:
+        assert props["AuthorizationType"] == "CUSTOM", (path, http_method)
+        if path in PUBLIC_ROUTES:
+            assert (props["AuthorizerId"], props["ApiKeyRequired"]) == (public, False), (path, http_method)
+        else:
+            assert (props["AuthorizerId"], props["ApiKeyRequired"]) == (key, True), (path, http_method)
+    # And each public route exists, as GET
+    assert {p for p, m, _ in methods if p in PUBLIC_ROUTES and m == "GET"} == set(PUBLIC_ROUTES)
+
+
+def test_the_key_authorizer_is_cached_per_authorization_header_for_the_documented_ttl(synth: Synth) -> None:
+    authorizers = synth.resources("AWS::ApiGateway::Authorizer")
+    key = authorizers[synth.logical_id(synth.stack.authorizer.key_authorizer)]["Properties"]
+    public = authorizers[synth.logical_id(synth.stack.authorizer.public_authorizer)]["Properties"]
+    fn_id = synth.logical_id(synth.stack.authorizer.function)
+    for props in (key, public):
+        assert props["Type"] == "REQUEST"
+        assert fn_id in json.dumps(props["AuthorizerUri"])
+    assert key["IdentitySource"] == "method.request.header.Authorization"
+    assert key["AuthorizerResultTtlInSeconds"] == CACHE_SECONDS == 30
+    # The public one decides each request on its own (no identity source is only allowed without a cache)
+    assert public["AuthorizerResultTtlInSeconds"] == 0 and not public.get("IdentitySource")
+
+
+def test_the_authorizer_function_may_only_read_items_of_the_jobs_table(synth: Synth) -> None:
+    fn = synth.template["Resources"][synth.logical_id(synth.stack.authorizer.function)]["Properties"]
+    role_id = fn["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    dynamo = [s for s in statements if "dynamodb" in json.dumps(s["Action"])]
+    assert [s["Action"] for s in dynamo] == ["dynamodb:GetItem"]
+    assert json.dumps(dynamo[0]["Resource"]) == json.dumps(
+        {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.table), "Arn"]}
+    )
+
+
+def test_each_account_is_throttled_by_the_usage_plan_of_the_key_the_authorizer_names(synth: Synth) -> None:
+    api = synth.template["Resources"][synth.logical_id(synth.stack.api.rest_api)]["Properties"]
+    assert api["ApiKeySourceType"] == "AUTHORIZER"
+    (plan,) = synth.resources("AWS::ApiGateway::UsagePlan").values()
+    props = plan["Properties"]
+    assert props["Throttle"] == {
+        "RateLimit": synth.config.account_rate_limit,
+        "BurstLimit": synth.config.account_burst_limit,
+    }
+    (stage,) = props["ApiStages"]
+    assert stage["ApiId"] == {"Ref": synth.logical_id(synth.stack.api.rest_api)}
+    assert synth.stack.stack_name in props["UsagePlanName"] or synth.config.stage in props["UsagePlanName"]
+
+
+def test_gateway_answers_use_the_project_error_shape(synth: Synth) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "THROTTLED", "INVALID_API_KEY", "AUTHORIZER_FAILURE"} <= set(responses)
+    # A denied key is a 401, as the api function answered before the authorizer existed
+    assert responses["ACCESS_DENIED"]["StatusCode"] == responses["UNAUTHORIZED"]["StatusCode"] == "401"
+    for response_type, props in responses.items():
+        body = json.loads(props["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error", "message"} and body["message"], response_type
+
+
+def test_api_and_stream_functions_have_reserved_concurrency_from_context(synth: Synth) -> None:
+    resources = synth.template["Resources"]
+    api = resources[synth.logical_id(synth.stack.api.function)]["Properties"]
+    stream = resources[synth.logical_id(synth.stack.streaming.function)]["Properties"]
+    assert api["ReservedConcurrentExecutions"] == synth.config.api_reserved_concurrency
+    assert stream["ReservedConcurrentExecutions"] == synth.config.stream_reserved_concurrency
+
+
+def test_no_apig4_acknowledgement_and_cog4_only_where_a_lambda_authorizer_decides(synth: Synth) -> None:
+    from tests.infra.test_security import _acknowledgements
+
+    for construct, rules in _acknowledgements(synth.stack.node.root):
+        names = {r.removeprefix("Annotation::") for r in rules}
+        assert "AwsSolutions-APIG4" not in names, construct.node.path
+        if "AwsSolutions-COG4" in names:
+            method = synth.template["Resources"][synth.stack.get_logical_id(construct)]  # type: ignore[arg-type]
+            assert method["Type"] == "AWS::ApiGateway::Method", construct.node.path
+            assert method["Properties"]["AuthorizationType"] == "CUSTOM", construct.node.path
+
+
+@pytest.fixture(scope="module")
+def waf_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """WAF on, concurrency reservations off."""
+    out: Path = tmp_path_factory.mktemp("cdk.out.waf")
+    return synthesize(
+        out, {"bulkapi:waf": "true", "bulkapi:apiReservedConcurrency": "", "bulkapi:streamReservedConcurrency": ""}
+    )
+
+
+def test_waf_switch_attaches_common_rules_and_a_rate_rule_to_the_stage(waf_synth: Synth) -> None:
+    assert waf_synth.validation_error is None, waf_synth.validation_error
+    (acl,) = waf_synth.resources("AWS::WAFv2::WebACL").values()
+    rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
+    common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["VendorName"] == "AWS"
+    # The 8 KB body rule would block every upload: it only counts
+    assert {o["Name"]: o["ActionToUse"] for o in common["RuleActionOverrides"]} == {
+        "SizeRestrictions_BODY": {"Count": {}}
+    }
+    rate = rules["RatePerIp"]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"]["Limit"] == waf_synth.config.waf_rate_limit
+    (association,) = waf_synth.resources("AWS::WAFv2::WebACLAssociation").values()
+    assert "stages" in json.dumps(association["Properties"]["ResourceArn"])
+
+
+def test_without_waf_there_is_no_web_acl_and_without_reservations_no_reserved_concurrency(
+    synth: Synth, waf_synth: Synth
+) -> None:
+    assert synth.resources("AWS::WAFv2::WebACL") == {}
+    for fn in (waf_synth.stack.api.function, waf_synth.stack.streaming.function):
+        assert (
+            "ReservedConcurrentExecutions"
+            not in waf_synth.template["Resources"][waf_synth.logical_id(fn)]["Properties"]
+        )

@@ -1,0 +1,316 @@
+"""Result variants: parameters, names, the streaming transformation (a million rows in flat memory), the build."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from functions.errors import InputError
+from functions.logic import downloads, results, variants
+from functions.logic.variants import Variant
+from functions.models import Job, JobStatus
+
+JOB = "job_vvvvvvvvvvvvvvvvvvvv"
+RESULT = f"results/acct_a/{JOB}.csv"
+
+
+def job(**fields: Any) -> Job:
+    values: dict[str, Any] = {
+        "id": JOB,
+        "account_id": "acct_a",
+        "type": "email",
+        "status": JobStatus.COMPLETED,
+        "source_key": f"uploads/acct_a/{JOB}.csv",
+        "filename": "leads.csv",
+        "created_at": "2030-01-01T00:00:00.000Z",
+        "completed_at": "2030-01-01T00:01:00.000Z",
+        "result_at": "2030-01-01T00:01:00.000Z",
+        "result_key": RESULT,
+        "result_rows": 4,
+        "processed": 4,
+        "delimiter": ";",
+    }
+    values.update(fields)
+    return Job.model_validate(values)
+
+
+def result_csv(delimiter: str = ";") -> bytes:
+    header = ["Name", "Email", "validity", "status", "error"]
+    rows = [
+        ["Zoë", "zoe@example.de", "valid", "ok", ""],
+        ["Bad; one", "not-an-email", "invalid", "invalid", "invalid_email"],
+        ["-cmd", "x@example.de", "", "error", "provider_timeout"],
+        ["Line\nbreak", "lb@example.de", "valid", "ok", ""],
+    ]
+    head = results.header_bytes(header, delimiter)
+    body = b"".join(
+        results.part_rows(
+            [r[:2] for r in rows],
+            [results_row(r) for r in rows],
+            ["validity"],
+            2,
+            delimiter,
+        )
+        for _ in [0]
+    )
+    return head + body
+
+
+def results_row(row: list[str]) -> Any:
+    from functions.models import RowResult
+
+    return RowResult(status=row[3], error=row[4] or None, data={"validity": row[2] or None})
+
+
+def run(variant: Variant, data: bytes, delimiter: str = ";", piece: int = 7) -> tuple[bytes, variants.Built]:
+    built = variants.Built()
+    chunks = [data[i : i + piece] for i in range(0, len(data), piece)]  # splits multi-byte letters and CRLFs
+    out = b"".join(variants.transform(chunks, delimiter, variant, built))
+    return out, built
+
+
+# --- parameters and names -----------------------------------------------------------------------------------------
+
+
+def test_no_parameters_mean_the_result_as_it_is_in_the_input_delimiter() -> None:
+    variant = variants.parse(job(), None, None, None)
+    assert variant == variants.base_variant(job()) and variant.name == "all.semicolon.csv"
+
+
+@pytest.mark.parametrize(
+    ("status", "fmt", "delimiter", "name"),
+    [
+        ("invalid,ok", None, None, "ok-invalid.semicolon.csv"),
+        ("ok", "csv", "comma", "ok.comma.csv"),
+        ("error", "jsonl", None, "error.jsonl"),
+        (None, "jsonl", None, "all.jsonl"),
+        ("OK, error", "CSV", "Tab", "ok-error.tab.csv"),
+    ],
+)
+def test_parameters_name_one_variant_whatever_their_order_or_case(
+    status: str | None, fmt: str | None, delimiter: str | None, name: str
+) -> None:
+    variant = variants.parse(job(), status, fmt, delimiter)
+    assert variant.name == name and Variant.from_name(name) == variant
+
+
+@pytest.mark.parametrize(
+    ("status", "fmt", "delimiter", "parameter"),
+    [
+        ("ok,valid", None, None, "status"),
+        (",", None, None, "status"),
+        (None, "xlsx", None, "format"),
+        (None, None, "colon", "delimiter"),
+        (None, "jsonl", "tab", "delimiter"),
+    ],
+)
+def test_unknown_values_are_400_invalid_parameter_naming_the_parameter(
+    status: str | None, fmt: str | None, delimiter: str | None, parameter: str
+) -> None:
+    with pytest.raises(InputError) as err:
+        variants.parse(job(), status, fmt, delimiter)
+    assert (err.value.status_code, err.value.code, err.value.details["parameter"]) == (
+        400,
+        "invalid_parameter",
+        parameter,
+    )
+    assert err.value.details["allowed"]
+
+
+# --- the transformation -------------------------------------------------------------------------------------------
+
+
+def test_a_status_filter_keeps_only_those_rows_in_order_with_the_header() -> None:
+    out, built = run(Variant(("ok",), "csv", "semicolon"), result_csv())
+    assert out.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(out.decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert rows[0] == ["Name", "Email", "validity", "status", "error"]
+    assert [r[0] for r in rows[1:]] == ["Zoë", "Line\nbreak"] and built.rows == 2 and built.size == len(out)
+
+
+def test_another_delimiter_rewrites_every_row_quoting_where_needed() -> None:
+    out, _ = run(Variant(variants.STATUSES, "csv", "comma"), result_csv())
+    rows = list(csv.reader(io.StringIO(out.decode("utf-8-sig"), newline="")))
+    assert [r[0] for r in rows] == ["Name", "Zoë", "Bad; one", "'-cmd", "Line\nbreak"]
+    assert rows[2][-2:] == ["invalid", "invalid_email"]
+
+
+def test_json_lines_give_one_object_per_row_without_the_spreadsheet_guard() -> None:
+    out, built = run(Variant(("invalid", "error"), "jsonl", None), result_csv())
+    objects = [json.loads(line) for line in out.decode("utf-8").splitlines()]
+    assert objects == [
+        {
+            "Name": "Bad; one",
+            "Email": "not-an-email",
+            "validity": "invalid",
+            "status": "invalid",
+            "error": "invalid_email",
+        },
+        {"Name": "-cmd", "Email": "x@example.de", "validity": "", "status": "error", "error": "provider_timeout"},
+    ]
+    assert not out.startswith(b"\xef\xbb\xbf") and built.rows == 2
+
+
+def test_a_million_row_result_streams_in_flat_memory() -> None:
+    # Given a 1,000,000-row result read in S3-sized chunks (about 40 MB), never held whole
+    def result() -> Iterator[bytes]:
+        yield results.header_bytes(["Email", "status", "error"], ",")
+        block = []
+        for i in range(1_000_000):
+            block.append(f"user{i}@example.com,{'ok' if i % 4 else 'invalid'},\r\n")
+            if len(block) == 5000:
+                yield "".join(block).encode()
+                block = []
+
+    built, written = variants.Built(), 0
+    tracemalloc.start()
+    started = time.monotonic()
+    # When the invalid rows are taken out as JSON Lines
+    for data in variants.transform(result(), ",", Variant(("invalid",), "jsonl", None), built):
+        written += len(data)
+    elapsed = time.monotonic() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # Then every fourth row is there, and memory never held more than a few pieces of it
+    assert built.rows == 250_000 and built.size == written > 10_000_000
+    assert peak < 16 * 1024 * 1024, peak
+    assert elapsed < 120
+
+
+# --- the build and the download -----------------------------------------------------------------------------------
+
+
+class Writer:
+    def __init__(self, bucket: Bucket, key: str) -> None:
+        self.bucket, self.key, self.data = bucket, key, bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.bucket.objects[self.key] = bytes(self.data)
+
+    def abort(self) -> None:
+        pass
+
+
+class Bucket:
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = dict(objects)
+        self.streamed = 0
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        return {"ContentLength": len(self.objects[key])} if key in self.objects else None
+
+    def get_if_exists(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+    def presigned_get(self, key: str, expires: int, disposition: str) -> str:
+        return f"https://s3.example/{key}"
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        self.streamed += 1
+        yield self.objects[key]
+
+    def writer(self, key: str, content_type: str = "text/csv") -> Writer:
+        return Writer(self, key)
+
+    def purge(self, prefix: str, *, exact: bool = False) -> int:
+        return 1 if self.objects.pop(prefix, None) is not None else 0
+
+
+class Store:
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = {j.id: j for j in jobs}
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def get_job(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def get_variant(self, job_id: str, name: str) -> dict[str, Any] | None:
+        return self.records.get(name)
+
+    def request_variant(self, job_id: str, name: str, now: str, stale_before: str) -> bool:
+        record = self.records.get(name)
+        if record is not None and (record["state"] == "ready" or record["at"] >= stale_before):
+            return False
+        self.records[name] = {"name": name, "state": "building", "at": now}
+        return True
+
+    def record_variant(self, job_id: str, name: str, *, key: str, rows: int, size: int, now: str) -> bool:
+        if job_id not in self.jobs or self.jobs[job_id].purging_at:
+            return False
+        self.records[name] = {"name": name, "state": "ready", "at": now, "key": key, "rows": rows, "size": size}
+        return True
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, str]] = []
+
+    def send(self, bodies: list[str]) -> None:
+        self.sent += [json.loads(b) for b in bodies]
+
+
+NOW = datetime(2030, 1, 2, tzinfo=UTC)
+
+
+def ask(store: Store, bucket: Bucket, queue: Queue, variant: Variant) -> downloads.Delivery | downloads.Pending:
+    return downloads.download(
+        store.jobs[JOB], variant, store=store, blobs=bucket, queue=queue, now=NOW, retention_days=30,
+        inline_max=1_000_000, url_ttl_seconds=60,
+    )  # fmt: skip
+
+
+def test_a_variant_is_built_once_then_served_and_listed() -> None:
+    store, bucket, queue = Store([job()]), Bucket({RESULT: result_csv()}), Queue()
+    wanted = Variant(("ok",), "jsonl", None)
+    # When it is asked for twice before it exists
+    first, second = ask(store, bucket, queue, wanted), ask(store, bucket, queue, wanted)
+    # Then both answers say to come back later, and one build was asked for
+    assert isinstance(first, downloads.Pending) and isinstance(second, downloads.Pending) and first.retry_after >= 1
+    assert queue.sent == [{"job_id": JOB, "variant": "ok.jsonl"}]
+    # When the build runs (and its message is delivered twice)
+    assert variants.build(JOB, "ok.jsonl", store=store, blobs=bucket) == "built"
+    assert variants.build(JOB, "ok.jsonl", store=store, blobs=bucket) == "exists" and bucket.streamed == 1
+    # Then it is served under the upload's name, kept next to the result
+    ready = ask(store, bucket, queue, wanted)
+    assert isinstance(ready, downloads.Delivery) and ready.filename == "leads.enriched.jsonl"
+    assert bucket.objects[f"results/acct_a/{JOB}/ok.jsonl"] == ready.body
+    assert ready.content_type.startswith("application/x-ndjson")
+    # And the status lists the result itself and this variant
+    listed = downloads.variants_view(store.jobs[JOB], list(store.records.values()), result_ready=True)
+    assert [(v["name"], v["ready"], v["rows"]) for v in listed] == [
+        ("all.semicolon.csv", True, 4),
+        ("ok.jsonl", True, 2),
+    ]
+
+
+def test_the_default_download_needs_no_build() -> None:
+    store, bucket, queue = Store([job()]), Bucket({RESULT: result_csv()}), Queue()
+    delivered = ask(store, bucket, queue, variants.parse(store.jobs[JOB], None, None, "semicolon"))
+    assert isinstance(delivered, downloads.Delivery) and delivered.body == result_csv() and queue.sent == []
+
+
+def test_a_variant_of_an_expired_result_is_410_not_a_build() -> None:
+    store, bucket, queue = Store([job()]), Bucket({}), Queue()
+    with pytest.raises(downloads.GoneError):
+        ask(store, bucket, queue, Variant(("ok",), "csv", "comma"))
+    assert queue.sent == []
+
+
+def test_a_variant_finished_after_its_job_was_purged_is_deleted_again() -> None:
+    store, bucket = Store([job(purging_at=None)]), Bucket({RESULT: result_csv()})
+    original = store.record_variant
+    store.record_variant = lambda *a, **k: False  # type: ignore[method-assign]
+    assert variants.build(JOB, "ok.comma.csv", store=store, blobs=bucket) == "no_job"
+    assert set(bucket.objects) == {RESULT}
+    store.record_variant = original  # type: ignore[method-assign]
