@@ -242,12 +242,22 @@ def test_two_finalizer_starts_give_one_result_and_one_event(api: Any, store: Job
     try:
         job = wait_terminal(store, create(api, email_csv(120))["id"])
         wait_for(lambda: [e for e in seen if e["detail"]["id"] == job.id], what="the job's event")
-        # When the finalizer is started a second time for the same job
-        started = Finalizer(runtime.topology.state_machines[next(iter(runtime.topology.state_machines))]).start(job.id)
-        # Then it is refused as a duplicate: one execution, one result object, one event
-        assert started is False
         sfn = runtime.client("stepfunctions")
         arn = next(iter(runtime.topology.state_machines.values()))
+        # (The job is terminal before its execution ends: the Complete step still deletes the part files after the
+        # status and the event. While it runs, a start with the same name and input is the same execution.)
+        wait_for(
+            lambda: all(
+                e["status"] != "RUNNING"
+                for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+                if e["name"] == job.id
+            ),
+            what="the finalizer's execution to end",
+        )
+        # When the finalizer is started a second time for the same job
+        started = Finalizer(arn).start(job.id)
+        # Then it is refused as a duplicate: one execution, one result object, one event
+        assert started is False
         executions = [e for e in sfn.list_executions(stateMachineArn=arn)["executions"] if e["name"] == job.id]
         assert len(executions) == 1
         s3 = runtime.client("s3")
