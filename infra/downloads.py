@@ -13,12 +13,12 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import FunctionFactory
 from infra.pipeline import VISIBILITY_FACTOR
+from infra.queues import queue_with_dlq
 from infra.storage import StorageConstruct
 
 BUILD_TIMEOUT = Duration.minutes(15)
@@ -38,21 +38,8 @@ class DownloadsConstruct(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         visibility = Duration.seconds(BUILD_TIMEOUT.to_seconds() * VISIBILITY_FACTOR)
-        self.dlq = sqs.Queue(
-            self,
-            "VariantDlq",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
-        self.queue = sqs.Queue(
-            self,
-            "VariantQueue",
-            visibility_timeout=visibility,
-            retention_period=Duration.days(1),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=config.max_receive_count),
+        self.queue, self.dlq = queue_with_dlq(
+            self, "Variant", visibility=visibility, retention=Duration.days(1), max_receives=config.max_receive_count
         )
         self.function = functions.make(
             self,

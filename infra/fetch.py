@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import FunctionFactory
+from infra.queues import queue_with_dlq
 from infra.storage import StorageConstruct
 
 FETCH_TIMEOUT = Duration.minutes(15)
@@ -45,21 +45,8 @@ class FetchConstruct(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         visibility = Duration.seconds(FETCH_TIMEOUT.to_seconds() * VISIBILITY_FACTOR)
-        self.dlq = sqs.Queue(
-            self,
-            "FetchDlq",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
-        self.queue = sqs.Queue(
-            self,
-            "FetchQueue",
-            visibility_timeout=visibility,
-            retention_period=Duration.days(1),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=FETCH_RECEIVES),
+        self.queue, self.dlq = queue_with_dlq(
+            self, "Fetch", visibility=visibility, retention=Duration.days(1), max_receives=FETCH_RECEIVES
         )
         self.function = functions.make(
             self,

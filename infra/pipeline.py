@@ -8,7 +8,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -16,6 +15,7 @@ from infra.config import StackConfig
 from infra.enrichment import EnrichmentConstruct
 from infra.functions import FunctionFactory
 from infra.nag import acknowledge, resource_of
+from infra.queues import queue_with_dlq
 from infra.storage import StorageConstruct
 
 # SQS redelivers a message still being worked on once its visibility timeout passes; AWS advises >= 6x the
@@ -44,22 +44,13 @@ class PipelineConstruct(Construct):
         worker_timeout = Duration.seconds(config.worker_timeout_seconds)
         visibility = Duration.seconds(config.worker_timeout_seconds * VISIBILITY_FACTOR)
         # The DLQ has a consumer too (the dead-letter handler, same timeout as the worker): same rule.
-        self.dlq = sqs.Queue(
+        self.queue, self.dlq = queue_with_dlq(
             self,
-            "WorkDlq",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=visibility,
-        )
-        self.queue = sqs.Queue(
-            self,
-            "WorkQueue",
-            visibility_timeout=visibility,
-            retention_period=Duration.days(4),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=config.max_receive_count),
+            "Work",
+            visibility=visibility,
+            retention=Duration.days(4),
+            max_receives=config.max_receive_count,
+            dlq_visibility=visibility,
         )
         common = {
             "jobs_table": storage.table.table_name,
