@@ -7,7 +7,15 @@ from urllib.parse import unquote, urlsplit
 
 from functions.errors import FetchError, InputError
 from functions.logic.intake import upload_key
-from functions.logic.jobs import FinalizerPort, JobStorePort, StatusPort, check_type, new_job_id, utcnow
+from functions.logic.jobs import (
+    FinalizerPort,
+    JobStorePort,
+    StatusPort,
+    check_type,
+    fail_unstarted,
+    new_job_id,
+    utcnow,
+)
 from functions.models import Job, JobStatus
 from functions.observability import logger
 
@@ -78,14 +86,7 @@ def create_remote_job(
     try:
         queue.request_fetch(job.id)
     except Exception:
-        store.set_status(
-            job.id,
-            JobStatus.FAILED,
-            only_from=("queued",),
-            now=utcnow(),
-            error="fetch_failed",
-            error_message="the fetch could not be queued; nothing was charged",
-        )
+        fail_unstarted(store, job.id, "fetch_failed", "the fetch could not be queued; nothing was charged")
         raise
     return job
 

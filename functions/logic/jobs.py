@@ -145,16 +145,14 @@ def create_job(
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:
-        store.set_status(
-            job.id,
-            JobStatus.FAILED,
-            only_from=("queued",),
-            now=utcnow(),
-            error="upload_failed",
-            error_message="the file could not be stored; nothing was charged",
-        )
+        fail_unstarted(store, job.id, "upload_failed", "the file could not be stored; nothing was charged")
         raise
     return job
+
+
+def fail_unstarted(store: StatusPort, job_id: str, error: str, message: str) -> None:
+    """End a job just stored whose first step (storing its file, queuing its fetch) failed: it never started."""
+    store.set_status(job_id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error=error, error_message=message)
 
 
 def create_upload_job(

@@ -3,26 +3,14 @@ reserved before any work, and the same Idempotency-Key rules apply as for form u
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import requests
 
 from functions.adapters.jobs import JobStore
-from functions.logic.jobs import utcnow
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, parse_result, wait_for
-
-
-def new_account(store: JobStore, runtime: LocalRuntime, credits: int) -> tuple[str, requests.Session]:
-    account = "acct_" + secrets.token_hex(4)
-    key = "enc_test_" + secrets.token_hex(12)
-    store.create_account(account, "Test", credits, utcnow())
-    store.put_api_key(key, account, "key_" + account, utcnow())
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {key}"
-    session.base = runtime.base_url  # type: ignore[attr-defined]
-    return account, session
+from tests.integration.test_credits_and_drops import new_account
 
 
 def create(session: Any, body: dict[str, Any], **headers: str) -> requests.Response:
