@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -50,14 +51,20 @@ def load_template() -> dict[str, Any]:
         }
         for var in [v for v in env if v.startswith("AWS_")]:
             env.pop(var)  # synth must not depend on credentials or endpoints
-        result = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _SYNTH, str(CACHE / "cdk.out"), str(tmp)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        # An output folder per process: two cold starts at once (parallel test servers on a fresh clone) would
+        # otherwise write and read one cdk.out at the same time (ENOENT on the template).
+        outdir = CACHE / f"cdk.out.{os.getpid()}"
+        try:
+            result = subprocess.run(  # noqa: S603 - our own interpreter and script
+                [sys.executable, "-c", _SYNTH, str(outdir), str(tmp)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            shutil.rmtree(outdir, ignore_errors=True)
         if result.returncode != 0:
             raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
         tmp.replace(target)
