@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
+    ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -112,7 +113,8 @@ class RequestResolver(APIGatewayRestResolver):
         self._request_context = value
 
 
-app = RequestResolver(enable_validation=True)
+# A response that breaks its own model is our defect: 500, not Powertools' default of reporting it as a request error.
+app = RequestResolver(enable_validation=True, response_validation_error_http_code=500)
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 FILENAME_MAX = 255
@@ -229,6 +231,13 @@ def validation_error(errors: Any) -> InputError:
         return InputError(f"`{name}` is required", code="missing_parameter", parameter=name)
     code = FIELD_CODES.get(name, "invalid_parameter") if where == "body" else "invalid_parameter"
     return InputError(f"`{name}`: {text}", code=code, parameter=name)
+
+
+@app.exception_handler(ResponseValidationError)  # type: ignore[untyped-decorator]
+def handle_response_validation_error(exc: ResponseValidationError) -> Response[Any]:
+    """An answer that does not match its documented model: logged, answered as our error."""
+    logger.error("response does not match its model", errors=str(exc.errors())[:1000])
+    return _error(BulkApiError("something went wrong on our side; the request id identifies it"))
 
 
 @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]

@@ -169,3 +169,20 @@ def test_every_handler_is_a_composition_root_reading_the_settings_its_stack_envi
     entry = importlib.import_module(f"functions.handlers.{name}").lambda_handler
     assert isinstance(entry, Function)
     assert entry.settings is FUNCTION_SETTINGS[name]
+
+
+class BrokenLedger(Accounts):
+    """A store whose ledger entries lack fields the response model requires (a defect on our side)."""
+
+    def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return [{"kind": "grant"}]
+
+
+def test_an_answer_that_breaks_its_own_model_is_our_error_not_the_clients() -> None:
+    # Given a store that returns ledger entries the response model refuses
+    handler = api.lambda_handler.with_deps(fake_api(BrokenLedger()))
+    # When the credits are asked for
+    answer = handler(rest_event("/api/credits", "enc_one"), LambdaContext("api", 29))
+    # Then it is a 500 without internals (a client must not be told to fix a parameter it never sent)
+    assert answer["statusCode"] == 500
+    assert json.loads(answer["body"])["error"] == "internal_error"
