@@ -7,6 +7,8 @@ README "Online enrichment"). Keys never go into the template or a function's env
 
 from __future__ import annotations
 
+import math
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -14,6 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from functions.logic import inline
+from functions.settings import StreamSettings
 from infra.config import StackConfig
 from infra.nag import acknowledge, resource_of
 
@@ -22,6 +26,22 @@ def provider_budget(config: StackConfig) -> float:
     """Seconds one batch may spend on one provider: a worker invocation runs up to `worker_batch_size` batches
     one after the other, each through up to two online sources (domain: DNS and RDAP), within 80% of its timeout."""
     return round(0.8 * config.worker_timeout_seconds / config.worker_batch_size / 2, 1)
+
+
+def inline_rounds() -> int:
+    """How many enrichment calls the largest inline request makes one after the other: its chunks (1, 2, 4, ...
+    up to MAX_CHUNK values) run `inline_concurrency` (the default) at a time."""
+    largest = max(kind.max_items for kind in inline.KINDS.values())
+    chunks = len(inline.chunk_sizes(largest, inline.MAX_CHUNK))
+    concurrency: int = StreamSettings.model_fields["inline_concurrency"].default
+    return math.ceil(chunks / concurrency)
+
+
+def stream_provider_budget(timeout_seconds: float) -> float:
+    """Seconds one inline enrichment call may spend on one provider: the largest request's calls, one round after
+    another, each through up to two online sources, within 80% of the stream function's timeout. (The worker's
+    budget would let a 1,000-email stream outlive its timeout when a provider hangs.)"""
+    return math.floor(10 * 0.8 * timeout_seconds / inline_rounds() / 2) / 10  # rounded down: never over
 
 
 class EnrichmentConstruct(Construct):
@@ -52,14 +72,14 @@ class EnrichmentConstruct(Construct):
             "rotated by a Lambda here. Operators rotate them at the provider and update the secret.",
         )
 
-    def settings(self) -> dict[str, str]:
-        """The EnrichSettings values of the worker and the stream function."""
+    def settings(self, budget_seconds: float) -> dict[str, str]:
+        """The EnrichSettings values of an enriching function, with its own provider budget."""
         c = self.config
         return {
             "phone_default_region": c.phone_default_region,
             "cache_table": self.cache.table_name,
             "cache_ttl_seconds": str(c.cache_ttl_seconds),
-            "provider_budget_seconds": str(provider_budget(c)),
+            "provider_budget_seconds": str(budget_seconds),
             "provider_secret_arn": self.secret.secret_arn,
             "dns_enabled": str(c.dns_enabled).lower(),
             "rdap_enabled": str(c.rdap_enabled).lower(),

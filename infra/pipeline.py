@@ -12,7 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.enrichment import EnrichmentConstruct
+from infra.enrichment import EnrichmentConstruct, provider_budget
 from infra.functions import FunctionFactory
 from infra.nag import acknowledge, resource_of
 from infra.queues import queue_with_dlq
@@ -72,7 +72,7 @@ class PipelineConstruct(Construct):
             timeout=Duration.minutes(15),
             memory=1024,
         )
-        enriching = {**common, **enrichment.settings(), "work_queue_url": self.queue.queue_url}
+        enriching = {**common, **enrichment.settings(provider_budget(config)), "work_queue_url": self.queue.queue_url}
         self.worker = functions.make(
             self, "Worker", handler="worker", env=enriching, timeout=worker_timeout, memory=1024
         )

@@ -15,7 +15,7 @@ from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
 from infra.api import STREAMING_ROUTES, resource_for
-from infra.enrichment import EnrichmentConstruct
+from infra.enrichment import EnrichmentConstruct, stream_provider_budget
 from infra.functions import FunctionFactory
 from infra.storage import StorageConstruct
 from infra.web_adapter import web_adapter_layer
@@ -60,7 +60,11 @@ class StreamingConstruct(Construct):
             "Handler",
             handler="stream",
             # Never `local_enrich_delay_ms`: a test hook of the local e2e tests.
-            env={"jobs_table": storage.table.table_name, "cors_origins": cors_origins, **enrichment.settings()},
+            env={
+                "jobs_table": storage.table.table_name,
+                "cors_origins": cors_origins,
+                **enrichment.settings(stream_provider_budget(TIMEOUT.to_seconds())),
+            },
             timeout=TIMEOUT,
             memory=MEMORY_MB,
             entry=START_COMMAND,

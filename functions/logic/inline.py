@@ -267,13 +267,22 @@ class Tally:
         return len(self.charged)
 
 
+def chunk_sizes(count: int, max_chunk: int) -> list[int]:
+    """How `count` values are cut into chunks: 1, 2, 4, ... then `max_chunk` each (the first results come fast)."""
+    sizes: list[int] = []
+    size = 1
+    while sum(sizes) < count:
+        sizes.append(min(size, count - sum(sizes)))
+        size = min(size * 2, max_chunk)
+    return sizes
+
+
 def _chunks(indexes: Sequence[int], max_chunk: int) -> list[list[int]]:
     out: list[list[int]] = []
-    start, size = 0, 1
-    while start < len(indexes):
+    start = 0
+    for size in chunk_sizes(len(indexes), max_chunk):
         out.append(list(indexes[start : start + size]))
         start += size
-        size = min(size * 2, max_chunk)
     return out
 
 

@@ -36,3 +36,10 @@ def test_no_function_setting_is_in_the_process_environment(runtime: LocalRuntime
     leaked = {"BULKAPI_JOBS_TABLE", "BULKAPI_BUCKET", "BULKAPI_WORK_QUEUE_URL", "BULKAPI_ROWS_PER_BATCH"}
     assert leaked.isdisjoint(os.environ)
     assert os.environ["AWS_ENDPOINT_URL"] == runtime.endpoint
+
+
+def test_the_stream_and_the_worker_each_get_their_own_provider_budget(runtime: LocalRuntime) -> None:
+    # Formerly one merged environment forced one value on both; the stream must answer within its 60 s timeout
+    stream = float(runtime.function_env("functions/run.sh")["BULKAPI_PROVIDER_BUDGET_SECONDS"])
+    worker = float(runtime.function_env("functions.handlers.worker.lambda_handler")["BULKAPI_PROVIDER_BUDGET_SECONDS"])
+    assert stream < worker
