@@ -70,11 +70,9 @@ class Options:
     def from_env(cls, host: str, port: int) -> Options:
         """Options from BULKAPI_* environment variables; BULKAPI_<SETTING> overrides a function setting."""
         env = os.environ
-        overrides = {
-            k: v
-            for k, v in env.items()
-            if k.startswith("BULKAPI_") and not k.startswith(("BULKAPI_DEV_", "BULKAPI_LOCAL_"))
-        }
+        # A function setting's variable (some are local test hooks, e.g. BULKAPI_LOCAL_ENRICH_DELAY_MS), not an option.
+        settings = {var for model in FUNCTION_SETTINGS.values() for var in env_names(model).values()}
+        overrides = {k: v for k, v in env.items() if k in settings}
         return cls(
             host=host,
             port=port,
