@@ -33,7 +33,9 @@ from pydantic import ValidationError
 
 from functions import auth, frontdoor
 from functions.adapters import idempotency
+from functions.adapters.accounts import AccountStore
 from functions.adapters.blobs import BlobStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import FetchQueue, Finalizer, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
@@ -130,6 +132,8 @@ class Ports:
     """The adapters the routes use; built once per cold start, replaceable in tests."""
 
     store: JobStore
+    credits: CreditStore
+    accounts: AccountStore
     blobs: BlobStore
     finalizer: Finalizer
     variant_queue: WorkQueue
@@ -146,6 +150,8 @@ def ports() -> Ports:
         settings = load(ApiSettings)
         _ports = Ports(
             JobStore(settings.jobs_table),
+            CreditStore(settings.jobs_table),
+            AccountStore(settings.jobs_table),
             BlobStore(settings.bucket),
             Finalizer(settings.finalizer_arn),
             WorkQueue(settings.variant_queue_url),
@@ -156,7 +162,7 @@ def ports() -> Ports:
 
 @cache
 def _key_check() -> frontdoor.KeyCheck:
-    return frontdoor.KeyCheck(lambda key: ports().store.account_for_key(key), load(ApiSettings).key_cache_seconds)
+    return frontdoor.KeyCheck(lambda key: ports().accounts.account_for_key(key), load(ApiSettings).key_cache_seconds)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -403,7 +409,7 @@ def preview_job() -> Response[JobPreviewResponse]:
         column=column,
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
-        store=ports().store,
+        credits=ports().credits,
     )
     return _json(200, {"filename": upload.filename, **answer})
 
@@ -442,6 +448,7 @@ def create_job(
             max_rows=settings.max_rows_per_job,
             max_bytes=settings.max_upload_bytes,
             store=p.store,
+            credits=p.credits,
             blobs=p.blobs,
             request_id=frontdoor.request_id_from_event(app.current_event.raw_event),
         )
@@ -547,7 +554,7 @@ def get_job(
 @app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
 def credits() -> Response[CreditsResponse]:
     """The account's balance and its most recent credit movements."""
-    store = ports().store
+    store = ports().credits
     return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 

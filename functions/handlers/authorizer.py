@@ -25,9 +25,9 @@ from functions.settings import AuthorizerSettings, load
 @cache
 def key_store() -> KeyLookup:
     """The jobs table's key lookup, built on first use (once per cold start)."""
-    from functions.adapters.jobs import JobStore  # boto3 only when a request needs it, not at import
+    from functions.adapters.accounts import AccountStore  # boto3 only when a request needs it, not at import
 
-    return JobStore(load(AuthorizerSettings).jobs_table)
+    return AccountStore(load(AuthorizerSettings).jobs_table)
 
 
 def policy(method_arn: str, decision: Decision) -> dict[str, Any]:

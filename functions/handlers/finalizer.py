@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import EventBus
 from functions.logic import finalize
@@ -27,6 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """Dispatch on `action`, as set by each Task state of the definition in infra/finalizer.py."""
     settings = load(FinalizerSettings)
     store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
+    credits, events = CreditStore(settings.jobs_table), EventBus(settings.event_bus_name)
     job_id = str(event["job_id"])
     action = event.get("action")
     logger.append_keys(job_id=job_id)
@@ -34,7 +36,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return finalize.assemble_result(job_id, store=store, blobs=blobs)
     if action == "complete":
         outcome = finalize.complete_job(
-            job_id, store=store, events=EventBus(settings.event_bus_name), bucket=settings.bucket, blobs=blobs
+            job_id, store=store, credits=credits, events=events, bucket=settings.bucket, blobs=blobs
         )
         metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
         metrics.add_metric(name="CreditsUsed", unit="Count", value=outcome["credits_used"])
@@ -47,7 +49,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             code,
             message,
             store=store,
-            events=EventBus(settings.event_bus_name),
+            credits=credits,
+            events=events,
             bucket=settings.bucket,
             blobs=blobs,
         )

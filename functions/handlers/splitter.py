@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
 from functions.logic import intake, splitting
@@ -20,6 +21,7 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
     """Split one created object; returns what happened (for logs and tests)."""
     settings = load(SplitterSettings)
     store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
+    credits = CreditStore(settings.jobs_table)
     target = intake.route_key(key)
     if isinstance(target, intake.UploadObject):
         job = store.get_job(target.job_id)
@@ -31,7 +33,7 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
         column = (head.get("Metadata") or {}).get("column")
-        job = splitting.job_for_drop(key, etag, sequencer, store, blobs, column)
+        job = splitting.job_for_drop(key, etag, sequencer, store, credits, blobs, column)
         if job is None:
             return "rejected"
     else:
@@ -47,6 +49,7 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
     result = splitting.split_job(
         job,
         store=store,
+        credits=credits,
         blobs=blobs,
         queue=WorkQueue(settings.work_queue_url),
         finalizer=Finalizer(settings.finalizer_arn),

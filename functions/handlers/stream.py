@@ -25,9 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions import auth, frontdoor
 from functions.adapters import idempotency
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.enrichment import sources_for
 from functions.adapters.idempotency import InlineReplay
-from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, InputError
@@ -42,9 +43,10 @@ PATHS: frozenset[str] = frozenset(inline.KINDS)
 
 @dataclass
 class Ports:
-    """What a request needs: the job store (keys, balance, charge) and the enrichment entry point."""
+    """What a request needs: the credit store (balance, charge), the account store (keys) and the enrichment."""
 
-    store: Any
+    credits: Any
+    accounts: Any
     enrich: Callable[[str, Sequence[str]], list[RowResult]]
     replay: Any = None  # idempotency records (InlineReplay); None: Idempotency-Key is not supported
 
@@ -57,7 +59,9 @@ def default_ports(settings: StreamSettings) -> Ports:
         # An inline request cannot come back later: values a provider budget left unasked are timeouts.
         return settle_unasked(enrich_values(job_type, values, sources))
 
-    return Ports(JobStore(settings.jobs_table), enrich, InlineReplay(settings.jobs_table))
+    return Ports(
+        CreditStore(settings.jobs_table), AccountStore(settings.jobs_table), enrich, InlineReplay(settings.jobs_table)
+    )
 
 
 def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
@@ -213,7 +217,7 @@ async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -
     settings = load(StreamSettings)
     kind = inline.KINDS[request.url.path]
     p = ports(settings)
-    account_id = await _account(request, p.store)
+    account_id = await _account(request, p.accounts)
     if request.query_params:
         name = sorted(request.query_params)[0]
         raise InputError(f"unknown query parameter `{name}`", code="unknown_parameter", parameter=name)
@@ -242,13 +246,13 @@ async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -
     request_id = str(request.scope["bulkapi.request_id"])
     try:
         reserved = await anyio.to_thread.run_sync(
-            inline.reserve, plan, p.store, account_id, request_id, enrich, utcnow()
+            inline.reserve, plan, p.credits, account_id, request_id, enrich, utcnow()
         )
     except Exception:
         if record is not None:
             await anyio.to_thread.run_sync(record, None)
         raise
-    return EventStreamResponse(plan, enrich, p.store, settings, Money(account_id, request_id, reserved), record)
+    return EventStreamResponse(plan, enrich, p.credits, settings, Money(account_id, request_id, reserved), record)
 
 
 async def _health(_: Request) -> Response:

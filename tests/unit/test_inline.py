@@ -24,17 +24,21 @@ KEY = "enc_test_unit"
 ACCOUNT = "acct_unit"
 
 
+class FakeKeys:
+    """The account store's key lookup: one known key."""
+
+    def account_for_key(self, key: str) -> str | None:
+        return ACCOUNT if key == KEY else None
+
+
 class FakeStore:
-    """Keys, balances and the ledger in memory, with the store's inline money rules (reserve, settle once)."""
+    """Balances and the ledger in memory, with the credit store's inline money rules (reserve, settle once)."""
 
     def __init__(self, credits: int) -> None:
         self.balances = {ACCOUNT: credits}
         self.ledger: list[dict[str, Any]] = [{"kind": "grant", "amount": credits, "request_id": None}]
         self.reservations: dict[str, int] = {}
         self.lock = threading.Lock()
-
-    def account_for_key(self, key: str) -> str | None:
-        return ACCOUNT if key == KEY else None
 
     def account_credits(self, account_id: str) -> int | None:
         return self.balances.get(account_id)
@@ -103,7 +107,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def client_for(store: FakeStore, enrich: SpyEnrich | None = None) -> TestClient:
-    ports = stream.Ports(store, enrich or SpyEnrich())
+    ports = stream.Ports(store, FakeKeys(), enrich or SpyEnrich())
     return TestClient(stream.create_app(lambda _settings: ports), headers={"Authorization": f"Bearer {KEY}"})
 
 
@@ -356,7 +360,7 @@ def test_a_client_that_leaves_stops_the_work_and_pays_only_for_what_it_was_sent(
         "root_path": "",
         "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")],
     }
-    app = stream.create_app(lambda _settings: stream.Ports(store, spy))
+    app = stream.create_app(lambda _settings: stream.Ports(store, FakeKeys(), spy))
     # When the app runs until the client is gone
     started = time.monotonic()
     anyio.run(app, scope, receive, send)
@@ -477,7 +481,8 @@ def test_an_enrichment_that_raises_answers_errors_and_the_stream_still_ends() ->
         raise RuntimeError("provider exploded")
 
     client = TestClient(
-        stream.create_app(lambda _settings: stream.Ports(store, broken)), headers={"Authorization": f"Bearer {KEY}"}
+        stream.create_app(lambda _settings: stream.Ports(store, FakeKeys(), broken)),
+        headers={"Authorization": f"Bearer {KEY}"},
     )
     # When two addresses are looked up
     got = events(client.post("/api/bulk-lookup", json={"emails": ["a@example.com", "b@example.com"]}).text)
