@@ -4,5 +4,7 @@
 # forwards each API Gateway request to this server and streams the answer back (AWS_LWA_INVOKE_MODE=response_stream).
 # /opt/python is the dependency layer (uvicorn, starlette); LAMBDA_TASK_ROOT holds the `functions` package.
 export PYTHONPATH="/opt/python:${LAMBDA_TASK_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
-exec python -m uvicorn functions.handlers.stream:app --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \
+# --factory: uvicorn calls app_from_environment once at start-up, the function's composition root (cold start).
+exec python -m uvicorn functions.handlers.stream:app_from_environment --factory \
+  --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \
   --no-access-log --timeout-graceful-shutdown 5

@@ -1,4 +1,4 @@
-"""Per-function settings, validated at cold start and read through a cached getter.
+"""Per-function settings, validated once per cold start by the function's composition root (functions/composition.py).
 
 Every field is read from the environment variable `BULKAPI_<FIELD>`; the CDK stack sets exactly the variables
 each function's model declares (tests/infra checks it) and the local runtime sets the same ones.
@@ -7,7 +7,7 @@ each function's model declares (tests/infra checks it) and the local runtime set
 from __future__ import annotations
 
 import os
-from functools import cache
+from collections.abc import Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
@@ -173,6 +173,22 @@ class StreamSettings(EnrichSettings):
     local_enrich_delay_ms: int = Field(default=0, ge=0)
 
 
+# Which settings model each function reads, by its handler's name: the stack derives the function's environment from
+# it (infra/functions.py), and the handler's composition root validates it (functions/composition.py).
+FUNCTION_SETTINGS: dict[str, type[BaseModel]] = {
+    "api": ApiSettings,
+    "splitter": SplitterSettings,
+    "worker": WorkerSettings,
+    "dead_letter": WorkerSettings,
+    "finalizer": FinalizerSettings,
+    "webhooks": WebhookSettings,
+    "stream": StreamSettings,
+    "sweeper": SweeperSettings,
+    "authorizer": AuthorizerSettings,
+    "variants": VariantSettings,
+    "fetcher": FetcherSettings,
+}
+
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -181,8 +197,8 @@ def env_names(model: type[BaseModel]) -> dict[str, str]:
     return {name: PREFIX + name.upper() for name in model.model_fields}
 
 
-@cache
-def load(model: type[S]) -> S:
-    """Build and validate a settings model from the environment (cached: once per cold start)."""
-    values = {name: os.environ[var] for name, var in env_names(model).items() if var in os.environ}
+def load(model: type[S], env: Mapping[str, str] | None = None) -> S:
+    """Build and validate a settings model from an environment (default: this process's)."""
+    source = os.environ if env is None else env
+    values = {name: source[var] for name, var in env_names(model).items() if var in source}
     return model.model_validate(values)

@@ -11,22 +11,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from pydantic import BaseModel
 
-from functions.settings import (
-    PREFIX,
-    ApiSettings,
-    AuthorizerSettings,
-    FetcherSettings,
-    FinalizerSettings,
-    SplitterSettings,
-    StreamSettings,
-    SweeperSettings,
-    VariantSettings,
-    WebhookSettings,
-    WorkerSettings,
-    env_names,
-)
+from functions.settings import FUNCTION_SETTINGS, PREFIX, env_names
 from infra.nag import acknowledge, policy_of, resource_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,19 +23,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 METRICS_NAMESPACE = "bulkapi"
 
 # Which settings model each handler reads: the environment of its function is derived from it.
-HANDLER_SETTINGS: dict[str, type[BaseModel]] = {
-    "api": ApiSettings,
-    "splitter": SplitterSettings,
-    "worker": WorkerSettings,
-    "dead_letter": WorkerSettings,
-    "finalizer": FinalizerSettings,
-    "webhooks": WebhookSettings,
-    "stream": StreamSettings,
-    "sweeper": SweeperSettings,
-    "authorizer": AuthorizerSettings,
-    "variants": VariantSettings,
-    "fetcher": FetcherSettings,
-}
+HANDLER_SETTINGS = FUNCTION_SETTINGS
 
 
 def function_code() -> lambda_.Code:

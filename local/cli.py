@@ -18,7 +18,7 @@ from functions.adapters.credits import CreditStore
 from functions.errors import BulkApiError
 from functions.logic import accounts
 from functions.settings import ApiSettings, load
-from local.runtime import LocalRuntime, Options
+from local.runtime import API_HANDLER, LocalRuntime, Options
 from local.template import CACHE
 
 # Said at every start: moto keeps everything in this process tree's memory (see README "Running locally").
@@ -64,7 +64,7 @@ def serve(host: str, port: int) -> int:
                 "base_url": runtime.base_url,
                 "pid": os.getpid(),
                 # How long the API keeps a checked key: what `admin revoke-key` reports.
-                "key_cache_seconds": load(ApiSettings).key_cache_seconds,
+                "key_cache_seconds": load(ApiSettings, runtime.function_env(API_HANDLER)).key_cache_seconds,
             }
         )
     )

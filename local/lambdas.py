@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from functions.composition import Function
 from local.processes import EnvironmentExited, FunctionProcesses
 from local.resources import ACCOUNT, REGION, LocalFunction
 
@@ -91,21 +92,30 @@ ISOLATABLE: frozenset[str] = frozenset(POOLS)
 ONE_EVENT_AT_A_TIME: frozenset[str] = frozenset({"functions.handlers.api.lambda_handler"})
 
 
-def _new_environment(handler: str) -> Handler:
-    """A fresh instance of the handler's module (its own globals, nothing shared but what it imports)."""
+def _compose(entry: Any, env: dict[str, str]) -> Handler:
+    """The handler composed from the function's own environment (its composition root, functions/composition.py)."""
+    if not isinstance(entry, Function):
+        raise TypeError(f"{entry!r} is not a functions.composition.Function")
+    return entry.build(env)
+
+
+def _new_environment(handler: str, env: dict[str, str]) -> Handler:
+    """A fresh instance of the handler's module (its own globals, nothing shared but what it imports), composed."""
     module_name, _, attr = handler.rpartition(".")
     spec = importlib.util.find_spec(module_name)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    loaded: Handler = getattr(module, attr)
-    return loaded
+    return _compose(getattr(module, attr), env)
 
 
-def _load(handler: str) -> Handler:
+def _load(handler: str) -> Any:
     module, _, attr = handler.rpartition(".")
-    loaded: Handler = getattr(importlib.import_module(module), attr)
-    return loaded
+    return getattr(importlib.import_module(module), attr)
+
+
+# Handlers composed in this function process, by (handler, function name): once per execution environment.
+_composed: dict[tuple[str, str], Handler] = {}
 
 
 def _warm(pool: str, handlers: list[str]) -> None:
@@ -154,11 +164,16 @@ def _drop_metrics() -> None:
     metrics.clear_metrics()
 
 
-def _invoke_in_child(handler: str, event: dict[str, Any], name: str, timeout: int) -> tuple[bool, Any]:
+def _invoke_in_child(
+    handler: str, event: dict[str, Any], name: str, timeout: int, env: dict[str, str]
+) -> tuple[bool, Any]:
     """Run one invocation; the answer carries the process's peak memory during it (as Lambda's REPORT line does)."""
     _reset_peak_rss()
     try:
-        return True, (_load(handler)(event, LambdaContext(name, timeout)), _peak_rss_kb())
+        composed = _composed.get((handler, name))
+        if composed is None:
+            composed = _composed[(handler, name)] = _compose(_load(handler), env)
+        return True, (composed(event, LambdaContext(name, timeout)), _peak_rss_kb())
     except Exception as exc:
         return False, (type(exc).__name__, str(exc), traceback.format_exc())
     finally:
@@ -231,11 +246,12 @@ class Invoker:
             pool.close()
 
     def handler(self, fn: LocalFunction) -> Handler:
-        """Import the function's handler the way the Lambda runtime does (module path + attribute)."""
-        if fn.logical_id not in self._handlers:
-            module, _, attr = fn.handler.rpartition(".")
-            self._handlers[fn.logical_id] = getattr(importlib.import_module(module), attr)
-        return self._handlers[fn.logical_id]
+        """Import the function's handler the way the Lambda runtime does (module path + attribute), composed from
+        exactly the function's own environment (no other function's settings are visible to it)."""
+        with self._lock:
+            if fn.logical_id not in self._handlers:
+                self._handlers[fn.logical_id] = _compose(_load(fn.handler), fn.env)
+            return self._handlers[fn.logical_id]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Invoke synchronously; raises InvocationError when the handler raises."""
@@ -286,7 +302,7 @@ class Invoker:
                 self.environments[fn.logical_id] = created = self.environments.get(fn.logical_id, 0) + 1
         if handler is None:
             # The first environment is the imported module itself (what tests patch); the others are new instances.
-            handler = self.handler(fn) if created == 1 else _new_environment(fn.handler)
+            handler = self.handler(fn) if created == 1 else _new_environment(fn.handler, fn.env)
         try:
             return handler(event, LambdaContext(fn.name, fn.timeout))
         finally:
@@ -296,7 +312,7 @@ class Invoker:
     def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
         pool = self.pools[POOLS[fn.handler]]
         try:
-            ok, value = pool.invoke(fn.handler, event, fn.name, fn.timeout)
+            ok, value = pool.invoke(fn.handler, event, fn.name, fn.timeout, fn.env)
         except EnvironmentExited as exc:
             print(f"{fn.name}: {exc}; a new function process replaces it", flush=True)
             raise InvocationError("Runtime.ExitError", str(exc)) from exc

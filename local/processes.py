@@ -22,8 +22,9 @@ from typing import Any
 
 from local.lifetime import exit_with_parent
 
-# What runs an invocation in a child: (handler path, event, function name, timeout) -> (ok, result or error).
-Runner = Callable[[str, dict[str, Any], str, int], tuple[bool, Any]]
+# What runs an invocation in a child: (handler path, event, function name, timeout, the function's environment)
+# -> (ok, result or error).
+Runner = Callable[[str, dict[str, Any], str, int, dict[str, str]], tuple[bool, Any]]
 
 
 class EnvironmentExited(Exception):
@@ -42,11 +43,11 @@ def _serve(conn: Connection, warm: Callable[[], None], run: Runner) -> None:
     conn.send(os.getpid())
     while True:
         try:
-            handler, event, name, timeout = conn.recv()
+            handler, event, name, timeout, env = conn.recv()
         except EOFError:  # the runtime closed its end: stop
             return
         try:
-            answer = run(handler, event, name, timeout)
+            answer = run(handler, event, name, timeout, env)
         except BaseException as exc:  # the runner catches handler errors; this is the runner itself failing
             answer = (False, (type(exc).__name__, str(exc), traceback.format_exc()))
         conn.send(answer)
@@ -63,7 +64,7 @@ class _Environment:
             raise RuntimeError("a function process did not start")
         self.pid: int = self.conn.recv()
 
-    def call(self, request: tuple[str, dict[str, Any], str, int]) -> tuple[bool, Any]:
+    def call(self, request: tuple[str, dict[str, Any], str, int, dict[str, str]]) -> tuple[bool, Any]:
         try:
             self.conn.send(request)
             ready = multiprocessing.connection.wait([self.conn, self.process.sentinel])
@@ -87,7 +88,8 @@ class FunctionProcesses:
 
     def __init__(self, count: int, warm: Callable[[], None], run: Runner, start_timeout: float = 120) -> None:
         # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
-        # The children inherit the environment the runtime has set up (endpoint, table and queue names).
+        # The children inherit the process environment (the emulation's endpoint and credentials); each invocation
+        # brings its function's own environment, which the child composes the handler from (functions/composition.py).
         self._ctx = multiprocessing.get_context("spawn")
         self._warm, self._run, self._start_timeout = warm, run, start_timeout
         self._idle: queue.Queue[_Environment] = queue.Queue()
@@ -126,20 +128,24 @@ class FunctionProcesses:
         dead.stop()
         self._add()
 
-    def invoke(self, handler: str, event: dict[str, Any], name: str, timeout: int) -> tuple[bool, Any]:
+    def invoke(
+        self, handler: str, event: dict[str, Any], name: str, timeout: int, env: dict[str, str]
+    ) -> tuple[bool, Any]:
         """Run one invocation in an idle process; raises EnvironmentExited if its process dies meanwhile."""
         while True:
-            env = self._idle.get()
-            if env.process.is_alive():
+            process = self._idle.get()
+            if process.process.is_alive():
                 break
-            self._replace(env)  # died while idle: nothing was lost, start a new one and use it instead
+            self._replace(process)  # died while idle: nothing was lost, start a new one and use it instead
         try:
-            answer = env.call((handler, event, name, timeout))
+            answer = process.call((handler, event, name, timeout, env))
         except EnvironmentExited:
             # Lambda starts a new execution environment; the failed invocation is the event source's to retry.
-            threading.Thread(target=self._replace, args=(env,), name="replace-function-process", daemon=True).start()
+            threading.Thread(
+                target=self._replace, args=(process,), name="replace-function-process", daemon=True
+            ).start()
             raise
-        self._idle.put(env)
+        self._idle.put(process)
         return answer
 
     def close(self) -> None:

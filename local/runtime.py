@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.settings import FUNCTION_SETTINGS, PREFIX, StreamSettings, env_names, load
 from local import lambdas
 from local.authorizer import LocalAuthorizers
 from local.emulation import EmulationProcess
@@ -25,6 +26,17 @@ from local.template import load_template
 from local.wiring import Poller
 
 DEV_ACCOUNT = "acct_dev"
+API_HANDLER = "functions.handlers.api.lambda_handler"
+# The stream function's Lambda handler is its start script (uvicorn behind the Lambda Web Adapter; infra/streaming.py).
+STREAM_HANDLER = "functions/run.sh"
+
+
+def settings_model(handler: str) -> type[Any] | None:
+    """The settings model a function's handler reads (its template environment is derived from it); None for
+    functions that are not the project's (CDK's own helpers)."""
+    if handler == STREAM_HANDLER:
+        return FUNCTION_SETTINGS["stream"]
+    return FUNCTION_SETTINGS.get(handler.removeprefix("functions.handlers.").removesuffix(".lambda_handler"))
 
 
 # What `bulkapi serve` uses: the queue-driven handlers in processes of their own, like Lambda environments.
@@ -186,8 +198,10 @@ class LocalRuntime:
             self.pollers.append(poller)
         for schedule in topology.schedules:
             self._start_schedule(schedule)
-        api = self.function_id("functions.handlers.api.lambda_handler")
+        api = self.function_id(API_HANDLER)
         from functions.handlers import stream
+
+        stream_id = self.function_id(STREAM_HANDLER)
 
         authorizers = LocalAuthorizers.from_template(template, {lid: lid for lid in topology.functions})
         if self.options.authorizer_cache_seconds is not None:
@@ -197,14 +211,18 @@ class LocalRuntime:
             self.options.port,
             self.invoker,
             api,
-            asgi_app=stream.app,
+            asgi_app=stream.create_app(
+                stream.Deps.from_settings(load(StreamSettings, self.topology.functions[stream_id].env))
+            ),
             asgi_paths=stream.PATHS,
             authorizers=authorizers,
         )
         self.gateway.start()
         # Webhook payloads link to the download route; the port is only known once the gateway is bound.
         if "BULKAPI_API_BASE_URL" not in self.options.overrides:
-            self._set_env({"BULKAPI_API_BASE_URL": self.base_url})
+            for fn in topology.functions.values():
+                if "BULKAPI_API_BASE_URL" in fn.env:
+                    fn.env["BULKAPI_API_BASE_URL"] = self.base_url
         return self
 
     def stop(self) -> None:
@@ -290,26 +308,27 @@ class LocalRuntime:
         self.schedules.append(thread)
 
     def _apply_function_env(self, topology: Topology) -> None:
-        # All handlers share this process's environment: two functions giving one variable different values
-        # would silently misconfigure one of them, so that is an error.
-        merged: dict[str, str] = {}
+        # Each function is composed from exactly its template environment (functions/composition.py), plus what
+        # differs locally for the settings it declares: webhooks and URL fetches may go to localhost, and the
+        # BULKAPI_<SETTING> overrides. No function sees another's settings.
+        local = {"BULKAPI_ALLOW_PRIVATE_TARGETS": "true", **self.options.overrides}
+        used: set[str] = set()
+        shared: dict[str, str] = {}
         for fn in topology.functions.values():
-            for var, value in fn.env.items():
-                if var.startswith("AWS_"):
-                    # The Lambda runtime's and its extensions' variables (the stream function's Lambda Web Adapter:
-                    # AWS_LAMBDA_EXEC_WRAPPER, AWS_LWA_*): locally the gateway serves that app in-process, and the
-                    # emulation's own AWS_* (endpoint, credentials, region) must stay as they are.
-                    continue
-                if var in merged and merged[var] != value:
-                    raise RuntimeError(f"{var} differs between functions ({merged[var]!r} vs {value!r})")
-                merged[var] = value
-        # Locally, webhooks may go to http://localhost (deployed: https and public addresses only).
-        merged["BULKAPI_ALLOW_PRIVATE_TARGETS"] = "true"
-        merged.update(self.options.overrides)
-        self._set_env(merged)
-        from functions.settings import load
-
-        load.cache_clear()
+            model = settings_model(fn.handler)
+            declared = set(fn.env) | (set(env_names(model).values()) if model else set())
+            env = {var: value for var, value in fn.env.items() if not var.startswith("AWS_")}
+            env.update({var: value for var, value in local.items() if var in declared})
+            used |= declared & set(local)
+            fn.env = env
+            # Powertools reads its own variables once per process (at import): those must mean one thing.
+            for var, value in env.items():
+                if not var.startswith(PREFIX):
+                    if shared.setdefault(var, value) != value:
+                        raise RuntimeError(f"{var} differs between functions ({shared[var]!r} vs {value!r})")
+        for var in sorted(set(self.options.overrides) - used):
+            print(f"warning: {var} is a setting of no function; ignored", flush=True)
+        self._set_env(shared)
 
     def _seed_dev_account(self) -> None:
         from functions.adapters.accounts import AccountStore
@@ -345,10 +364,15 @@ class LocalRuntime:
 
     @property
     def bucket(self) -> str:
-        """The upload bucket (as the functions are configured with it)."""
-        return os.environ["BULKAPI_BUCKET"]
+        """The upload bucket (as the API function is configured with it)."""
+        return self.function_env(API_HANDLER)["BULKAPI_BUCKET"]
 
     @property
     def table(self) -> str:
-        """The jobs table (as the functions are configured with it)."""
-        return os.environ["BULKAPI_JOBS_TABLE"]
+        """The jobs table (as the API function is configured with it)."""
+        return self.function_env(API_HANDLER)["BULKAPI_JOBS_TABLE"]
+
+    def function_env(self, handler: str) -> dict[str, str]:
+        """The environment the function with this handler is composed from."""
+        assert self.topology is not None
+        return self.topology.functions[self.function_id(handler)].env

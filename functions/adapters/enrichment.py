@@ -6,16 +6,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from functions.settings import EnrichSettings, load
+from functions.settings import EnrichSettings
 
 if TYPE_CHECKING:
     from functions.enrich.online import Sources
 
 # Rebuilt this often, so a key put into the secret (or rotated) is picked up without a deployment.
 REFRESH_SECONDS = 300.0
-
-_built: dict[type[EnrichSettings], tuple[float, Sources]] = {}
-_lock = threading.Lock()
 
 
 def _secret(arn: str) -> dict[str, Any]:
@@ -37,11 +34,18 @@ def build(settings: EnrichSettings) -> Sources:
     return from_settings(settings, cache)
 
 
-def sources_for(model: type[EnrichSettings]) -> Sources:
-    """The sources of a function's settings model, built once and refreshed every few minutes."""
-    now = time.monotonic()
-    with _lock:
-        built = _built.get(model)
-        if built is None or now - built[0] > REFRESH_SECONDS:
-            built = _built[model] = (now, build(load(model)))
-        return built[1]
+class RefreshingSources:
+    """A function's online sources, built on first use and rebuilt every few minutes (a new key is picked up)."""
+
+    def __init__(self, settings: EnrichSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._built: tuple[float, Sources] | None = None
+
+    def current(self) -> Sources:
+        """The sources now."""
+        now = time.monotonic()
+        with self._lock:
+            if self._built is None or now - self._built[0] > REFRESH_SECONDS:
+                self._built = (now, build(self.settings))
+            return self._built[1]

@@ -7,17 +7,16 @@ refused (422 idempotency_key_reused); while the first request is still running, 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import zlib
 from collections.abc import Callable
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
 from functions.errors import BulkApiError, ConflictError, InputError
-from functions.settings import StorageSettings, load
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -43,8 +42,55 @@ def fingerprint(*parts: bytes | str | None) -> str:
     return digest.hexdigest()
 
 
-@cache
-def _runner() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
+class JobIdempotency:
+    """Idempotency-Key for job creation, with Powertools' utility on the jobs table."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table = table_name
+        self._lock = threading.Lock()
+        self._runner: tuple[IdempotencyConfig, Callable[..., dict[str, Any]]] | None = None
+
+    def _run(self) -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
+        with self._lock:
+            if self._runner is None:
+                self._runner = _runner(self.table)
+            return self._runner
+
+    def once(
+        self,
+        account_id: str,
+        key: str,
+        request_fingerprint: str,
+        action: Callable[[], dict[str, Any]],
+        lambda_context: Any,
+    ) -> dict[str, Any]:
+        """Run `action` once per (account, key) within 24 h; replays its answer for the same request."""
+        if not key.strip() or len(key) > MAX_KEY_LENGTH:
+            raise InputError(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_idempotency_key"
+            )
+        config, run = self._run()
+        if lambda_context is not None:
+            # Lets an in-progress record expire with this invocation, so a crash does not block the key for 24 h.
+            config.register_lambda_context(lambda_context)
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
+        try:
+            return run(request={"account": account_id, "key": key, "fingerprint": request_fingerprint}, action=action)
+        except IdempotencyValidationError as exc:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was already used with a different request") from exc
+        except IdempotencyAlreadyInProgressError as exc:
+            raise ConflictError(
+                "a request with this Idempotency-Key is still in progress; retry shortly",
+                code="idempotency_in_progress",
+                retry_after=1,
+            ) from exc
+
+
+def _runner(table_name: str) -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
     # Powertools' idempotency imports boto3: loaded with the first request that carries an Idempotency-Key.
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
@@ -52,9 +98,8 @@ def _runner() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
         idempotent_function,
     )
 
-    settings = load(StorageSettings)
     persistence = DynamoDBPersistenceLayer(
-        table_name=settings.jobs_table,
+        table_name=table_name,
         key_attr="pk",
         sort_key_attr="sk",
         static_pk_value="IDEMPOTENCY",
@@ -73,33 +118,6 @@ def _runner() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
         return action()
 
     return config, run
-
-
-def once(
-    account_id: str, key: str, request_fingerprint: str, action: Callable[[], dict[str, Any]], lambda_context: Any
-) -> dict[str, Any]:
-    """Run `action` once per (account, key) within 24 h; replays its answer for the same request."""
-    if not key.strip() or len(key) > MAX_KEY_LENGTH:
-        raise InputError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_idempotency_key")
-    config, run = _runner()
-    if lambda_context is not None:
-        # Lets an in-progress record expire with this invocation, so a crash does not block the key for 24 h.
-        config.register_lambda_context(lambda_context)
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (
-        IdempotencyAlreadyInProgressError,
-        IdempotencyValidationError,
-    )
-
-    try:
-        return run(request={"account": account_id, "key": key, "fingerprint": request_fingerprint}, action=action)
-    except IdempotencyValidationError as exc:
-        raise IdempotencyKeyReusedError("this Idempotency-Key was already used with a different request") from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise ConflictError(
-            "a request with this Idempotency-Key is still in progress; retry shortly",
-            code="idempotency_in_progress",
-            retry_after=1,
-        ) from exc
 
 
 class InlineReplay:

@@ -188,6 +188,8 @@ class Sources:
     website: Source[WebsiteFacts] | None = None
     hibp: Source[DarkwebResult] | None = None
     search: Source[GoogleResult] | None = None
+    # Phone numbers without `+` are read as numbers of this region (settings' `phone_default_region`).
+    phone_region: str = "US"
 
 
 OFFLINE = Sources()

@@ -10,7 +10,6 @@ ranges is `ok` with `is_valid` false. Carrier is the original one for the number
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -64,9 +63,9 @@ class PhoneResult(BaseModel):
 COLUMNS: tuple[str, ...] = columns_of(PhoneResult)
 
 
-def default_region() -> str:
-    """The region for numbers without a country code, from the environment; ValueError when it is not a region."""
-    region = os.environ.get(DEFAULT_REGION_ENV, "US").strip().upper() or "US"
+def checked_region(value: str) -> str:
+    """A default region (settings' `phone_default_region`), upper-cased; ValueError when it is not a region."""
+    region = value.strip().upper() or "US"
     if region != _NO_REGION and region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"{DEFAULT_REGION_ENV}={region!r} is not a region phonenumbers knows (e.g. US, DE, GB, ZZ)")
     return region
@@ -121,7 +120,7 @@ def _one(raw: str, region: str) -> RowResult:
 
 
 def enrich(values: Sequence[str], sources: Sources = OFFLINE, region: str | None = None) -> list[RowResult]:
-    """Parse and describe each number (region: for numbers without `+`, default from the environment)."""
-    chosen = region.upper() if region else default_region()
+    """Parse and describe each number (region: for numbers without `+`, default: the sources' region)."""
+    chosen = checked_region(region or sources.phone_region)
     compute: Callable[[str], RowResult] = functools.partial(_one, region=chosen)
     return enrich_each(values, COLUMNS, strip_key, compute)

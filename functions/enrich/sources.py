@@ -13,6 +13,7 @@ from functions.enrich.darkweb import DarkwebResult, HibpProvider
 from functions.enrich.dns_lookup import DnsFacts, DnsProvider
 from functions.enrich.google import GoogleResult, SearchProvider
 from functions.enrich.online import CachePort, Source, Sources
+from functions.enrich.phone import checked_region
 from functions.enrich.rdap import DomainRegistration, IpNetwork, RdapProvider
 from functions.enrich.website import WebsiteFacts, WebsiteProvider
 from functions.settings import SECRET_FIELDS, EnrichSettings
@@ -75,4 +76,12 @@ def from_settings(settings: EnrichSettings, cache: CachePort | None = None) -> S
             settings.search_api_key.strip(), settings.search_engine_id.strip(), settings.search_base_url, client
         )
         search = source("search", GoogleResult, searcher.lookup_many, rate)
-    return Sources(dns=dns, rdap_domain=rdap_domain, rdap_ip=rdap_ip, website=website, hibp=hibp, search=search)
+    return Sources(
+        dns=dns,
+        rdap_domain=rdap_domain,
+        rdap_ip=rdap_ip,
+        website=website,
+        hibp=hibp,
+        search=search,
+        phone_region=checked_region(settings.phone_default_region),
+    )

@@ -15,7 +15,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
+    ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -40,6 +40,7 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import FetchQueue, Finalizer, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
+from functions.composition import Function, Handler
 from functions.errors import (
     BulkApiError,
     InputError,
@@ -56,6 +57,7 @@ from functions.models import (
     CreditsResponse,
     DeliveriesResponse,
     HealthResponse,
+    Job,
     JobCreatedResponse,
     JobCreateRequest,
     JobDeletedResponse,
@@ -73,7 +75,7 @@ from functions.models import (
     WebhookUpdateRequest,
 )
 from functions.observability import logger, metrics, tracer
-from functions.settings import ApiSettings, load
+from functions.settings import ApiSettings
 
 
 class RequestResolver(APIGatewayRestResolver):
@@ -113,7 +115,8 @@ class RequestResolver(APIGatewayRestResolver):
         self._request_context = value
 
 
-app = RequestResolver(enable_validation=True)
+# A response that breaks its own model is our defect: 500, not Powertools' default of reporting it as a request error.
+app = RequestResolver(enable_validation=True, response_validation_error_http_code=500)
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 FILENAME_MAX = 255
@@ -127,42 +130,49 @@ FIELD_CODES = {"url": "invalid_webhook_url", "events": "invalid_events"}
 JobId = Annotated[str, Query(min_length=1, max_length=ID_MAX, description="the job's id")]
 
 
-@dataclass
-class Ports:
-    """The adapters the routes use; built once per cold start, replaceable in tests."""
-
-    store: JobStore
-    credits: CreditStore
-    accounts: AccountStore
-    blobs: BlobStore
-    finalizer: Finalizer
-    variant_queue: WorkQueue
-    fetches: FetchQueue
+CONSOLE_PAGE = Path(__file__).resolve().parents[1] / "console" / "index.html"
 
 
-_ports: Ports | None = None
+@dataclass(frozen=True)
+class Deps:
+    """What the API needs, built once per cold start from its settings; tests pass fakes."""
 
+    settings: ApiSettings
+    store: Any
+    credits: Any
+    blobs: Any
+    finalizer: Any
+    variant_queue: Any
+    fetches: Any
+    webhooks: Any
+    targets: Any
+    keys: frontdoor.KeyCheck
+    idempotency: Any
+    console_html: str = ""
 
-def ports() -> Ports:
-    """The adapters for this process, built from settings on first use."""
-    global _ports
-    if _ports is None:
-        settings = load(ApiSettings)
-        _ports = Ports(
-            JobStore(settings.jobs_table),
-            CreditStore(settings.jobs_table),
-            AccountStore(settings.jobs_table),
-            BlobStore(settings.bucket),
-            Finalizer(settings.finalizer_arn),
-            WorkQueue(settings.variant_queue_url),
-            FetchQueue(settings.fetch_queue_url),
+    @classmethod
+    def from_settings(cls, settings: ApiSettings) -> Deps:
+        """The real adapters (their boto3 clients are built here, with the first event, not at import)."""
+        return cls(
+            settings=settings,
+            store=JobStore(settings.jobs_table),
+            credits=CreditStore(settings.jobs_table),
+            blobs=BlobStore(settings.bucket),
+            finalizer=Finalizer(settings.finalizer_arn),
+            variant_queue=WorkQueue(settings.variant_queue_url),
+            fetches=FetchQueue(settings.fetch_queue_url),
+            webhooks=WebhookStore(settings.jobs_table),
+            targets=WebhookHttp(allow_private=settings.allow_private_targets, timeout=10.0),
+            keys=frontdoor.KeyCheck(AccountStore(settings.jobs_table).account_for_key, settings.key_cache_seconds),
+            idempotency=idempotency.JobIdempotency(settings.jobs_table),
+            console_html=CONSOLE_PAGE.read_text(encoding="utf-8"),
         )
-    return _ports
 
 
-@cache
-def _key_check() -> frontdoor.KeyCheck:
-    return frontdoor.KeyCheck(lambda key: ports().accounts.account_for_key(key), load(ApiSettings).key_cache_seconds)
+def _deps() -> Deps:
+    """The dependencies of the event being resolved (put in the resolver's context by the handler)."""
+    deps: Deps = app.context["deps"]
+    return deps
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -224,6 +234,13 @@ def validation_error(errors: Any) -> InputError:
         return InputError(f"`{name}` is required", code="missing_parameter", parameter=name)
     code = FIELD_CODES.get(name, "invalid_parameter") if where == "body" else "invalid_parameter"
     return InputError(f"`{name}`: {text}", code=code, parameter=name)
+
+
+@app.exception_handler(ResponseValidationError)  # type: ignore[untyped-decorator]
+def handle_response_validation_error(exc: ResponseValidationError) -> Response[Any]:
+    """An answer that does not match its documented model: logged, answered as our error."""
+    logger.error("response does not match its model", errors=str(exc.errors())[:1000])
+    return _error(BulkApiError("something went wrong on our side; the request id identifies it"))
 
 
 @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
@@ -355,7 +372,6 @@ def docs_page() -> Response[str]:
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
 
 
-CONSOLE_PAGE = Path(__file__).resolve().parents[1] / "console" / "index.html"
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
 CONSOLE_POLICY = (
     "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' https: http:; "
@@ -374,14 +390,14 @@ def console_page() -> Response[str]:
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
-        body=CONSOLE_PAGE.read_text(encoding="utf-8"),
+        body=_deps().console_html,
         headers={"Content-Security-Policy": CONSOLE_POLICY, "Cache-Control": "no-cache"},
     )
 
 
 def _job_form() -> tuple[Upload, str, str | None]:
     """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
-    settings = load(ApiSettings)
+    settings = _deps().settings
     content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     body = _body_bytes()
     if len(body) > settings.max_upload_bytes + 64 * 1024:
@@ -400,7 +416,8 @@ def _job_form() -> tuple[Upload, str, str | None]:
 @app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
 def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
-    settings = load(ApiSettings)
+    deps = _deps()
+    settings = deps.settings
     upload, job_type, column = _job_form()
     answer = preview.preview(
         account_id=_account(),
@@ -409,7 +426,7 @@ def preview_job() -> Response[JobPreviewResponse]:
         column=column,
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
-        credits=ports().credits,
+        credits=deps.credits,
     )
     return _json(200, {"filename": upload.filename, **answer})
 
@@ -428,17 +445,17 @@ def create_job(
     ] = None,
 ) -> Response[JobCreatedResponse]:
     """Create an async job: from an uploaded CSV (multipart), or waiting for its file (JSON)."""
-    settings = load(ApiSettings)
+    deps = _deps()
+    settings = deps.settings
     content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     if content_type.split(";")[0].strip().lower() == "application/json":
         body = _body_bytes()
         if len(body) > 64 * 1024:
             raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
-        return _create_without_file(body, idempotency_key, settings)
+        return _create_without_file(body, idempotency_key, deps)
     upload, job_type, column = _job_form()
 
     def create() -> dict[str, Any]:
-        p = ports()
         job = jobs.create_job(
             account_id=_account(),
             job_type=job_type,
@@ -447,19 +464,17 @@ def create_job(
             column=column,
             max_rows=settings.max_rows_per_job,
             max_bytes=settings.max_upload_bytes,
-            store=p.store,
-            credits=p.credits,
-            blobs=p.blobs,
+            store=deps.store,
+            credits=deps.credits,
+            blobs=deps.blobs,
             request_id=frontdoor.request_id_from_event(app.current_event.raw_event),
         )
-        metrics.add_metric(name="JobsCreated", unit="Count", value=1)
-        logger.info("job created", job_id=job.id, rows=job.total_rows, type=job.type)
-        return jobs.create_view(job)
+        return _created(job, "job created")
 
     if not idempotency_key:
         return _json(202, create())
     fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
-    return _json(202, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
+    return _json(202, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
 def parse_create_request(body: bytes) -> JobCreateRequest:
@@ -479,11 +494,18 @@ def parse_create_request(body: bytes) -> JobCreateRequest:
     return request
 
 
-def _create_without_file(body: bytes, idempotency_key: str | None, settings: ApiSettings) -> Response[Any]:
+def _created(job: Job, message: str, upload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Count and log a new job; its creation answer."""
+    metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+    logger.info(message, job_id=job.id, rows=job.total_rows, type=job.type)
+    return jobs.create_view(job, upload)
+
+
+def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -> Response[Any]:
     request = parse_create_request(body)
+    settings = deps.settings
 
     def create() -> dict[str, Any]:
-        p = ports()
         if request.url is not None:
             job = fetching.create_remote_job(
                 account_id=_account(),
@@ -491,12 +513,10 @@ def _create_without_file(body: bytes, idempotency_key: str | None, settings: Api
                 url=request.url,
                 column=request.column,
                 allow_http=settings.allow_private_targets,
-                store=p.store,
-                queue=p.fetches,
+                store=deps.store,
+                queue=deps.fetches,
             )
-            metrics.add_metric(name="JobsCreated", unit="Count", value=1)
-            logger.info("job created, its file to be fetched", job_id=job.id, type=job.type)
-            return jobs.create_view(job)
+            return _created(job, "job created, its file to be fetched")
         job, form = jobs.create_upload_job(
             account_id=_account(),
             job_type=request.type,
@@ -504,19 +524,17 @@ def _create_without_file(body: bytes, idempotency_key: str | None, settings: Api
             column=request.column,
             max_object_bytes=settings.max_upload_object_bytes,
             ttl_seconds=settings.upload_url_ttl_seconds,
-            store=p.store,
-            blobs=p.blobs,
+            store=deps.store,
+            blobs=deps.blobs,
         )
-        metrics.add_metric(name="JobsCreated", unit="Count", value=1)
-        logger.info("job created, awaiting its upload", job_id=job.id, type=job.type)
-        return jobs.create_view(job, upload=form)
+        return _created(job, "job created, awaiting its upload", upload=form)
 
     # 201: a job waiting for the client's upload; 202: work under way (the fetch), as for a form upload.
     status = 202 if request.url is not None else 201
     if not idempotency_key:
         return _json(status, create())
     fingerprint = idempotency.fingerprint("json", request.type, request.filename, request.url, request.column or "")
-    return _json(status, idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
+    return _json(status, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
 @app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])
@@ -532,7 +550,8 @@ def get_job(
         if given:
             name = sorted(given)[0]
             raise InputError(f"`{name}` does not go with `id`", code="unknown_parameter", parameter=name)
-        p, retention = ports(), load(ApiSettings).retention_days
+        p = _deps()
+        retention = p.settings.retention_days
         job = jobs.get_job_for(p.store, _account(), id)
         now = datetime.now(UTC)
         present = downloads.result_present(job, p.blobs, now, retention)
@@ -540,13 +559,14 @@ def get_job(
         records = p.store.variants(job.id) if job.result_key else []
         view["variants"] = downloads.variants_view(job, records, view["result_ready"])
         return _json(200, view)
-    page, next_key = ports().store.list_jobs(
+    deps = _deps()
+    page, next_key = deps.store.list_jobs(
         _account(),
         limit=limit,
         cursor=jobs.decode_cursor(cursor or "", _account()),
         status=status.value if status else None,
     )
-    retention = load(ApiSettings).retention_days
+    retention = deps.settings.retention_days
     views = [jobs.status_view(j, retention_days=retention) for j in page]
     return _json(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
@@ -554,18 +574,18 @@ def get_job(
 @app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
 def credits() -> Response[CreditsResponse]:
     """The account's balance and its most recent credit movements."""
-    store = ports().credits
+    store = _deps().credits
     return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 
 @app.delete("/api/bulk-jobs", summary="Cancel a running job, or purge an ended one", tags=["jobs"])
 def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
     """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
-    p = ports()
+    p = _deps()
     job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), id)
     if job is None:
         return _json(200, {"id": id, "status": "deleted"})
-    return _json(200, jobs.status_view(job, retention_days=load(ApiSettings).retention_days))
+    return _json(200, jobs.status_view(job, retention_days=p.settings.retention_days))
 
 
 @app.get(
@@ -605,7 +625,8 @@ def download(
 ) -> Response[Any]:
     """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
     Retry-After while a variant is being built; 410 once the result has expired."""
-    p, settings = ports(), load(ApiSettings)
+    p = _deps()
+    settings = p.settings
     job = jobs.get_job_for(p.store, _account(), id)
     variant = variants.parse(job, status, format, delimiter)
     # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
@@ -642,28 +663,20 @@ def download(
     )
 
 
-def _webhook_store() -> WebhookStore:
-    return WebhookStore(load(ApiSettings).jobs_table)
-
-
-def _webhook_targets() -> WebhookHttp:
-    return WebhookHttp(allow_private=load(ApiSettings).allow_private_targets, timeout=10.0)
-
-
 @app.get("/api/webhooks", summary="List webhook endpoints", tags=["webhooks"])
 def list_webhooks() -> Response[WebhookListResponse]:
     """The account's webhook endpoints (secrets are never shown again)."""
-    return _json(200, {"webhooks": hooks.list_endpoints(_webhook_store(), _account())})
+    return _json(200, {"webhooks": hooks.list_endpoints(_deps().webhooks, _account())})
 
 
 @app.post("/api/webhooks", summary="Register a webhook endpoint", tags=["webhooks"])
 def create_webhook(body: WebhookCreateRequest) -> Response[WebhookCreatedResponse]:
     """Register an endpoint; the answer carries its signing secret, this once."""
     created = hooks.create_endpoint(
-        _webhook_store(),
+        _deps().webhooks,
         _account(),
         body.model_dump(exclude_unset=True),
-        targets=_webhook_targets(),
+        targets=_deps().targets,
     )
     return _json(201, created)
 
@@ -672,10 +685,10 @@ def create_webhook(body: WebhookCreateRequest) -> Response[WebhookCreatedRespons
 def update_webhook(body: WebhookUpdateRequest) -> Response[WebhookResponse]:
     """Change url, events, description or is_active."""
     updated = hooks.update_endpoint(
-        _webhook_store(),
+        _deps().webhooks,
         _account(),
         body.model_dump(exclude_unset=True),
-        targets=_webhook_targets(),
+        targets=_deps().targets,
     )
     return _json(200, updated)
 
@@ -683,14 +696,14 @@ def update_webhook(body: WebhookUpdateRequest) -> Response[WebhookResponse]:
 @app.delete("/api/webhooks", summary="Remove a webhook endpoint", tags=["webhooks"])
 def delete_webhook(body: WebhookIdRequest) -> Response[WebhookDeletedResponse]:
     """Remove an endpoint and its delivery history (`{"id"}` in the JSON body, as the official clients send it)."""
-    hooks.delete_endpoint(_webhook_store(), _account(), body.id)
+    hooks.delete_endpoint(_deps().webhooks, _account(), body.id)
     return _json(200, {"id": body.id, "deleted": True})
 
 
 @app.post("/api/webhooks/test", summary="Send a test event now", tags=["webhooks"])
 def test_webhook(body: WebhookIdRequest) -> Response[WebhookTestResponse]:
     """Send a signed `webhook.test` event now and report what the endpoint answered."""
-    result = hooks.send_test(_webhook_store(), _account(), body.id, targets=_webhook_targets())
+    result = hooks.send_test(_deps().webhooks, _account(), body.id, targets=_deps().targets)
     return _json(200, result)
 
 
@@ -699,17 +712,17 @@ def webhook_deliveries(
     webhook_id: Annotated[str, Query(min_length=1, max_length=ID_MAX, description="the endpoint's id")],
 ) -> Response[DeliveriesResponse]:
     """The endpoint's last 50 delivery attempts."""
-    return _json(200, {"deliveries": hooks.list_deliveries(_webhook_store(), _account(), webhook_id)})
+    return _json(200, {"deliveries": hooks.list_deliveries(_deps().webhooks, _account(), webhook_id)})
 
 
-def _authenticate(event: dict[str, Any]) -> dict[str, Any] | None:
+def _authenticate(event: dict[str, Any], keys: frontdoor.KeyCheck) -> dict[str, Any] | None:
     """The account of the request's key, put in the resolver's context; the 401 answer when there is none."""
     path = str(event.get("path") or "").rstrip("/") or "/"
     if path in frontdoor.PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS":
         return None
     try:
         # API Gateway's authorizer checked the key already; the key check is for a request without its context.
-        account_id = auth.account_from_event(event) or _key_check().account_for(event.get("headers"))
+        account_id = auth.account_from_event(event) or keys.account_for(event.get("headers"))
     except BulkApiError as exc:
         return _proxy_error(exc)
     app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]
@@ -756,19 +769,31 @@ def _proxy_error(exc: BulkApiError) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway REST proxy entry point: the key check first (before any parameter is looked at), then the route."""
-    response = _authenticate(event) or _refuse_unreadable_body(event) or app.resolve(event, context)
-    extra = frontdoor.answer_headers(
-        frontdoor.request_id_from_event(event),
-        frontdoor.header(event.get("headers"), "origin"),
-        load(ApiSettings).cors_origins,
-    )
-    if "multiValueHeaders" in response:
-        response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})
-    else:
-        response.setdefault("headers", {}).update(extra)
-    return response
+def handler_for(deps: Deps) -> Handler:
+    """The API composed with its dependencies."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # The key check first (before any parameter is looked at), then the route.
+        app.append_context(deps=deps)  # type: ignore[no-untyped-call]
+        try:
+            response = _authenticate(event, deps.keys) or _refuse_unreadable_body(event) or app.resolve(event, context)
+        finally:
+            app.clear_context()  # type: ignore[no-untyped-call]
+        extra = frontdoor.answer_headers(
+            frontdoor.request_id_from_event(event),
+            frontdoor.header(event.get("headers"), "origin"),
+            deps.settings.cors_origins,
+        )
+        if "multiValueHeaders" in response:
+            response["multiValueHeaders"].update({k: [v] for k, v in extra.items()})
+        else:
+            response.setdefault("headers", {}).update(extra)
+        return response
+
+    return handle
+
+
+lambda_handler = Function(ApiSettings, Deps.from_settings, handler_for)

@@ -7,7 +7,7 @@ unknown or revoked key gets a Deny, which API Gateway answers 401 in the project
 
 from __future__ import annotations
 
-from functools import cache
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
@@ -17,17 +17,24 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.composition import Function, Handler
 from functions.logic.authorizer import Decision, KeyLookup, decide
 from functions.observability import logger
-from functions.settings import AuthorizerSettings, load
+from functions.settings import AuthorizerSettings
 
 
-@cache
-def key_store() -> KeyLookup:
-    """The jobs table's key lookup, built on first use (once per cold start)."""
-    from functions.adapters.accounts import AccountStore  # boto3 only when a request needs it, not at import
+@dataclass(frozen=True)
+class Deps:
+    """What the authorizer needs, built once per cold start: the key lookup."""
 
-    return AccountStore(load(AuthorizerSettings).jobs_table)
+    keys: KeyLookup
+
+    @classmethod
+    def from_settings(cls, settings: AuthorizerSettings) -> Deps:
+        """The jobs table's key lookup."""
+        from functions.adapters.accounts import AccountStore  # boto3 with the first request, not at import
+
+        return cls(AccountStore(settings.jobs_table))
 
 
 def policy(method_arn: str, decision: Decision) -> dict[str, Any]:
@@ -58,7 +65,14 @@ def handle(event: dict[str, Any], keys: KeyLookup) -> dict[str, Any]:
     return policy(request.method_arn, decision)
 
 
-@logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway REQUEST authorizer entry point."""
-    return handle(event, key_store())
+def handler_for(deps: Deps) -> Handler:
+    """The authorizer composed with its dependencies."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    def authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return handle(event, deps.keys)
+
+    return authorize
+
+
+lambda_handler = Function(AuthorizerSettings, Deps.from_settings, handler_for)

@@ -139,7 +139,7 @@ def _error_response(status: int) -> dict[str, Any]:
 
 
 def _errors_for(statuses: tuple[int, ...], public: bool) -> dict[str, Any]:
-    every = (405,) if public else (401, 403, 405, 429, 500, 503)
+    every = (405, 500) if public else (401, 403, 405, 429, 500, 503)
     return {str(status): _error_response(status) for status in sorted({*statuses, *every})}
 
 
@@ -252,7 +252,9 @@ def build(app: Any) -> dict[str, Any]:
     doc["components"]["schemas"]["SseEvent"] = SSE_EVENT
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
+            # Powertools' own 422 (request) and 500 (response validation) become our error shapes below.
             operation["responses"].pop("422", None)
+            operation["responses"].pop("500", None)
             if (method, path) in SUCCESS:
                 operation["responses"][SUCCESS[method, path]] = operation["responses"].pop("200")
             public = (method, path) in PUBLIC

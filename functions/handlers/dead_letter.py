@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,37 +13,51 @@ from pydantic import ValidationError
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
+from functions.composition import Function, Handler
 from functions.logic.processing import dead_letter_batch
 from functions.models import Batch
 from functions.observability import logger, metrics, tracer
-from functions.settings import WorkerSettings, load
+from functions.settings import WorkerSettings
 
 
-def record_handler(record: SQSRecord) -> None:
-    """Write the batch's rows as `error` / `processing_failed` and count them."""
-    settings = load(WorkerSettings)
-    try:
-        batch = Batch.model_validate_json(record.body)
-    except ValidationError:
-        logger.error("unreadable dead letter dropped", message_id=record.message_id)
-        return
-    if dead_letter_batch(
-        batch,
-        "processing_failed",
-        store=JobStore(settings.jobs_table),
-        blobs=BlobStore(settings.bucket),
-        finalizer=Finalizer(settings.finalizer_arn),
-    ):
-        metrics.add_metric(name="RowsDeadLettered", unit="Count", value=len(batch.rows))
+@dataclass(frozen=True)
+class Deps:
+    """What the dead-letter function needs, built once per cold start."""
+
+    store: Any
+    blobs: Any
+    finalizer: Any
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> Deps:
+        """The real adapters."""
+        return cls(JobStore(settings.jobs_table), BlobStore(settings.bucket), Finalizer(settings.finalizer_arn))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """SQS (dead-letter queue) event source entry point."""
-    # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
-    processor = BatchProcessor(event_type=EventType.SQS)
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    )
+def handler_for(deps: Deps) -> Handler:
+    """The dead-letter function composed with its dependencies."""
+
+    def record_handler(record: SQSRecord) -> None:
+        # Write the batch's rows as `error` / `processing_failed` and count them.
+        try:
+            batch = Batch.model_validate_json(record.body)
+        except ValidationError:
+            logger.error("unreadable dead letter dropped", message_id=record.message_id)
+            return
+        if dead_letter_batch(batch, "processing_failed", store=deps.store, blobs=deps.blobs, finalizer=deps.finalizer):
+            metrics.add_metric(name="RowsDeadLettered", unit="Count", value=len(batch.rows))
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
+        processor = BatchProcessor(event_type=EventType.SQS)
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )
+
+    return handle
+
+
+lambda_handler = Function(WorkerSettings, Deps.from_settings, handler_for)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -13,37 +14,59 @@ from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.adapters.remote_file import RemoteFiles
+from functions.composition import Function, Handler
 from functions.logic.fetching import fetch_job
 from functions.observability import logger, metrics, tracer
-from functions.settings import FetcherSettings, load
+from functions.settings import FetcherSettings
 
 
-def record_handler(record: SQSRecord) -> None:
-    """One message = one job's fetch; raising (an AWS call failed) leaves it to the queue to retry."""
-    settings = load(FetcherSettings)
-    job_id = str(json.loads(record.body)["job_id"])
-    logger.append_keys(job_id=job_id)
-    outcome = fetch_job(
-        job_id,
-        store=JobStore(settings.jobs_table),
-        fetcher=RemoteFiles(
-            BlobStore(settings.bucket),
-            allow_private=settings.allow_private_targets,
-            timeout_seconds=settings.fetch_timeout_seconds,
-        ),
-        finalizer=Finalizer(settings.finalizer_arn),
-        max_bytes=settings.max_upload_object_bytes,
-    )
-    if outcome != "skipped":
-        metrics.add_metric(name="FilesFetched" if outcome == "fetched" else "FetchesFailed", unit="Count", value=1)
+@dataclass(frozen=True)
+class Deps:
+    """What the fetcher needs, built once per cold start."""
+
+    store: Any
+    fetcher: Any
+    finalizer: Any
+    max_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: FetcherSettings) -> Deps:
+        """The real adapters."""
+        return cls(
+            store=JobStore(settings.jobs_table),
+            fetcher=RemoteFiles(
+                BlobStore(settings.bucket),
+                allow_private=settings.allow_private_targets,
+                timeout_seconds=settings.fetch_timeout_seconds,
+            ),
+            finalizer=Finalizer(settings.finalizer_arn),
+            max_bytes=settings.max_upload_object_bytes,
+        )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """SQS event source entry point; returns batchItemFailures."""
-    processor = BatchProcessor(event_type=EventType.SQS)
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    )
+def handler_for(deps: Deps) -> Handler:
+    """The fetcher composed with its dependencies."""
+
+    def record_handler(record: SQSRecord) -> None:
+        # One message = one job's fetch; raising (an AWS call failed) leaves it to the queue to retry.
+        job_id = str(json.loads(record.body)["job_id"])
+        logger.append_keys(job_id=job_id)
+        outcome = fetch_job(
+            job_id, store=deps.store, fetcher=deps.fetcher, finalizer=deps.finalizer, max_bytes=deps.max_bytes
+        )
+        if outcome != "skipped":
+            metrics.add_metric(name="FilesFetched" if outcome == "fetched" else "FetchesFailed", unit="Count", value=1)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        processor = BatchProcessor(event_type=EventType.SQS)
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )
+
+    return handle
+
+
+lambda_handler = Function(FetcherSettings, Deps.from_settings, handler_for)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -10,9 +11,10 @@ from functions.adapters.blobs import BlobStore
 from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import EventBus
+from functions.composition import Function, Handler
 from functions.logic import finalize
 from functions.observability import logger, metrics, tracer
-from functions.settings import FinalizerSettings, load
+from functions.settings import FinalizerSettings
 
 
 def _cause(event: dict[str, Any]) -> tuple[str, str]:
@@ -21,37 +23,58 @@ def _cause(event: dict[str, Any]) -> tuple[str, str]:
     return "finalizer_failed", f"{name}: {str(error.get('Cause') or '')[:500]}"
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Dispatch on `action`, as set by each Task state of the definition in infra/finalizer.py."""
-    settings = load(FinalizerSettings)
-    store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
-    credits, events = CreditStore(settings.jobs_table), EventBus(settings.event_bus_name)
-    job_id = str(event["job_id"])
-    action = event.get("action")
-    logger.append_keys(job_id=job_id)
-    if action == "assemble":
-        return finalize.assemble_result(job_id, store=store, blobs=blobs)
-    if action == "complete":
-        outcome = finalize.complete_job(
-            job_id, store=store, credits=credits, events=events, bucket=settings.bucket, blobs=blobs
+@dataclass(frozen=True)
+class Deps:
+    """What the finalizer needs, built once per cold start."""
+
+    store: Any
+    credits: Any
+    blobs: Any
+    events: Any
+    bucket: str
+
+    @classmethod
+    def from_settings(cls, settings: FinalizerSettings) -> Deps:
+        """The real adapters."""
+        return cls(
+            JobStore(settings.jobs_table),
+            CreditStore(settings.jobs_table),
+            BlobStore(settings.bucket),
+            EventBus(settings.event_bus_name),
+            settings.bucket,
         )
-        metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
-        metrics.add_metric(name="CreditsUsed", unit="Count", value=outcome["credits_used"])
-        return outcome
-    if action == "fail":
-        code, message = _cause(event)
-        metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-        return finalize.fail_job(
-            job_id,
-            code,
-            message,
-            store=store,
-            credits=credits,
-            events=events,
-            bucket=settings.bucket,
-            blobs=blobs,
-        )
-    raise ValueError(f"unknown finalizer action {action!r}")
+
+
+def handler_for(deps: Deps) -> Handler:
+    """The finalizer composed with its dependencies."""
+    store, credits, blobs, events, bucket = deps.store, deps.credits, deps.blobs, deps.events, deps.bucket
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # Dispatch on `action`, as set by each Task state of the definition in infra/finalizer.py.
+        job_id = str(event["job_id"])
+        action = event.get("action")
+        logger.append_keys(job_id=job_id)
+        if action == "assemble":
+            return finalize.assemble_result(job_id, store=store, blobs=blobs)
+        if action == "complete":
+            outcome = finalize.complete_job(
+                job_id, store=store, credits=credits, events=events, bucket=bucket, blobs=blobs
+            )
+            metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
+            metrics.add_metric(name="CreditsUsed", unit="Count", value=outcome["credits_used"])
+            return outcome
+        if action == "fail":
+            code, message = _cause(event)
+            metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+            return finalize.fail_job(
+                job_id, code, message, store=store, credits=credits, events=events, bucket=bucket, blobs=blobs
+            )
+        raise ValueError(f"unknown finalizer action {action!r}")
+
+    return handle
+
+
+lambda_handler = Function(FinalizerSettings, Deps.from_settings, handler_for)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -12,16 +13,45 @@ from functions.adapters.blobs import BlobStore
 from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
+from functions.composition import Function, Handler
 from functions.logic import intake, splitting
 from functions.observability import logger, metrics, tracer
-from functions.settings import SplitterSettings, load
+from functions.settings import SplitterSettings
 
 
-def handle_object(key: str, etag: str, sequencer: str) -> str:
+@dataclass(frozen=True)
+class Deps:
+    """What the splitter needs, built once per cold start."""
+
+    store: Any
+    credits: Any
+    blobs: Any
+    queue: Any
+    finalizer: Any
+    limits: splitting.SplitLimits
+
+    @classmethod
+    def from_settings(cls, settings: SplitterSettings) -> Deps:
+        """The real adapters, and the limits from the settings."""
+        return cls(
+            store=JobStore(settings.jobs_table),
+            credits=CreditStore(settings.jobs_table),
+            blobs=BlobStore(settings.bucket),
+            queue=WorkQueue(settings.work_queue_url),
+            finalizer=Finalizer(settings.finalizer_arn),
+            limits=splitting.SplitLimits(
+                rows_per_batch=settings.rows_per_batch,
+                max_batch_bytes=settings.max_batch_bytes,
+                max_rows=settings.max_rows_per_job,
+                lease_seconds=settings.split_lease_seconds,
+                max_message_bytes=MAX_MESSAGE_BYTES,
+            ),
+        )
+
+
+def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
     """Split one created object; returns what happened (for logs and tests)."""
-    settings = load(SplitterSettings)
-    store, blobs = JobStore(settings.jobs_table), BlobStore(settings.bucket)
-    credits = CreditStore(settings.jobs_table)
+    store, blobs = deps.store, deps.blobs
     target = intake.route_key(key)
     if isinstance(target, intake.UploadObject):
         job = store.get_job(target.job_id)
@@ -33,41 +63,43 @@ def handle_object(key: str, etag: str, sequencer: str) -> str:
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
         column = (head.get("Metadata") or {}).get("column")
-        job = splitting.job_for_drop(key, etag, sequencer, store, credits, blobs, column)
+        job = splitting.job_for_drop(key, etag, sequencer, store, deps.credits, blobs, column)
         if job is None:
             return "rejected"
     else:
         logger.warning("object outside uploads/<account>/<job>.csv and drop/ ignored", key=key)
         return "ignored"
-    limits = splitting.SplitLimits(
-        rows_per_batch=settings.rows_per_batch,
-        max_batch_bytes=settings.max_batch_bytes,
-        max_rows=settings.max_rows_per_job,
-        lease_seconds=settings.split_lease_seconds,
-        max_message_bytes=MAX_MESSAGE_BYTES,
-    )
     result = splitting.split_job(
         job,
         store=store,
-        credits=credits,
+        credits=deps.credits,
         blobs=blobs,
-        queue=WorkQueue(settings.work_queue_url),
-        finalizer=Finalizer(settings.finalizer_arn),
-        limits=limits,
+        queue=deps.queue,
+        finalizer=deps.finalizer,
+        limits=deps.limits,
     )
     return "split" if result is not None else "skipped"
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_source(data_class=S3Event)
-def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
-    """Entry point for S3 event notifications (also direct drops)."""
-    outcomes = []
-    for record in event.records:
-        key = unquote_plus(record.s3.get_object.key)
-        outcome = handle_object(key, record.s3.get_object.etag or "", record.s3.get_object.sequencer or "")
-        logger.info("object handled", key=key, outcome=outcome)
-        outcomes.append(outcome)
-    return {"outcomes": outcomes}
+def handler_for(deps: Deps) -> Handler:
+    """The splitter composed with its dependencies."""
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    @event_source(data_class=S3Event)
+    def handle(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+        # S3 event notifications (also direct drops).
+        outcomes = []
+        for record in event.records:
+            key = unquote_plus(record.s3.get_object.key)
+            obj = record.s3.get_object
+            outcome = handle_object(key, obj.etag or "", obj.sequencer or "", deps)
+            logger.info("object handled", key=key, outcome=outcome)
+            outcomes.append(outcome)
+        return {"outcomes": outcomes}
+
+    return handle
+
+
+lambda_handler = Function(SplitterSettings, Deps.from_settings, handler_for)

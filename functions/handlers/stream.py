@@ -27,7 +27,7 @@ from functions import auth, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.accounts import AccountStore
 from functions.adapters.credits import CreditStore
-from functions.adapters.enrichment import sources_for
+from functions.adapters.enrichment import RefreshingSources
 from functions.adapters.idempotency import InlineReplay
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
@@ -41,30 +41,31 @@ from functions.settings import StreamSettings, load
 PATHS: frozenset[str] = frozenset(inline.KINDS)
 
 
-@dataclass
-class Ports:
-    """What a request needs: the credit store (balance, charge), the account store (keys) and the enrichment."""
+@dataclass(frozen=True)
+class Deps:
+    """What the stream function needs, built once per cold start: the credit store (balance, reservations), the
+    account store (keys), the enrichment entry point, idempotency records and its settings. Tests pass fakes."""
 
+    settings: StreamSettings
     credits: Any
     accounts: Any
     enrich: Callable[[str, Sequence[str]], list[RowResult]]
     replay: Any = None  # idempotency records (InlineReplay); None: Idempotency-Key is not supported
 
+    @classmethod
+    def from_settings(cls, settings: StreamSettings) -> Deps:
+        """The real adapters."""
+        sources = RefreshingSources(settings)
 
-def default_ports(settings: StreamSettings) -> Ports:
-    """The real adapters; cheap to build (the boto3 client is cached), so built per request."""
-    sources = sources_for(StreamSettings)
+        def enrich(job_type: str, values: Sequence[str]) -> list[RowResult]:
+            # An inline request cannot come back later: values a provider budget left unasked are timeouts.
+            return settle_unasked(enrich_values(job_type, values, sources.current()))
 
-    def enrich(job_type: str, values: Sequence[str]) -> list[RowResult]:
-        # An inline request cannot come back later: values a provider budget left unasked are timeouts.
-        return settle_unasked(enrich_values(job_type, values, sources))
-
-    return Ports(
-        CreditStore(settings.jobs_table), AccountStore(settings.jobs_table), enrich, InlineReplay(settings.jobs_table)
-    )
+        table = settings.jobs_table
+        return cls(settings, CreditStore(table), AccountStore(table), enrich, InlineReplay(table))
 
 
-def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
+def _enricher(ports: Deps, job_type: str, delay_ms: int) -> inline.Enrich:
     def run(values: Sequence[str]) -> list[RowResult]:
         if delay_ms:
             time.sleep(delay_ms / 1000 * len(values))
@@ -73,13 +74,12 @@ def _enricher(ports: Ports, job_type: str, delay_ms: int) -> inline.Enrich:
     return run
 
 
-async def _account(request: Request, store: Any) -> str:
+async def _account(request: Request, keys: frontdoor.KeyCheck) -> str:
     authorized = auth.account_from_headers(request.headers)  # API Gateway's authorizer, via the Web Adapter
     if authorized is not None:
         return authorized
-    # The same key check as the REST function (functions/frontdoor.py); not remembered here, each stream asks.
-    check = frontdoor.KeyCheck(store.account_for_key, ttl_seconds=0)
-    account_id: str = await anyio.to_thread.run_sync(check.account_for, dict(request.headers))
+    # Without the authorizer's context (the app on its own): the REST function's key check (functions/frontdoor.py).
+    account_id: str = await anyio.to_thread.run_sync(keys.account_for, dict(request.headers))
     return account_id
 
 
@@ -213,11 +213,10 @@ class EventStreamResponse(Response):
         return charged
 
 
-async def _bulk(request: Request, *, ports: Callable[[StreamSettings], Ports]) -> Response:
-    settings = load(StreamSettings)
+async def _bulk(request: Request, p: Deps, keys: frontdoor.KeyCheck) -> Response:
+    settings = p.settings
     kind = inline.KINDS[request.url.path]
-    p = ports(settings)
-    account_id = await _account(request, p.accounts)
+    account_id = await _account(request, keys)
     if request.query_params:
         name = sorted(request.query_params)[0]
         raise InputError(f"unknown query parameter `{name}`", code="unknown_parameter", parameter=name)
@@ -275,20 +274,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(ports: Callable[[StreamSettings], Ports] = default_ports) -> ASGIApp:
-    """The ASGI app; tests pass their own ports."""
+def create_app(deps: Deps) -> ASGIApp:
+    """The ASGI app composed with its dependencies; tests pass fakes."""
+    # Each stream asks for its key (not remembered: a stream is long, a lookup is one read).
+    keys = frontdoor.KeyCheck(deps.accounts.account_for_key, ttl_seconds=0)
 
     async def endpoint(request: Request) -> Response:
-        return await _bulk(request, ports=ports)
+        return await _bulk(request, deps, keys)
 
     routes = [Route(path, endpoint, methods=["POST"]) for path in sorted(PATHS)]
     # The Lambda Web Adapter's readiness check (AWS_LWA_READINESS_CHECK_PATH).
     routes.append(Route("/api/health", _health, methods=["GET"]))
     starlette = Starlette(routes=routes, exception_handlers={BulkApiError: _api_error, HTTPException: _http_error})
-    return _with_cors(starlette)
+    return _with_cors(starlette, deps.settings.cors_origins)
 
 
-def _with_cors(inner: Starlette) -> ASGIApp:
+def _with_cors(inner: Starlette, cors_origins: str) -> ASGIApp:
     """Names the request (`X-Request-Id` on every answer) and adds the CORS headers for an allowed Origin."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -298,7 +299,7 @@ def _with_cors(inner: Starlette) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = frontdoor.request_id_from_context_header(headers)
         scope["bulkapi.request_id"] = request_id
-        extra = frontdoor.answer_headers(request_id, headers.get("origin"), load(StreamSettings).cors_origins)
+        extra = frontdoor.answer_headers(request_id, headers.get("origin"), cors_origins)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -311,4 +312,7 @@ def _with_cors(inner: Starlette) -> ASGIApp:
     return app
 
 
-app = create_app()
+def app_from_environment() -> ASGIApp:
+    """uvicorn's factory (functions/run.sh, `--factory`): the app composed from this process's environment, which
+    is the function's own, once per cold start."""
+    return create_app(Deps.from_settings(load(StreamSettings)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -11,9 +12,10 @@ from pydantic import BaseModel
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
+from functions.composition import Function, Handler
 from functions.logic import variants
 from functions.observability import logger, metrics, tracer
-from functions.settings import VariantSettings, load
+from functions.settings import VariantSettings
 
 
 class VariantRequest(BaseModel):
@@ -23,25 +25,41 @@ class VariantRequest(BaseModel):
     variant: str
 
 
-def record_handler(record: SQSRecord) -> None:
-    """One message = one variant to build; raising marks only this message as failed (it is retried)."""
-    settings = load(VariantSettings)
-    request = VariantRequest.model_validate_json(record.body)
-    logger.append_keys(job_id=request.job_id)
-    outcome = variants.build(
-        request.job_id, request.variant, store=JobStore(settings.jobs_table), blobs=BlobStore(settings.bucket)
-    )
-    logger.info("variant request handled", variant=request.variant, outcome=outcome)
-    if outcome == "built":
-        metrics.add_metric(name="VariantsBuilt", unit="Count", value=1)
+@dataclass(frozen=True)
+class Deps:
+    """What the variants function needs, built once per cold start."""
+
+    store: Any
+    blobs: Any
+
+    @classmethod
+    def from_settings(cls, settings: VariantSettings) -> Deps:
+        """The real adapters."""
+        return cls(JobStore(settings.jobs_table), BlobStore(settings.bucket))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """SQS event source entry point; returns batchItemFailures."""
-    processor = BatchProcessor(event_type=EventType.SQS)
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    )
+def handler_for(deps: Deps) -> Handler:
+    """The variants function composed with its dependencies."""
+
+    def record_handler(record: SQSRecord) -> None:
+        # One message = one variant to build; raising marks only this message as failed (it is retried).
+        request = VariantRequest.model_validate_json(record.body)
+        logger.append_keys(job_id=request.job_id)
+        outcome = variants.build(request.job_id, request.variant, store=deps.store, blobs=deps.blobs)
+        logger.info("variant request handled", variant=request.variant, outcome=outcome)
+        if outcome == "built":
+            metrics.add_metric(name="VariantsBuilt", unit="Count", value=1)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        processor = BatchProcessor(event_type=EventType.SQS)
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )
+
+    return handle
+
+
+lambda_handler = Function(VariantSettings, Deps.from_settings, handler_for)

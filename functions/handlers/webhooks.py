@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import RetryQueue, WebhookStore
+from functions.composition import Function, Handler
 from functions.logic import webhooks
 from functions.observability import logger, metrics, tracer
-from functions.settings import WebhookSettings, load
+from functions.settings import WebhookSettings
 
 
 def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
@@ -41,44 +43,53 @@ def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
     return data
 
 
-def _sender(settings: WebhookSettings) -> WebhookHttp:
-    return WebhookHttp(allow_private=settings.allow_private_targets, timeout=settings.timeout_seconds)
+@dataclass(frozen=True)
+class Deps:
+    """What the webhook sender needs, built once per cold start."""
+
+    store: Any
+    retries: Any
+    sender: Any
+    api_base_url: str
+
+    @classmethod
+    def from_settings(cls, settings: WebhookSettings) -> Deps:
+        """The real adapters."""
+        return cls(
+            store=WebhookStore(settings.jobs_table),
+            retries=RetryQueue(settings.retry_queue_url),
+            sender=WebhookHttp(allow_private=settings.allow_private_targets, timeout=settings.timeout_seconds),
+            api_base_url=settings.api_base_url,
+        )
 
 
-def _on_event(event: dict[str, Any], settings: WebhookSettings) -> dict[str, Any]:
+def _on_event(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     detail = dict(event["detail"])
     event_type = str(event["detail-type"])
     statuses = webhooks.fan_out(
         str(detail["account_id"]),
         event_type,
         f"{detail['id']}_{detail['status']}",
-        job_event_data(detail, settings.api_base_url),
+        job_event_data(detail, deps.api_base_url),
         str(event.get("time") or detail.get("completed_at")),
-        store=WebhookStore(settings.jobs_table),
-        retries=RetryQueue(settings.retry_queue_url),
-        sender=_sender(settings),
+        store=deps.store,
+        retries=deps.retries,
+        sender=deps.sender,
     )
     logger.info("job event fanned out", job_id=detail["id"], event=event_type, deliveries=statuses)
     return {"deliveries": statuses}
 
 
-def _on_retries(records: list[dict[str, Any]], settings: WebhookSettings) -> dict[str, Any]:
-    queue = RetryQueue(settings.retry_queue_url)
-    store = WebhookStore(settings.jobs_table)
+def _on_retries(records: list[dict[str, Any]], deps: Deps) -> dict[str, Any]:
     failures = []
     for record in records:
         try:
             delivery = json.loads(record["body"])
             remaining = float(delivery.pop("not_before", 0)) - time.time()
             if remaining > 1:  # a long wait hops through the queue's 15-minute maximum delay
-                queue.requeue({**delivery, "not_before": time.time() + remaining}, remaining)
+                deps.retries.requeue({**delivery, "not_before": time.time() + remaining}, remaining)
                 continue
-            status = webhooks.attempt(
-                delivery,
-                store=store,
-                retries=queue,
-                sender=_sender(settings),
-            )
+            status = webhooks.attempt(delivery, store=deps.store, retries=deps.retries, sender=deps.sender)
             metrics.add_metric(name="WebhookAttempts", unit="Count", value=1)
             logger.info("webhook retried", delivery=delivery["id"], status=status, attempts=delivery["attempts"])
         except Exception:
@@ -87,12 +98,19 @@ def _on_retries(records: list[dict[str, Any]], settings: WebhookSettings) -> dic
     return {"batchItemFailures": failures}
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """EventBridge event (detail-type bulk_job.*) or SQS records from the retry queue."""
-    settings = load(WebhookSettings)
-    if "Records" in event:
-        return _on_retries(event["Records"], settings)
-    return _on_event(event, settings)
+def handler_for(deps: Deps) -> Handler:
+    """The webhook sender composed with its dependencies."""
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # An EventBridge event (detail-type bulk_job.*) or SQS records from the retry queue.
+        if "Records" in event:
+            return _on_retries(event["Records"], deps)
+        return _on_event(event, deps)
+
+    return handle
+
+
+lambda_handler = Function(WebhookSettings, Deps.from_settings, handler_for)

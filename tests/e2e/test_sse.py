@@ -22,7 +22,7 @@ import uvicorn
 
 from functions.handlers import stream as stream_handler
 from functions.logic.jobs import utcnow
-from functions.settings import load
+from functions.settings import StreamSettings
 from tests import encrata_go
 from tests.e2e.conftest import Server, free_port, new_account, start_server, stop_server
 from tests.helpers import wait_for
@@ -397,13 +397,9 @@ def test_the_official_client_reads_the_error_bodies(server: Server) -> None:
 @pytest.fixture
 def uvicorn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeStore]]:
     """The same ASGI app under uvicorn, as the Lambda Web Adapter runs it, with in-memory keys and balances."""
-    monkeypatch.setenv("BULKAPI_JOBS_TABLE", "jobs")
-    monkeypatch.setenv("BULKAPI_INLINE_CONCURRENCY", "1")
-    load.cache_clear()
     store = FakeStore(100)
-    app = stream_handler.create_app(
-        lambda _settings: stream_handler.Ports(store, FakeKeys(), SpyEnrich(delay=DELAY_MS / 1000))
-    )
+    settings = StreamSettings(jobs_table="jobs", inline_concurrency=1)
+    app = stream_handler.create_app(stream_handler.Deps(settings, store, FakeKeys(), SpyEnrich(delay=DELAY_MS / 1000)))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -412,7 +408,6 @@ def uvicorn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeS
     yield f"http://127.0.0.1:{port}", store
     server.should_exit = True
     thread.join(timeout=10)
-    load.cache_clear()
 
 
 def test_under_uvicorn_events_stream_and_a_disconnect_stops_the_charge(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -11,13 +10,14 @@ from functions.adapters import enrichment
 from functions.adapters.aws import client
 from functions.adapters.cache import AnswerCache
 from functions.settings import EnrichSettings
+from local.lambdas import WORKER
 from local.runtime import LocalRuntime
 
 
 def test_answers_round_trip_in_chunks_and_expired_ones_are_misses(runtime: LocalRuntime) -> None:
     # Given the cache table of the stack and a clock we control
     now = [1_800_000_000.0]
-    cache = AnswerCache(os.environ["BULKAPI_CACHE_TABLE"], clock=lambda: now[0])
+    cache = AnswerCache(runtime.function_env(WORKER)["BULKAPI_CACHE_TABLE"], clock=lambda: now[0])
     # When 230 answers are stored (more than one BatchWriteItem and BatchGetItem each) with a one-hour TTL
     entries = {f"test#{i}.example": json.dumps({"n": i}) for i in range(230)}
     cache.put_many(entries, ttl_seconds=3600)
@@ -35,13 +35,13 @@ def test_answers_round_trip_in_chunks_and_expired_ones_are_misses(runtime: Local
 
 def test_provider_keys_come_from_the_secret(runtime: LocalRuntime) -> None:
     # Given the stack's provider secret holding an HIBP key
-    arn = os.environ["BULKAPI_PROVIDER_SECRET_ARN"]
+    arn = runtime.function_env(WORKER)["BULKAPI_PROVIDER_SECRET_ARN"]
     secrets = client("secretsmanager")
     secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({"hibp_api_key": "from-the-secret"}))
     try:
         # When the sources are built from settings that name the secret but hold no key
         sources = enrichment.build(
-            EnrichSettings(provider_secret_arn=arn, cache_table=os.environ["BULKAPI_CACHE_TABLE"])
+            EnrichSettings(provider_secret_arn=arn, cache_table=runtime.function_env(WORKER)["BULKAPI_CACHE_TABLE"])
         )
         # Then darkweb is on (the key came from the secret) and search stays off
         assert sources.hibp is not None and sources.search is None

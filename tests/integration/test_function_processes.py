@@ -16,7 +16,7 @@ def nothing() -> None:
     """No warm-up."""
 
 
-def run(handler: str, event: dict[str, Any], name: str, timeout: int) -> tuple[bool, Any]:
+def run(handler: str, event: dict[str, Any], name: str, timeout: int, env: dict[str, str]) -> tuple[bool, Any]:
     """Answers with this process's pid after `sleep` seconds."""
     time.sleep(float(event.get("sleep", 0)))
     return True, os.getpid()
@@ -30,7 +30,7 @@ def test_a_process_killed_mid_invocation_fails_only_that_invocation_and_is_repla
 
         def long_call() -> None:
             try:
-                processes.invoke("h", {"sleep": 30}, "fn", 60)
+                processes.invoke("h", {"sleep": 30}, "fn", 60, {})
             except EnvironmentExited as exc:
                 outcome["error"] = exc
 
@@ -39,7 +39,7 @@ def test_a_process_killed_mid_invocation_fails_only_that_invocation_and_is_repla
         time.sleep(0.5)
         busy = set(processes.pids)
         # When the busy one is killed (which one is busy: the one that does not answer a short call)
-        idle_pid = processes.invoke("h", {}, "fn", 60)[1]
+        idle_pid = processes.invoke("h", {}, "fn", 60, {})[1]
         os.kill(next(pid for pid in busy if pid != idle_pid), signal.SIGKILL)
         caller.join(timeout=10)
 
@@ -50,7 +50,7 @@ def test_a_process_killed_mid_invocation_fails_only_that_invocation_and_is_repla
         while processes.replaced < 1 or len(processes.pids) < 2:
             assert time.monotonic() < deadline, "no replacement process"
             time.sleep(0.05)
-        answers = {processes.invoke("h", {"sleep": 0.3}, "fn", 60)[1] for _ in range(4)}
+        answers = {processes.invoke("h", {"sleep": 0.3}, "fn", 60, {})[1] for _ in range(4)}
         assert answers <= set(processes.pids)
     finally:
         processes.close()
@@ -65,7 +65,7 @@ def test_a_process_that_died_while_idle_is_replaced_without_failing_anything() -
         time.sleep(0.2)
 
         # When the next invocation comes
-        ok, pid = processes.invoke("h", {}, "fn", 60)
+        ok, pid = processes.invoke("h", {}, "fn", 60, {})
 
         # Then it runs in a new process, as if nothing happened
         assert ok and pid != first

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ from starlette.testclient import TestClient
 
 from functions import cors
 from functions.handlers import api, stream
-from functions.settings import load
+from functions.settings import StreamSettings, load
 from local.lambdas import LambdaContext
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -18,21 +17,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 APP = "https://app.example.com"
 
 
-@pytest.fixture
-def origins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Settings for both functions with one allowed origin."""
-    for var, value in {
-        "BULKAPI_JOBS_TABLE": "jobs",
-        "BULKAPI_BUCKET": "bucket",
-        "BULKAPI_FINALIZER_ARN": "arn:aws:states:us-east-1:000000000000:stateMachine:f",
-        "BULKAPI_VARIANT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/variants",
-        "BULKAPI_FETCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/fetch",
-        "BULKAPI_CORS_ORIGINS": f"{APP}/, https://admin.example.com",
-    }.items():
-        monkeypatch.setenv(var, value)
-    load.cache_clear()
-    yield
-    load.cache_clear()
+# Each function's environment, as its template gives it, with one allowed origin.
+ENV = {
+    "BULKAPI_JOBS_TABLE": "jobs",
+    "BULKAPI_BUCKET": "bucket",
+    "BULKAPI_FINALIZER_ARN": "arn:aws:states:us-east-1:000000000000:stateMachine:f",
+    "BULKAPI_VARIANT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/variants",
+    "BULKAPI_FETCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/fetch",
+    "BULKAPI_CORS_ORIGINS": f"{APP}/, https://admin.example.com",
+}
 
 
 def health_event(origin: str | None) -> dict[str, Any]:
@@ -66,11 +59,14 @@ def test_allowed_origins_are_named_back_and_others_get_nothing() -> None:
     assert cors.headers_for(APP, cors.allowed_origins("")) == {}
 
 
-def test_api_answers_carry_cors_headers_for_an_allowed_origin(origins: None) -> None:
-    # When the API answers a page on the allowed origin, and one on another origin
+def test_api_answers_carry_cors_headers_for_an_allowed_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the API composed from its environment (the region is the Lambda runtime's; nothing calls AWS)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    handler = api.lambda_handler.build(ENV)
+    # When it answers a page on the allowed origin, and one on another origin
     context = LambdaContext("api", 29)
-    allowed = api.lambda_handler(health_event(APP), context)  # type: ignore[arg-type]
-    other = api.lambda_handler(health_event("https://evil.example"), context)  # type: ignore[arg-type]
+    allowed = handler(health_event(APP), context)
+    other = handler(health_event("https://evil.example"), context)
     # Then the first names the origin (and varies on it), the second carries no CORS header
     assert allowed["statusCode"] == 200
     assert response_headers(allowed)["Access-Control-Allow-Origin"] == APP
@@ -78,8 +74,8 @@ def test_api_answers_carry_cors_headers_for_an_allowed_origin(origins: None) -> 
     assert "Access-Control-Allow-Origin" not in response_headers(other)
 
 
-def test_stream_answers_carry_cors_headers_for_an_allowed_origin(origins: None) -> None:
-    client = TestClient(stream.create_app())
+def test_stream_answers_carry_cors_headers_for_an_allowed_origin() -> None:
+    client = TestClient(stream.create_app(stream.Deps.from_settings(load(StreamSettings, ENV))))
     allowed = client.get("/api/health", headers={"Origin": APP})
     other = client.get("/api/health", headers={"Origin": "https://evil.example"})
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == APP

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from functions.enrich import phone
+from functions.enrich.sources import from_settings
+from functions.settings import EnrichSettings
 
 
 def test_international_number_gets_every_format_and_its_place() -> None:
@@ -33,9 +35,8 @@ def test_mobile_number_has_carrier_and_line_type() -> None:
     assert result.data["national"] == "01512 3456789"
 
 
-def test_number_without_country_code_uses_the_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_number_without_country_code_uses_the_default_region() -> None:
     # Given a US-style number without +1 and no region configured
-    monkeypatch.delenv(phone.DEFAULT_REGION_ENV, raising=False)
     # When it is enriched
     result = phone.enrich(["(415) 555-2671"])[0]
     # Then it is read as a US number
@@ -43,32 +44,32 @@ def test_number_without_country_code_uses_the_default_region(monkeypatch: pytest
     assert result.data["location"] == "San Francisco, CA"
 
 
-def test_default_region_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_region_comes_from_the_settings() -> None:
     # Given a deployment configured for Germany
-    monkeypatch.setenv(phone.DEFAULT_REGION_ENV, "de")
+    sources = from_settings(EnrichSettings(phone_default_region="de"))
     # When a Berlin number without country code and a +1 number are enriched
-    berlin, us = phone.enrich(["030 901820", "+1 202 456 1111"])
+    berlin, us = phone.enrich(["030 901820", "+1 202 456 1111"], sources)
     # Then the first is German, the second keeps its own country code
     assert berlin.data["e164"] == "+4930901820"
     assert berlin.data["location"] == "Berlin"
     assert us.data["region"] == "US"
 
 
-def test_region_zz_requires_a_country_code(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_region_zz_requires_a_country_code() -> None:
     # Given no default region at all
-    monkeypatch.setenv(phone.DEFAULT_REGION_ENV, "ZZ")
+    sources = from_settings(EnrichSettings(phone_default_region="ZZ"))
     # When a number without + is enriched
-    result = phone.enrich(["030 901820"])[0]
+    result = phone.enrich(["030 901820"], sources)[0]
     # Then it is invalid because its country is unknown
     assert (result.status, result.error, result.data["reason"]) == ("invalid", "invalid_phone", "missing_country_code")
 
 
-def test_unknown_default_region_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_default_region_is_a_configuration_error() -> None:
     # Given a typo in the configuration
-    monkeypatch.setenv(phone.DEFAULT_REGION_ENV, "USA")
-    # Then enrichment refuses loudly instead of reading every number in the wrong country
+    settings = EnrichSettings(phone_default_region="USA")
+    # Then building the function's sources refuses loudly instead of reading every number in the wrong country
     with pytest.raises(ValueError, match="BULKAPI_PHONE_DEFAULT_REGION"):
-        phone.enrich(["+1 650 253 0000"])
+        from_settings(settings)
 
 
 def test_extension_tel_uri_and_vanity_letters() -> None:

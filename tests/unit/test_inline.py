@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import anyio
@@ -17,7 +17,7 @@ from functions.errors import InsufficientCreditsError
 from functions.handlers import stream
 from functions.logic import inline
 from functions.models import RowResult
-from functions.settings import load
+from functions.settings import StreamSettings
 from tests import encrata_go
 
 KEY = "enc_test_unit"
@@ -98,17 +98,12 @@ class SpyEnrich:
                 self.in_flight -= 1
 
 
-@pytest.fixture(autouse=True)
-def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("BULKAPI_JOBS_TABLE", "jobs")
-    load.cache_clear()
-    yield
-    load.cache_clear()
+SETTINGS = StreamSettings(jobs_table="jobs")
 
 
-def client_for(store: FakeStore, enrich: SpyEnrich | None = None) -> TestClient:
-    ports = stream.Ports(store, FakeKeys(), enrich or SpyEnrich())
-    return TestClient(stream.create_app(lambda _settings: ports), headers={"Authorization": f"Bearer {KEY}"})
+def client_for(store: FakeStore, enrich: Any = None, settings: StreamSettings = SETTINGS) -> TestClient:
+    deps = stream.Deps(settings, store, FakeKeys(), enrich or SpyEnrich())
+    return TestClient(stream.create_app(deps), headers={"Authorization": f"Bearer {KEY}"})
 
 
 def blocks(text: str) -> list[list[str]]:
@@ -303,25 +298,26 @@ def test_invalid_items_do_not_count_against_the_balance() -> None:
     assert sorted(spy.values) == sorted(emails) and store.balance == 0
 
 
-def test_an_idle_stream_sends_comment_heartbeats_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_idle_stream_sends_comment_heartbeats_only() -> None:
     # Given a heartbeat every 20 ms and a provider taking 150 ms per value
-    monkeypatch.setenv("BULKAPI_INLINE_HEARTBEAT_SECONDS", "0.02")
+    settings = StreamSettings(jobs_table="jobs", inline_heartbeat_seconds=0.02)
     store = FakeStore(10)
     # When two addresses are streamed
-    resp = client_for(store, SpyEnrich(delay=0.15)).post("/api/bulk-lookup", json={"emails": ["a@x.io", "b@y.io"]})
+    client = client_for(store, SpyEnrich(delay=0.15), settings)
+    resp = client.post("/api/bulk-lookup", json={"emails": ["a@x.io", "b@y.io"]})
     # Then keep-alive comments were sent in between, and still exactly one data line per input plus the end
     lines = [line for block in blocks(resp.text) for line in block]
     assert lines.count(": keep-alive") >= 2
     assert [name for name, _ in events(resp.text)] == ["result", "result", "done", "[DONE]"]
 
 
-def test_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrency_is_bounded() -> None:
     # Given a concurrency of 2 and a slow provider
-    monkeypatch.setenv("BULKAPI_INLINE_CONCURRENCY", "2")
+    settings = StreamSettings(jobs_table="jobs", inline_concurrency=2)
     spy = SpyEnrich(delay=0.002)
     # When 200 addresses are streamed
     emails = [f"user{i}@example.com" for i in range(200)]
-    got = events(client_for(FakeStore(1000), spy).post("/api/bulk-lookup", json={"emails": emails}).text)
+    got = events(client_for(FakeStore(1000), spy, settings).post("/api/bulk-lookup", json={"emails": emails}).text)
     # Then every one is answered, and never more than 2 enrichment calls ran at once
     assert got[-2] == ("done", {"total": 200, "credits_used": 200})
     assert spy.max_in_flight == 2
@@ -360,7 +356,7 @@ def test_a_client_that_leaves_stops_the_work_and_pays_only_for_what_it_was_sent(
         "root_path": "",
         "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")],
     }
-    app = stream.create_app(lambda _settings: stream.Ports(store, FakeKeys(), spy))
+    app = stream.create_app(stream.Deps(SETTINGS, store, FakeKeys(), spy))
     # When the app runs until the client is gone
     started = time.monotonic()
     anyio.run(app, scope, receive, send)
@@ -480,10 +476,7 @@ def test_an_enrichment_that_raises_answers_errors_and_the_stream_still_ends() ->
     def broken(job_type: str, values: Sequence[str]) -> list[RowResult]:
         raise RuntimeError("provider exploded")
 
-    client = TestClient(
-        stream.create_app(lambda _settings: stream.Ports(store, FakeKeys(), broken)),
-        headers={"Authorization": f"Bearer {KEY}"},
-    )
+    client = client_for(store, broken)
     # When two addresses are looked up
     got = events(client.post("/api/bulk-lookup", json={"emails": ["a@example.com", "b@example.com"]}).text)
     # Then each is an unpaid error, and the stream ends normally with everything refunded

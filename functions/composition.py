@@ -1,0 +1,62 @@
+"""Each function's composition root: its dependencies, built once per cold start from its own settings.
+
+A handler module declares a frozen `Deps` (the adapters and settings it needs), how to build them from its settings
+model, and how to handle events given them. `Function` joins the three into the Lambda entry point:
+
+    lambda_handler = Function(WorkerSettings, Deps.from_settings, handler_for)
+
+- In Lambda, the first event builds the Deps from the process environment (the one the template gives the
+  function); later events of that execution environment reuse them. Nothing is built at import.
+- The local runtime builds each function from exactly its template environment (`Function.build(env)`), so two
+  functions in one process never share or merge settings.
+- Tests pass Deps made of fakes (`Function.with_deps(deps)`); nothing is patched, no cache is cleared.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from functions.settings import load
+
+S = TypeVar("S", bound=BaseModel)
+D = TypeVar("D")
+# A Lambda handler: (event, context) -> answer.
+Handler = Callable[[Any, Any], Any]
+
+
+class Function(Generic[S, D]):
+    """A Lambda function: settings model -> Deps -> handler, composed once per cold start."""
+
+    def __init__(self, settings: type[S], deps: Callable[[S], D], handler: Callable[[D], Handler]) -> None:
+        self.settings = settings
+        self._deps = deps
+        self._handler = handler
+        self._lock = threading.Lock()
+        self._cold_start: Handler | None = None
+
+    def deps(self, env: Mapping[str, str]) -> D:
+        """The function's dependencies for an environment (validated settings first: a bad value fails here)."""
+        return self._deps(load(self.settings, env))
+
+    def build(self, env: Mapping[str, str]) -> Handler:
+        """The handler composed for an environment (the local runtime: the function's template environment)."""
+        return self._handler(self.deps(env))
+
+    def with_deps(self, deps: D) -> Handler:
+        """The handler composed with the given dependencies (tests: fakes)."""
+        return self._handler(deps)
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        """The Lambda entry point: composed from the process environment on the first event, then reused."""
+        handler = self._cold_start
+        if handler is None:
+            with self._lock:
+                if self._cold_start is None:
+                    self._cold_start = self.build(os.environ)
+                handler = self._cold_start
+        return handler(event, context)
