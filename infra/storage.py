@@ -20,7 +20,7 @@ from infra.nag import acknowledge, policy_of
 STAGING_PREFIXES = ("uploads/", "drop/", "parts/", "rejected/")
 RESULTS_PREFIX = "results/"
 BY_ACCOUNT_INDEX = "by_account"
-# Sparse: only jobs that have not ended carry `active` (functions/adapters/jobs.py); the sweeper queries it.
+# Sparse: only jobs that have not ended carry `active` (functions/adapters/table.py, jobs.py); the sweeper queries it.
 ACTIVE_INDEX = "active"
 # Data and logs outlive the stack (`cdk destroy`, a replacement), but a first deploy that rolls back deletes what it
 # created: plain RETAIN would leave an empty bucket or table behind that blocks nothing yet costs and confuses.

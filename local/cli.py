@@ -13,7 +13,8 @@ from pathlib import Path
 import boto3
 
 from client import cli as client_cli
-from functions.adapters.jobs import JobStore
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from functions.errors import BulkApiError
 from functions.logic import accounts
 from functions.settings import ApiSettings, load
@@ -86,10 +87,12 @@ def _key_cache_seconds(table: str | None, port: int) -> float:
     return float(ApiSettings.model_fields["key_cache_seconds"].default)
 
 
-def _admin_store(table: str | None, region: str | None, port: int) -> JobStore:
-    """The jobs table of a deployed stack (`--table`, AWS credentials) or of the running `bulkapi serve`."""
+def _admin_stores(table: str | None, region: str | None, port: int) -> tuple[AccountStore, CreditStore]:
+    """The account and credit stores on the jobs table of a deployed stack (`--table`, AWS credentials) or of the
+    running `bulkapi serve`."""
     if table:
-        return JobStore(table, client=boto3.client("dynamodb", region_name=region))
+        ddb = boto3.client("dynamodb", region_name=region)
+        return AccountStore(table, client=ddb), CreditStore(table, client=ddb)
     path = state_file(port)
     if not path.exists():
         raise SystemExit(f"no bulkapi serve is running on port {port}: start it, or pass --table (deployed stack)")
@@ -101,7 +104,7 @@ def _admin_store(table: str | None, region: str | None, port: int) -> JobStore:
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 - the emulation accepts any credentials
     )
-    return JobStore(state["table"], client=ddb)
+    return AccountStore(state["table"], client=ddb), CreditStore(state["table"], client=ddb)
 
 
 def _usage_key(args: argparse.Namespace, account_id: str) -> str:
@@ -112,7 +115,7 @@ def _usage_key(args: argparse.Namespace, account_id: str) -> str:
 
 def admin(args: argparse.Namespace) -> int:
     """Accounts and keys, locally or against a deployed stack."""
-    store = _admin_store(args.table, args.region, args.port)
+    store, credits = _admin_stores(args.table, args.region, args.port)
     try:
         if args.admin_command == "create-account":
             account_id = accounts.create_account(store, args.name, args.credits)
@@ -123,7 +126,7 @@ def admin(args: argparse.Namespace) -> int:
         elif args.admin_command == "usage-key":
             print(json.dumps({"account_id": args.account, "usage_key_id": _usage_key(args, args.account)}))
         elif args.admin_command == "create-key":
-            issued = accounts.create_key(store, args.account, test_mode=args.test)
+            issued = accounts.create_key(store, credits, args.account, test_mode=args.test)
             print(json.dumps({"key_id": issued.key_id, "account_id": issued.account_id, "api_key": issued.api_key}))
             print("store the api_key now: it is kept only as a hash and cannot be shown again", file=sys.stderr)
         elif args.admin_command == "revoke-key":
@@ -146,12 +149,12 @@ def admin(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         elif args.admin_command == "add-credits":
-            balance = accounts.add_credits(store, args.account, args.credits)
+            balance = accounts.add_credits(credits, args.account, args.credits)
             print(json.dumps({"account_id": args.account, "added": args.credits, "balance": balance}))
         elif args.admin_command == "list-accounts":
             print(json.dumps({"accounts": accounts.list_accounts(store)}))
         elif args.admin_command == "list-keys":
-            print(json.dumps({"account_id": args.account, "keys": accounts.list_keys(store, args.account)}))
+            print(json.dumps({"account_id": args.account, "keys": accounts.list_keys(store, credits, args.account)}))
     except BulkApiError as exc:
         print(json.dumps(exc.body()), file=sys.stderr)
         return 1

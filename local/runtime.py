@@ -329,10 +329,10 @@ class LocalRuntime:
         self._set_env(shared)
 
     def _seed_dev_account(self) -> None:
-        from functions.adapters.jobs import JobStore
+        from functions.adapters.accounts import AccountStore
         from functions.logic.jobs import utcnow
 
-        store = JobStore(self.table)
+        store = AccountStore(self.table)
         store.create_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits, utcnow())
         store.put_api_key(self.api_key, DEV_ACCOUNT, "key_dev", utcnow())
         if self.options.dev_webhook_url:

@@ -33,7 +33,9 @@ from pydantic import ValidationError
 
 from functions import auth, frontdoor
 from functions.adapters import idempotency
+from functions.adapters.accounts import AccountStore
 from functions.adapters.blobs import BlobStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import FetchQueue, Finalizer, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
@@ -137,6 +139,7 @@ class Deps:
 
     settings: ApiSettings
     store: Any
+    credits: Any
     blobs: Any
     finalizer: Any
     variant_queue: Any
@@ -150,17 +153,17 @@ class Deps:
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> Deps:
         """The real adapters (their boto3 clients are built here, with the first event, not at import)."""
-        store = JobStore(settings.jobs_table)
         return cls(
             settings=settings,
-            store=store,
+            store=JobStore(settings.jobs_table),
+            credits=CreditStore(settings.jobs_table),
             blobs=BlobStore(settings.bucket),
             finalizer=Finalizer(settings.finalizer_arn),
             variant_queue=WorkQueue(settings.variant_queue_url),
             fetches=FetchQueue(settings.fetch_queue_url),
             webhooks=WebhookStore(settings.jobs_table),
             targets=WebhookHttp(allow_private=settings.allow_private_targets, timeout=10.0),
-            keys=frontdoor.KeyCheck(store.account_for_key, settings.key_cache_seconds),
+            keys=frontdoor.KeyCheck(AccountStore(settings.jobs_table).account_for_key, settings.key_cache_seconds),
             idempotency=idempotency.JobIdempotency(settings.jobs_table),
             console_html=CONSOLE_PAGE.read_text(encoding="utf-8"),
         )
@@ -423,7 +426,7 @@ def preview_job() -> Response[JobPreviewResponse]:
         column=column,
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
-        store=deps.store,
+        credits=deps.credits,
     )
     return _json(200, {"filename": upload.filename, **answer})
 
@@ -462,6 +465,7 @@ def create_job(
             max_rows=settings.max_rows_per_job,
             max_bytes=settings.max_upload_bytes,
             store=deps.store,
+            credits=deps.credits,
             blobs=deps.blobs,
             request_id=frontdoor.request_id_from_event(app.current_event.raw_event),
         )
@@ -570,7 +574,7 @@ def get_job(
 @app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
 def credits() -> Response[CreditsResponse]:
     """The account's balance and its most recent credit movements."""
-    store = _deps().store
+    store = _deps().credits
     return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
 
 

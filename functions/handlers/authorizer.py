@@ -32,9 +32,9 @@ class Deps:
     @classmethod
     def from_settings(cls, settings: AuthorizerSettings) -> Deps:
         """The jobs table's key lookup."""
-        from functions.adapters.jobs import JobStore  # boto3 with the first request, not at import
+        from functions.adapters.accounts import AccountStore  # boto3 with the first request, not at import
 
-        return cls(JobStore(settings.jobs_table))
+        return cls(AccountStore(settings.jobs_table))
 
 
 def policy(method_arn: str, decision: Decision) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import EventBus
 from functions.composition import Function, Handler
@@ -27,6 +28,7 @@ class Deps:
     """What the finalizer needs, built once per cold start."""
 
     store: Any
+    credits: Any
     blobs: Any
     events: Any
     bucket: str
@@ -36,6 +38,7 @@ class Deps:
         """The real adapters."""
         return cls(
             JobStore(settings.jobs_table),
+            CreditStore(settings.jobs_table),
             BlobStore(settings.bucket),
             EventBus(settings.event_bus_name),
             settings.bucket,
@@ -44,7 +47,7 @@ class Deps:
 
 def handler_for(deps: Deps) -> Handler:
     """The finalizer composed with its dependencies."""
-    store, blobs, events, bucket = deps.store, deps.blobs, deps.events, deps.bucket
+    store, credits, blobs, events, bucket = deps.store, deps.credits, deps.blobs, deps.events, deps.bucket
 
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler
@@ -57,14 +60,18 @@ def handler_for(deps: Deps) -> Handler:
         if action == "assemble":
             return finalize.assemble_result(job_id, store=store, blobs=blobs)
         if action == "complete":
-            outcome = finalize.complete_job(job_id, store=store, events=events, bucket=bucket, blobs=blobs)
+            outcome = finalize.complete_job(
+                job_id, store=store, credits=credits, events=events, bucket=bucket, blobs=blobs
+            )
             metrics.add_metric(name=f"Jobs{outcome['status'].capitalize()}", unit="Count", value=1)
             metrics.add_metric(name="CreditsUsed", unit="Count", value=outcome["credits_used"])
             return outcome
         if action == "fail":
             code, message = _cause(event)
             metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-            return finalize.fail_job(job_id, code, message, store=store, events=events, bucket=bucket, blobs=blobs)
+            return finalize.fail_job(
+                job_id, code, message, store=store, credits=credits, events=events, bucket=bucket, blobs=blobs
+            )
         raise ValueError(f"unknown finalizer action {action!r}")
 
     return handle

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
 from functions.composition import Function, Handler
@@ -23,6 +24,7 @@ class Deps:
     """What the splitter needs, built once per cold start."""
 
     store: Any
+    credits: Any
     blobs: Any
     queue: Any
     finalizer: Any
@@ -33,6 +35,7 @@ class Deps:
         """The real adapters, and the limits from the settings."""
         return cls(
             store=JobStore(settings.jobs_table),
+            credits=CreditStore(settings.jobs_table),
             blobs=BlobStore(settings.bucket),
             queue=WorkQueue(settings.work_queue_url),
             finalizer=Finalizer(settings.finalizer_arn),
@@ -60,14 +63,20 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
         column = (head.get("Metadata") or {}).get("column")
-        job = splitting.job_for_drop(key, etag, sequencer, store, blobs, column)
+        job = splitting.job_for_drop(key, etag, sequencer, store, deps.credits, blobs, column)
         if job is None:
             return "rejected"
     else:
         logger.warning("object outside uploads/<account>/<job>.csv and drop/ ignored", key=key)
         return "ignored"
     result = splitting.split_job(
-        job, store=store, blobs=blobs, queue=deps.queue, finalizer=deps.finalizer, limits=deps.limits
+        job,
+        store=store,
+        credits=deps.credits,
+        blobs=blobs,
+        queue=deps.queue,
+        finalizer=deps.finalizer,
+        limits=deps.limits,
     )
     return "split" if result is not None else "skipped"
 

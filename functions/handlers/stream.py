@@ -25,9 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions import auth, frontdoor
 from functions.adapters import idempotency
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.enrichment import RefreshingSources
 from functions.adapters.idempotency import InlineReplay
-from functions.adapters.jobs import JobStore
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, InputError
@@ -42,11 +43,12 @@ PATHS: frozenset[str] = frozenset(inline.KINDS)
 
 @dataclass(frozen=True)
 class Deps:
-    """What the stream function needs, built once per cold start: the job store (keys, balance, reservations),
-    the enrichment entry point, idempotency records and its settings. Tests pass fakes."""
+    """What the stream function needs, built once per cold start: the credit store (balance, reservations), the
+    account store (keys), the enrichment entry point, idempotency records and its settings. Tests pass fakes."""
 
     settings: StreamSettings
-    store: Any
+    credits: Any
+    accounts: Any
     enrich: Callable[[str, Sequence[str]], list[RowResult]]
     replay: Any = None  # idempotency records (InlineReplay); None: Idempotency-Key is not supported
 
@@ -59,7 +61,8 @@ class Deps:
             # An inline request cannot come back later: values a provider budget left unasked are timeouts.
             return settle_unasked(enrich_values(job_type, values, sources.current()))
 
-        return cls(settings, JobStore(settings.jobs_table), enrich, InlineReplay(settings.jobs_table))
+        table = settings.jobs_table
+        return cls(settings, CreditStore(table), AccountStore(table), enrich, InlineReplay(table))
 
 
 def _enricher(ports: Deps, job_type: str, delay_ms: int) -> inline.Enrich:
@@ -242,13 +245,13 @@ async def _bulk(request: Request, p: Deps, keys: frontdoor.KeyCheck) -> Response
     request_id = str(request.scope["bulkapi.request_id"])
     try:
         reserved = await anyio.to_thread.run_sync(
-            inline.reserve, plan, p.store, account_id, request_id, enrich, utcnow()
+            inline.reserve, plan, p.credits, account_id, request_id, enrich, utcnow()
         )
     except Exception:
         if record is not None:
             await anyio.to_thread.run_sync(record, None)
         raise
-    return EventStreamResponse(plan, enrich, p.store, settings, Money(account_id, request_id, reserved), record)
+    return EventStreamResponse(plan, enrich, p.credits, settings, Money(account_id, request_id, reserved), record)
 
 
 async def _health(_: Request) -> Response:
@@ -274,7 +277,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(deps: Deps) -> ASGIApp:
     """The ASGI app composed with its dependencies; tests pass fakes."""
     # Each stream asks for its key (not remembered: a stream is long, a lookup is one read).
-    keys = frontdoor.KeyCheck(deps.store.account_for_key, ttl_seconds=0)
+    keys = frontdoor.KeyCheck(deps.accounts.account_for_key, ttl_seconds=0)
 
     async def endpoint(request: Request) -> Response:
         return await _bulk(request, deps, keys)

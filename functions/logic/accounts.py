@@ -8,19 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.errors import InputError, NotFoundError
-from functions.logic.jobs import utcnow
+from functions.logic.jobs import BalancePort, utcnow
 
 
 class AccountStorePort(Protocol):
-    """Account and key storage."""
+    """Account and key storage (the account store)."""
 
     def create_account(self, account_id: str, name: str, credits: int, now: str) -> bool: ...
-    def account_credits(self, account_id: str) -> int | None: ...
     def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None: ...
     def revoke_api_key(self, key_id: str, now: str) -> str | None: ...
-    def grant_credits(self, account_id: str, credits: int, now: str, request_id: str | None = None) -> None: ...
     def list_accounts(self) -> list[dict[str, Any]]: ...
     def list_keys(self, account_id: str) -> list[dict[str, Any]]: ...
+
+
+class GrantPort(BalancePort, Protocol):
+    """Grants credits to an account (the credit store); an account exists when it has a balance."""
+
+    def grant_credits(self, account_id: str, credits: int, now: str, request_id: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,9 @@ def create_account(store: AccountStorePort, name: str, credits: int) -> str:
     return account_id
 
 
-def create_key(store: AccountStorePort, account_id: str, *, test_mode: bool = False) -> IssuedKey:
+def create_key(store: AccountStorePort, credits: BalancePort, account_id: str, *, test_mode: bool = False) -> IssuedKey:
     """Issue a key for an existing account (enc_live_... or enc_test_...)."""
-    if store.account_credits(account_id) is None:
-        raise NotFoundError(f"no account {account_id}", code="account_not_found")
+    _existing(credits, account_id)
     key = ("enc_test_" if test_mode else "enc_live_") + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
     store.put_api_key(key, account_id, key_id, utcnow())
@@ -78,12 +81,12 @@ def revoke_key(store: AccountStorePort, key_id: str, *, key_cache_seconds: float
     return Revocation(key_id, account, _iso(now), _iso(now + timedelta(seconds=key_cache_seconds)))
 
 
-def _existing(store: AccountStorePort, account_id: str) -> None:
-    if store.account_credits(account_id) is None:
+def _existing(credits: BalancePort, account_id: str) -> None:
+    if credits.account_credits(account_id) is None:
         raise NotFoundError(f"no account {account_id}", code="account_not_found")
 
 
-def add_credits(store: AccountStorePort, account_id: str, credits: int) -> int:
+def add_credits(store: GrantPort, account_id: str, credits: int) -> int:
     """Grant credits to an account (a `grant` ledger entry in the same transaction); the balance after it."""
     if credits <= 0:
         raise InputError("credits to add must be a positive number", code="invalid_credits")
@@ -97,7 +100,7 @@ def list_accounts(store: AccountStorePort) -> list[dict[str, Any]]:
     return sorted(store.list_accounts(), key=lambda a: (str(a.get("created_at") or ""), str(a["account_id"])))
 
 
-def list_keys(store: AccountStorePort, account_id: str) -> list[dict[str, Any]]:
+def list_keys(store: AccountStorePort, credits: BalancePort, account_id: str) -> list[dict[str, Any]]:
     """An account's keys (ids only: the keys themselves are never stored), oldest first, revoked ones marked."""
-    _existing(store, account_id)
+    _existing(credits, account_id)
     return sorted(store.list_keys(account_id), key=lambda k: (str(k.get("created_at") or ""), str(k["key_id"])))

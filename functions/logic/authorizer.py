@@ -20,7 +20,7 @@ CACHE_SECONDS = 30
 
 
 class KeyLookup(Protocol):
-    """The key store (functions/adapters/jobs.py JobStore)."""
+    """The key store (functions/adapters/accounts.py AccountStore)."""
 
     def account_for_key(self, api_key: str) -> str | None: ...
 

@@ -20,6 +20,11 @@ class FinalStorePort(StatusPort, Protocol):
     """The jobs-table operations the finalizer needs."""
 
     def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job: ...
+
+
+class SettlePort(Protocol):
+    """Refunds a job's unused credits, once (the credit store)."""
+
     def settle_credits(self, job: Job, now: str) -> bool: ...
 
 
@@ -128,7 +133,13 @@ def _deleted(job_id: str) -> dict[str, Any]:
 
 
 def complete_job(
-    job_id: str, *, store: FinalStorePort, events: EventPort, bucket: str, blobs: FinalBlobPort | None = None
+    job_id: str,
+    *,
+    store: FinalStorePort,
+    credits: SettlePort,
+    events: EventPort,
+    bucket: str,
+    blobs: FinalBlobPort | None = None,
 ) -> dict[str, Any]:
     """Refund unused credits once, then processing -> completed (cancelled and failed stay as they are), publish,
     and delete the part files (the last step: every step before it may still read them).
@@ -138,7 +149,7 @@ def complete_job(
     job = store.get_job(job_id)
     if job is None:
         return _deleted(job_id)
-    if store.settle_credits(job, utcnow()):
+    if credits.settle_credits(job, utcnow()):
         logger.info("credits settled", job_id=job_id, used=job.credits_used, reserved=job.credits_reserved)
     # The update returns the job as it now is; a cancelled (or failed) job is not moved and is read instead.
     current = store.set_status(job_id, JobStatus.COMPLETED, only_from=("processing",), now=utcnow())
@@ -157,6 +168,7 @@ def fail_job(
     message: str,
     *,
     store: FinalStorePort,
+    credits: SettlePort,
     events: EventPort,
     bucket: str,
     blobs: FinalBlobPort | None = None,
@@ -173,7 +185,7 @@ def fail_job(
     job = moved or store.get_job(job_id)
     if job is None:
         return _deleted(job_id)
-    store.settle_credits(job, utcnow())
+    credits.settle_credits(job, utcnow())
     publish(job, events, bucket)
     if blobs is not None:
         delete_parts(job_id, blobs)

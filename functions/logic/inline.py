@@ -157,8 +157,8 @@ def plan_request(kind: InlineKind, items: Sequence[str]) -> Plan:
     return plan
 
 
-class CreditStore(Protocol):
-    """The store's inline money: a reservation before the stream, its settlement after."""
+class InlineCreditPort(Protocol):
+    """The credit store's inline money: a reservation before the stream, its settlement after."""
 
     def reserve_inline(self, account_id: str, request_id: str, credits: int, now: str) -> None:
         """Take `credits` with a ledger entry, or raise InsufficientCreditsError."""
@@ -169,7 +169,7 @@ class CreditStore(Protocol):
         ...
 
 
-def reserve(plan: Plan, store: CreditStore, account_id: str, request_id: str, enrich: Enrich, now: str) -> int:
+def reserve(plan: Plan, credits: InlineCreditPort, account_id: str, request_id: str, enrich: Enrich, now: str) -> int:
     """Reserve what the request may cost before any work; returns the credits reserved (402 when short).
 
     A blank value is invalid for every type, so the distinct non-blank values bound the cost without any work; most
@@ -180,7 +180,7 @@ def reserve(plan: Plan, store: CreditStore, account_id: str, request_id: str, en
     if bound == 0:
         return 0
     try:
-        store.reserve_inline(account_id, request_id, bound, now)
+        credits.reserve_inline(account_id, request_id, bound, now)
     except InsufficientCreditsError:
         pass
     else:
@@ -190,7 +190,7 @@ def reserve(plan: Plan, store: CreditStore, account_id: str, request_id: str, en
     if needed == 0:
         return 0
     try:
-        store.reserve_inline(account_id, request_id, needed, now)
+        credits.reserve_inline(account_id, request_id, needed, now)
     except InsufficientCreditsError as exc:
         balance = int(exc.details.get("balance", 0))
         raise InsufficientCreditsError(
@@ -199,10 +199,10 @@ def reserve(plan: Plan, store: CreditStore, account_id: str, request_id: str, en
     return needed
 
 
-def settle(store: CreditStore, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
+def settle(credits: InlineCreditPort, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
     """Refund the unused part of a reservation once; returns the credits the request was charged."""
     if reserved:
-        store.settle_inline(account_id, request_id, reserved, used, now)
+        credits.settle_inline(account_id, request_id, reserved, used, now)
     return used
 
 

@@ -33,8 +33,19 @@ class StatusPort(Protocol):
 class JobStorePort(StatusPort, Protocol):
     """What job logic needs from the jobs table."""
 
-    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None: ...
     def put_new_job(self, job: Job) -> bool: ...
+
+
+class BalancePort(Protocol):
+    """Reads an account's balance (None: there is no such account)."""
+
+    def account_credits(self, account_id: str) -> int | None: ...
+
+
+class ReservingPort(Protocol):
+    """Stores a new job together with the reservation of its rows' credits, in one write (the credit store)."""
+
+    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None: ...
 
 
 class BlobPort(Protocol):
@@ -115,7 +126,8 @@ def create_job(
     column: str | None,
     max_rows: int,
     max_bytes: int,
-    store: JobStorePort,
+    store: StatusPort,
+    credits: ReservingPort,
     blobs: BlobPort,
     request_id: str | None = None,
 ) -> Job:
@@ -141,7 +153,8 @@ def create_job(
         detected_column=layout.column,
     )
     job.source_key = intake.upload_key(account_id, job.id)
-    store.create_job_reserving(job, now, request_id)  # 402 here when the balance is short: nothing stored, nothing sent
+    # 402 here when the balance is short: nothing stored, nothing sent
+    credits.create_job_reserving(job, now, request_id)
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from functions.enrich import enrich_values, result_columns
 from functions.errors import InsufficientCreditsError
 from functions.logic import csv_input, variants
-from functions.logic.jobs import check_upload
+from functions.logic.jobs import BalancePort, check_upload
 from functions.models import RowResult
 
 SAMPLE_ROWS = 10
 
 Enrich = Callable[[str, Sequence[str]], list[RowResult]]
-
-
-class BalancePort(Protocol):
-    """Reads an account's balance."""
-
-    def account_credits(self, account_id: str) -> int | None: ...
 
 
 def preview(
@@ -31,7 +25,7 @@ def preview(
     column: str | None,
     max_rows: int,
     max_bytes: int,
-    store: BalancePort,
+    credits: BalancePort,
     enrich: Enrich = enrich_values,
 ) -> dict[str, Any]:
     """What `POST /api/bulk-jobs` would do with this form, without doing it.
@@ -42,7 +36,7 @@ def preview(
     """
     checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
     layout, total = checked.layout, checked.total_rows
-    balance = store.account_credits(account_id) or 0
+    balance = credits.account_credits(account_id) or 0
     if balance < total:
         raise InsufficientCreditsError(
             f"this job needs {total} credits, the balance is {balance}", required=total, balance=balance

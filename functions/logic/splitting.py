@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 
 from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input, intake
-from functions.logic.jobs import FinalizerPort, JobStorePort, check_type, utcnow
+from functions.logic.jobs import BalancePort, FinalizerPort, JobStorePort, check_type, utcnow
 from functions.models import Batch, Job, JobStatus, StoredLayout
 from functions.observability import logger
 
@@ -24,11 +24,14 @@ class SplitStorePort(JobStorePort, Protocol):
     def finish_split(
         self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
     ) -> Job | None: ...
-    def account_credits(self, account_id: str) -> int | None: ...
-    def put_new_job(self, job: Job) -> bool: ...
-    def reserve_for_job(self, job: Job, rows: int, now: str) -> None: ...
     def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None: ...
     def record_split_progress(self, job_id: str, bytes_read: int, bytes_total: int | None) -> None: ...
+
+
+class SplitCreditPort(BalancePort, Protocol):
+    """The credit operations the splitter needs: a dropped file's account must exist, a counted file is reserved."""
+
+    def reserve_for_job(self, job: Job, rows: int, now: str) -> None: ...
 
 
 class OpenedObject(Protocol):
@@ -172,9 +175,9 @@ class _Progress:
         self.store.record_split_progress(self.job_id, self.read, self.total)
 
 
-def _reserve(store: SplitStorePort, job: Job, rows: int) -> None:
+def _reserve(credits: SplitCreditPort, job: Job, rows: int) -> None:
     try:
-        store.reserve_for_job(job, rows, utcnow())
+        credits.reserve_for_job(job, rows, utcnow())
     except InsufficientCreditsError as exc:
         raise InputError(exc.message, code="insufficient_credits", **exc.details) from exc
 
@@ -183,6 +186,7 @@ def split_job(
     job: Job,
     *,
     store: SplitStorePort,
+    credits: SplitCreditPort,
     blobs: SplitBlobPort,
     queue: QueuePort,
     finalizer: FinalizerPort,
@@ -217,7 +221,7 @@ def split_job(
         if total is None:
             total = intake.count_rows(csv_input.iter_rows(chunks, layout), limits.max_rows)
             progress.done()
-            _reserve(store, job, total)
+            _reserve(credits, job, total)
             # The second read must see the file the count saw (a presigned form can be used twice).
             chunks = iter(blobs.open(job.source_key, if_match=opened.etag))
         total_rows, total_batches, max_width = _send(job.id, chunks, layout, total, queue, limits.for_rows(total))
@@ -292,7 +296,13 @@ def reject_drop(blobs: SplitBlobPort, key: str, code: str, message: str) -> str:
 
 
 def job_for_drop(
-    key: str, etag: str, sequencer: str, store: SplitStorePort, blobs: SplitBlobPort, column: str | None = None
+    key: str,
+    etag: str,
+    sequencer: str,
+    store: JobStorePort,
+    credits: BalancePort,
+    blobs: SplitBlobPort,
+    column: str | None = None,
 ) -> Job | None:
     """The job for a dropped file (created on first sight); None when the drop was rejected.
 
@@ -307,7 +317,7 @@ def job_for_drop(
     except InputError as exc:
         reject_drop(blobs, key, exc.code, exc.message)
         return None
-    if store.account_credits(target.account_id) is None:
+    if credits.account_credits(target.account_id) is None:
         reject_drop(blobs, key, "unknown_account", f"no account {target.account_id}")
         return None
     job_id = intake.drop_job_id(key, etag, sequencer)

@@ -19,7 +19,8 @@ import boto3
 import pytest
 import requests
 
-from functions.adapters.jobs import JobStore
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from functions.logic.jobs import utcnow
 from tests.helpers import wait_for
 
@@ -51,16 +52,17 @@ class Account:
 
     key: str
     id: str
-    store: JobStore
+    credits: CreditStore
+    accounts: AccountStore
 
     @property
     def balance(self) -> int:
         """The account's credits now."""
-        return self.store.account_credits(self.id) or 0
+        return self.credits.account_credits(self.id) or 0
 
     def entries(self) -> list[dict[str, Any]]:
         """Every ledger entry of the account, newest first."""
-        return self.store.ledger(self.id, limit=10_000)
+        return self.credits.ledger(self.id, limit=10_000)
 
     def assert_balanced(self) -> None:
         """The invariant: the balance never went below zero and equals the sum of the account's ledger."""
@@ -78,12 +80,12 @@ def new_account(server: Server, credits: int) -> Account:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    store = JobStore(server.table, client=ddb)
+    accounts = AccountStore(server.table, client=ddb)
     account_id = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
-    store.create_account(account_id, "Test", credits, utcnow())
-    store.put_api_key(key, account_id, "key_" + account_id, utcnow())
-    return Account(key, account_id, store)
+    accounts.create_account(account_id, "Test", credits, utcnow())
+    accounts.put_api_key(key, account_id, "key_" + account_id, utcnow())
+    return Account(key, account_id, CreditStore(server.table, client=ddb), accounts)
 
 
 def free_port() -> int:

@@ -30,7 +30,7 @@ def test_a_revoked_key_stops_working_within_the_documented_ttl(server: Server) -
     url = f"{server.base_url}/api/credits"
     assert session.get(url, timeout=10).status_code == 200
     # When the key is revoked
-    account.store.revoke_api_key("key_" + account.id, utcnow())
+    account.accounts.revoke_api_key("key_" + account.id, utcnow())
     revoked = time.monotonic()
 
     # Then, polling with a deadline of the documented TTL plus a margin, it is refused

@@ -104,7 +104,7 @@ def disconnect(server: Server, account: Account, items: list[str], books: Books)
 
 def _open_reservation(account: Account, request_id: str) -> bool:
     key = {"pk": {"S": f"ACCOUNT#{account.id}"}, "sk": {"S": f"INLINE#{request_id}"}}
-    return "Item" in account.store.ddb.get_item(TableName=account.store.table, Key=key, ConsistentRead=True)
+    return "Item" in account.credits.ddb.get_item(TableName=account.credits.table, Key=key, ConsistentRead=True)
 
 
 def _paid(account: Account, request_id: str) -> int:

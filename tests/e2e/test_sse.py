@@ -27,7 +27,7 @@ from tests import encrata_go
 from tests.e2e.conftest import Server, free_port, new_account, start_server, stop_server
 from tests.helpers import wait_for
 from tests.unit.test_inline import KEY as FAKE_KEY
-from tests.unit.test_inline import FakeStore, SpyEnrich
+from tests.unit.test_inline import FakeKeys, FakeStore, SpyEnrich
 
 pytestmark = pytest.mark.e2e
 
@@ -399,7 +399,7 @@ def uvicorn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeS
     """The same ASGI app under uvicorn, as the Lambda Web Adapter runs it, with in-memory keys and balances."""
     store = FakeStore(100)
     settings = StreamSettings(jobs_table="jobs", inline_concurrency=1)
-    app = stream_handler.create_app(stream_handler.Deps(settings, store, SpyEnrich(delay=DELAY_MS / 1000)))
+    app = stream_handler.create_app(stream_handler.Deps(settings, store, FakeKeys(), SpyEnrich(delay=DELAY_MS / 1000)))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -459,7 +459,7 @@ def test_a_refused_request_does_not_keep_its_idempotency_key(server: Server) -> 
     headers = {"Authorization": f"Bearer {account.key}", "Idempotency-Key": "retry-me"}
     assert requests.post(url, json={"emails": emails(2, "r")}, headers=headers, timeout=30).status_code == 402
     # When credits are added and the same request is retried with the same key
-    account.store.grant_credits(account.id, 4, utcnow())
+    account.credits.grant_credits(account.id, 4, utcnow())
     retried = requests.post(url, json={"emails": emails(2, "r")}, headers=headers, timeout=30)
     # Then it runs (the refusal was not recorded as the answer)
     assert retried.status_code == 200 and account.balance == 3

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import requests
 
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from local.runtime import DEV_ACCOUNT, LocalRuntime, Options
 
@@ -27,6 +29,18 @@ def runtime() -> Iterator[LocalRuntime]:
 def store(runtime: LocalRuntime) -> JobStore:
     """The jobs table adapter."""
     return JobStore(runtime.table)
+
+
+@pytest.fixture()
+def credit_store(runtime: LocalRuntime) -> CreditStore:
+    """The credits adapter (balances, ledger, reservations) on the same table."""
+    return CreditStore(runtime.table)
+
+
+@pytest.fixture()
+def account_store(runtime: LocalRuntime) -> AccountStore:
+    """The accounts and keys adapter on the same table."""
+    return AccountStore(runtime.table)
 
 
 @pytest.fixture()

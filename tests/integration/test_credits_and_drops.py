@@ -9,18 +9,19 @@ from typing import Any
 
 import requests
 
+from functions.adapters.accounts import AccountStore
 from functions.adapters.blobs import BlobStore
-from functions.adapters.jobs import JobStore
+from functions.adapters.credits import CreditStore
 from functions.logic.jobs import utcnow
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, wait_for
 
 
-def new_account(store: JobStore, runtime: LocalRuntime, credits: int) -> tuple[str, requests.Session]:
+def new_account(accounts: AccountStore, runtime: LocalRuntime, credits: int) -> tuple[str, requests.Session]:
     account = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
-    store.create_account(account, "Test", credits, utcnow())
-    store.put_api_key(key, account, "key_" + account, utcnow())
+    accounts.create_account(account, "Test", credits, utcnow())
+    accounts.put_api_key(key, account, "key_" + account, utcnow())
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"
     session.base = runtime.base_url  # type: ignore[attr-defined]
@@ -38,14 +39,14 @@ def job_status(session: Any, job_id: str) -> dict[str, Any]:
 
 
 def test_credits_are_reserved_then_unused_ones_refunded_with_ledger_entries(
-    store: JobStore, runtime: LocalRuntime
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
 ) -> None:
     # Given an account with 1,000 credits
-    account, session = new_account(store, runtime, 1000)
+    account, session = new_account(account_store, runtime, 1000)
     # When it runs a 100-row job where 10 rows are invalid
     created = post(session, email_csv(100, bad_every=10)).json()
     # Then 100 are reserved at once
-    assert store.account_credits(account) == 900
+    assert credit_store.account_credits(account) == 900
     final = wait_for(
         lambda: (s := job_status(session, created["id"]))["status"] == "completed" and s, what="completion"
     )
@@ -61,21 +62,23 @@ def test_credits_are_reserved_then_unused_ones_refunded_with_ledger_entries(
     assert reserve["request_id"]
 
 
-def test_parallel_creates_cannot_overdraw(store: JobStore, runtime: LocalRuntime) -> None:
+def test_parallel_creates_cannot_overdraw(
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
+) -> None:
     # Given an account whose balance covers exactly three 40-row jobs
-    account, session = new_account(store, runtime, 120)
+    account, session = new_account(account_store, runtime, 120)
     body = email_csv(40)
     # When eight jobs are posted at the same time
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(lambda _: post(session, body).status_code, range(8)))
     # Then three are accepted, the rest refused with 402, and the balance never went below zero
     assert sorted(codes) == [202] * 3 + [402] * 5
-    assert store.account_credits(account) == 0
+    assert credit_store.account_credits(account) == 0
 
 
-def test_job_list_is_newest_first_paginated_and_filterable(store: JobStore, runtime: LocalRuntime) -> None:
+def test_job_list_is_newest_first_paginated_and_filterable(account_store: AccountStore, runtime: LocalRuntime) -> None:
     # Given an account with three jobs, one of them cancelled
-    _, session = new_account(store, runtime, 1000)
+    _, session = new_account(account_store, runtime, 1000)
     ids = [post(session, email_csv(5)).json()["id"] for _ in range(3)]
     session.delete(f"{session.base}/api/bulk-jobs", params={"id": ids[1]}, timeout=30)
     # When it lists them two at a time
@@ -94,9 +97,11 @@ def test_job_list_is_newest_first_paginated_and_filterable(store: JobStore, runt
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_cursor"
 
 
-def test_dropped_csv_becomes_a_completed_job_in_the_list(store: JobStore, runtime: LocalRuntime) -> None:
+def test_dropped_csv_becomes_a_completed_job_in_the_list(
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
+) -> None:
     # Given an account
-    account, session = new_account(store, runtime, 1000)
+    account, session = new_account(account_store, runtime, 1000)
     # When a CSV is put at drop/<account>/email/<name>.csv through the S3 API
     s3 = runtime.client("s3")
     s3.put_object(Bucket=runtime.bucket, Key=f"drop/{account}/email/leads.csv", Body=email_csv(60, bad_every=6))
@@ -108,12 +113,12 @@ def test_dropped_csv_becomes_a_completed_job_in_the_list(store: JobStore, runtim
     job_id = listed[0]["id"]
     final = wait_for(lambda: (s := job_status(session, job_id))["status"] == "completed" and s, what="completion")
     assert (final["total_rows"], final["succeeded"], final["invalid"], final["filename"]) == (60, 50, 10, "leads.csv")
-    assert store.account_credits(account) == 950
+    assert credit_store.account_credits(account) == 950
 
 
-def test_dropped_csv_with_column_metadata_uses_that_column(store: JobStore, runtime: LocalRuntime) -> None:
+def test_dropped_csv_with_column_metadata_uses_that_column(account_store: AccountStore, runtime: LocalRuntime) -> None:
     # Given a file with two email-looking columns, the second one named in the object's metadata
-    account, session = new_account(store, runtime, 100)
+    account, session = new_account(account_store, runtime, 100)
     body = b"work,personal\r\na@corp.example,bad-address\r\nb@corp.example,also-bad\r\n"
     runtime.client("s3").put_object(
         Bucket=runtime.bucket, Key=f"drop/{account}/email/two.csv", Body=body, Metadata={"column": "personal"}
@@ -155,9 +160,11 @@ def test_drop_for_unknown_account_or_type_is_moved_to_rejected_with_a_reason(run
     assert blobs.head("drop/acct_nobody/email/a.csv") is None and blobs.head("rejected/acct_dev/fax/b.csv")
 
 
-def test_dropped_file_over_the_balance_fails_with_a_code(store: JobStore, runtime: LocalRuntime) -> None:
+def test_dropped_file_over_the_balance_fails_with_a_code(
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
+) -> None:
     # Given an account with 10 credits
-    account, session = new_account(store, runtime, 10)
+    account, session = new_account(account_store, runtime, 10)
     # When it drops 20 rows
     runtime.client("s3").put_object(Bucket=runtime.bucket, Key=f"drop/{account}/email/big.csv", Body=email_csv(20))
     # Then the job fails with insufficient_credits visible in its status, and nothing is charged
@@ -170,4 +177,4 @@ def test_dropped_file_over_the_balance_fails_with_a_code(store: JobStore, runtim
         what="the failed job",
     )
     assert job["error"] == "insufficient_credits" and job["processed"] == 0
-    assert store.account_credits(account) == 10
+    assert credit_store.account_credits(account) == 10

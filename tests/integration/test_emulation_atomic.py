@@ -13,7 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.adapters.jobs import JobStore
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from functions.errors import InsufficientCreditsError
 from functions.models import Job
 from local.runtime import LocalRuntime
@@ -62,15 +63,15 @@ def test_concurrent_conditional_adds_on_one_item_are_exact(runtime: LocalRuntime
     assert {k: int(item[k]["N"]) for k in ("a", "b", "c")} == {"a": total, "b": total, "c": total}
 
 
-def _ledger_sum(store: JobStore, account_id: str) -> int:
+def _ledger_sum(store: CreditStore, account_id: str) -> int:
     return sum(int(entry["amount"]) for entry in store.ledger(account_id, limit=1000))
 
 
 def test_parallel_reservations_never_overspend_and_the_balance_equals_the_ledger(runtime: LocalRuntime) -> None:
     # Given an account with 100 credits
-    store = JobStore(runtime.table)
+    store = CreditStore(runtime.table)
     account = f"acct_{uuid.uuid4().hex[:10]}"
-    assert store.create_account(account, "hammer", 100, "2026-01-01T00:00:00.000Z")
+    assert AccountStore(runtime.table).create_account(account, "hammer", 100, "2026-01-01T00:00:00.000Z")
 
     def reserve(i: int) -> bool:
         job = Job(
@@ -84,7 +85,7 @@ def test_parallel_reservations_never_overspend_and_the_balance_equals_the_ledger
             created_at=f"2026-01-01T00:00:{i % 60:02d}.000Z",
         )
         try:
-            JobStore(runtime.table).create_job_reserving(job, f"2026-01-01T00:01:{i % 60:02d}.{i:03d}Z")
+            CreditStore(runtime.table).create_job_reserving(job, f"2026-01-01T00:01:{i % 60:02d}.{i:03d}Z")
         except InsufficientCreditsError:
             return False
         return True

@@ -7,7 +7,8 @@ from typing import Any
 
 import requests
 
-from functions.adapters.jobs import JobStore
+from functions.adapters.accounts import AccountStore
+from functions.adapters.credits import CreditStore
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, parse_result, wait_for
 from tests.integration.test_credits_and_drops import new_account
@@ -27,10 +28,10 @@ def job_status(session: Any, job_id: str) -> dict[str, Any]:
 
 
 def test_a_file_sent_through_the_presigned_form_is_counted_reserved_and_processed(
-    store: JobStore, runtime: LocalRuntime
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
 ) -> None:
     # Given an account with 1,000 credits
-    account, session = new_account(store, runtime, 1000)
+    account, session = new_account(account_store, runtime, 1000)
     # When it asks for a job of a file it uploads itself
     created = create(session, {"type": "email", "filename": "leads.csv"})
     assert created.status_code == 201, created.text
@@ -38,7 +39,7 @@ def test_a_file_sent_through_the_presigned_form_is_counted_reserved_and_processe
     assert job["status"] == "awaiting_upload" and job["total_rows"] is None
     assert job["upload"]["method"] == "POST" and job["upload"]["fields"]["key"].endswith(f"/{job['id']}.csv")
     # Then nothing is reserved while it waits
-    assert store.account_credits(account) == 1000
+    assert credit_store.account_credits(account) == 1000
     assert job_status(session, job["id"])["status"] == "awaiting_upload"
     # When the file goes to S3 through the form (the emulation's S3, reachable on this machine)
     sent = upload(job["upload"], email_csv(300, bad_every=10))
@@ -47,32 +48,32 @@ def test_a_file_sent_through_the_presigned_form_is_counted_reserved_and_processe
     final = wait_for(lambda: (s := job_status(session, job["id"]))["status"] == "completed" and s, what="completion")
     assert (final["total_rows"], final["succeeded"], final["invalid"]) == (300, 270, 30)
     assert (final["credits_reserved"], final["credits_used"], final["filename"]) == (300, 270, "leads.csv")
-    assert store.account_credits(account) == 730
-    kinds = sorted((e["kind"], e["amount"]) for e in store.ledger(account))
+    assert credit_store.account_credits(account) == 730
+    kinds = sorted((e["kind"], e["amount"]) for e in credit_store.ledger(account))
     assert kinds == [("grant", 1000), ("refund", 30), ("reserve", -300)]
     result = session.get(f"{session.base}/api/bulk-jobs/download", params={"id": job["id"]}, timeout=30)
     assert [r["Row"] for r in parse_result(result.content)] == [str(i) for i in range(300)]
 
 
 def test_an_uploaded_file_over_the_balance_ends_the_job_failed_with_nothing_charged(
-    store: JobStore, runtime: LocalRuntime
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
 ) -> None:
     # Given an account with 10 credits and a job waiting for its upload
-    account, session = new_account(store, runtime, 10)
+    account, session = new_account(account_store, runtime, 10)
     job = create(session, {"type": "email", "filename": "big.csv"}).json()
     # When a 20-row file arrives
     assert upload(job["upload"], email_csv(20)).status_code == 204
     # Then the job fails with insufficient_credits, processed nothing, and the balance is untouched
     final = wait_for(lambda: (s := job_status(session, job["id"]))["status"] == "failed" and s, what="the failure")
     assert final["error"] == "insufficient_credits" and final["processed"] == 0
-    assert store.account_credits(account) == 10
-    assert [e["kind"] for e in store.ledger(account)] == ["grant"]
+    assert credit_store.account_credits(account) == 10
+    assert [e["kind"] for e in credit_store.ledger(account)] == ["grant"]
 
 
 def test_the_same_idempotency_key_gives_the_same_job_and_another_body_is_refused(
-    store: JobStore, runtime: LocalRuntime
+    account_store: AccountStore, runtime: LocalRuntime
 ) -> None:
-    _, session = new_account(store, runtime, 100)
+    _, session = new_account(account_store, runtime, 100)
     body = {"type": "email", "filename": "leads.csv"}
     first = create(session, body, **{"Idempotency-Key": "upload-1"})
     again = create(session, body, **{"Idempotency-Key": "upload-1"})
@@ -85,9 +86,9 @@ def test_the_same_idempotency_key_gives_the_same_job_and_another_body_is_refused
 
 
 def test_a_job_waiting_for_its_upload_can_be_cancelled_and_a_late_file_is_then_ignored(
-    store: JobStore, runtime: LocalRuntime
+    account_store: AccountStore, credit_store: CreditStore, runtime: LocalRuntime
 ) -> None:
-    account, session = new_account(store, runtime, 100)
+    account, session = new_account(account_store, runtime, 100)
     job = create(session, {"type": "email", "filename": "leads.csv"}).json()
     cancelled = session.delete(f"{session.base}/api/bulk-jobs", params={"id": job["id"]}, timeout=30)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
@@ -96,4 +97,4 @@ def test_a_job_waiting_for_its_upload_can_be_cancelled_and_a_late_file_is_then_i
     wait_for(lambda: job_status(session, job["id"])["result_ready"], what="the cancelled job to be finalized")
     final = job_status(session, job["id"])
     assert (final["status"], final["processed"], final["credits_reserved"]) == ("cancelled", 0, 0)
-    assert store.account_credits(account) == 100
+    assert credit_store.account_credits(account) == 100

@@ -12,7 +12,7 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from functions.adapters.jobs import JobStore
+from functions.adapters.accounts import AccountStore
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, wait_for
 from tests.integration.test_credits_and_drops import new_account, post
@@ -61,10 +61,10 @@ def create_hook(session: Any, url: str, events: list[str] | None = None) -> dict
 
 
 def test_job_event_is_signed_retried_with_one_id_and_recorded(
-    store: JobStore, runtime: LocalRuntime, receiver: Receiver
+    account_store: AccountStore, runtime: LocalRuntime, receiver: Receiver
 ) -> None:
     # Given an endpoint that fails once with 500, then accepts
-    _, session = new_account(store, runtime, 1000)
+    _, session = new_account(account_store, runtime, 1000)
     hook = create_hook(session, receiver.url)
     assert hook["secret"].startswith("whsec_")
     receiver.script = [500]
@@ -94,9 +94,9 @@ def test_job_event_is_signed_retried_with_one_id_and_recorded(
     assert deliveries[0]["attempts"] == 2 and deliveries[0]["response_status"] == 200
 
 
-def test_410_disables_the_endpoint(store: JobStore, runtime: LocalRuntime, receiver: Receiver) -> None:
+def test_410_disables_the_endpoint(account_store: AccountStore, runtime: LocalRuntime, receiver: Receiver) -> None:
     # Given an endpoint that answers 410 Gone
-    _, session = new_account(store, runtime, 1000)
+    _, session = new_account(account_store, runtime, 1000)
     create_hook(session, receiver.url)
     receiver.script = [410]
     # When a job completes
@@ -110,9 +110,9 @@ def test_410_disables_the_endpoint(store: JobStore, runtime: LocalRuntime, recei
     assert len(receiver.received) == 1
 
 
-def test_webhook_crud_is_per_account_and_validated(store: JobStore, runtime: LocalRuntime) -> None:
-    _, owner = new_account(store, runtime, 10)
-    _, stranger = new_account(store, runtime, 10)
+def test_webhook_crud_is_per_account_and_validated(account_store: AccountStore, runtime: LocalRuntime) -> None:
+    _, owner = new_account(account_store, runtime, 10)
+    _, stranger = new_account(account_store, runtime, 10)
     # (locally only loopback hosts can be checked: a public name would be resolved, and tests have no DNS)
     hook = create_hook(owner, "http://localhost:9/a", ["bulk_job.failed"])
     # The secret is shown once, never in the list
@@ -147,10 +147,12 @@ def test_webhook_crud_is_per_account_and_validated(store: JobStore, runtime: Loc
     assert owner.get(f"{owner.base}/api/webhooks", timeout=30).json()["webhooks"] == []
 
 
-def test_encrata_client_webhook_calls_work(store: JobStore, runtime: LocalRuntime, receiver: Receiver) -> None:
+def test_encrata_client_webhook_calls_work(
+    account_store: AccountStore, runtime: LocalRuntime, receiver: Receiver
+) -> None:
     encrata = pytest.importorskip("encrata")
     # Given the official client pointed at the local server
-    _, session = new_account(store, runtime, 10)
+    _, session = new_account(account_store, runtime, 10)
     key = session.headers["Authorization"].split()[1]
     client = encrata.Encrata(key, base_url=runtime.base_url)
     # When it creates, lists, tests a webhook and reads its deliveries

@@ -27,7 +27,7 @@ API_SETTINGS = ApiSettings(
 
 
 class Accounts:
-    """Keys, balances and ledgers in memory (the parts of the job store the routes below read)."""
+    """Keys, balances and ledgers in memory (the parts of the account and credit stores the routes below read)."""
 
     def __init__(self) -> None:
         self.keys = {"enc_one": "acct_one", "enc_two": "acct_two"}
@@ -50,7 +50,8 @@ def fake_api(store: Accounts) -> api.Deps:
     """The API's dependencies, every adapter a fake (nothing here talks to AWS)."""
     return api.Deps(
         settings=API_SETTINGS,
-        store=store,
+        store=None,
+        credits=store,
         blobs=None,
         finalizer=None,
         variant_queue=None,

@@ -24,17 +24,21 @@ KEY = "enc_test_unit"
 ACCOUNT = "acct_unit"
 
 
+class FakeKeys:
+    """The account store's key lookup: one known key."""
+
+    def account_for_key(self, key: str) -> str | None:
+        return ACCOUNT if key == KEY else None
+
+
 class FakeStore:
-    """Keys, balances and the ledger in memory, with the store's inline money rules (reserve, settle once)."""
+    """Balances and the ledger in memory, with the credit store's inline money rules (reserve, settle once)."""
 
     def __init__(self, credits: int) -> None:
         self.balances = {ACCOUNT: credits}
         self.ledger: list[dict[str, Any]] = [{"kind": "grant", "amount": credits, "request_id": None}]
         self.reservations: dict[str, int] = {}
         self.lock = threading.Lock()
-
-    def account_for_key(self, key: str) -> str | None:
-        return ACCOUNT if key == KEY else None
 
     def account_credits(self, account_id: str) -> int | None:
         return self.balances.get(account_id)
@@ -98,7 +102,7 @@ SETTINGS = StreamSettings(jobs_table="jobs")
 
 
 def client_for(store: FakeStore, enrich: Any = None, settings: StreamSettings = SETTINGS) -> TestClient:
-    deps = stream.Deps(settings, store, enrich or SpyEnrich())
+    deps = stream.Deps(settings, store, FakeKeys(), enrich or SpyEnrich())
     return TestClient(stream.create_app(deps), headers={"Authorization": f"Bearer {KEY}"})
 
 
@@ -352,7 +356,7 @@ def test_a_client_that_leaves_stops_the_work_and_pays_only_for_what_it_was_sent(
         "root_path": "",
         "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")],
     }
-    app = stream.create_app(stream.Deps(SETTINGS, store, spy))
+    app = stream.create_app(stream.Deps(SETTINGS, store, FakeKeys(), spy))
     # When the app runs until the client is gone
     started = time.monotonic()
     anyio.run(app, scope, receive, send)

@@ -13,6 +13,8 @@ from tests.fakes import JobsInMemory, RecordingFinalizer
 
 
 class FakeStore(JobsInMemory):
+    """The jobs table as both the job and the credit store see it: a job created with its reservation is stored."""
+
     def __init__(self, credits: int = 1000) -> None:
         super().__init__()
         self.credits = credits
@@ -48,6 +50,7 @@ def make(store: FakeStore, blobs: FakeBlobs, body: bytes, job_type: str = "email
         max_rows=max_rows,
         max_bytes=10_000,
         store=store,
+        credits=store,
         blobs=blobs,
     )
 

@@ -12,9 +12,9 @@ from tests.helpers import email_csv
 from tests.unit.test_job_logic import FakeBlobs, FakeStore
 
 
-def run_preview(store: FakeStore, body: bytes, job_type: str = "email", column: str | None = None) -> dict[str, Any]:
+def run_preview(store: Balance, body: bytes, job_type: str = "email", column: str | None = None) -> dict[str, Any]:
     return preview.preview(
-        account_id="acct_a", job_type=job_type, body=body, column=column, max_rows=100, max_bytes=10_000, store=store
+        account_id="acct_a", job_type=job_type, body=body, column=column, max_rows=100, max_bytes=10_000, credits=store
     )
 
 
@@ -67,6 +67,7 @@ def test_preview_refuses_exactly_what_creating_the_job_refuses(body: bytes, job_
     # When the same form is previewed and posted
     with pytest.raises(BulkApiError) as previewed:
         run_preview(Balance(credits=50), body, job_type, column)
+    store = Balance(credits=50)
     with pytest.raises(BulkApiError) as created:
         jobs.create_job(
             account_id="acct_a",
@@ -76,7 +77,8 @@ def test_preview_refuses_exactly_what_creating_the_job_refuses(body: bytes, job_
             column=column,
             max_rows=100,
             max_bytes=10_000,
-            store=Balance(credits=50),
+            store=store,
+            credits=store,
             blobs=FakeBlobs(),
         )
     # Then both answers are the same: status, code, message and details

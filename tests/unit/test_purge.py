@@ -116,12 +116,14 @@ def test_another_accounts_job_is_not_found() -> None:
     assert store.deleted == [] and len(bucket.keys) == len(FILES)
 
 
-class Settling(Store):
-    def settle_credits(self, job: Job, now: str) -> bool:
-        return True
-
+class Finishing(Store):
     def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
         raise AssertionError("not called")
+
+
+class Settling:
+    def settle_credits(self, job: Job, now: str) -> bool:
+        return True
 
 
 class Bus:
@@ -136,9 +138,9 @@ def test_a_finalizer_task_retried_after_the_purge_ends_quietly() -> None:
     # Given a job deleted by its owner while a finalizer task was being retried
     from functions.logic import finalize
 
-    store, bus = Settling([]), Bus()
+    store, credits, bus = Finishing([]), Settling(), Bus()
     # When the task runs again
-    completed = finalize.complete_job(JOB, store=store, events=bus, bucket="b")
-    failed = finalize.fail_job(JOB, "finalizer_failed", "x", store=store, events=bus, bucket="b")
+    completed = finalize.complete_job(JOB, store=store, credits=credits, events=bus, bucket="b")
+    failed = finalize.fail_job(JOB, "finalizer_failed", "x", store=store, credits=credits, events=bus, bucket="b")
     # Then it ends without an error (no retries, no alarm) and announces nothing
     assert completed["status"] == failed["status"] == "deleted" and bus.sent == []
