@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.composition import Function, Handler
+from functions.handlers.batch import sqs_handler
 from functions.logic import variants
-from functions.observability import logger, metrics, tracer
+from functions.observability import logger, metrics
 from functions.settings import VariantSettings
 
 
@@ -50,16 +49,7 @@ def handler_for(deps: Deps) -> Handler:
         if outcome == "built":
             metrics.add_metric(name="VariantsBuilt", unit="Count", value=1)
 
-    @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics
-    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        processor = BatchProcessor(event_type=EventType.SQS)
-        return dict(
-            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-        )
-
-    return handle
+    return sqs_handler(record_handler)
 
 
 lambda_handler = Function(VariantSettings, Deps.from_settings, handler_for)

@@ -6,9 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.enrichment import RefreshingSources
@@ -16,9 +14,10 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.composition import Function, Handler
 from functions.enrich.online import Sources
+from functions.handlers.batch import sqs_handler
 from functions.logic.processing import process_batch
 from functions.models import Batch
-from functions.observability import logger, metrics, tracer
+from functions.observability import metrics
 from functions.settings import WorkerSettings
 
 
@@ -61,17 +60,7 @@ def handler_for(deps: Deps) -> Handler:
         if counted:
             metrics.add_metric(name="RowsProcessed", unit="Count", value=len(batch.rows))
 
-    @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics
-    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
-        processor = BatchProcessor(event_type=EventType.SQS)
-        return dict(
-            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-        )
-
-    return handle
+    return sqs_handler(record_handler)
 
 
 lambda_handler = Function(WorkerSettings, Deps.from_settings, handler_for)
