@@ -17,6 +17,7 @@ import requests
 
 from functions.handlers import stream
 from infra.api import STREAMING_ROUTES
+from infra.enrichment import stream_provider_budget
 from infra.functions import METRICS_NAMESPACE, tracing_environment
 from infra.streaming import APP_PORT, READINESS_PATH, START_COMMAND, WEB_ADAPTER_ENVIRONMENT
 from infra.web_adapter import WEB_ADAPTER_ACCOUNT, WEB_ADAPTER_LAYER, WEB_ADAPTER_VERSION
@@ -110,7 +111,8 @@ def test_stream_function_runs_the_app_behind_the_web_adapter(synth: Synth) -> No
     assert fn["Timeout"] == 60 and fn["MemorySize"] == 1024
     assert fn["Runtime"] == "python3.12" and fn["Architectures"] == ["arm64"]
     # Exactly: the settings (through the shared factory), the metrics namespace, the adapter's variables
-    enrichment = {f"BULKAPI_{k.upper()}": v for k, v in synth.stack.resolve(synth.stack.enrichment.settings()).items()}
+    settings = synth.stack.enrichment.settings(stream_provider_budget(fn["Timeout"]))
+    enrichment = {f"BULKAPI_{k.upper()}": v for k, v in synth.stack.resolve(settings).items()}
     assert fn["Environment"]["Variables"] == {
         "BULKAPI_JOBS_TABLE": {"Ref": table_id},
         "BULKAPI_CORS_ORIGINS": ",".join(synth.config.cors_origins),
