@@ -253,6 +253,18 @@ class Invoker:
                 self._handlers[fn.logical_id] = _compose(_load(fn.handler), fn.env)
             return self._handlers[fn.logical_id]
 
+    def compose(self, logical_id: str, handler: Handler | None) -> None:
+        """Run an in-process function with this handler from now on (tests: one composed with other Deps); None:
+        its own composition again."""
+        fn = self.functions[logical_id]
+        if self.isolated(fn) or fn.handler in ONE_EVENT_AT_A_TIME:
+            raise ValueError(f"{fn.name} does not run in this process with one composition")
+        with self._lock:
+            if handler is None:
+                self._handlers.pop(logical_id, None)
+            else:
+                self._handlers[logical_id] = handler
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Invoke synchronously; raises InvocationError when the handler raises."""
         fn = self.functions[logical_id]

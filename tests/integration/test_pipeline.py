@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -9,12 +10,13 @@ from typing import Any
 
 import pytest
 
-import functions.handlers.worker as worker_module
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
+from functions.handlers import worker as worker_handler
 from functions.logic.jobs import utcnow
 from functions.models import Batch, Job, JobStatus
+from local.lambdas import WORKER
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, parse_result, wait_for
 
@@ -67,26 +69,37 @@ def sqs_event(bodies: list[str], prefix: str = "m") -> dict[str, Any]:
     }
 
 
-@pytest.fixture()
-def flaky_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """Make the worker raise for chosen (job, batch) pairs: `fail[(job_id, n)] = times` (-1 = always)."""
-    control: dict[str, Any] = {"fail": {}, "calls": {}}
-    lock = threading.Lock()
-    real = worker_module.process_batch
+class FlakyParts:
+    """The worker's blob store, failing the part write of chosen (job, batch) pairs: `fail[(job_id, n)] = times`
+    (-1 = always); `calls` counts the attempts. A failed write fails the batch's record, as any AWS error would."""
 
-    def flaky(batch: Batch, **kwargs: Any) -> bool:
-        key = (batch.job_id, batch.batch)
-        with lock:
-            control["calls"][key] = control["calls"].get(key, 0) + 1
-            left = control["fail"].get(key, 0)
+    def __init__(self, real: Any, control: dict[str, Any]) -> None:
+        self.real, self.control, self.lock = real, control, threading.Lock()
+
+    def put(self, key: str, body: bytes, **options: Any) -> None:
+        _, job_id, name = key.split("/")
+        pair = (job_id, int(name.removesuffix(".csv")))
+        with self.lock:
+            self.control["calls"][pair] = self.control["calls"].get(pair, 0) + 1
+            left = self.control["fail"].get(pair, 0)
             if left:
-                control["fail"][key] = left - 1 if left > 0 else left
+                self.control["fail"][pair] = left - 1 if left > 0 else left
         if left:
-            raise RuntimeError(f"injected failure in batch {batch.batch}")
-        return real(batch, **kwargs)
+            raise RuntimeError(f"injected failure in batch {pair[1]}")
+        self.real.put(key, body, **options)
 
-    monkeypatch.setattr(worker_module, "process_batch", flaky)
+
+@pytest.fixture()
+def flaky_batches(runtime: LocalRuntime) -> Iterator[dict[str, Any]]:
+    """The worker composed with a blob store that fails chosen batches (its Deps, nothing patched)."""
+    assert runtime.invoker is not None
+    control: dict[str, Any] = {"fail": {}, "calls": {}}
+    worker_id = fn_id(runtime, "worker")
+    real = worker_handler.lambda_handler.deps(runtime.function_env(WORKER))
+    flaky = dataclasses.replace(real, blobs=FlakyParts(real.blobs, control))
+    runtime.invoker.compose(worker_id, worker_handler.lambda_handler.with_deps(flaky))
     yield control
+    runtime.invoker.compose(worker_id, None)
 
 
 def test_create_stores_the_upload_and_a_job_that_completes(api: Any, store: JobStore, runtime: LocalRuntime) -> None:
