@@ -70,37 +70,40 @@ class JobStore:
         data["done_batches"] = sorted(markers)
         return Job.model_validate(data)
 
-    def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
-        """Take the split of a job: queued (or awaiting its upload) -> processing, or re-take a split whose lease
-        expired unfinished."""
+    def _update_job(self, job_id: str, failure: str, **update: Any) -> Job | None:
+        """A conditional update of a job's item: the job as it is after it, or None when the condition did not hold."""
         try:
-            resp = self.ddb.update_item(
-                TableName=self.table,
-                Key=job_key(job_id),
-                UpdateExpression=(
-                    "SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)"
-                ),
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (#s IN (:queued, :awaiting) OR "
-                    "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
-                ),
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=ser(
-                    {
-                        ":processing": "processing",
-                        ":queued": "queued",
-                        ":awaiting": "awaiting_upload",
-                        ":now": now,
-                        ":expired": lease_expired_before,
-                    }
-                ),
-                ReturnValues="ALL_NEW",
-            )
+            resp = self.ddb.update_item(TableName=self.table, Key=job_key(job_id), ReturnValues="ALL_NEW", **update)
         except ClientError as exc:
             if is_conditional(exc):
                 return None
-            raise StoreError("could not claim the split") from exc
+            raise StoreError(failure) from exc
         return self._to_job(resp["Attributes"])
+
+    def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
+        """Take the split of a job: queued (or awaiting its upload) -> processing, or re-take a split whose lease
+        expired unfinished."""
+        return self._update_job(
+            job_id,
+            "could not claim the split",
+            UpdateExpression=(
+                "SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)"
+            ),
+            ConditionExpression=(
+                "attribute_exists(pk) AND (#s IN (:queued, :awaiting) OR "
+                "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
+            ),
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=ser(
+                {
+                    ":processing": "processing",
+                    ":queued": "queued",
+                    ":awaiting": "awaiting_upload",
+                    ":now": now,
+                    ":expired": lease_expired_before,
+                }
+            ),
+        )
 
     def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None:
         """Record the detected layout as soon as the file is sniffed, so no later read sniffs it again (its delimiter
@@ -146,34 +149,26 @@ class JobStore:
     ) -> Job | None:
         """Record the totals once the whole file is split (once: a second split's finish changes nothing); returns the
         job as it is now (None if it ended meanwhile, or the totals were already recorded)."""
-        try:
-            resp = self.ddb.update_item(
-                TableName=self.table,
-                Key=job_key(job_id),
-                # batches_pending: the workers count it down, the split adds the total, in any order; it is 0 once
-                # every batch is counted (and only then: before this, it is minus the batches already counted).
-                UpdateExpression=(
-                    "SET total_rows = :rows, total_batches = :batches, #h = :h, max_width = :w "
-                    "ADD batches_pending :batches"
-                ),
-                ConditionExpression="#s = :processing AND attribute_not_exists(total_batches)",
-                ExpressionAttributeNames={"#s": "status", "#h": "header"},
-                ExpressionAttributeValues=ser(
-                    {
-                        ":rows": total_rows,
-                        ":batches": total_batches,
-                        ":processing": "processing",
-                        ":h": header,
-                        ":w": max_width,
-                    }
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_conditional(exc):
-                return None
-            raise StoreError("could not record the split totals") from exc
-        return self._to_job(resp["Attributes"])
+        return self._update_job(
+            job_id,
+            "could not record the split totals",
+            # batches_pending: the workers count it down, the split adds the total, in any order; it is 0 once
+            # every batch is counted (and only then: before this, it is minus the batches already counted).
+            UpdateExpression=(
+                "SET total_rows = :rows, total_batches = :batches, #h = :h, max_width = :w ADD batches_pending :batches"
+            ),
+            ConditionExpression="#s = :processing AND attribute_not_exists(total_batches)",
+            ExpressionAttributeNames={"#s": "status", "#h": "header"},
+            ExpressionAttributeValues=ser(
+                {
+                    ":rows": total_rows,
+                    ":batches": total_batches,
+                    ":processing": "processing",
+                    ":h": header,
+                    ":w": max_width,
+                }
+            ),
+        )
 
     def touch_progress(self, job_id: str) -> None:
         """Note that a processing job is moving although no batch was counted (a deferred batch)."""
@@ -269,21 +264,14 @@ class JobStore:
         for i, state in enumerate(only_from):
             values[f":from{i}"] = state
             allowed.append(f":from{i}")
-        try:
-            resp = self.ddb.update_item(
-                TableName=self.table,
-                Key=job_key(job_id),
-                UpdateExpression="SET " + ", ".join(sets) + removes,
-                ConditionExpression=f"#s IN ({', '.join(allowed)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=ser(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_conditional(exc):
-                return None
-            raise StoreError("could not change the job status") from exc
-        return self._to_job(resp["Attributes"])
+        return self._update_job(
+            job_id,
+            "could not change the job status",
+            UpdateExpression="SET " + ", ".join(sets) + removes,
+            ConditionExpression=f"#s IN ({', '.join(allowed)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=ser(values),
+        )
 
     def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
         """Store where the assembled result is and when it was written; downloads are possible from then on."""
@@ -298,23 +286,16 @@ class JobStore:
 
     def begin_purge(self, job_id: str, now: str) -> Job | None:
         """Mark an ended, settled job as being purged (again, if a purge stopped halfway); None if it may not be."""
-        try:
-            resp = self.ddb.update_item(
-                TableName=self.table,
-                Key=job_key(job_id),
-                UpdateExpression="SET purging_at = if_not_exists(purging_at, :now)",
-                ConditionExpression="#s IN (:completed, :failed, :cancelled) AND credits_settled = :t",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=ser(
-                    {":now": now, ":completed": "completed", ":failed": "failed", ":cancelled": "cancelled", ":t": True}
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_conditional(exc):
-                return None
-            raise StoreError("could not start the purge") from exc
-        return self._to_job(resp["Attributes"])
+        return self._update_job(
+            job_id,
+            "could not start the purge",
+            UpdateExpression="SET purging_at = if_not_exists(purging_at, :now)",
+            ConditionExpression="#s IN (:completed, :failed, :cancelled) AND credits_settled = :t",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=ser(
+                {":now": now, ":completed": "completed", ":failed": "failed", ":cancelled": "cancelled", ":t": True}
+            ),
+        )
 
     def delete_job(self, job_id: str) -> None:
         """Delete the job's items (the job and what is kept beside it); its ledger entries stay with the account."""
