@@ -19,8 +19,6 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 CHUNK = 256 * 1024
 # Objects appended to a result are fetched this many ahead, in parallel (each at most MIN_PART_SIZE in memory).
 PREFETCH = 8
-# DeleteObjects takes at most 1,000 keys a call.
-DELETE_BATCH = 1000
 
 
 class BlobStore:
@@ -88,38 +86,6 @@ class BlobStore:
             raise StoreError(f"could not read {key}") from exc
         size = resp.get("ContentLength")
         return OpenedObject(int(size) if size is not None else None, resp.get("ETag"), resp["Body"].iter_chunks(CHUNK))
-
-    def versioned(self) -> bool:
-        """Whether the bucket keeps versions (the stack's does; the local runtime's does not)."""
-        try:
-            return bool(self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status") == "Enabled")
-        except ClientError as exc:
-            raise StoreError("could not read the bucket's versioning") from exc
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix` for good: in a versioned bucket every version of it (a plain delete would
-        keep the bytes as a noncurrent version for days); how many objects (versions) were deleted."""
-        versioned = self.versioned()
-        lister, listed = (
-            ("list_object_versions", ("Versions", "DeleteMarkers")) if versioned else ("list_objects_v2", ("Contents",))
-        )
-        deleted = 0
-        try:
-            for page in self.s3.get_paginator(lister).paginate(Bucket=self.bucket, Prefix=prefix):
-                objects = [
-                    {"Key": o["Key"], **({"VersionId": o["VersionId"]} if versioned else {})}
-                    for field in listed
-                    for o in page.get(field, [])
-                ]
-                for start in range(0, len(objects), DELETE_BATCH):
-                    chunk = objects[start : start + DELETE_BATCH]
-                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
-                    if resp.get("Errors"):
-                        raise StoreError(f"could not delete {len(resp['Errors'])} objects under {prefix}")
-                    deleted += len(chunk)
-        except ClientError as exc:
-            raise StoreError(f"could not delete the objects under {prefix}") from exc
-        return deleted
 
     def copy(self, source_key: str, dest_key: str) -> None:
         """Server-side copy within the bucket."""

@@ -46,7 +46,7 @@ class FinalBlobPort(Protocol):
     def head(self, key: str) -> dict[str, Any] | None: ...
     def stream(self, key: str) -> Iterator[bytes]: ...
     def writer(self, key: str, content_type: str = "text/csv") -> Writer: ...
-    def delete_prefix(self, prefix: str) -> int: ...
+    def purge(self, prefix: str, *, exact: bool = False) -> int: ...
 
 
 class EventPort(Protocol):
@@ -110,7 +110,7 @@ def delete_parts(job_id: str, blobs: FinalBlobPort) -> None:
     with the staging lifecycle rule.
     """
     try:
-        deleted = blobs.delete_prefix(parts_prefix(job_id))
+        deleted = blobs.purge(parts_prefix(job_id))
     except Exception:
         logger.exception("parts not deleted; the staging lifecycle rule will", job_id=job_id)
         return
