@@ -81,7 +81,7 @@ class LocalAuthorizers:
             lid: _authorizer(lid, r["Properties"], function_ids)
             for lid, r in of_type["AWS::ApiGateway::Authorizer"].items()
         }
-        paths = _resource_paths(of_type["AWS::ApiGateway::Resource"])
+        paths = resource_paths(of_type["AWS::ApiGateway::Resource"])
         routes = []
         for method in of_type["AWS::ApiGateway::Method"].values():
             props = method["Properties"]
@@ -209,7 +209,9 @@ def _with_ttl(authorizer: Authorizer, seconds: int) -> Authorizer:
     return Authorizer(authorizer.logical_id, authorizer.function, authorizer.identity_headers, seconds)
 
 
-def _resource_paths(resources: Mapping[str, Any]) -> dict[str, str]:
+def resource_paths(resources: Mapping[str, Any]) -> dict[str, str]:
+    """Logical id of each API Gateway resource of a template -> its full path."""
+
     def path(lid: str) -> str:
         props = resources[lid]["Properties"]
         parent = props["ParentId"]

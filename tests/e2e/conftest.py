@@ -88,6 +88,37 @@ def new_account(server: Server, credits: int) -> Account:
     return Account(key, account_id, CreditStore(server.table, client=ddb), accounts)
 
 
+def post_job(
+    session: requests.Session, server: Server, body: bytes, job_type: str = "email", filename: str = "leads.csv"
+) -> requests.Response:
+    """Create a job from a CSV through the multipart form."""
+    return session.post(
+        f"{server.base_url}/api/bulk-jobs",
+        files={"file": (filename, body, "text/csv")},
+        data={"type": job_type},
+        timeout=60,
+    )
+
+
+def status(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
+    """A job's status (it must exist)."""
+    resp = session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def wait_ended(
+    session: requests.Session, server: Server, job_id: str, *, timeout: float, interval: float = 0.5
+) -> dict[str, Any]:
+    """The job's status once it is completed or failed."""
+    return wait_for(
+        lambda: (s := status(session, server, job_id))["status"] in ("completed", "failed") and s,
+        timeout=timeout,
+        interval=interval,
+        what="the job to end",
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

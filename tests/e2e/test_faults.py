@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, new_account, start_server, stop_server
-from tests.e2e.test_jobs_http import post_job, status
+from tests.e2e.conftest import Server, new_account, post_job, start_server, status, stop_server, wait_ended
 from tests.helpers import email_csv, parse_result, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -65,12 +64,7 @@ def test_killed_function_process_is_replaced_and_the_job_completes_exactly(fault
     os.kill(before[0], signal.SIGKILL)
 
     # Then the job completes with exact counters: the poison batch's rows failed, nothing else lost or doubled
-    final = wait_for(
-        lambda: (s := status(session, fault_server, job_id))["status"] in ("completed", "failed") and s,
-        timeout=120,
-        interval=0.2,
-        what="the job to end",
-    )
+    final = wait_ended(session, fault_server, job_id, timeout=120, interval=0.2)
     assert final["status"] == "completed"
     # 3,000 rows: 30 invalid, of which row 299 lies in the poison batch (rows 200-299) and counts as failed there
     assert (final["processed"], final["failed"], final["invalid"], final["succeeded"]) == (3_000, 100, 29, 2_871)

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Server
-from tests.e2e.test_jobs_http import post_job, status
+from tests.e2e.conftest import Server, post_job, status, wait_ended
 from tests.helpers import parse_result, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +25,7 @@ def test_three_megabyte_file_of_wide_rows_completes(server: Server) -> None:
     assert created.status_code == 202, created.text
 
     # Then it completes with every row counted
-    final = wait_for(
-        lambda: (s := status(session, server, created.json()["id"]))["status"] in ("completed", "failed") and s,
-        timeout=180,
-        interval=0.5,
-        what="the job to end",
-    )
+    final = wait_ended(session, server, created.json()["id"], timeout=180, interval=0.5)
     assert (final["status"], final["processed"], final["succeeded"], final["failed"]) == (
         "completed",
         10_000,
@@ -71,12 +65,7 @@ def test_widest_allowed_file_completes_quickly(server: Server) -> None:
     assert created.status_code == 202, created.text
 
     # Then it completes in seconds, not tens of seconds, with every column kept
-    final = wait_for(
-        lambda: (s := status(session, server, created.json()["id"]))["status"] in ("completed", "failed") and s,
-        timeout=60,
-        interval=0.2,
-        what="the job to end",
-    )
+    final = wait_ended(session, server, created.json()["id"], timeout=60, interval=0.2)
     assert (final["status"], final["processed"]) == ("completed", 2)
     assert time.monotonic() - started < 20
     resp = session.get(f"{server.base_url}/api/bulk-jobs/download", params={"id": final["id"]}, timeout=60)

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import requests
 
-from tests.e2e.conftest import Server, new_account
+from tests.e2e.conftest import Server, new_account, post_job, status
 from tests.helpers import email_csv, parse_result, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def post_job(session: requests.Session, server: Server, body: bytes, job_type: str = "email") -> requests.Response:
-    return session.post(
-        f"{server.base_url}/api/bulk-jobs",
-        files={"file": ("leads.csv", body, "text/csv")},
-        data={"type": job_type},
-        timeout=60,
-    )
-
-
-def status(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
-    resp = session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def other_account(server: Server, credits: int) -> str:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import requests
 
-from tests.e2e.conftest import Server, new_account, start_server, stop_server
+from tests.e2e.conftest import Server, new_account, start_server, status, stop_server, wait_ended
 from tests.helpers import email_csv, parse_result, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -34,12 +33,6 @@ def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     yield srv
     stop_server(srv)
-
-
-def status(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
-    resp = session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def test_a_50000_row_file_sent_through_the_presigned_form_completes_with_every_row_in_order(
@@ -165,12 +158,7 @@ def test_a_job_from_a_url_on_a_loopback_server_is_fetched_and_completes(upload_s
     job = created.json()
     assert job["status"] == "queued" and job.get("upload") is None
     # Then the service fetches it, counts and reserves its rows, and completes it
-    final = wait_for(
-        lambda: (s := status(session, upload_server, job["id"]))["status"] in ("completed", "failed") and s,
-        timeout=120,
-        interval=0.5,
-        what="the fetched job to end",
-    )
+    final = wait_ended(session, upload_server, job["id"], timeout=120, interval=0.5)
     assert final["status"] == "completed", final
     assert (final["filename"], final["total_rows"], final["succeeded"], final["invalid"]) == (
         "leads.csv",

@@ -10,8 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.e2e.conftest import Server, new_account, start_server, stop_server
-from tests.e2e.test_jobs_http import post_job, status
+from tests.e2e.conftest import Server, new_account, post_job, start_server, status, stop_server
 from tests.helpers import parse_result, wait_for
 from tests.unit.test_provider_http import Reply, ScriptedServer, Seen, scripted_server
 

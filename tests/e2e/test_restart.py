@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import start_server, stop_server
-from tests.e2e.test_jobs_http import post_job
+from tests.e2e.conftest import post_job, start_server, stop_server
 from tests.helpers import email_csv
 
 pytestmark = pytest.mark.e2e

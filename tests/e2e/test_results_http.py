@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from tests.e2e.conftest import Server, new_account
+from tests.e2e.conftest import Server, new_account, post_job, status
 from tests.helpers import email_csv, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -25,23 +25,6 @@ def s3(server: Server) -> Any:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-
-
-def post_job(
-    session: requests.Session, server: Server, body: bytes, job_type: str = "email", filename: str = "leads.csv"
-) -> requests.Response:
-    return session.post(
-        f"{server.base_url}/api/bulk-jobs",
-        files={"file": (filename, body, "text/csv")},
-        data={"type": job_type},
-        timeout=60,
-    )
-
-
-def status(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
-    resp = session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def finished_job(session: requests.Session, server: Server, body: bytes, **kwargs: str) -> dict[str, Any]:

@@ -9,20 +9,13 @@ from typing import Any
 import pytest
 
 from functions.logic.authorizer import CACHE_SECONDS, PUBLIC_ROUTES
+from local.authorizer import resource_paths
 from tests.infra.conftest import Synth, synthesize
 
 
 def _resource_paths(synth: Synth) -> dict[str, str]:
-    """Logical id of each API resource (and the root's GetAtt) -> its full path."""
-    resources = synth.resources("AWS::ApiGateway::Resource")
-
-    def path(lid: str) -> str:
-        props = resources[lid]["Properties"]
-        parent = props["ParentId"]
-        prefix = "" if "Fn::GetAtt" in parent else path(parent["Ref"])
-        return f"{prefix}/{props['PathPart']}"
-
-    return {lid: path(lid) for lid in resources}
+    """Logical id of each API resource (and the root's GetAtt) -> its full path (read as the local gateway reads it)."""
+    return resource_paths(synth.resources("AWS::ApiGateway::Resource"))
 
 
 def _methods(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
