@@ -9,12 +9,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.adapters.aws import type_deserializer, type_serializer
+from functions.adapters.table import des, is_conditional, ser
 from functions.errors import StoreError
 from functions.logic.webhooks import Attempt
 
-_SER = type_serializer()
-_DES = type_deserializer()
 # Owner attribute is `owner`, not `account_id`: items with account_id + created_at would enter the jobs index.
 DELIVERY_FIELDS = (
     "id",
@@ -30,16 +28,9 @@ DELIVERY_FIELDS = (
 )
 
 
-def _ser(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _SER.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _des(item: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _DES.deserialize(v) for k, v in item.items()}
-    return {
-        k: int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float, bool)) else v
-        for k, v in out.items()
-    }
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """The attributes to store: an absent (None) field is left out of the item rather than stored as NULL."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 class WebhookStore:
@@ -52,25 +43,25 @@ class WebhookStore:
     def put_endpoint(self, account_id: str, endpoint: dict[str, Any]) -> None:
         """Create or replace an endpoint."""
         item = {"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint['id']}", "owner": account_id, **endpoint}
-        self.ddb.put_item(TableName=self.table, Item=_ser(item))
+        self.ddb.put_item(TableName=self.table, Item=ser(_present(item)))
 
     def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None:
         """An endpoint with its secret, or None."""
         resp = self.ddb.get_item(
             TableName=self.table,
             ConsistentRead=True,
-            Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"}),
+            Key=ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"}),
         )
-        return _des(resp["Item"]) if "Item" in resp else None
+        return des(resp["Item"]) if "Item" in resp else None
 
     def list_endpoints(self, account_id: str) -> list[dict[str, Any]]:
         """The account's endpoints (with secrets: callers strip them)."""
         resp = self.ddb.query(
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues=_ser({":pk": f"ACCOUNT#{account_id}", ":p": "WEBHOOK#"}),
+            ExpressionAttributeValues=ser({":pk": f"ACCOUNT#{account_id}", ":p": "WEBHOOK#"}),
         )
-        return [_des(i) for i in resp.get("Items", [])]
+        return [des(i) for i in resp.get("Items", [])]
 
     def active_endpoints(self, account_id: str, event_type: str) -> list[dict[str, Any]]:
         """Active endpoints subscribed to this event type."""
@@ -80,21 +71,21 @@ class WebhookStore:
         """Turn an endpoint off (the receiver answered 410 Gone)."""
         self.ddb.update_item(
             TableName=self.table,
-            Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"}),
+            Key=ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"}),
             UpdateExpression="SET is_active = :f, updated_at = :now, disabled_reason = :r",
-            ExpressionAttributeValues=_ser({":f": False, ":now": now, ":r": "receiver answered 410 Gone"}),
+            ExpressionAttributeValues=ser({":f": False, ":now": now, ":r": "receiver answered 410 Gone"}),
         )
 
     def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
         """Remove an endpoint and its delivery history."""
         self.ddb.delete_item(
-            TableName=self.table, Key=_ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"})
+            TableName=self.table, Key=ser({"pk": f"ACCOUNT#{account_id}", "sk": f"WEBHOOK#{endpoint_id}"})
         )
         paginator = self.ddb.get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"WEBHOOK#{endpoint_id}"}),
+            ExpressionAttributeValues=ser({":pk": f"WEBHOOK#{endpoint_id}"}),
             ProjectionExpression="pk, sk",
         ):
             for item in page.get("Items", []):
@@ -102,7 +93,7 @@ class WebhookStore:
 
     @staticmethod
     def _delivery_key(delivery: dict[str, Any]) -> dict[str, Any]:
-        return _ser(
+        return ser(
             {"pk": f"WEBHOOK#{delivery['webhook_id']}", "sk": f"DELIVERY#{delivery['created_at']}#{delivery['id']}"}
         )
 
@@ -110,12 +101,12 @@ class WebhookStore:
         """Record a new delivery; False when it already exists (the event was delivered to us twice)."""
         item = {
             **self._delivery_key(delivery),
-            **_ser({**delivery, "status": "pending", "owner": delivery["account_id"], "account_id": None}),
+            **ser(_present({**delivery, "status": "pending", "owner": delivery["account_id"], "account_id": None})),
         }
         try:
             self.ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional(exc):
                 return False
             raise StoreError("could not record the delivery") from exc
         return True
@@ -145,13 +136,13 @@ class WebhookStore:
         resp = self.ddb.query(
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues=_ser({":pk": f"WEBHOOK#{endpoint_id}", ":p": "DELIVERY#"}),
+            ExpressionAttributeValues=ser({":pk": f"WEBHOOK#{endpoint_id}", ":p": "DELIVERY#"}),
             ScanIndexForward=False,
             Limit=limit,
         )
         out = []
         for item in resp.get("Items", []):
-            data = _des(item)
+            data = des(item)
             view = {k: data.get(k) for k in DELIVERY_FIELDS}
             view["payload"] = json.loads(data.get("payload") or "{}")
             out.append(view)
