@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from functions.errors import ConflictError, GoneError
 from functions.logic import variants
-from functions.logic.jobs import result_expired
+from functions.logic.jobs import offers_result, result_expired
 from functions.logic.variants import Variant
 from functions.models import Job, JobStatus
 
@@ -75,7 +75,7 @@ def _gone(job: Job) -> GoneError:
 
 def check_result(job: Job, now: datetime, retention_days: int) -> str:
     """The result's key if it can be downloaded now; 409 before the job ends or when it has none, 410 once expired."""
-    if not job.status.is_terminal or job.result_key is None:
+    if not job.status.is_terminal:
         raise ConflictError(
             f"job {job.id} is {job.status.value}; the result is ready when it has ended",
             code="job_not_finished",
@@ -85,6 +85,12 @@ def check_result(job: Job, now: datetime, retention_days: int) -> str:
         raise ConflictError(
             f"job {job.id} failed ({job.error}); it has no result", code="job_failed", status=job.status.value
         )
+    if job.result_key is None:
+        raise ConflictError(
+            f"job {job.id} is {job.status.value} and its result is being assembled; ask again in a few seconds",
+            code="job_not_finished",
+            status=job.status.value,
+        )
     if result_expired(job, now, retention_days):
         raise _gone(job)
     return job.result_key
@@ -92,7 +98,7 @@ def check_result(job: Job, now: datetime, retention_days: int) -> str:
 
 def result_present(job: Job, blobs: DownloadBlobPort, now: datetime, retention_days: int) -> bool:
     """False when the job has a result that is within its retention but the object is gone (removed by hand)."""
-    if job.result_key is None or result_expired(job, now, retention_days):
+    if job.result_key is None or not offers_result(job) or result_expired(job, now, retention_days):
         return True  # nothing to look at: the status says so without asking the bucket
     return blobs.head(job.result_key) is not None
 

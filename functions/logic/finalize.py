@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from functions.enrich import result_columns
 from functions.errors import NotFoundError
 from functions.logic import results
-from functions.logic.jobs import StatusPort, utcnow
+from functions.logic.jobs import StatusPort, offers_result, utcnow
 from functions.logic.processing import part_key, parts_prefix
 from functions.models import Job, JobEvent, JobStatus
 from functions.observability import logger
@@ -205,8 +205,8 @@ def publish(job: Job, events: EventPort, bucket: str) -> None:
         invalid=job.invalid,
         failed=job.failed,
         credits_used=job.credits_used,
-        result_bucket=bucket if job.result_key else None,
-        result_key=job.result_key,
+        result_bucket=bucket if offers_result(job) else None,
+        result_key=job.result_key if offers_result(job) else None,
         error=job.error,
         completed_at=job.completed_at,
     )

@@ -274,6 +274,16 @@ def _seconds_between(start: str, end: datetime) -> float:
     return (end - _parse(start)).total_seconds()
 
 
+def offers_result(job: Job) -> bool:
+    """Whether the job has a result to download: assembled, and not a failure before any row was processed.
+
+    The finalizer writes a header-only file for every ended job; for a job that failed with nothing processed (a
+    refused fetch, a file over the balance) it holds no row, so the status, the download and the webhook say there
+    is no result rather than offering it.
+    """
+    return job.result_key is not None and not (job.status == JobStatus.FAILED and job.processed == 0)
+
+
 def result_expires_at(job: Job, retention_days: int | None) -> str | None:
     """When the result stops being downloadable: `retention_days` after it was written (None: no result yet).
 
@@ -281,7 +291,7 @@ def result_expires_at(job: Job, retention_days: int | None) -> str | None:
     API stops offering it from this moment on rather than leaving clients to find out from a missing object.
     """
     written = job.result_at or job.completed_at
-    if job.result_key is None or written is None or retention_days is None:
+    if not offers_result(job) or written is None or retention_days is None:
         return None
     expires = _parse(written) + timedelta(days=retention_days)
     return expires.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -325,7 +335,7 @@ def status_view(
         "created_at": job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
-        "result_ready": job.result_key is not None and result_present and not result_expired(job, now, retention_days),
+        "result_ready": offers_result(job) and result_present and not result_expired(job, now, retention_days),
         "result_expires_at": result_expires_at(job, retention_days),
         "error": job.error,
         "error_message": job.error_message,

@@ -208,3 +208,7 @@ def test_a_url_to_a_refused_address_ends_fetch_blocked_under_the_deployed_rules(
         )
         assert (final["status"], final["error"], final["processed"]) == ("failed", "fetch_blocked", 0), final
         assert final["credits_reserved"] == 0
+        # And no result is offered (it said result_ready: true while the download answered 409 job_failed)
+        assert (final["result_ready"], final["result_expires_at"]) == (False, None), final
+        download = session.get(f"{server.base_url}/api/bulk-jobs/download", params={"id": job_id}, timeout=30)
+        assert download.status_code == 409 and download.json()["error"] == "job_failed", download.text

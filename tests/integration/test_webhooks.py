@@ -172,3 +172,25 @@ def test_encrata_client_webhook_calls_work(
     client.delete_webhook(hook.id)
     assert client.list_webhooks() == []
     assert requests.get(f"{runtime.base_url}/api/health", timeout=10).status_code == 200
+
+
+def test_a_job_that_failed_before_any_row_is_announced_without_a_download(
+    account_store: AccountStore, runtime: LocalRuntime, receiver: Receiver
+) -> None:
+    # Given an endpoint, and an account with 10 credits whose presigned upload brings 20 rows
+    _, session = new_account(account_store, runtime, 10)
+    create_hook(session, receiver.url)
+    job = session.post(f"{session.base}/api/bulk-jobs", json={"type": "email", "filename": "big.csv"}, timeout=30)
+    form = job.json()["upload"]
+    sent = requests.post(form["url"], data=form["fields"], files={"file": ("big.csv", email_csv(20))}, timeout=60)
+    assert sent.status_code == 204, sent.text
+    # When the job fails on the balance and the event is delivered
+    wait_for(lambda: receiver.received, timeout=60, what="the failure event")
+    data = json.loads(receiver.received[0]["body"])["data"]
+    # Then the event has no download link (the download answers 409 job_failed: there is no result)
+    assert (data["status"], data["error"], data["processed"]) == ("failed", "insufficient_credits", 0)
+    assert data["download_url"] is None, data
+    status = session.get(f"{session.base}/api/bulk-jobs", params={"id": data["id"]}, timeout=30).json()
+    assert (status["result_ready"], status["result_expires_at"]) == (False, None), status
+    download = session.get(f"{session.base}/api/bulk-jobs/download", params={"id": data["id"]}, timeout=30)
+    assert download.status_code == 409 and download.json()["error"] == "job_failed"

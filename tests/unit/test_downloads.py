@@ -108,6 +108,20 @@ def test_before_the_end_and_after_a_failure_without_rows_the_download_is_409() -
     assert (running.value.code, failed.value.code) == ("job_not_finished", "job_failed")
 
 
+def test_a_failure_without_rows_is_not_offered_as_a_result_even_when_the_finalizer_wrote_one() -> None:
+    # Given a job that failed before any row was processed (a refused fetch), whose finalizer still recorded a result
+    now = at("2030-01-02T00:00:00.000Z")
+    job = finished(status=JobStatus.FAILED, processed=0, total_rows=None, error="fetch_blocked")
+    bucket = Bucket({job.result_key: b""})
+    # When its status is read
+    present = downloads.result_present(job, bucket, now, 30)
+    view = jobs.status_view(job, now, retention_days=30, result_present=present)
+    # Then it offers no result, as the download (409 job_failed) says
+    assert (view["result_ready"], view["result_expires_at"]) == (False, None)
+    with pytest.raises(ConflictError, match="no result"):
+        downloads.check_result(job, now, 30)
+
+
 # --- names and delivery -------------------------------------------------------------------------------------------
 
 
