@@ -198,7 +198,10 @@ def download(
 
 
 def variants_view(job: Job, records: list[dict[str, Any]], result_ready: bool) -> list[dict[str, Any]]:
-    """The status's `variants`: the result itself first, then each variant asked for, ready or being built."""
+    """The status's `variants`: the result itself first, then each variant asked for, ready or being built; none for
+    a job that has ended without a result to offer (it would never become ready)."""
+    if job.status.is_terminal and not offers_result(job):
+        return []
     base = {**variants.base_variant(job).view(), "ready": result_ready, "rows": job.result_rows}
     listed = [base]
     for record in sorted(records, key=lambda r: str(r.get("name"))):

@@ -191,6 +191,6 @@ def test_a_job_that_failed_before_any_row_is_announced_without_a_download(
     assert (data["status"], data["error"], data["processed"]) == ("failed", "insufficient_credits", 0)
     assert data["download_url"] is None, data
     status = session.get(f"{session.base}/api/bulk-jobs", params={"id": data["id"]}, timeout=30).json()
-    assert (status["result_ready"], status["result_expires_at"]) == (False, None), status
+    assert (status["result_ready"], status["result_expires_at"], status["variants"]) == (False, None, []), status
     download = session.get(f"{session.base}/api/bulk-jobs/download", params={"id": data["id"]}, timeout=30)
     assert download.status_code == 409 and download.json()["error"] == "job_failed"

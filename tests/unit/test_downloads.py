@@ -118,6 +118,7 @@ def test_a_failure_without_rows_is_not_offered_as_a_result_even_when_the_finaliz
     view = jobs.status_view(job, now, retention_days=30, result_present=present)
     # Then it offers no result, as the download (409 job_failed) says
     assert (view["result_ready"], view["result_expires_at"]) == (False, None)
+    assert downloads.variants_view(job, [], view["result_ready"]) == []
     with pytest.raises(ConflictError, match="no result"):
         downloads.check_result(job, now, 30)
 
