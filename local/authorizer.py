@@ -7,6 +7,10 @@ methodArn, request context); its policy is evaluated against the method ARN; its
 authorizer's TTL, keyed on its identity sources (the Authorization header), exactly as deployed. A request without
 an identity source, a Deny, or a failing authorizer gets the template's gateway response for it (status and body).
 
+Methods with a MOCK integration (the CORS preflights the stack adds when `bulkapi:corsOrigins` is set) are answered
+by the gateway itself, as API Gateway does: the integration response's status and static headers, and the
+Access-Control-Allow-Origin override its response template makes for the request's Origin.
+
 What is not emulated: API keys and usage plans (throttling per account), stage throttling, and WAF.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,12 +49,32 @@ class Authorizer:
 
 
 @dataclass(frozen=True)
+class MockAnswer:
+    """A MOCK integration's answer: its status, its static headers, and the origins for which its response template
+    sets Access-Control-Allow-Origin to the request's Origin (how CDK's CORS preflight allows more than one)."""
+
+    status: int
+    headers: dict[str, str]
+    echoed_origins: tuple[str, ...] = ()
+
+    def answer(self, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """What the gateway answers this request."""
+        out = dict(self.headers)
+        origin = next((v for k, v in headers.items() if k.lower() == "origin"), "")
+        if origin and origin in self.echoed_origins:
+            out["Access-Control-Allow-Origin"] = origin
+        return self.status, out, b""
+
+
+@dataclass(frozen=True)
 class Route:
-    """One method of the API: resource path (may end in {proxy+}), HTTP method (or ANY) and its authorizer."""
+    """One method of the API: resource path (may end in {proxy+}), HTTP method (or ANY), its authorizer, and its
+    answer when the gateway gives it itself (a MOCK integration)."""
 
     path: str
     method: str
     authorizer: Authorizer | None
+    mock: MockAnswer | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +114,7 @@ class LocalAuthorizers:
             path = "/" if "Fn::GetAtt" in ref else paths[ref["Ref"]]
             auth_ref = props.get("AuthorizerId")
             authorizer = authorizers[auth_ref["Ref"]] if props.get("AuthorizationType") == "CUSTOM" else None
-            routes.append(Route(path, props["HttpMethod"], authorizer))
+            routes.append(Route(path, props["HttpMethod"], authorizer, _mock(props.get("Integration") or {})))
         answers = {
             r["Properties"]["ResponseType"]: (
                 int(r["Properties"].get("StatusCode", DEFAULT_ANSWERS.get(r["Properties"]["ResponseType"], (500,))[0])),
@@ -102,7 +127,7 @@ class LocalAuthorizers:
     def override_ttl(self, seconds: int) -> None:
         """Cache every authorizer's answers this long instead (a local test knob; 0: no cache)."""
         self.routes = [
-            Route(r.path, r.method, None if r.authorizer is None else _with_ttl(r.authorizer, seconds))
+            Route(r.path, r.method, None if r.authorizer is None else _with_ttl(r.authorizer, seconds), r.mock)
             for r in self.routes
         ]
 
@@ -114,6 +139,8 @@ class LocalAuthorizers:
     def authorize(self, method: str, path: str, headers: Mapping[str, str], source_ip: str, invoke: Invoke) -> Outcome:
         """Run the method's authorizer for this request (or its cached answer) and decide."""
         route = self.route(method, path)
+        if route is not None and route.mock is not None:
+            return Outcome(answer=route.mock.answer(headers))
         if route is None or route.authorizer is None:
             return Outcome()
         auth = route.authorizer
@@ -203,6 +230,24 @@ def _authorizer(lid: str, props: Mapping[str, Any], function_ids: Mapping[str, s
     sources = [s.strip() for s in str(props.get("IdentitySource") or "").split(",") if s.strip()]
     headers = tuple(s.removeprefix("method.request.header.") for s in sources if s.startswith("method.request.header."))
     return Authorizer(lid, function, headers, int(props.get("AuthorizerResultTtlInSeconds", 300)))
+
+
+def _mock(integration: Mapping[str, Any]) -> MockAnswer | None:
+    """The answer of a MOCK integration (its first integration response), or None for any other integration."""
+    if integration.get("Type") != "MOCK":
+        return None
+    response = (integration.get("IntegrationResponses") or [{}])[0]
+    prefix = "method.response.header."
+    headers = {
+        name.removeprefix(prefix): str(value).strip("'")
+        for name, value in (response.get("ResponseParameters") or {}).items()
+        if name.startswith(prefix) and isinstance(value, str) and value.startswith("'")
+    }
+    template = str((response.get("ResponseTemplates") or {}).get("application/json", ""))
+    echoed: tuple[str, ...] = ()
+    if "responseOverride.header.Access-Control-Allow-Origin = $origin" in template:
+        echoed = tuple(re.findall(r'\$origin == "([^"]+)"', template))
+    return MockAnswer(int(response.get("StatusCode", 200)), headers, echoed)
 
 
 def _with_ttl(authorizer: Authorizer, seconds: int) -> Authorizer:

@@ -41,6 +41,8 @@ def settings_model(handler: str) -> type[Any] | None:
 
 # What `bulkapi serve` uses: the queue-driven handlers in processes of their own, like Lambda environments.
 DEFAULT_PROCESSES = 2
+# Overrides that are also CDK context, because they change the template as well as a function's setting.
+TEMPLATE_CONTEXT = {"BULKAPI_CORS_ORIGINS": "bulkapi:corsOrigins"}
 
 
 @dataclass
@@ -91,6 +93,11 @@ class Options:
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
             overrides=overrides,
         )
+
+    def template_context(self) -> dict[str, str]:
+        """CDK context for the local synth: a setting that shapes the stack, not only a function (CORS origins also
+        add the API's preflight methods, which the local gateway then answers as API Gateway does)."""
+        return {key: self.overrides[var] for var, key in TEMPLATE_CONTEXT.items() if self.overrides.get(var)}
 
 
 def scheduled_event(rule_arn: str) -> dict[str, Any]:
@@ -167,7 +174,7 @@ class LocalRuntime:
         """Start the emulation, create the resources, start the wiring and the API; returns when ready."""
         # Metrics are disabled locally; Powertools still warns on every flush with nothing in it.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        template = load_template()
+        template = load_template(self.options.template_context())
         self._start_moto()
         topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
         self.topology = topology

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ SOURCES = ["app.py", "cdk.json", "infra", "functions/settings.py", "pyproject.to
 _SYNTH = """
 import json, sys
 from infra.stack import build_app, the_stack
-app = build_app({"aws:cdk:bundling-stacks": []}, outdir=sys.argv[1])
+app = build_app({"aws:cdk:bundling-stacks": [], **json.loads(sys.argv[3])}, outdir=sys.argv[1])
 template = app.synth().get_stack_by_name(the_stack(app).stack_name).template
 json.dump(template, open(sys.argv[2], "w"))
 """
@@ -38,10 +38,13 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def load_template() -> dict[str, Any]:
-    """The stack's CloudFormation template, synthesized once per source change (a few seconds, needs Node.js)."""
+def load_template(context: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The stack's CloudFormation template, synthesized once per source change and context (a few seconds, needs
+    Node.js); `context` adds CDK context values (`-c` on the command line) to cdk.json's."""
     CACHE.mkdir(exist_ok=True)
-    target = CACHE / f"template-{source_hash()}.json"
+    given = json.dumps(dict(context or {}), sort_keys=True)
+    suffix = "" if not context else "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
+    target = CACHE / f"template-{source_hash()}{suffix}.json"
     if not target.exists():
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         env = {
@@ -56,7 +59,7 @@ def load_template() -> dict[str, Any]:
         outdir = CACHE / f"cdk.out.{os.getpid()}"
         try:
             result = subprocess.run(  # noqa: S603 - our own interpreter and script
-                [sys.executable, "-c", _SYNTH, str(outdir), str(tmp)],
+                [sys.executable, "-c", _SYNTH, str(outdir), str(tmp), given],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
