@@ -53,7 +53,7 @@ def serve(host: str, port: int) -> int:
         f"Ctrl-C stops everything.",
         flush=True,
     )
-    state = state_file(port)
+    state = state_file(runtime.port)
     state.parent.mkdir(exist_ok=True)
     state.write_text(
         json.dumps(

@@ -355,8 +355,9 @@ def _files_for_objects() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
 
 
-def serve(port: int, invoke_url: str) -> None:
-    """Run moto's server on 127.0.0.1:port (blocks); called in the emulation process."""
+def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
+    """Run moto's server on 127.0.0.1:port, or on the listening socket `fd` (bound to that port) handed over by the
+    parent (blocks); called in the emulation process."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import MotoRequestHandler  # type: ignore[attr-defined]
     from werkzeug.serving import make_server
@@ -377,15 +378,12 @@ def serve(port: int, invoke_url: str) -> None:
     _patch_sqs_wait(dispatcher)
     app = CountingApp(dispatcher)
     exit_with_parent()
-    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, fd=fd)
     server.serve_forever()
 
 
-def free_port() -> int:
-    """A free loopback port (the emulation binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The listen backlog werkzeug gives a server it binds itself.
+LISTEN_QUEUE = 128
 
 
 class EmulationProcess:
@@ -393,17 +391,38 @@ class EmulationProcess:
 
     def __init__(self, invoke_url: str) -> None:
         self.invoke_url = invoke_url
-        self.port = free_port()
+        # Bound and listening here, then handed to the process: a port chosen first and bound by the process a
+        # moment later could be taken in between (another server, or any connection's ephemeral port).
+        self.socket: socket.socket | None = socket.create_server(("127.0.0.1", 0), backlog=LISTEN_QUEUE)
+        self.port = int(self.socket.getsockname()[1])
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> None:
         """Start it and wait until it answers."""
-        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
-            [sys.executable, "-m", "local.emulation", "--port", str(self.port), "--invoke-url", self.invoke_url],
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            stdin=subprocess.DEVNULL,
-        )
+        assert self.socket is not None, "started twice"
+        fd = self.socket.fileno()
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+                [
+                    sys.executable,
+                    "-m",
+                    "local.emulation",
+                    "--port",
+                    str(self.port),
+                    "--fd",
+                    str(fd),
+                    "--invoke-url",
+                    self.invoke_url,
+                ],
+                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                stdin=subprocess.DEVNULL,
+                pass_fds=(fd,),
+            )
+        finally:
+            # The process has its own copy; connections made before it accepts wait in the backlog.
+            self.socket.close()
+            self.socket = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -434,9 +453,10 @@ class EmulationProcess:
 def main() -> None:
     parser = argparse.ArgumentParser(description="bulkapi's AWS emulation process (started by the local runtime)")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fd", type=int, default=None, help="a listening socket on that port to serve on")
     parser.add_argument("--invoke-url", required=True)
     args = parser.parse_args()
-    serve(args.port, args.invoke_url)
+    serve(args.port, args.invoke_url, args.fd)
 
 
 if __name__ == "__main__":

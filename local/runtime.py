@@ -362,10 +362,15 @@ class LocalRuntime:
         return next(lid for lid, fn in self.topology.functions.items() if fn.handler == handler)
 
     @property
+    def port(self) -> int:
+        """The port the API listens on (the one chosen when `--port 0` asked for any free port)."""
+        assert self.gateway is not None
+        return self.gateway.port
+
+    @property
     def base_url(self) -> str:
         """The API's base URL."""
-        assert self.gateway is not None
-        return f"http://{self.options.host}:{self.gateway.port}"
+        return f"http://{self.options.host}:{self.port}"
 
     @property
     def bucket(self) -> str:

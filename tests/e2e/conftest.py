@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +127,12 @@ def free_port() -> int:
 
 
 def start_server(tmp: Path, **env: str) -> Server:
-    port = free_port()
-    log = (tmp / f"serve-{port}.log").open("w+")
+    # Port 0: the server binds any free port and prints it. A port chosen here and bound by the server seconds later
+    # was taken in between once (CI: "Address already in use").
+    log_path = tmp / f"serve-{uuid.uuid4().hex[:8]}.log"
+    log = log_path.open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "local.cli", "serve", "--port", "0"],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -154,7 +157,7 @@ def start_server(tmp: Path, **env: str) -> Server:
         fields["upload bucket"],
         fields["jobs table"],
         proc,
-        tmp / f"serve-{port}.log",
+        log_path,
     )
     health = requests.get(f"{server.base_url}/api/health", timeout=5)
     assert health.status_code == 200

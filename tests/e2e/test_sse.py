@@ -24,7 +24,7 @@ from functions.handlers import stream as stream_handler
 from functions.logic.jobs import utcnow
 from functions.settings import StreamSettings
 from tests import encrata_go
-from tests.e2e.conftest import Server, free_port, new_account, start_server, stop_server
+from tests.e2e.conftest import Server, new_account, start_server, stop_server
 from tests.helpers import wait_for
 from tests.unit.test_inline import KEY as FAKE_KEY
 from tests.unit.test_inline import FakeKeys, FakeStore, SpyEnrich
@@ -400,14 +400,16 @@ def uvicorn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeS
     store = FakeStore(100)
     settings = StreamSettings(jobs_table="jobs", inline_concurrency=1)
     app = stream_handler.create_app(stream_handler.Deps(settings, store, FakeKeys(), SpyEnrich(delay=DELAY_MS / 1000)))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    sock = socket.create_server(("127.0.0.1", 0))  # bound here: no other program can take the port meanwhile
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=10, what="uvicorn to start")
     yield f"http://127.0.0.1:{port}", store
     server.should_exit = True
     thread.join(timeout=10)
+    sock.close()
 
 
 def test_under_uvicorn_events_stream_and_a_disconnect_stops_the_charge(
