@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.adapters.table import des, is_conditional, job_key, new_job_item, ser
+from functions.adapters.table import is_conditional, job_key, new_job_item, query_prefix, ser
 from functions.errors import InsufficientCreditsError, StoreError
 from functions.models import Job
 
@@ -49,15 +49,9 @@ class CreditStore:
 
     def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The account's most recent credit movements, newest first."""
-        resp = self.ddb.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=ser({":pk": f"ACCOUNT#{account_id}", ":prefix": "LEDGER#"}),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
+        items = query_prefix(self.ddb, self.table, f"ACCOUNT#{account_id}", "LEDGER#", newest_first=True, limit=limit)
         fields = ("job_id", "request_id", "kind", "amount", "at")
-        return [{k: des(item).get(k) for k in fields} for item in resp.get("Items", [])]
+        return [{k: item.get(k) for k in fields} for item in items]
 
     # --- jobs: reserve when the rows are known, refund what was not used when the job ends ---------------------------
     def _debit(self, account_id: str, amount: int) -> dict[str, Any]:

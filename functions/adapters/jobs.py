@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.adapters.table import ACTIVE_MARK, des, is_conditional, job_key, new_job_item, ser
+from functions.adapters.table import ACTIVE_MARK, des, is_conditional, job_key, new_job_item, query_prefix, ser
 from functions.errors import StoreError
 from functions.logic.jobs import utcnow
 from functions.models import BatchCounts, Job, JobStatus, StoredLayout
@@ -331,15 +331,9 @@ class JobStore:
     def variants(self, job_id: str) -> list[dict[str, Any]]:
         """The records of every variant asked for so far."""
         try:
-            resp = self.ddb.query(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues=ser({":pk": f"JOB#{job_id}", ":prefix": "VARIANT#"}),
-                ConsistentRead=True,
-            )
+            return query_prefix(self.ddb, self.table, f"JOB#{job_id}", "VARIANT#", consistent=True)
         except ClientError as exc:
             raise StoreError("could not read the variants") from exc
-        return [des(item) for item in resp.get("Items", [])]
 
     def request_variant(self, job_id: str, name: str, now: str, stale_before: str) -> bool:
         """Note a variant as being built; True when this caller should start the build (first ask, or a build

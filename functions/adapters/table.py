@@ -44,6 +44,29 @@ def is_conditional(exc: ClientError) -> bool:
     )
 
 
+def query_prefix(
+    ddb: Any,
+    table: str,
+    pk: str,
+    prefix: str,
+    *,
+    newest_first: bool = False,
+    limit: int | None = None,
+    consistent: bool = False,
+) -> list[dict[str, Any]]:
+    """The items of one partition whose sort key starts with `prefix` (one page), as plain values."""
+    options: dict[str, Any] = {"ScanIndexForward": not newest_first, "ConsistentRead": consistent}
+    if limit is not None:
+        options["Limit"] = limit
+    resp = ddb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues=ser({":pk": pk, ":prefix": prefix}),
+        **options,
+    )
+    return [des(item) for item in resp.get("Items", [])]
+
+
 def job_key(job_id: str) -> dict[str, Any]:
     """The key of a job's item."""
     return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}

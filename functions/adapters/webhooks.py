@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.adapters.table import des, is_conditional, ser
+from functions.adapters.table import des, is_conditional, query_prefix, ser
 from functions.errors import StoreError
 from functions.logic.webhooks import Attempt
 
@@ -56,12 +56,7 @@ class WebhookStore:
 
     def list_endpoints(self, account_id: str) -> list[dict[str, Any]]:
         """The account's endpoints (with secrets: callers strip them)."""
-        resp = self.ddb.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues=ser({":pk": f"ACCOUNT#{account_id}", ":p": "WEBHOOK#"}),
-        )
-        return [des(i) for i in resp.get("Items", [])]
+        return query_prefix(self.ddb, self.table, f"ACCOUNT#{account_id}", "WEBHOOK#")
 
     def active_endpoints(self, account_id: str, event_type: str) -> list[dict[str, Any]]:
         """Active endpoints subscribed to this event type."""
@@ -133,16 +128,10 @@ class WebhookStore:
 
     def deliveries(self, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The endpoint's most recent deliveries, newest first."""
-        resp = self.ddb.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues=ser({":pk": f"WEBHOOK#{endpoint_id}", ":p": "DELIVERY#"}),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
         out = []
-        for item in resp.get("Items", []):
-            data = des(item)
+        for data in query_prefix(
+            self.ddb, self.table, f"WEBHOOK#{endpoint_id}", "DELIVERY#", newest_first=True, limit=limit
+        ):
             view = {k: data.get(k) for k in DELIVERY_FIELDS}
             view["payload"] = json.loads(data.get("payload") or "{}")
             out.append(view)

@@ -194,6 +194,7 @@ def fail_job(
 
 def publish(job: Job, events: EventPort, bucket: str) -> None:
     """`bulk_job.<status>` on the bus; its id fields let consumers drop a duplicate."""
+    offered = offers_result(job)
     event = JobEvent(
         id=job.id,
         account_id=job.account_id,
@@ -205,8 +206,8 @@ def publish(job: Job, events: EventPort, bucket: str) -> None:
         invalid=job.invalid,
         failed=job.failed,
         credits_used=job.credits_used,
-        result_bucket=bucket if offers_result(job) else None,
-        result_key=job.result_key if offers_result(job) else None,
+        result_bucket=bucket if offered else None,
+        result_key=job.result_key if offered else None,
         error=job.error,
         completed_at=job.completed_at,
     )
