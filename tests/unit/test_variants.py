@@ -159,6 +159,7 @@ def test_json_lines_give_one_object_per_row_without_the_spreadsheet_guard() -> N
     assert not out.startswith(b"\xef\xbb\xbf") and built.rows == 2
 
 
+@pytest.mark.slow  # a million rows through the builder: about 20 s alone
 def test_a_million_row_result_streams_in_flat_memory() -> None:
     # Given a 1,000,000-row result read in S3-sized chunks (about 40 MB), never held whole
     def result() -> Iterator[bytes]:
