@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -355,10 +356,16 @@ def health() -> Response[HealthResponse]:
     return _json(200, HealthResponse(status="ok"))
 
 
+@functools.cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of this API (built once per process; `bulkapi openapi` prints it)."""
+    return contract.build(app)
+
+
 @app.get("/api/openapi.json", summary="This document (no key)", tags=["service"])
 def openapi_document() -> Response[dict[str, Any]]:
     """The OpenAPI 3.1 document of this API."""
-    return _json(200, contract.document())
+    return _json(200, document())
 
 
 @app.get(
@@ -369,7 +376,7 @@ def openapi_document() -> Response[dict[str, Any]]:
 )
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page(document()))
 
 
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).

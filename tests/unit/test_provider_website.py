@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich.website import WebsiteFacts, WebsiteProvider
+from functions.providers.website import WebsiteFacts, WebsiteProvider
 from tests.unit.test_provider_http import Reply, ScriptedServer, Seen, Sleeps, scripted_server
 
 TIMEOUT = 0.2
