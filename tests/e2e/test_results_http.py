@@ -157,9 +157,9 @@ def test_download_variants_filtered_json_lines_and_other_delimiters(server: Serv
     assert rows[1][0] == "Müller; Jürgen 0"
     # When only the invalid rows are asked for, as JSON Lines
     invalid = ready_variant(session, server, job["id"], status="invalid", format="jsonl")
-    # Then they come (after a 202 while it is built), one object per row, named .jsonl
+    # Then they come (after a 202 while it is built), one object per row, named after their segment, .jsonl
     assert invalid.status_code == 200 and invalid.headers["Content-Type"].startswith("application/x-ndjson")
-    assert invalid.headers["Content-Disposition"] == 'attachment; filename="kunden.enriched.jsonl"'
+    assert invalid.headers["Content-Disposition"] == 'attachment; filename="kunden.enriched.invalid.jsonl"'
     objects = [json.loads(line) for line in invalid.content.decode("utf-8").splitlines()]
     assert [o["Nr"] for o in objects] == ["4", "9"] and {o["status"] for o in objects} == {"invalid"}
     # When the ok rows are asked for comma-separated
