@@ -247,6 +247,11 @@ def test_preview_answers_every_refusal_exactly_as_creating_the_job(
 
 # Exports of legacy Excel on Windows in each language's ANSI code page: names and cities as customers write them.
 LEGACY_FILES = {
+    # A short name list charset-normalizer alone read as cp1252 (issue 21): only `ń` and `ó` outside ASCII.
+    "polish-names-cp1250": ("cp1250", [("Agnieszka Wójcik", "Poznań"), ("Zofia Kamińska", "Opole")]),
+    "hungarian-cp1250": ("cp1250", [("Erdős Pál", "Győr"), ("Kovács Éva", "Pécs"), ("Szűcs Ödön", "Debrecen")]),
+    "greek-cp1253": ("cp1253", [("Γιώργος Παπαδόπουλος", "Αθήνα"), ("Μαρία Οικονόμου", "Θεσσαλονίκη")]),
+    "turkish-cp1254": ("cp1254", [("Çağrı Öztürk", "İzmir"), ("Gülşen Aydın", "Eskişehir"), ("Şükrü Yıldız", "Muğla")]),
     "polish-cp1250": (
         "cp1250",
         [
