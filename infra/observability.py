@@ -105,6 +105,23 @@ def _camel(handler: str) -> str:
     return "".join(part.capitalize() for part in handler.split("_"))
 
 
+def proxied_latency(rest_api: apigw.RestApi) -> cw.Metric:
+    """p99 latency of the `{proxy+}` method (every route but the streamed ones, which last as long as their stream,
+    and the public pages): API Gateway's detailed metrics, by API, stage, resource and method."""
+    return cw.Metric(
+        namespace="AWS/ApiGateway",
+        metric_name="Latency",
+        dimensions_map={
+            "ApiName": rest_api.rest_api_name,
+            "Stage": rest_api.deployment_stage.stage_name,
+            "Resource": "/{proxy+}",
+            "Method": "ANY",
+        },
+        statistic="p99",
+        period=PERIOD,
+    )
+
+
 def rate(part: cw.IMetric, whole: cw.IMetric, label: str, *, whole_includes_part: bool = True) -> cw.MathExpression:
     """`part` in percent of `whole` per period (0 when nothing happened); `whole_includes_part=False` when the
     whole is counted without the part (Lambda's Invocations do not count throttled ones)."""
@@ -305,9 +322,9 @@ class ObservabilityConstruct(Construct):
             ),
             alarm(
                 "ApiLatencyP99",
-                m.rest_api.metric_latency(period=PERIOD, statistic="p99"),
+                proxied_latency(m.rest_api),
                 API_P99_LATENCY_MS,
-                f"The API's p99 latency was above {API_P99_LATENCY_MS} ms in 10 of 15 minutes.",
+                f"The API's p99 latency (proxied routes) was above {API_P99_LATENCY_MS} ms in 10 of 15 minutes.",
                 "compare IntegrationLatency (the functions) with Latency (the gateway); check the api function's "
                 "duration and throttle alarms and DynamoDB throttling.",
             ),
