@@ -25,7 +25,12 @@ def _statements(synth: Synth, function_construct: Any) -> list[dict[str, Any]]:
     for policy in synth.resources("AWS::IAM::Policy").values():
         if {"Ref": role_id} in policy["Properties"]["Roles"]:
             statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
+    # @aws-cdk/aws-iam:minimizePolicies merges statements that share actions: one statement per resource again.
+    return [
+        {**s, "Resource": resource}
+        for s in statements
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
 
 
 def _actions(statement: dict[str, Any]) -> list[str]:
