@@ -16,6 +16,7 @@ from functions.logic.jobs import (
     new_job_id,
     utcnow,
 )
+from functions.logic.urls import UrlError, clean_url
 from functions.models import Job, JobStatus
 from functions.observability import logger
 
@@ -27,27 +28,16 @@ class FetchPort(Protocol):
 
 
 def check_source_url(url: str, *, allow_http: bool) -> str:
-    """A URL the service may try to fetch (its address is judged when it is fetched); 400 invalid_parameter if not.
+    """The URL as it will be fetched (its address is judged when it is fetched); 400 invalid_parameter if it cannot be.
 
-    Deployed only https; locally (`allow_http`) http too. User info (`user:pass@`) is refused: it would be stored
-    with the job and shown back.
+    Deployed only https; locally (`allow_http`) http too. The rules of functions/logic/urls.py: no user info (it
+    would be stored with the job and shown back), no whitespace or control characters (a CR/LF was accepted here and
+    failed the fetch later), non-ASCII text percent-encoded.
     """
-    url = url.strip()
-    parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as exc:
-        raise InputError(f"`url` is not a valid URL: {exc}", code="invalid_parameter", parameter="url") from exc
-    schemes = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise InputError("`url` must be an absolute https URL", code="invalid_parameter", parameter="url")
-    if parts.username is not None or parts.password is not None:
-        raise InputError(
-            "`url` may not carry a user name or password; use a presigned or token URL",
-            code="invalid_parameter",
-            parameter="url",
-        )
-    return url
+        return clean_url(url, schemes=("https", "http") if allow_http else ("https",))
+    except UrlError as exc:
+        raise InputError(f"`url` cannot be fetched: {exc}", code="invalid_parameter", parameter="url") from exc
 
 
 class FetchRequestPort(Protocol):

@@ -68,6 +68,9 @@ def test_a_fetch_that_cannot_be_queued_leaves_no_job_waiting() -> None:
         ("https:///a.csv", False),
         ("https://files.example.com:99999/a.csv", False),
         ("not a url", False),
+        ("https://files.example.com/a.csv\r\nX-Injected: 1", False),
+        ("https://files.example.com/May leads.csv", False),
+        ("https://files.example.com/<a>.csv", False),
     ],
 )
 def test_a_url_that_cannot_be_fetched_is_refused_before_a_job_exists(url: str, allow_http: bool) -> None:
@@ -76,6 +79,12 @@ def test_a_url_that_cannot_be_fetched_is_refused_before_a_job_exists(url: str, a
         create(url, store, queue, allow_http=allow_http)
     assert (err.value.code, err.value.details["parameter"]) == ("invalid_parameter", "url")
     assert store.jobs == {} and queue.requested == []
+
+
+def test_a_url_with_non_ascii_text_is_stored_as_it_will_be_requested() -> None:
+    job = create("https://dateien.münchen.de/Kunden/café.csv?für=ä", Store(), Queue())
+    assert job.source_url == "https://dateien.xn--mnchen-3ya.de/Kunden/caf%C3%A9.csv?f%C3%BCr=%C3%A4"
+    assert job.filename == "café.csv"
 
 
 def test_locally_http_is_allowed_for_loopback_test_servers() -> None:
