@@ -41,9 +41,23 @@ def check_source_url(url: str, *, allow_http: bool) -> str:
 
 
 class FetchRequestPort(Protocol):
-    """Queues the fetch of a job's file."""
+    """Queues the fetch of a job's file (after `delay_seconds`)."""
 
-    def request_fetch(self, job_id: str) -> None: ...
+    def request_fetch(self, job_id: str, delay_seconds: int = 0) -> None: ...
+
+
+class FetchSlotsPort(Protocol):
+    """An account's share of the fetcher's concurrent fetches."""
+
+    def acquire(self, account_id: str, job_id: str) -> bool: ...
+    def release(self, account_id: str, job_id: str) -> None: ...
+
+
+class FetchStorePort(StatusPort, Protocol):
+    """What a fetch records on its job."""
+
+    def start_fetch(self, job_id: str, now: str) -> Job | None: ...
+    def finish_fetch(self, job_id: str, now: str) -> None: ...
 
 
 def create_remote_job(
@@ -87,26 +101,55 @@ def filename_of(url: str) -> str:
     return name[:255] or "remote.csv"
 
 
-def fetch_job(job_id: str, *, store: StatusPort, fetcher: FetchPort, finalizer: FinalizerPort, max_bytes: int) -> str:
+def fetch_job(
+    job_id: str,
+    *,
+    store: FetchStorePort,
+    fetcher: FetchPort,
+    finalizer: FinalizerPort,
+    max_bytes: int,
+    slots: FetchSlotsPort,
+    queue: FetchRequestPort,
+    slot_wait_seconds: int,
+) -> str:
     """Fetch a queued job's file into its upload key (its S3 event then starts the split, as for any upload).
 
-    A fetch that fails for a reason the customer has to fix ends the job `failed` with the reason's code (and the
-    finalizer publishes it); anything else raises, so the queue retries it.
+    The fetch first takes one of its account's fetch slots; when the account holds all of its share, the fetch is
+    queued again for later ("deferred"), so one account's slow URLs never hold every concurrent fetch. The fetch's
+    start is recorded on the job: the sweeper times a URL job from there, not from its creation. A fetch that fails
+    for a reason the customer has to fix ends the job `failed` with the reason's code (and the finalizer publishes
+    it); anything else raises, so the queue retries it.
     """
     job = store.get_job(job_id)
-    if job is None or job.status != JobStatus.QUEUED or not job.source_url:
+    if job is None or job.status != JobStatus.QUEUED or not job.source_url or job.fetched_at:
         logger.info("fetch skipped", job_id=job_id, status=job.status.value if job else None)
+        return "skipped"
+    if not slots.acquire(job.account_id, job_id):
+        queue.request_fetch(job_id, delay_seconds=slot_wait_seconds)
+        logger.info("fetch deferred: the account holds all its fetch slots", job_id=job_id, wait=slot_wait_seconds)
+        return "deferred"
+    try:
+        return _fetch(job, store=store, fetcher=fetcher, finalizer=finalizer, max_bytes=max_bytes)
+    finally:
+        slots.release(job.account_id, job_id)
+
+
+def _fetch(job: Job, *, store: FetchStorePort, fetcher: FetchPort, finalizer: FinalizerPort, max_bytes: int) -> str:
+    assert job.source_url is not None
+    if store.start_fetch(job.id, utcnow()) is None:
+        logger.info("fetch skipped: the job is no longer queued", job_id=job.id)
         return "skipped"
     host = urlsplit(job.source_url).hostname
     try:
         size = fetcher.fetch(job.source_url, job.source_key, max_bytes=max_bytes)
     except FetchError as exc:
-        logger.info("fetch failed", job_id=job_id, host=host, error=exc.code, reason=exc.message)
+        logger.info("fetch failed", job_id=job.id, host=host, error=exc.code, reason=exc.message)
         failed = store.set_status(
-            job_id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error=exc.code, error_message=exc.message
+            job.id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error=exc.code, error_message=exc.message
         )
         if failed is not None:
-            finalizer.start(job_id)
+            finalizer.start(job.id)
         return exc.code
-    logger.info("fetched", job_id=job_id, host=host, bytes=size)
+    store.finish_fetch(job.id, utcnow())
+    logger.info("fetched", job_id=job.id, host=host, bytes=size)
     return "fetched"
