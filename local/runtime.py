@@ -67,6 +67,8 @@ class Options:
     authorizer_cache_seconds: int | None = None
     # Test hook: every delivery of this work batch number fails, as if the worker raised on it (poison).
     poison_batch: int | None = None
+    # Test hook: while this file exists, splitter invocations wait (a splitter backlog, made deterministic).
+    hold_splitter: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -99,6 +101,7 @@ class Options:
             if env.get("BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS")
             else None,
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
+            hold_splitter=env.get("BULKAPI_LOCAL_HOLD_SPLITTER") or None,
             overrides=overrides,
         )
 
@@ -198,7 +201,10 @@ class LocalRuntime:
         self.topology = topology
         self._apply_function_env(topology)
         self.invoker = lambdas.Invoker(
-            topology.functions, processes=self.options.processes, poison_batch=self.options.poison_batch
+            topology.functions,
+            processes=self.options.processes,
+            poison_batch=self.options.poison_batch,
+            hold_splitter=self.options.hold_splitter,
         )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
