@@ -145,7 +145,10 @@ class WebhookSettings(StorageSettings):
     retry_queue_url: str
     api_base_url: str = ""
     allow_private_targets: bool = False
+    # One attempt's time in all: connect, request, the receiver's answer (a trickling receiver is cut off).
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # Test hook: each delivery's fan-out dies once after recording it, before queuing it (only the local e2e tests).
+    local_crash_after_record: bool = False
 
 
 class SweeperSettings(StorageSettings):
