@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from functions.errors import StoreError
 from functions.logic.jobs import FinalizerPort, StatusPort, utcnow
 from functions.models import Job, JobStatus
 from functions.observability import logger
@@ -132,7 +133,12 @@ def sweep(
             fetch_lease=fetch_lease,
         )
         if action == ("fail", "upload_expired"):
-            action = _landed(job, files, now, start_after) or action
+            try:
+                action = _landed(job, files, now, start_after) or action
+            except StoreError:
+                # Not knowing is not absence: the job waits for the next sweep, the others are swept now.
+                logger.exception("sweeper could not look for the upload", job_id=job_id, key=job.source_key)
+                continue
         if action is None or action[0] == "wait":
             continue
         kind, reason = action

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from functions.errors import StoreError
 from functions.logic.sweeper import decide, sweep
 from functions.models import Job, JobStatus
 from tests.fakes import JobsInMemory, RecordingFinalizer
@@ -81,10 +82,13 @@ class Files:
 
     def __init__(self, landed: dict[str, datetime] | None = None) -> None:
         self.landed = landed or {}
+        self.broken: set[str] = set()
         self.asked: list[str] = []
 
     def head(self, key: str) -> dict[str, Any] | None:
         self.asked.append(key)
+        if key in self.broken:
+            raise StoreError(f"could not read {key}")
         return {"LastModified": self.landed[key], "ContentLength": 10} if key in self.landed else None
 
 
@@ -113,6 +117,20 @@ def test_an_expired_upload_fails_only_when_its_file_is_really_absent() -> None:
     # And a file that landed but was never picked up within start_after fails as any unstarted file does
     assert store.jobs["job_lost"].error == "not_started"
     assert sorted(finalizer.started) == ["job_absent", "job_lost"]
+
+
+def test_an_upload_the_sweeper_cannot_look_for_is_not_failed_and_does_not_stop_the_sweep() -> None:
+    # Given two expired forms; S3 does not answer the HEAD of the first (throttled, or a 403)
+    expired = {"status": JobStatus.AWAITING_UPLOAD, "upload_expires_at": ago(minutes=10), "created_at": ago(hours=2)}
+    unknown = job(id="job_unknown", source_key="uploads/a/job_unknown.csv", **expired)
+    absent = job(id="job_absent", source_key="uploads/a/job_absent.csv", **expired)
+    files = Files()
+    files.broken.add(unknown.source_key)
+    store = Store([unknown, absent])
+    # When the sweeper runs
+    outcome = sweep(store, RecordingFinalizer(), files=files, now=NOW, **LIMITS)
+    # Then the job it could not check waits for the next sweep, and the other is failed as usual
+    assert outcome["failed"] == ["job_absent"] and store.jobs["job_unknown"].status == JobStatus.AWAITING_UPLOAD
 
 
 def test_sweep_fails_stuck_jobs_and_finalizes_finished_ones() -> None:
