@@ -130,6 +130,7 @@ API_ERRORS: dict[str, int] = {
     # webhooks
     "invalid_webhook_url": 400,
     "invalid_events": 400,
+    "too_many_webhooks": 400,
     "unauthorized": 401,
     # answered by API Gateway itself, deployed (infra/auth.py GATEWAY_ANSWERS)
     "account_not_enabled": 403,

@@ -70,6 +70,10 @@ class Job(BaseModel):
     # A presigned upload: until when the form may be used. A remote file: where it is fetched from.
     upload_expires_at: str | None = None
     source_url: str | None = None
+    # A remote file's fetch: when its latest attempt started (the sweeper times a URL job from it, not from its
+    # creation: a job may wait for a fetch slot), and when the file was stored.
+    fetch_started_at: str | None = None
+    fetched_at: str | None = None
     # How far the split has read the file (bytes), while total_rows is not known yet.
     split_bytes_read: int | None = None
     split_bytes_total: int | None = None

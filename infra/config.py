@@ -81,6 +81,19 @@ class StackConfig(BaseModel):
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     alarm_topic_arn: str | None = None
     work_age_alarm_minutes: int = Field(default=30, ge=1)
+    # Remote files (jobs from a URL): fetches at once (the fetcher's MaximumConcurrency), and how many of them one
+    # account may hold, fewer than all, so one account's slow URLs never hold every fetch.
+    fetch_concurrency: int = Field(default=5, ge=2, le=1000)
+    fetch_concurrency_per_account: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _fetch_share(self) -> StackConfig:
+        if self.fetch_concurrency_per_account >= self.fetch_concurrency:
+            raise ValueError(
+                f"bulkapi:fetchConcurrencyPerAccount ({self.fetch_concurrency_per_account}) must be below "
+                f"bulkapi:fetchConcurrency ({self.fetch_concurrency}): one account may not hold every fetch"
+            )
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -117,6 +117,8 @@ class BulkApiStack(Stack):
             storage=storage,
             state_machine=finalizer.state_machine,
             upload_url_ttl_seconds=config.upload_url_ttl_seconds,
+            fetch_wait_seconds=fetch.wait_seconds,
+            fetch_lease_seconds=fetch.lease_seconds,
         )
         self.observability = observability = ObservabilityConstruct(
             self,
