@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
+from functions.logic.ports import Attempt
 from functions.logic.urls import UrlError, clean_url
-from functions.logic.webhooks import Attempt, InvalidTargetError
+from functions.logic.webhooks import InvalidTargetError
 from functions.netguard import (
     LOOPBACK_HOSTS,
     BlockedTargetError,

@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.composition import Function, Handler
-from functions.logic.authorizer import Decision, KeyLookup, decide
+from functions.logic.authorizer import Decision, decide
+from functions.logic.ports import KeyLookup
 from functions.observability import logger
 from functions.settings import AuthorizerSettings
 

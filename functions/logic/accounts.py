@@ -5,26 +5,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from functions.errors import InputError, NotFoundError
-from functions.logic.jobs import BalancePort, utcnow
-
-
-class AccountStorePort(Protocol):
-    """Account and key storage (the account store)."""
-
-    def create_account(self, account_id: str, name: str, credits: int, now: str) -> bool: ...
-    def put_api_key(self, api_key: str, account_id: str, key_id: str, now: str) -> None: ...
-    def revoke_api_key(self, key_id: str, now: str) -> str | None: ...
-    def list_accounts(self) -> list[dict[str, Any]]: ...
-    def list_keys(self, account_id: str) -> list[dict[str, Any]]: ...
-
-
-class GrantPort(BalancePort, Protocol):
-    """Grants credits to an account (the credit store); an account exists when it has a balance."""
-
-    def grant_credits(self, account_id: str, credits: int, now: str, request_id: str | None = None) -> None: ...
+from functions.logic.jobs import utcnow
+from functions.logic.ports import AccountStorePort, BalancePort, GrantPort
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+
+from functions.logic.ports import KeyLookup
 
 # Routes anyone may call: the health check, the API's documentation and the web console (which asks for a key).
 # Their methods have no authorizer (infra/api.py: API Gateway invokes nothing to let them through); every other
@@ -17,12 +18,6 @@ PUBLIC_ROUTES: tuple[str, ...] = ("/api/health", "/api/docs", "/api/openapi.json
 # How long API Gateway reuses an answer for the same Authorization header: a revoked key keeps working at most this
 # long (plus DynamoDB's eventually consistent read, well under a second).
 CACHE_SECONDS = 30
-
-
-class KeyLookup(Protocol):
-    """The key store (functions/adapters/accounts.py AccountStore)."""
-
-    def account_for_key(self, api_key: str) -> str | None: ...
 
 
 @dataclass(frozen=True)

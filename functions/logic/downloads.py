@@ -7,12 +7,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from functions.errors import ConflictError, GoneError
 from functions.logic import variants
 from functions.logic.jobs import offers_result, result_expired
+from functions.logic.ports import BuildQueuePort, DownloadBlobPort, VariantRequestPort
 from functions.logic.variants import Variant
 from functions.models import Job, JobStatus
 
@@ -23,27 +24,6 @@ BUILD_ROWS_PER_SECOND = 100_000
 
 _UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f"\\/;]+')
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,4}$")
-
-
-class DownloadBlobPort(Protocol):
-    """The bucket operations a download needs."""
-
-    def head(self, key: str) -> dict[str, Any] | None: ...
-    def get_if_exists(self, key: str) -> bytes | None: ...
-    def presigned_get(self, key: str, expires: int, disposition: str) -> str: ...
-
-
-class VariantStorePort(Protocol):
-    """The jobs-table operations a variant download needs."""
-
-    def get_variant(self, job_id: str, name: str) -> dict[str, Any] | None: ...
-    def request_variant(self, job_id: str, name: str, now: str, stale_before: str) -> bool: ...
-
-
-class BuildQueuePort(Protocol):
-    """Where variant builds are asked for."""
-
-    def send(self, bodies: list[str]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -162,7 +142,7 @@ def download(
     job: Job,
     variant: Variant,
     *,
-    store: VariantStorePort,
+    store: VariantRequestPort,
     blobs: DownloadBlobPort,
     queue: BuildQueuePort,
     now: datetime,

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Protocol
+from typing import Any
 
 from functions.errors import InputError, NotFoundError
 from functions.logic.jobs import utcnow
-from functions.logic.webhooks import EVENT_TYPES, Attempt, event_payload, new_secret
+from functions.logic.ports import EndpointStorePort, TargetPort
+from functions.logic.webhooks import EVENT_TYPES, event_payload, new_secret
 
 # Endpoints one account may register: every job event fans out to each of them (README "Webhooks").
 MAX_ENDPOINTS = 50
 PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
 TEST_EVENT = "webhook.test"
-
-
-class TargetPort(Protocol):
-    """Webhook URLs: whether one may be used (resolving its name once), and a signed send to it."""
-
-    def check(self, url: str) -> str:
-        """The URL as it will be requested (non-ASCII encoded); raise InvalidTargetError when it may not receive
-        webhooks."""
-        ...
-
-    def send(self, url: str, msg_id: str, payload: str, secret: str) -> Attempt:
-        """One signed POST."""
-        ...
-
-
-class EndpointStorePort(Protocol):
-    """Endpoint storage."""
-
-    def put_endpoint(self, account_id: str, endpoint: dict[str, Any]) -> None: ...
-    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None: ...
-    def list_endpoints(self, account_id: str) -> list[dict[str, Any]]: ...
-    def delete_endpoint(self, account_id: str, endpoint_id: str) -> None: ...
-    def deliveries(self, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
 
 def _public(endpoint: dict[str, Any], account_id: str) -> dict[str, Any]:

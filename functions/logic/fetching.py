@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from functions.errors import FetchError, InputError
 from functions.logic.intake import upload_key
-from functions.logic.jobs import (
+from functions.logic.jobs import check_type, fail_unstarted, new_job_id, utcnow
+from functions.logic.ports import (
+    FetchPort,
+    FetchRequestPort,
+    FetchSlotsPort,
+    FetchStorePort,
     FinalizerPort,
     JobStorePort,
-    StatusPort,
-    check_type,
-    fail_unstarted,
-    new_job_id,
-    utcnow,
 )
 from functions.logic.urls import UrlError, clean_url
 from functions.models import Job, JobStatus
 from functions.observability import logger
-
-
-class FetchPort(Protocol):
-    """Streams the file at a URL into the bucket; raises FetchError (fetch_blocked, fetch_too_large, fetch_failed)."""
-
-    def fetch(self, url: str, key: str, *, max_bytes: int) -> int: ...
 
 
 def check_source_url(url: str, *, allow_http: bool) -> str:
@@ -38,26 +31,6 @@ def check_source_url(url: str, *, allow_http: bool) -> str:
         return clean_url(url, schemes=("https", "http") if allow_http else ("https",))
     except UrlError as exc:
         raise InputError(f"`url` cannot be fetched: {exc}", code="invalid_parameter", parameter="url") from exc
-
-
-class FetchRequestPort(Protocol):
-    """Queues the fetch of a job's file (after `delay_seconds`)."""
-
-    def request_fetch(self, job_id: str, delay_seconds: int = 0) -> None: ...
-
-
-class FetchSlotsPort(Protocol):
-    """An account's share of the fetcher's concurrent fetches."""
-
-    def acquire(self, account_id: str, job_id: str) -> bool: ...
-    def release(self, account_id: str, job_id: str) -> None: ...
-
-
-class FetchStorePort(StatusPort, Protocol):
-    """What a fetch records on its job."""
-
-    def start_fetch(self, job_id: str, now: str) -> Job | None: ...
-    def finish_fetch(self, job_id: str, now: str) -> None: ...
 
 
 def create_remote_job(

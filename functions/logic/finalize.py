@@ -4,60 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
 from functions.enrich import result_columns
 from functions.errors import NotFoundError
 from functions.logic import results
-from functions.logic.jobs import StatusPort, offers_result, utcnow
+from functions.logic.jobs import offers_result, utcnow
+from functions.logic.ports import EventPort, FinalBlobPort, FinalStorePort, SettlePort
 from functions.logic.processing import part_key, parts_prefix
 from functions.logic.summary import Tally
 from functions.models import Job, JobEvent, JobStatus
 from functions.observability import logger
-
-
-class FinalStorePort(StatusPort, Protocol):
-    """The jobs-table operations the finalizer needs."""
-
-    def record_result(
-        self, job_id: str, result_key: str, result_rows: int, now: str, summary: dict[str, dict[str, int]]
-    ) -> Job: ...
-
-
-class SettlePort(Protocol):
-    """Refunds a job's unused credits, once (the credit store)."""
-
-    def settle_credits(self, job: Job, now: str) -> bool: ...
-
-
-class Writer(Protocol):
-    """A streaming object writer that can also append whole objects of the bucket (copied by S3 where they are large
-    enough to be parts of their own)."""
-
-    def write(self, data: bytes) -> None: ...
-    def append_objects(
-        self, keys: Iterable[str], observe: Callable[[str, bytes | None], None] | None = None
-    ) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-class FinalBlobPort(Protocol):
-    """The bucket operations the finalizer needs."""
-
-    bucket: str
-
-    def head(self, key: str) -> dict[str, Any] | None: ...
-    def stream(self, key: str) -> Iterator[bytes]: ...
-    def writer(self, key: str, content_type: str = "text/csv") -> Writer: ...
-    def purge(self, prefix: str, *, exact: bool = False) -> int: ...
-
-
-class EventPort(Protocol):
-    """Publishes events."""
-
-    def put(self, detail_type: str, detail: dict[str, Any]) -> None: ...
 
 
 def result_key(job: Job) -> str:

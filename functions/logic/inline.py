@@ -37,7 +37,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -45,6 +45,7 @@ from anyio.abc import ObjectSendStream
 
 from functions.enrich._common import fold_key, strip_key
 from functions.errors import InputError, InsufficientCreditsError
+from functions.logic.ports import InlineCreditPort
 from functions.models import RowResult
 from functions.observability import logger
 
@@ -155,18 +156,6 @@ def plan_request(kind: InlineKind, items: Sequence[str]) -> Plan:
             plan.values.append(raw)
         plan.order.append(index[key])
     return plan
-
-
-class InlineCreditPort(Protocol):
-    """The credit store's inline money: a reservation before the stream, its settlement after."""
-
-    def reserve_inline(self, account_id: str, request_id: str, credits: int, now: str) -> None:
-        """Take `credits` with a ledger entry, or raise InsufficientCreditsError."""
-        ...
-
-    def settle_inline(self, account_id: str, request_id: str, reserved: int, used: int, now: str) -> int:
-        """Refund `reserved - used` once; returns the refund."""
-        ...
 
 
 def reserve(plan: Plan, credits: InlineCreditPort, account_id: str, request_id: str, enrich: Enrich, now: str) -> int:

@@ -7,65 +7,19 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
 from functions.logic import csv_input, intake
+from functions.logic.ports import (
+    BlobPort,
+    FinalizerPort,
+    JobStorePort,
+    PresignPort,
+    ReservingPort,
+    StatusPort,
+)
 from functions.models import JOB_TYPES, Job, JobStatus
-
-
-class StatusPort(Protocol):
-    """Reads a job and moves its status (guarded by the statuses it may move from)."""
-
-    def get_job(self, job_id: str) -> Job | None: ...
-    def set_status(
-        self,
-        job_id: str,
-        status: JobStatus,
-        *,
-        only_from: tuple[str, ...],
-        now: str,
-        error: str | None = None,
-        error_message: str | None = None,
-    ) -> Job | None: ...
-
-
-class JobStorePort(StatusPort, Protocol):
-    """What job logic needs from the jobs table."""
-
-    def put_new_job(self, job: Job) -> bool: ...
-
-
-class BalancePort(Protocol):
-    """Reads an account's balance (None: there is no such account)."""
-
-    def account_credits(self, account_id: str) -> int | None: ...
-
-
-class ReservingPort(Protocol):
-    """Stores a new job together with the reservation of its rows' credits, in one write (the credit store)."""
-
-    def create_job_reserving(self, job: Job, now: str, request_id: str | None = None) -> None: ...
-
-
-class BlobPort(Protocol):
-    """What job creation needs from the bucket."""
-
-    def put(
-        self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
-    ) -> None: ...
-
-
-class PresignPort(Protocol):
-    """Signs a browser-style POST upload of one key."""
-
-    def presigned_post(self, key: str, *, max_bytes: int, expires_in: int) -> tuple[str, dict[str, str]]: ...
-
-
-class FinalizerPort(Protocol):
-    """Starts the finalizer of a job (idempotent)."""
-
-    def start(self, job_id: str) -> bool: ...
 
 
 def iso(moment: datetime) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 from functions.enrich import enrich_values, result_columns
 from functions.errors import InsufficientCreditsError
 from functions.logic import csv_input, variants
-from functions.logic.jobs import BalancePort, check_upload
+from functions.logic.jobs import check_upload
+from functions.logic.ports import BalancePort
 from functions.models import RowResult
 
 SAMPLE_ROWS = 10

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
 from functions.enrich import enrich_values, result_columns
 from functions.enrich.online import OFFLINE, Sources, count_unasked, settle_unasked
 from functions.logic import results
-from functions.logic.jobs import FinalizerPort
+from functions.logic.ports import FinalizerPort, PartBlobPort, RequeuePort, WorkStorePort
 from functions.models import Batch, BatchCounts, Job, JobStatus, RowResult
 from functions.observability import logger
 
 # Turns in a row in which a deferred batch asked nothing new before it is counted with what it has.
 MAX_STALLS = 3
-
-
-class WorkStorePort(Protocol):
-    """The jobs-table operations a worker needs."""
-
-    def get_job(self, job_id: str) -> Job | None: ...
-    def commit_batch(self, job_id: str, batch: int, counts: BatchCounts) -> int | None: ...
-    def touch_progress(self, job_id: str) -> None: ...
-
-
-class RequeuePort(Protocol):
-    """Sends a batch back to the work queue."""
-
-    def send(self, bodies: Sequence[str]) -> None: ...
-
-
-class PartBlobPort(Protocol):
-    """Writes part files."""
-
-    def put(
-        self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
-    ) -> None: ...
 
 
 def parts_prefix(job_id: str) -> str:

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from functions.logic import variants
 from functions.logic.finalize import result_key
-from functions.logic.jobs import FinalizerPort, StatusPort, cancel_job, get_job_for, utcnow
+from functions.logic.jobs import cancel_job, get_job_for, utcnow
+from functions.logic.ports import FinalizerPort, PurgeBlobPort, PurgeStorePort
 from functions.models import Job
 from functions.observability import logger
-
-
-class PurgeStorePort(StatusPort, Protocol):
-    """The jobs-table operations a purge needs."""
-
-    def begin_purge(self, job_id: str, now: str) -> Job | None: ...
-    def delete_job(self, job_id: str) -> None: ...
-
-
-class PurgeBlobPort(Protocol):
-    """Deletes objects with all their versions."""
-
-    def purge(self, prefix: str, *, exact: bool = False) -> int: ...
 
 
 def job_files(job: Job) -> list[tuple[str, bool]]:

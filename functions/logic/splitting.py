@@ -8,57 +8,22 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input, intake
-from functions.logic.jobs import BalancePort, FinalizerPort, JobStorePort, check_type, utcnow
-from functions.models import Batch, Job, JobStatus, StoredLayout
+from functions.logic.jobs import check_type, utcnow
+from functions.logic.ports import (
+    BalancePort,
+    FinalizerPort,
+    JobStorePort,
+    QueuePort,
+    SplitBlobPort,
+    SplitCreditPort,
+    SplitStorePort,
+)
+from functions.models import Batch, Job, JobStatus
 from functions.observability import logger
-
-
-class SplitStorePort(JobStorePort, Protocol):
-    """The jobs-table operations the splitter needs."""
-
-    def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None: ...
-    def finish_split(
-        self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
-    ) -> Job | None: ...
-    def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None: ...
-    def record_split_progress(self, job_id: str, bytes_read: int, bytes_total: int | None) -> None: ...
-
-
-class SplitCreditPort(BalancePort, Protocol):
-    """The credit operations the splitter needs: a dropped file's account must exist, a counted file is reserved."""
-
-    def reserve_for_job(self, job: Job, rows: int, now: str) -> None: ...
-
-
-class OpenedObject(Protocol):
-    """An object being read: its size and version (ETag), and its bytes in chunks."""
-
-    size: int | None
-    etag: str | None
-
-    def __iter__(self) -> Iterator[bytes]: ...
-
-
-class SplitBlobPort(Protocol):
-    """The bucket operations the splitter needs."""
-
-    def open(self, key: str, if_match: str | None = None) -> OpenedObject: ...
-    def put(
-        self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
-    ) -> None: ...
-    def copy(self, source_key: str, dest_key: str) -> None: ...
-    def delete(self, key: str) -> None: ...
-
-
-class QueuePort(Protocol):
-    """Sends work messages."""
-
-    def send(self, bodies: list[str]) -> None: ...
-
 
 # A job is cut into at most this many batches by row count: a larger job gets larger batches (1,000,000 rows: 2,000 a
 # batch), however small `rows_per_batch` is set. What a batch costs is fixed (a message, a part file, reads and writes

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 from functions.errors import StoreError
-from functions.logic.jobs import FinalizerPort, StatusPort, utcnow
+from functions.logic.jobs import utcnow
+from functions.logic.ports import FinalizerPort, SweepStorePort, UploadedFilesPort
 from functions.models import Job, JobStatus
 from functions.observability import logger
-
-
-class SweepStorePort(StatusPort, Protocol):
-    """What the sweeper needs from the jobs table."""
-
-    def active_job_ids(self, created_before: str, limit: int = 500) -> list[str]: ...
-
-
-class UploadedFilesPort(Protocol):
-    """Whether a job's file is in the bucket: its metadata (`LastModified`), or None when it is absent."""
-
-    def head(self, key: str) -> dict[str, Any] | None: ...
 
 
 def _iso(moment: datetime) -> str:

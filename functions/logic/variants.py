@@ -13,11 +13,12 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from functions.errors import InputError
 from functions.logic import results
 from functions.logic.jobs import utcnow
+from functions.logic.ports import VariantBlobPort, VariantBuildStorePort
 from functions.logic.summary import VERDICTS, email_verdict, verdict_offset
 from functions.models import Job
 from functions.observability import logger
@@ -234,32 +235,7 @@ def _verdict(row: list[str], verdict_at: int | None) -> str:
 # --- the build ----------------------------------------------------------------------------------------------------
 
 
-class VariantStorePort(Protocol):
-    """The jobs-table operations a build needs."""
-
-    def get_job(self, job_id: str) -> Job | None: ...
-    def get_variant(self, job_id: str, name: str) -> dict[str, Any] | None: ...
-    def record_variant(self, job_id: str, name: str, *, key: str, rows: int, size: int, now: str) -> bool: ...
-
-
-class Writer(Protocol):
-    """A streaming object writer."""
-
-    def write(self, data: bytes) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-class VariantBlobPort(Protocol):
-    """The bucket operations a build needs."""
-
-    def head(self, key: str) -> dict[str, Any] | None: ...
-    def stream(self, key: str) -> Iterator[bytes]: ...
-    def writer(self, key: str, content_type: str = "text/csv") -> Writer: ...
-    def purge(self, prefix: str, *, exact: bool = False) -> int: ...
-
-
-def build(job_id: str, name: str, *, store: VariantStorePort, blobs: VariantBlobPort) -> str:
+def build(job_id: str, name: str, *, store: VariantBuildStorePort, blobs: VariantBlobPort) -> str:
     """Build one variant from the result and record it ready; what happened (for logs and tests).
 
     A second request for the same variant (a redelivered message) finds it ready and does nothing. A job deleted

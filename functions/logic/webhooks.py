@@ -14,11 +14,11 @@ import base64
 import json
 import random
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from functions.errors import InputError
+from functions.logic.ports import Attempt, RetryPort, SenderPort, WebhookStorePort
 
 # Seconds to wait before attempt n+1 (n = attempts so far). Sums to about 24 h 20 min.
 RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
@@ -29,25 +29,6 @@ class InvalidTargetError(InputError):
     """The URL may not receive webhooks (scheme, or an address that is not public)."""
 
     code = "invalid_webhook_url"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The outcome of one delivery attempt."""
-
-    status: int  # 0 when no HTTP answer came back
-    body: str
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        """2xx."""
-        return 200 <= self.status < 300
-
-    @property
-    def gone(self) -> bool:
-        """410 Gone: the receiver asks us to stop."""
-        return self.status == 410
 
 
 def new_secret() -> str:
@@ -68,33 +49,9 @@ def retry_delay(attempts: int) -> int | None:
     return max(1, round(base * random.uniform(0.9, 1.1)))
 
 
-class SenderPort(Protocol):
-    """Delivers one signed POST to a webhook URL (never raises for what the receiver does)."""
-
-    def send(self, url: str, msg_id: str, payload: str, secret: str) -> Attempt: ...
-
-
 def event_payload(event_type: str, data: dict[str, Any], event_time: str) -> str:
     """The JSON body receivers get: {type, timestamp, data}."""
     return json.dumps({"type": event_type, "timestamp": event_time, "data": data}, separators=(",", ":"))
-
-
-class WebhookStorePort(Protocol):
-    """What delivery needs from storage."""
-
-    def active_endpoints(self, account_id: str, event_type: str) -> list[dict[str, Any]]: ...
-    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None: ...
-    def start_delivery(self, delivery: dict[str, Any]) -> bool: ...
-    def get_delivery(self, delivery: dict[str, Any]) -> dict[str, Any] | None: ...
-    def mark_queued(self, delivery: dict[str, Any]) -> None: ...
-    def record_attempt(self, delivery: dict[str, Any], attempt: Attempt, status: str, now: str) -> None: ...
-    def disable_endpoint(self, account_id: str, endpoint_id: str, now: str) -> None: ...
-
-
-class RetryPort(Protocol):
-    """Schedules a delivery's next attempt."""
-
-    def schedule(self, delivery: dict[str, Any], delay_seconds: int) -> None: ...
 
 
 def fan_out(

@@ -12,7 +12,7 @@ import pytest
 from functions.adapters.webhook_http import WebhookHttp
 from functions.errors import InputError
 from functions.logic import endpoints, webhooks
-from functions.logic.webhooks import Attempt
+from functions.logic.ports import Attempt
 from tests.unit.test_webhook_targets import Endpoints, register, targets
 
 
