@@ -53,6 +53,17 @@ from functions.errors import (
 from functions.handlers import contract
 from functions.logic import downloads, fetching, jobs, preview, purge, variants
 from functions.logic import endpoints as hooks
+from functions.logic.ports import (
+    ApiBlobPort,
+    ApiCreditPort,
+    ApiJobStorePort,
+    BuildQueuePort,
+    EndpointStorePort,
+    FetchRequestPort,
+    FinalizerPort,
+    JobReplayPort,
+    TargetPort,
+)
 from functions.models import (
     ID_MAX,
     CreditsResponse,
@@ -139,16 +150,16 @@ class Deps:
     """What the API needs, built once per cold start from its settings; tests pass fakes."""
 
     settings: ApiSettings
-    store: Any
-    credits: Any
-    blobs: Any
-    finalizer: Any
-    variant_queue: Any
-    fetches: Any
-    webhooks: Any
-    targets: Any
+    store: ApiJobStorePort
+    credits: ApiCreditPort
+    blobs: ApiBlobPort
+    finalizer: FinalizerPort
+    variant_queue: BuildQueuePort
+    fetches: FetchRequestPort
+    webhooks: EndpointStorePort
+    targets: TargetPort
     keys: frontdoor.KeyCheck
-    idempotency: Any
+    idempotency: JobReplayPort
     console_html: str = ""
 
     @classmethod

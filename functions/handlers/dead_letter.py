@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
@@ -13,6 +12,7 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.composition import Function, Handler
 from functions.handlers.batch import sqs_handler
+from functions.logic.ports import FinalizerPort, PartBlobPort, WorkStorePort
 from functions.logic.processing import dead_letter_batch
 from functions.models import Batch
 from functions.observability import logger, metrics
@@ -23,9 +23,9 @@ from functions.settings import WorkerSettings
 class Deps:
     """What the dead-letter function needs, built once per cold start."""
 
-    store: Any
-    blobs: Any
-    finalizer: Any
+    store: WorkStorePort
+    blobs: PartBlobPort
+    finalizer: FinalizerPort
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Deps:

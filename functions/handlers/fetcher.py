@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -16,6 +15,7 @@ from functions.adapters.remote_file import RemoteFiles
 from functions.composition import Function, Handler
 from functions.handlers.batch import sqs_handler
 from functions.logic.fetching import fetch_job
+from functions.logic.ports import FetchPort, FetchRequestPort, FetchSlotsPort, FetchStorePort, FinalizerPort
 from functions.observability import logger, metrics
 from functions.settings import FetcherSettings
 
@@ -24,12 +24,12 @@ from functions.settings import FetcherSettings
 class Deps:
     """What the fetcher needs, built once per cold start."""
 
-    store: Any
-    fetcher: Any
-    finalizer: Any
+    store: FetchStorePort
+    fetcher: FetchPort
+    finalizer: FinalizerPort
     max_bytes: int
-    slots: Any
-    queue: Any
+    slots: FetchSlotsPort
+    queue: FetchRequestPort
     slot_wait_seconds: int
 
     @classmethod

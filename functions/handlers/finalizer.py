@@ -13,6 +13,7 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import EventBus
 from functions.composition import Function, Handler
 from functions.logic import finalize
+from functions.logic.ports import EventPort, FinalBlobPort, FinalStorePort, SettlePort
 from functions.observability import logger, metrics, tracer
 from functions.settings import FinalizerSettings
 
@@ -27,10 +28,10 @@ def _cause(event: dict[str, Any]) -> tuple[str, str]:
 class Deps:
     """What the finalizer needs, built once per cold start."""
 
-    store: Any
-    credits: Any
-    blobs: Any
-    events: Any
+    store: FinalStorePort
+    credits: SettlePort
+    blobs: FinalBlobPort
+    events: EventPort
     bucket: str
 
     @classmethod

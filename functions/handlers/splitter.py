@@ -15,6 +15,7 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
 from functions.composition import Function, Handler
 from functions.logic import intake, splitting
+from functions.logic.ports import FinalizerPort, QueuePort, SplitBlobPort, SplitCreditPort, SplitStorePort
 from functions.observability import logger, metrics, tracer
 from functions.settings import SplitterSettings
 
@@ -23,11 +24,11 @@ from functions.settings import SplitterSettings
 class Deps:
     """What the splitter needs, built once per cold start."""
 
-    store: Any
-    credits: Any
-    blobs: Any
-    queue: Any
-    finalizer: Any
+    store: SplitStorePort
+    credits: SplitCreditPort
+    blobs: SplitBlobPort
+    queue: QueuePort
+    finalizer: FinalizerPort
     limits: splitting.SplitLimits
 
     @classmethod

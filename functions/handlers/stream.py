@@ -34,6 +34,7 @@ from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, InputError
 from functions.logic import inline
 from functions.logic.jobs import utcnow
+from functions.logic.ports import InlineCreditPort, InlineReplayPort, KeyOwnerPort
 from functions.models import RowResult
 from functions.observability import logger
 from functions.settings import StreamSettings, load
@@ -47,10 +48,10 @@ class Deps:
     account store (keys), the enrichment entry point, idempotency records and its settings. Tests pass fakes."""
 
     settings: StreamSettings
-    credits: Any
-    accounts: Any
+    credits: InlineCreditPort
+    accounts: KeyOwnerPort
     enrich: Callable[[str, Sequence[str]], list[RowResult]]
-    replay: Any = None  # idempotency records (InlineReplay); None: Idempotency-Key is not supported
+    replay: InlineReplayPort | None = None  # idempotency records; None: Idempotency-Key is not supported
 
     @classmethod
     def from_settings(cls, settings: StreamSettings) -> Deps:

@@ -13,6 +13,7 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.composition import Function, Handler
 from functions.logic import sweeper
+from functions.logic.ports import FinalizerPort, SweepStorePort, UploadedFilesPort
 from functions.observability import logger, metrics, tracer
 from functions.settings import SweeperSettings
 
@@ -21,9 +22,9 @@ from functions.settings import SweeperSettings
 class Deps:
     """What the sweeper needs, built once per cold start."""
 
-    store: Any
-    finalizer: Any
-    files: Any
+    store: SweepStorePort
+    finalizer: FinalizerPort
+    files: UploadedFilesPort
     settings: SweeperSettings
 
     @classmethod

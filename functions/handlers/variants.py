@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel
@@ -13,6 +12,7 @@ from functions.adapters.jobs import JobStore
 from functions.composition import Function, Handler
 from functions.handlers.batch import sqs_handler
 from functions.logic import variants
+from functions.logic.ports import VariantBlobPort, VariantBuildStorePort
 from functions.observability import logger, metrics
 from functions.settings import VariantSettings
 
@@ -28,8 +28,8 @@ class VariantRequest(BaseModel):
 class Deps:
     """What the variants function needs, built once per cold start."""
 
-    store: Any
-    blobs: Any
+    store: VariantBuildStorePort
+    blobs: VariantBlobPort
 
     @classmethod
     def from_settings(cls, settings: VariantSettings) -> Deps:

@@ -13,6 +13,7 @@ from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import RetryQueue, WebhookStore
 from functions.composition import Function, Handler
 from functions.logic import webhooks
+from functions.logic.ports import RetryQueuePort, SenderPort, WebhookStorePort
 from functions.observability import logger, metrics, tracer
 from functions.settings import WebhookSettings
 
@@ -49,7 +50,7 @@ class CrashBeforeQueueing:
     queued, the invocation dies as one killed there would, after the fan-out recorded the delivery and before its
     attempt was queued. The event's redelivery must then bring it to the receiver."""
 
-    def __init__(self, retries: RetryQueue) -> None:
+    def __init__(self, retries: RetryQueuePort) -> None:
         self.retries = retries
         self.crashed: set[str] = set()
 
@@ -70,15 +71,15 @@ class CrashBeforeQueueing:
 class Deps:
     """What the webhook sender needs, built once per cold start."""
 
-    store: Any
-    retries: Any
-    sender: Any
+    store: WebhookStorePort
+    retries: RetryQueuePort
+    sender: SenderPort
     api_base_url: str
 
     @classmethod
     def from_settings(cls, settings: WebhookSettings) -> Deps:
         """The real adapters."""
-        retries: Any = RetryQueue(settings.retry_queue_url)
+        retries: RetryQueuePort = RetryQueue(settings.retry_queue_url)
         if settings.local_crash_after_record:
             retries = CrashBeforeQueueing(retries)
         return cls(

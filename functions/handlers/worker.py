@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -15,6 +14,7 @@ from functions.adapters.messaging import Finalizer, WorkQueue
 from functions.composition import Function, Handler
 from functions.enrich.online import Sources
 from functions.handlers.batch import sqs_handler
+from functions.logic.ports import FinalizerPort, PartBlobPort, RequeuePort, WorkStorePort
 from functions.logic.processing import process_batch
 from functions.models import Batch
 from functions.observability import metrics
@@ -25,11 +25,11 @@ from functions.settings import WorkerSettings
 class Deps:
     """What the worker needs, built once per cold start."""
 
-    store: Any
-    blobs: Any
-    finalizer: Any
+    store: WorkStorePort
+    blobs: PartBlobPort
+    finalizer: FinalizerPort
     sources: Callable[[], Sources]
-    requeue: Any | None
+    requeue: RequeuePort | None
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Deps:
