@@ -368,7 +368,7 @@ class LocalRuntime:
 
     def _seed_dev_account(self) -> None:
         from functions.adapters.accounts import AccountStore
-        from functions.logic.jobs import utcnow
+        from functions.logic.clock import utcnow
 
         store = AccountStore(self.table)
         store.create_account(DEV_ACCOUNT, "Local developer", self.options.dev_credits, utcnow())

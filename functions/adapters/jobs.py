@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from functions.adapters.aws import client as aws_client
 from functions.adapters.table import ACTIVE_MARK, des, is_conditional, job_key, new_job_item, query_prefix, ser
 from functions.errors import StoreError
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.models import BatchCounts, Job, JobStatus, StoredLayout
 
 ACTIVE_INDEX = "active"

@@ -33,7 +33,7 @@ from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, InputError
 from functions.logic import inline
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.logic.ports import InlineCreditPort, InlineReplayPort, KeyOwnerPort
 from functions.models import RowResult
 from functions.observability import logger

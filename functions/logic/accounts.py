@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.errors import InputError, NotFoundError
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.logic.ports import AccountStorePort, BalancePort, GrantPort
 
 

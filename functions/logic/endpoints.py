@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from functions.errors import InputError, NotFoundError
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.logic.ports import EndpointStorePort, TargetPort
 from functions.logic.webhooks import EVENT_TYPES, event_payload, new_secret
 

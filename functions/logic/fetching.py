@@ -5,8 +5,9 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from functions.errors import FetchError, InputError
-from functions.logic.intake import upload_key
-from functions.logic.jobs import check_type, fail_unstarted, new_job_id, utcnow
+from functions.logic.bucket_keys import upload_key
+from functions.logic.clock import new_job_id, utcnow
+from functions.logic.jobs import check_type, fail_unstarted
 from functions.logic.ports import (
     FetchPort,
     FetchRequestPort,

@@ -10,17 +10,13 @@ from typing import Any
 from functions.enrich import result_columns
 from functions.errors import NotFoundError
 from functions.logic import results
-from functions.logic.jobs import offers_result, utcnow
+from functions.logic.bucket_keys import part_key, parts_prefix, result_key
+from functions.logic.clock import utcnow
+from functions.logic.jobs import offers_result
 from functions.logic.ports import EventPort, FinalBlobPort, FinalStorePort, SettlePort
-from functions.logic.processing import part_key, parts_prefix
 from functions.logic.summary import Tally
 from functions.models import Job, JobEvent, JobStatus
 from functions.observability import logger
-
-
-def result_key(job: Job) -> str:
-    """Where the result CSV of a job lives."""
-    return f"results/{job.account_id}/{job.id}.csv"
 
 
 def _job(store: FinalStorePort, job_id: str) -> Job:

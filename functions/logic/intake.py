@@ -12,15 +12,8 @@ from dataclasses import dataclass
 
 from functions.errors import InputError
 from functions.logic import csv_input
+from functions.logic.bucket_keys import DROP_PREFIX, UPLOADS_PREFIX
 from functions.models import Job, StoredLayout
-
-UPLOADS_PREFIX = "uploads/"
-DROP_PREFIX = "drop/"
-
-
-def upload_key(account_id: str, job_id: str) -> str:
-    """Where the file of a job created through the API is stored (form upload, presigned upload or fetched URL)."""
-    return f"{UPLOADS_PREFIX}{account_id}/{job_id}.csv"
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
-from functions.logic import csv_input, intake
+from functions.logic import bucket_keys, csv_input, intake
+from functions.logic.clock import iso, new_job_id, utcnow
 from functions.logic.ports import (
     BlobPort,
     FinalizerPort,
@@ -20,22 +20,6 @@ from functions.logic.ports import (
     StatusPort,
 )
 from functions.models import JOB_TYPES, Job, JobStatus
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 UTC timestamp with milliseconds, sortable as text."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utcnow() -> str:
-    """Now, as `iso` writes it."""
-    return iso(datetime.now(UTC))
-
-
-def new_job_id() -> str:
-    """`job_` + 20 random base32 characters (100 bits): unguessable, URL-safe."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-    return "job_" + "".join(secrets.choice(alphabet) for _ in range(20))
 
 
 def check_type(job_type: str) -> str:
@@ -106,7 +90,7 @@ def create_job(
         header=list(layout.header),
         detected_column=layout.column,
     )
-    job.source_key = intake.upload_key(account_id, job.id)
+    job.source_key = bucket_keys.upload_key(account_id, job.id)
     # 402 here when the balance is short: nothing stored, nothing sent
     credits.create_job_reserving(job, now, request_id)
     try:
@@ -151,7 +135,7 @@ def create_upload_job(
         created_at=iso(now),
         upload_expires_at=iso(expires),
     )
-    job.source_key = intake.upload_key(account_id, job.id)
+    job.source_key = bucket_keys.upload_key(account_id, job.id)
     url, fields = blobs.presigned_post(job.source_key, max_bytes=max_object_bytes, expires_in=ttl_seconds)
     store.put_new_job(job)
     return job, {"method": "POST", "url": url, "fields": fields, "expires_at": job.upload_expires_at}

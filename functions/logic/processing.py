@@ -5,22 +5,13 @@ from __future__ import annotations
 from functions.enrich import enrich_values, result_columns
 from functions.enrich.online import OFFLINE, Sources, count_unasked, settle_unasked
 from functions.logic import results
+from functions.logic.bucket_keys import part_key
 from functions.logic.ports import FinalizerPort, PartBlobPort, RequeuePort, WorkStorePort
 from functions.models import Batch, BatchCounts, Job, JobStatus, RowResult
 from functions.observability import logger
 
 # Turns in a row in which a deferred batch asked nothing new before it is counted with what it has.
 MAX_STALLS = 3
-
-
-def parts_prefix(job_id: str) -> str:
-    """Where a job's part files are (deleted once the job has ended)."""
-    return f"parts/{job_id}/"
-
-
-def part_key(job_id: str, batch: int) -> str:
-    """Where a batch's enriched rows are kept until the finalizer assembles them."""
-    return f"{parts_prefix(job_id)}{batch:06d}.csv"
 
 
 def count(row_results: list[RowResult]) -> BatchCounts:

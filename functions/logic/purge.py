@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functions.logic import variants
-from functions.logic.finalize import result_key
-from functions.logic.jobs import cancel_job, get_job_for, utcnow
+from functions.logic.bucket_keys import parts_prefix, result_key, variant_folder
+from functions.logic.clock import utcnow
+from functions.logic.jobs import cancel_job, get_job_for
 from functions.logic.ports import FinalizerPort, PurgeBlobPort, PurgeStorePort
 from functions.models import Job
 from functions.observability import logger
@@ -14,9 +14,9 @@ def job_files(job: Job) -> list[tuple[str, bool]]:
     """What a job left in the bucket: (key, exact) pairs, or (prefix, False) for folders."""
     return [
         (job.source_key, True),
-        (f"parts/{job.id}/", False),
+        (parts_prefix(job.id), False),
         (job.result_key or result_key(job), True),
-        (variants.variant_folder(job), False),
+        (variant_folder(job), False),
     ]
 
 

@@ -12,7 +12,9 @@ from typing import NamedTuple
 
 from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input, intake
-from functions.logic.jobs import check_type, utcnow
+from functions.logic.bucket_keys import rejected_key
+from functions.logic.clock import utcnow
+from functions.logic.jobs import check_type
 from functions.logic.ports import (
     BalancePort,
     FinalizerPort,
@@ -249,7 +251,7 @@ def _changed() -> InputError:
 
 def reject_drop(blobs: SplitBlobPort, key: str, code: str, message: str) -> str:
     """Move a dropped file that cannot become a job to rejected/, with a reason file beside it."""
-    dest = "rejected/" + key.removeprefix("drop/")
+    dest = rejected_key(key)
     blobs.copy(key, dest)
     blobs.put(
         dest + ".reason.json",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from functions.errors import StoreError
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.logic.ports import FinalizerPort, SweepStorePort, UploadedFilesPort
 from functions.models import Job, JobStatus
 from functions.observability import logger

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.errors import InputError
-from functions.logic import results
-from functions.logic.jobs import utcnow
+from functions.logic import bucket_keys, results
+from functions.logic.clock import utcnow
 from functions.logic.ports import VariantBlobPort, VariantBuildStorePort
 from functions.logic.summary import VERDICTS, email_verdict, verdict_offset
 from functions.models import Job
@@ -133,16 +133,6 @@ def parse(job: Job, status: str | None, fmt: str | None, delimiter: str | None, 
     return Variant(statuses, "csv", chosen, verdicts)
 
 
-def variant_folder(job: Job) -> str:
-    """The folder beside the result (`results/<account>/<job>.csv`) where its variants are kept."""
-    return f"results/{job.account_id}/{job.id}/"
-
-
-def variant_key(job: Job, variant: Variant) -> str:
-    """Where a variant is kept."""
-    return variant_folder(job) + variant.name
-
-
 # --- the streaming transformation --------------------------------------------------------------------------------
 
 
@@ -251,7 +241,7 @@ def build(job_id: str, name: str, *, store: VariantBuildStorePort, blobs: Varian
         logger.info("variant not built: the result has expired", job_id=job_id, variant=name)
         return "expired"
     variant = Variant.from_name(name)
-    key = variant_key(job, variant)
+    key = bucket_keys.variant_key(job, variant.name)
     built = Built()
     writer = blobs.writer(key, CONTENT_TYPES[variant.format].split(";")[0])
     try:

@@ -22,7 +22,7 @@ import requests
 
 from functions.adapters.accounts import AccountStore
 from functions.adapters.credits import CreditStore
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import requests
 
 from functions.auth import REQUEST_CONTEXT_HEADER
 from functions.logic.authorizer import CACHE_SECONDS
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from infra.auth import GATEWAY_ANSWERS
 from tests.e2e.conftest import Server, new_account
 from tests.helpers import wait_for

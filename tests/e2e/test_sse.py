@@ -21,7 +21,7 @@ import requests
 import uvicorn
 
 from functions.handlers import stream as stream_handler
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.settings import StreamSettings
 from tests import encrata_go
 from tests.e2e.conftest import Server, new_account, start_server, stop_server

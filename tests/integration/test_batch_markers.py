@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 
 from functions.adapters.jobs import JobStore
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.models import BatchCounts, Job, JobStatus
 
 ONE = BatchCounts(processed=10, succeeded=9, invalid=1, credits=9)

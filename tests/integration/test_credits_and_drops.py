@@ -12,7 +12,7 @@ import requests
 from functions.adapters.accounts import AccountStore
 from functions.adapters.blobs import BlobStore
 from functions.adapters.credits import CreditStore
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, wait_for
 

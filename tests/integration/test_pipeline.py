@@ -14,7 +14,7 @@ from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.handlers import worker as worker_handler
-from functions.logic.jobs import utcnow
+from functions.logic.clock import utcnow
 from functions.models import Batch, Job, JobStatus
 from local.lambdas import WORKER
 from local.runtime import LocalRuntime

@@ -9,7 +9,7 @@ from typing import Any
 from functions.adapters.blobs import MIN_PART_SIZE, BlobStore
 from functions.adapters.jobs import JobStore
 from functions.logic import finalize
-from functions.logic.processing import part_key
+from functions.logic.bucket_keys import part_key
 from local.runtime import LocalRuntime
 from tests.helpers import email_csv, parse_result, wait_for
 

@@ -9,7 +9,7 @@ import pytest
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.logic.jobs import new_job_id, utcnow
+from functions.logic.clock import new_job_id, utcnow
 from functions.logic.processing import process_batch
 from functions.models import Batch, Job, JobStatus
 from local.resources import rate_seconds

@@ -13,7 +13,7 @@ from functions.adapters.aws import client as aws_client
 from functions.adapters.blobs import BlobStore
 from functions.errors import InputError
 from functions.handlers.api import parse_create_request
-from functions.logic import jobs
+from functions.logic import clock, jobs
 from functions.logic.sweeper import decide
 from functions.models import Job, JobStatus
 from tests.fakes import JobsInMemory
@@ -159,8 +159,8 @@ def waiting(expires_ago: timedelta) -> Job:
         type="email",
         status=JobStatus.AWAITING_UPLOAD,
         source_key="uploads/a/job_x.csv",
-        created_at=jobs.iso(NOW - timedelta(hours=2)),
-        upload_expires_at=jobs.iso(NOW - expires_ago),
+        created_at=clock.iso(NOW - timedelta(hours=2)),
+        upload_expires_at=clock.iso(NOW - expires_ago),
     )
 
 

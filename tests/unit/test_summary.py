@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from functions.enrich import enrich_values, result_columns
-from functions.logic import finalize, results
-from functions.logic.processing import part_key
+from functions.logic import bucket_keys, finalize, results
+from functions.logic.bucket_keys import part_key
 from functions.logic.summary import VERDICTS, Tally, email_verdict, verdict_offset
 from functions.models import Job, JobStatus, RowResult
 
@@ -178,7 +178,7 @@ def test_the_finalizer_records_the_summary_of_the_rows_it_assembled(max_width: i
     finalize.assemble_result(job.id, store=store, blobs=blobs)
     # Then the summary counts every row of the result once, by its verdict
     assert store.recorded == {"validity": {"valid": 6, "risky": 6, "invalid": 3, "unknown": 3}}
-    result = objects[finalize.result_key(job)].decode("utf-8-sig")
+    result = objects[bucket_keys.result_key(job)].decode("utf-8-sig")
     validity = [row["validity"] for row in csv.DictReader(io.StringIO(result))]
     assert {v: validity.count(v) for v in VERDICTS} == store.recorded["validity"]
 
