@@ -132,7 +132,7 @@ API_ERRORS: dict[str, int] = {
     "invalid_events": 400,
     "too_many_webhooks": 400,
     "unauthorized": 401,
-    # answered by API Gateway itself, deployed (infra/auth.py GATEWAY_ANSWERS)
+    # answered by API Gateway itself, deployed (infra/api_access.py GATEWAY_ANSWERS)
     "account_not_enabled": 403,
     "rate_limited": 429,
     "quota_exceeded": 429,

@@ -1,8 +1,9 @@
 """The REST API: API Gateway -> the api function (Powertools resolver), every route but the streamed ones proxied.
 
 Authentication is API Gateway's: every method but the public routes has a Lambda REQUEST authorizer
-(infra/auth.py), which passes `requestContext.authorizer.account_id` to the functions (functions/auth.py); the
-public routes (health, docs, the OpenAPI document, the console) go to the api function with no authorizer.
+(infra/api_access.py), which passes `requestContext.authorizer.account_id` to the functions
+(functions/authorizer_context.py); the public routes (health, docs, the OpenAPI document, the console) go to the
+api function with no authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see
@@ -25,8 +26,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.logic.authorizer import PUBLIC_ROUTES
-from infra.auth import AuthorizerConstruct
+from functions.logic.authorizer_decision import PUBLIC_ROUTES
+from infra.api_access import AuthorizerConstruct
 from infra.config import StackConfig
 from infra.functions import FunctionFactory, retention
 from infra.nag import acknowledge, resource_of

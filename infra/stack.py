@@ -10,7 +10,7 @@ from aws_cdk import App, CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
 from infra.api import ApiConstruct, acknowledge_cognito
-from infra.auth import AuthorizerConstruct
+from infra.api_access import AuthorizerConstruct
 from infra.config import StackConfig, cdk_json_context
 from infra.downloads import DownloadsConstruct
 from infra.enrichment import EnrichmentConstruct

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.auth import REQUEST_CONTEXT_HEADER
-from local.authorizer import LocalAuthorizers, request_context_header
+from functions.authorizer_context import REQUEST_CONTEXT_HEADER
+from local.gateway_authorizers import LocalAuthorizers, request_context_header
 from local.lambdas import InvocationError, Invoker
 
 # API Gateway's payload limit.
@@ -173,7 +173,8 @@ class Gateway:
         authorizers: LocalAuthorizers | None = None,
     ) -> None:
         self.invoker = invoker
-        # API Gateway's Lambda authorizers, from the template (local/authorizer.py); None: every request goes through.
+        # API Gateway's Lambda authorizers, from the template (local/gateway_authorizers.py); None: every request goes
+        # through.
         self.authorizers = authorizers
         self.api_function = api_function
         self.pool = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="api")

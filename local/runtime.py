@@ -19,9 +19,9 @@ from botocore.config import Config
 
 from functions.settings import FUNCTION_SETTINGS, PREFIX, StreamSettings, env_names, load
 from local import lambdas
-from local.authorizer import LocalAuthorizers
 from local.emulation import EmulationProcess
 from local.gateway import Gateway
+from local.gateway_authorizers import LocalAuthorizers
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology
 from local.template import load_template
 from local.wiring import Poller
@@ -376,7 +376,7 @@ class LocalRuntime:
         if self.options.dev_webhook_url:
             from functions.adapters.webhook_http import WebhookHttp
             from functions.adapters.webhooks import WebhookStore
-            from functions.logic.endpoints import create_endpoint
+            from functions.logic.webhook_endpoints import create_endpoint
 
             created = create_endpoint(
                 WebhookStore(self.table),

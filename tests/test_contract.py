@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from functions.errors import ADMIN_ERRORS, API_ERRORS, JOB_ERRORS, ConflictError, InputError, NotFoundError
 from functions.handlers import api, contract
-from infra.auth import GATEWAY_ANSWERS
+from infra.api_access import GATEWAY_ANSWERS
 
 ROOT = Path(__file__).resolve().parents[1]
 

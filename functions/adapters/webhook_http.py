@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from functions.logic.ports import Attempt
 from functions.logic.urls import UrlError, clean_url
-from functions.logic.webhooks import InvalidTargetError
+from functions.logic.webhook_delivery import InvalidTargetError
 from functions.netguard import (
     LOOPBACK_HOSTS,
     BlockedTargetError,

@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from functions import auth, frontdoor
+from functions import authorizer_context, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.accounts import AccountStore
 from functions.adapters.blobs import BlobStore
@@ -52,7 +52,7 @@ from functions.errors import (
 )
 from functions.handlers import contract
 from functions.logic import downloads, fetching, jobs, preview, purge, variants
-from functions.logic import endpoints as hooks
+from functions.logic import webhook_endpoints as hooks
 from functions.logic.ports import (
     ApiBlobPort,
     ApiCreditPort,
@@ -748,7 +748,7 @@ def _authenticate(event: dict[str, Any], keys: frontdoor.KeyCheck) -> dict[str, 
         return None
     try:
         # API Gateway's authorizer checked the key already; the key check is for a request without its context.
-        account_id = auth.account_from_event(event) or keys.account_for(event.get("headers"))
+        account_id = authorizer_context.account_from_event(event) or keys.account_for(event.get("headers"))
     except BulkApiError as exc:
         return _proxy_error(exc)
     app.append_context(account_id=account_id)  # type: ignore[no-untyped-call]

@@ -1,8 +1,9 @@
-"""The API's Lambda REQUEST authorizer. Thin: parse the event, decide (logic/authorizer.py), answer with a policy.
+"""The API's Lambda REQUEST authorizer. Thin: parse the event, decide (logic/authorizer_decision.py), answer with a
+policy.
 
 An allowed request gets a policy for every route of the stage (the answer is cached per Authorization header and
 reused for other routes), `context.account_id` and `usageIdentifierKey` (the account's usage plan key). A missing,
-unknown or revoked key gets a Deny, which API Gateway answers 401 in the project's error shape (infra/auth.py).
+unknown or revoked key gets a Deny, which API Gateway answers 401 in the project's error shape (infra/api_access.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.composition import Function, Handler
-from functions.logic.authorizer import Decision, decide
+from functions.logic.authorizer_decision import Decision, decide
 from functions.logic.ports import KeyLookup
 from functions.observability import logger
 from functions.settings import AuthorizerSettings

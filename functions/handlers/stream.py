@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import auth, frontdoor
+from functions import authorizer_context, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.accounts import AccountStore
 from functions.adapters.credits import CreditStore
@@ -76,7 +76,8 @@ def _enricher(ports: Deps, job_type: str, delay_ms: int) -> inline.Enrich:
 
 
 async def _account(request: Request, keys: frontdoor.KeyCheck) -> str:
-    authorized = auth.account_from_headers(request.headers)  # API Gateway's authorizer, via the Web Adapter
+    # API Gateway's authorizer, via the Web Adapter
+    authorized = authorizer_context.account_from_headers(request.headers)
     if authorized is not None:
         return authorized
     # Without the authorizer's context (the app on its own): the REST function's key check (functions/frontdoor.py).

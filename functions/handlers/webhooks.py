@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import RetryQueue, WebhookStore
 from functions.composition import Function, Handler
-from functions.logic import webhooks
+from functions.logic import webhook_delivery
 from functions.logic.ports import RetryQueuePort, SenderPort, WebhookStorePort
 from functions.observability import logger, metrics, tracer
 from functions.settings import WebhookSettings
@@ -93,7 +93,7 @@ class Deps:
 def _on_event(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     detail = dict(event["detail"])
     event_type = str(event["detail-type"])
-    queued = webhooks.fan_out(
+    queued = webhook_delivery.fan_out(
         str(detail["account_id"]),
         event_type,
         f"{detail['id']}_{detail['status']}",
@@ -115,7 +115,7 @@ def _on_retries(records: list[dict[str, Any]], deps: Deps) -> dict[str, Any]:
             if remaining > 1:  # a long wait hops through the queue's 15-minute maximum delay
                 deps.retries.requeue({**delivery, "not_before": time.time() + remaining}, remaining)
                 continue
-            status = webhooks.attempt(delivery, store=deps.store, retries=deps.retries, sender=deps.sender)
+            status = webhook_delivery.attempt(delivery, store=deps.store, retries=deps.retries, sender=deps.sender)
             metrics.add_metric(name="WebhookAttempts", unit="Count", value=1)
             logger.info("webhook retried", delivery=delivery["id"], status=status, attempts=delivery["attempts"])
         except Exception:

@@ -8,10 +8,10 @@ import time
 import pytest
 import requests
 
-from functions.auth import REQUEST_CONTEXT_HEADER
-from functions.logic.authorizer import CACHE_SECONDS
+from functions.authorizer_context import REQUEST_CONTEXT_HEADER
+from functions.logic.authorizer_decision import CACHE_SECONDS
 from functions.logic.clock import utcnow
-from infra.auth import GATEWAY_ANSWERS
+from infra.api_access import GATEWAY_ANSWERS
 from tests.e2e.conftest import Server, new_account
 from tests.helpers import wait_for
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from functions.logic.authorizer import PUBLIC_ROUTES
+from functions.logic.authorizer_decision import PUBLIC_ROUTES
 from infra.api import STREAMING_ROUTES
 from tests.infra.conftest import Synth, synthesize
 
@@ -19,7 +19,7 @@ def test_every_other_route_is_proxied_to_the_api_function(synth: Synth, template
     template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "{proxy+}"})
     methods = template.find_resources("AWS::ApiGateway::Method")
     # ANY on / and on /{proxy+}, buffered; the others are the streamed POSTs (tests/infra/test_streaming.py) and the
-    # public GETs (tests/infra/test_auth.py)
+    # public GETs (tests/infra/test_api_access.py)
     anys = [m["Properties"] for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
     assert len(anys) == 2
     assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"ANY", "POST", "GET"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import infra.auth
+import infra.api_access
 from infra.config import cdk_json_context
 from tests.infra.conftest import Synth, synthesize
 
@@ -45,7 +45,7 @@ def _deployments(synth: Synth) -> set[str]:
 def longer_cache(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The stack with the authorizer's cache TTL (the key-revocation window) changed from 30 s to 60 s."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(infra.auth, "CACHE_SECONDS", 60)
+        patch.setattr(infra.api_access, "CACHE_SECONDS", 60)
         return synthesize(Path(tmp_path_factory.mktemp("cdk.out.cache60")))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from functions.handlers import authorizer
-from functions.logic.authorizer import Decision
-from local.authorizer import LocalAuthorizers
+from functions.logic.authorizer_decision import Decision
+from local.gateway_authorizers import LocalAuthorizers
 
 ROOT = {"Fn::GetAtt": ["Api", "RootResourceId"]}
 TEMPLATE: dict[str, Any] = {

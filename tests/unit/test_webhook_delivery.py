@@ -11,7 +11,7 @@ import pytest
 
 from functions.adapters.webhook_http import WebhookHttp
 from functions.errors import InputError
-from functions.logic import endpoints, webhooks
+from functions.logic import webhook_delivery, webhook_endpoints
 from functions.logic.ports import Attempt
 from tests.unit.test_webhook_targets import Endpoints, register, targets
 
@@ -67,7 +67,7 @@ class Queue:
 
 
 def fan_out(store: Deliveries, queue: Queue) -> list[str]:
-    return webhooks.fan_out(
+    return webhook_delivery.fan_out(
         "acct_a",
         "bulk_job.completed",
         "job_1_completed",
@@ -113,7 +113,7 @@ def test_an_attempt_whose_sender_raises_is_recorded_and_retried() -> None:
     store, queue = Deliveries(["wh_a"]), Queue()
     [delivery_id] = fan_out(store, queue)
     delivery = dict(store.deliveries[delivery_id])
-    status = webhooks.attempt(delivery, store=store, retries=queue, sender=Raising())
+    status = webhook_delivery.attempt(delivery, store=store, retries=queue, sender=Raising())
     assert status == "retrying" and store.deliveries[delivery_id]["attempts"] == 1
     assert "UnicodeEncodeError" in store.deliveries[delivery_id]["error"]
 
@@ -176,10 +176,12 @@ def test_a_url_stored_before_these_rules_is_sent_encoded_never_raising() -> None
 
 def test_an_account_may_register_at_most_the_documented_number_of_endpoints() -> None:
     store = Endpoints()
-    for i in range(endpoints.MAX_ENDPOINTS):
-        endpoints.create_endpoint(store, "acct_a", {"url": f"http://localhost:9/{i}"}, targets=targets(True))
+    for i in range(webhook_endpoints.MAX_ENDPOINTS):
+        webhook_endpoints.create_endpoint(store, "acct_a", {"url": f"http://localhost:9/{i}"}, targets=targets(True))
     with pytest.raises(InputError) as caught:
-        endpoints.create_endpoint(store, "acct_a", {"url": "http://localhost:9/one-more"}, targets=targets(True))
+        webhook_endpoints.create_endpoint(
+            store, "acct_a", {"url": "http://localhost:9/one-more"}, targets=targets(True)
+        )
     assert (caught.value.code, caught.value.status_code) == ("too_many_webhooks", 400)
-    assert caught.value.details["max_webhooks"] == endpoints.MAX_ENDPOINTS == 50
+    assert caught.value.details["max_webhooks"] == webhook_endpoints.MAX_ENDPOINTS == 50
     assert len(store.items) == 50

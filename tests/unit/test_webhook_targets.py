@@ -12,7 +12,7 @@ import pytest
 
 from functions.adapters.webhook_http import WebhookHttp
 from functions.errors import InputError
-from functions.logic import endpoints
+from functions.logic import webhook_endpoints
 from functions.netguard import resolve_webhook_target
 from tests.unit.test_netguard import DNS
 
@@ -48,7 +48,7 @@ class Endpoints:
 
 
 def register(url: str, *, allow_private: bool) -> dict[str, Any]:
-    return endpoints.create_endpoint(Endpoints(), "acct_a", {"url": url}, targets=targets(allow_private))
+    return webhook_endpoints.create_endpoint(Endpoints(), "acct_a", {"url": url}, targets=targets(allow_private))
 
 
 @pytest.mark.parametrize(
@@ -107,9 +107,11 @@ def test_locally_every_other_private_or_non_canonical_target_is_refused(url: str
 
 def test_an_update_to_a_private_url_is_refused_too() -> None:
     store = Endpoints()
-    hook = endpoints.create_endpoint(store, "acct_a", {"url": "https://hooks.example.com/"}, targets=targets(False))
+    hook = webhook_endpoints.create_endpoint(
+        store, "acct_a", {"url": "https://hooks.example.com/"}, targets=targets(False)
+    )
     with pytest.raises(InputError):
-        endpoints.update_endpoint(
+        webhook_endpoints.update_endpoint(
             store, "acct_a", {"id": hook["id"], "url": "https://10.0.0.1/"}, targets=targets(False)
         )
     assert store.items[hook["id"]]["url"] == "https://hooks.example.com/"
@@ -141,12 +143,12 @@ def local_service() -> Iterator[int]:
 def test_a_test_send_reports_the_status_but_not_the_body_of_a_loopback_target(local_service: int) -> None:
     # Given (locally) an endpoint registered at another local service's port
     store = Endpoints()
-    hook = endpoints.create_endpoint(
+    hook = webhook_endpoints.create_endpoint(
         store, "acct_a", {"url": f"http://127.0.0.1:{local_service}/"}, targets=WebhookHttp(allow_private=True)
     )
 
     # When a test event is sent to it
-    result = endpoints.send_test(store, "acct_a", hook["id"], targets=WebhookHttp(allow_private=True))
+    result = webhook_endpoints.send_test(store, "acct_a", hook["id"], targets=WebhookHttp(allow_private=True))
 
     # Then its answer's status is shown, its text is not
     assert result["response_status"] == 200 and result["success"]

@@ -1,7 +1,8 @@
 """The API's authorizer decision: which account a request's Bearer key belongs to, and which routes are public.
 
 API Gateway calls the authorizer function with the request's headers and path (a REQUEST authorizer) and caches its
-answer, keyed on the `Authorization` header, for `CACHE_SECONDS`. The same decision runs locally (local/authorizer.py).
+answer, keyed on the `Authorization` header, for `CACHE_SECONDS`. The same decision runs locally
+(local/gateway_authorizers.py).
 """
 
 from __future__ import annotations

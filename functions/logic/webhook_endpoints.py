@@ -8,7 +8,7 @@ from typing import Any
 from functions.errors import InputError, NotFoundError
 from functions.logic.clock import utcnow
 from functions.logic.ports import EndpointStorePort, TargetPort
-from functions.logic.webhooks import EVENT_TYPES, event_payload, new_secret
+from functions.logic.webhook_delivery import EVENT_TYPES, event_payload, new_secret
 
 # Endpoints one account may register: every job event fans out to each of them (README "Webhooks").
 MAX_ENDPOINTS = 50
