@@ -19,8 +19,12 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from functions.observability import logger, metrics, tracer
 from functions.settings import load
 
 S = TypeVar("S", bound=BaseModel)
@@ -60,3 +64,21 @@ class Function(Generic[S, D]):
                     self._cold_start = self.build(os.environ)
                 handler = self._cold_start
         return handler(event, context)
+
+
+# What the SQS-driven functions share: a handler that runs each record and reports failures per record.
+def sqs_handler(record_handler: Callable[[SQSRecord], None]) -> Handler:
+    """An SQS event source handler: each record through `record_handler`; one that raises is reported in
+    `batchItemFailures` (only it is retried). Logs start clean each invocation (no previous job's ids)."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # A processor per invocation: it holds the batch's state (and the local runtime runs invocations in threads).
+        processor = BatchProcessor(event_type=EventType.SQS)
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )
+
+    return handle

@@ -101,7 +101,7 @@ class EventBus:
             raise StoreError(f"EventBridge refused {detail_type}: {resp['Entries']}")
 
 
-class Finalizer:
+class FinalizerStarter:
     """Starts the finalizer state machine for a job; the execution name is the job id, so a second start is a no-op."""
 
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:

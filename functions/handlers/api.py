@@ -38,7 +38,7 @@ from functions.adapters.accounts import AccountStore
 from functions.adapters.blobs import BlobStore
 from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import FetchQueue, Finalizer, WorkQueue
+from functions.adapters.messaging import FetchQueue, FinalizerStarter, WorkQueue
 from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import WebhookStore
 from functions.composition import Function, Handler
@@ -170,7 +170,7 @@ class Deps:
             store=JobStore(settings.jobs_table),
             credits=CreditStore(settings.jobs_table),
             blobs=BlobStore(settings.bucket),
-            finalizer=Finalizer(settings.finalizer_arn),
+            finalizer=FinalizerStarter(settings.finalizer_arn),
             variant_queue=WorkQueue(settings.variant_queue_url),
             fetches=FetchQueue(settings.fetch_queue_url),
             webhooks=WebhookStore(settings.jobs_table),

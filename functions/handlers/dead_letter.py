@@ -9,9 +9,8 @@ from pydantic import ValidationError
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
-from functions.composition import Function, Handler
-from functions.handlers.batch import sqs_handler
+from functions.adapters.messaging import FinalizerStarter
+from functions.composition import Function, Handler, sqs_handler
 from functions.logic.ports import FinalizerPort, PartBlobPort, WorkStorePort
 from functions.logic.processing import dead_letter_batch
 from functions.models import Batch
@@ -30,7 +29,7 @@ class Deps:
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Deps:
         """The real adapters."""
-        return cls(JobStore(settings.jobs_table), BlobStore(settings.bucket), Finalizer(settings.finalizer_arn))
+        return cls(JobStore(settings.jobs_table), BlobStore(settings.bucket), FinalizerStarter(settings.finalizer_arn))
 
 
 def handler_for(deps: Deps) -> Handler:

@@ -10,10 +10,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from functions.adapters.blobs import BlobStore
 from functions.adapters.fetch_slots import FetchSlots
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import FetchQueue, Finalizer
+from functions.adapters.messaging import FetchQueue, FinalizerStarter
 from functions.adapters.remote_file import RemoteFiles
-from functions.composition import Function, Handler
-from functions.handlers.batch import sqs_handler
+from functions.composition import Function, Handler, sqs_handler
 from functions.logic.fetching import fetch_job
 from functions.logic.ports import FetchPort, FetchRequestPort, FetchSlotsPort, FetchStorePort, FinalizerPort
 from functions.observability import logger, metrics
@@ -42,7 +41,7 @@ class Deps:
                 allow_private=settings.allow_private_targets,
                 timeout_seconds=settings.fetch_timeout_seconds,
             ),
-            finalizer=Finalizer(settings.finalizer_arn),
+            finalizer=FinalizerStarter(settings.finalizer_arn),
             max_bytes=settings.max_upload_object_bytes,
             # A slot lapses shortly after its fetch's time limit, should the fetcher die holding it.
             slots=FetchSlots(

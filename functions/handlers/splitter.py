@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters.blobs import BlobStore
 from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import MAX_MESSAGE_BYTES, Finalizer, WorkQueue
+from functions.adapters.messaging import MAX_MESSAGE_BYTES, FinalizerStarter, WorkQueue
 from functions.composition import Function, Handler
 from functions.logic import intake, splitting
 from functions.logic.ports import FinalizerPort, QueuePort, SplitBlobPort, SplitCreditPort, SplitStorePort
@@ -39,7 +39,7 @@ class Deps:
             credits=CreditStore(settings.jobs_table),
             blobs=BlobStore(settings.bucket),
             queue=WorkQueue(settings.work_queue_url),
-            finalizer=Finalizer(settings.finalizer_arn),
+            finalizer=FinalizerStarter(settings.finalizer_arn),
             limits=splitting.SplitLimits(
                 rows_per_batch=settings.rows_per_batch,
                 max_batch_bytes=settings.max_batch_bytes,

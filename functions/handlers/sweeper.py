@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import FinalizerStarter
 from functions.composition import Function, Handler
 from functions.logic import sweeper
 from functions.logic.ports import FinalizerPort, SweepStorePort, UploadedFilesPort
@@ -31,7 +31,10 @@ class Deps:
     def from_settings(cls, settings: SweeperSettings) -> Deps:
         """The real adapters."""
         return cls(
-            JobStore(settings.jobs_table), Finalizer(settings.finalizer_arn), BlobStore(settings.bucket), settings
+            JobStore(settings.jobs_table),
+            FinalizerStarter(settings.finalizer_arn),
+            BlobStore(settings.bucket),
+            settings,
         )
 
 

@@ -9,8 +9,7 @@ from pydantic import BaseModel
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.composition import Function, Handler
-from functions.handlers.batch import sqs_handler
+from functions.composition import Function, Handler, sqs_handler
 from functions.logic import variants
 from functions.logic.ports import VariantBlobPort, VariantBuildStorePort
 from functions.observability import logger, metrics

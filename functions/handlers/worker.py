@@ -10,10 +10,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from functions.adapters.blobs import BlobStore
 from functions.adapters.enrichment import RefreshingSources
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer, WorkQueue
-from functions.composition import Function, Handler
+from functions.adapters.messaging import FinalizerStarter, WorkQueue
+from functions.composition import Function, Handler, sqs_handler
 from functions.enrich.online import Sources
-from functions.handlers.batch import sqs_handler
 from functions.logic.ports import FinalizerPort, PartBlobPort, RequeuePort, WorkStorePort
 from functions.logic.processing import process_batch
 from functions.models import Batch
@@ -37,7 +36,7 @@ class Deps:
         return cls(
             store=JobStore(settings.jobs_table),
             blobs=BlobStore(settings.bucket),
-            finalizer=Finalizer(settings.finalizer_arn),
+            finalizer=FinalizerStarter(settings.finalizer_arn),
             sources=RefreshingSources(settings).current,
             requeue=WorkQueue(settings.work_queue_url) if settings.work_queue_url else None,
         )

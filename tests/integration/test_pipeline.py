@@ -12,7 +12,7 @@ import pytest
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import FinalizerStarter
 from functions.handlers import worker as worker_handler
 from functions.logic.clock import utcnow
 from functions.models import Batch, Job, JobStatus
@@ -272,7 +272,7 @@ def test_two_finalizer_starts_give_one_result_and_one_event(api: Any, store: Job
             what="the finalizer's execution to end",
         )
         # When the finalizer is started a second time for the same job
-        started = Finalizer(arn).start(job.id)
+        started = FinalizerStarter(arn).start(job.id)
         # Then it is refused as a duplicate: one execution, one result object, one event
         assert started is False
         executions = [e for e in sfn.list_executions(stateMachineArn=arn)["executions"] if e["name"] == job.id]
