@@ -115,9 +115,7 @@ class ApiConstruct(Construct):
             "Handler",
             handler="api",
             env={
-                "jobs_table": storage.table.table_name,
-                "bucket": storage.bucket.bucket_name,
-                "finalizer_arn": state_machine.state_machine_arn,
+                **storage.environment(state_machine),
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "max_upload_object_bytes": str(config.max_upload_object_bytes),

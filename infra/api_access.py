@@ -66,7 +66,7 @@ class AuthorizerConstruct(Construct):
             self,
             "Function",
             handler="authorizer",
-            env={"jobs_table": storage.table.table_name},
+            env=storage.environment(bucket=False),
             # One GetItem; API Gateway waits at most 10 s for an authorizer.
             timeout=Duration.seconds(10),
             memory=1024,

@@ -45,7 +45,7 @@ class DownloadsConstruct(Construct):
             self,
             "Variants",
             handler="variants",
-            env={"jobs_table": storage.table.table_name, "bucket": storage.bucket.bucket_name},
+            env=storage.environment(),
             timeout=BUILD_TIMEOUT,
             # 1,769 MB is one full vCPU: a build is csv parsing and writing, single-threaded.
             memory=1769,

@@ -62,9 +62,7 @@ class FetchConstruct(Construct):
             "Fetcher",
             handler="fetcher",
             env={
-                "jobs_table": storage.table.table_name,
-                "bucket": storage.bucket.bucket_name,
-                "finalizer_arn": state_machine.state_machine_arn,
+                **storage.environment(state_machine),
                 "max_upload_object_bytes": str(config.max_upload_object_bytes),
                 "fetch_queue_url": self.queue.queue_url,
                 "fetch_slots_per_account": str(config.fetch_concurrency_per_account),

@@ -107,8 +107,7 @@ class FinalizerConstruct(Construct):
             "Finalizer",
             handler="finalizer",
             env={
-                "jobs_table": storage.table.table_name,
-                "bucket": storage.bucket.bucket_name,
+                **storage.environment(),
                 "event_bus_name": bus.event_bus_name,
             },
             timeout=FUNCTION_TIMEOUT,

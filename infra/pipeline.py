@@ -52,11 +52,7 @@ class PipelineConstruct(Construct):
             max_receives=config.max_receive_count,
             dlq_visibility=visibility,
         )
-        common = {
-            "jobs_table": storage.table.table_name,
-            "bucket": storage.bucket.bucket_name,
-            "finalizer_arn": state_machine.state_machine_arn,
-        }
+        common = storage.environment(state_machine)
         self.splitter = functions.make(
             self,
             "Splitter",

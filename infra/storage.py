@@ -11,6 +11,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import StackConfig
@@ -84,6 +85,16 @@ class StorageConstruct(Construct):
             self.table = dynamodb.TableV2.from_table_name(self, "Jobs", config.existing_jobs_table)
         else:
             self.table = self._table(config)
+
+    def environment(self, finalizer: sfn.IStateMachine | None = None, *, bucket: bool = True) -> dict[str, str]:
+        """The settings every function of the job store shares: the jobs table, the bucket (unless the function never
+        touches it) and, for one that may end a job, the finalizer state machine it starts."""
+        env = {"jobs_table": self.table.table_name}
+        if bucket:
+            env["bucket"] = self.bucket.bucket_name
+        if finalizer is not None:
+            env["finalizer_arn"] = finalizer.state_machine_arn
+        return env
 
     def _bucket(self, config: StackConfig) -> s3.Bucket:
         staging = Duration.days(config.staging_expiry_days)

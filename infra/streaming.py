@@ -61,7 +61,7 @@ class StreamingConstruct(Construct):
             handler="stream",
             # Never `local_enrich_delay_ms`: a test hook of the local e2e tests.
             env={
-                "jobs_table": storage.table.table_name,
+                **storage.environment(bucket=False),
                 "cors_origins": cors_origins,
                 **enrichment.settings(stream_provider_budget(TIMEOUT.to_seconds())),
             },

@@ -44,9 +44,7 @@ class SweeperConstruct(Construct):
             "Sweeper",
             handler="sweeper",
             env={
-                "jobs_table": storage.table.table_name,
-                "bucket": storage.bucket.bucket_name,
-                "finalizer_arn": state_machine.state_machine_arn,
+                **storage.environment(state_machine),
                 "upload_url_ttl_seconds": str(upload_url_ttl_seconds),
                 "fetch_wait_seconds": str(fetch_wait_seconds),
                 "fetch_lease_seconds": str(fetch_lease_seconds),

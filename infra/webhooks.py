@@ -72,8 +72,7 @@ class WebhooksConstruct(Construct):
             "Sender",
             handler="webhooks",
             env={
-                "jobs_table": storage.table.table_name,
-                "bucket": storage.bucket.bucket_name,
+                **storage.environment(),
                 "retry_queue_url": self.retry_queue.queue_url,
                 # Receivers get a download link to the result.
                 "api_base_url": api_url,
