@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from functions.logic.ports import Attempt
 from functions.logic.urls import UrlError, clean_url
 from functions.logic.webhook_delivery import InvalidTargetError
+from functions.models import Attempt
 from functions.netguard import (
     LOOPBACK_HOSTS,
     BlockedTargetError,

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from functions.adapters.aws import client as aws_client
 from functions.adapters.table import des, is_conditional, query_prefix, ser
 from functions.errors import StoreError
-from functions.logic.ports import Attempt
+from functions.models import Attempt
 
 # Owner attribute is `owner`, not `account_id`: items with account_id + created_at would enter the jobs index.
 DELIVERY_FIELDS = (

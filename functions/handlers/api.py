@@ -53,17 +53,8 @@ from functions.errors import (
 from functions.handlers import contract
 from functions.logic import downloads, fetching, jobs, preview, purge, variants
 from functions.logic import webhook_endpoints as hooks
-from functions.logic.ports import (
-    ApiBlobPort,
-    ApiCreditPort,
-    ApiJobStorePort,
-    BuildQueuePort,
-    EndpointStorePort,
-    FetchRequestPort,
-    FinalizerPort,
-    JobReplayPort,
-    TargetPort,
-)
+from functions.logic.function_ports import ApiBlobPort, ApiCreditPort, ApiJobStorePort, JobReplayPort
+from functions.logic.ports import BuildQueuePort, EndpointStorePort, FetchRequestPort, FinalizerPort, TargetPort
 from functions.models import (
     ID_MAX,
     CreditsResponse,

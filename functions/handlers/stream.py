@@ -34,7 +34,8 @@ from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, InputError
 from functions.logic import inline
 from functions.logic.clock import utcnow
-from functions.logic.ports import InlineCreditPort, InlineReplayPort, KeyOwnerPort
+from functions.logic.function_ports import InlineReplayPort, KeyOwnerPort
+from functions.logic.ports import InlineCreditPort
 from functions.models import RowResult
 from functions.observability import logger
 from functions.settings import StreamSettings, load

@@ -13,7 +13,8 @@ from functions.adapters.webhook_http import WebhookHttp
 from functions.adapters.webhooks import RetryQueue, WebhookStore
 from functions.composition import Function, Handler
 from functions.logic import webhook_delivery
-from functions.logic.ports import RetryQueuePort, SenderPort, WebhookStorePort
+from functions.logic.function_ports import RetryQueuePort
+from functions.logic.ports import SenderPort, WebhookStorePort
 from functions.observability import logger, metrics, tracer
 from functions.settings import WebhookSettings
 

@@ -1,16 +1,15 @@
 """Every port logic/ takes: what a logic function needs from a store, the bucket, a queue or a provider.
 
 One file, so an adapter's author finds every contract it fills in one place, and `mypy --strict` checks each
-adapter against the port its handler's `Deps` field names. Values that cross a port (`Attempt`) live here too.
+adapter against the port its handler's `Deps` field names (function_ports.py joins them per function).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from functions.models import BatchCounts, Job, JobStatus, StoredLayout
+from functions.models import Attempt, BatchCounts, Job, JobStatus, StoredLayout
 
 # --- jobs -------------------------------------------------------------------------------------------------------------
 
@@ -342,25 +341,6 @@ class InlineCreditPort(Protocol):
 # --- webhooks ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """The outcome of one delivery attempt."""
-
-    status: int  # 0 when no HTTP answer came back
-    body: str
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        """2xx."""
-        return 200 <= self.status < 300
-
-    @property
-    def gone(self) -> bool:
-        """410 Gone: the receiver asks us to stop."""
-        return self.status == 410
-
-
 class SenderPort(Protocol):
     """Delivers one signed POST to a webhook URL (never raises for what the receiver does)."""
 
@@ -409,58 +389,3 @@ class EndpointStorePort(Protocol):
     def list_endpoints(self, account_id: str) -> list[dict[str, Any]]: ...
     def delete_endpoint(self, account_id: str, endpoint_id: str) -> None: ...
     def deliveries(self, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
-
-
-# --- what each function's Deps carries (the union of the ports its logic calls take) ------------------------------
-
-
-class ApiJobStorePort(JobStorePort, PurgeStorePort, VariantRequestPort, Protocol):
-    """The jobs table as the REST API uses it: jobs, their purge and variants, and the account's job list."""
-
-    def list_jobs(
-        self, account_id: str, *, limit: int, cursor: dict[str, Any] | None, status: str | None
-    ) -> tuple[list[Job], dict[str, Any] | None]: ...
-    def variants(self, job_id: str) -> list[dict[str, Any]]: ...
-
-
-class ApiCreditPort(ReservingPort, BalancePort, Protocol):
-    """The credit store as the REST API uses it: reservations, the balance and the ledger."""
-
-    def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
-
-
-class ApiBlobPort(BlobPort, PresignPort, DownloadBlobPort, PurgeBlobPort, Protocol):
-    """The bucket as the REST API uses it: uploads, presigned forms and links, and purges."""
-
-
-class JobReplayPort(Protocol):
-    """Runs a job-creating request once per (account, Idempotency-Key) and replays its answer."""
-
-    def once(
-        self,
-        account_id: str,
-        key: str,
-        request_fingerprint: str,
-        action: Callable[[], dict[str, Any]],
-        lambda_context: Any,
-    ) -> dict[str, Any]: ...
-
-
-class InlineReplayPort(Protocol):
-    """Records a streamed inline answer per (account, Idempotency-Key), to replay it to a retry."""
-
-    def begin(self, account_id: str, key: str, request_fingerprint: str) -> bytes | None: ...
-    def finish(self, account_id: str, key: str, transcript: bytes) -> None: ...
-    def abandon(self, account_id: str, key: str) -> None: ...
-
-
-class KeyOwnerPort(Protocol):
-    """The account an API key belongs to (None: unknown or revoked)."""
-
-    def account_for_key(self, api_key: str) -> str | None: ...
-
-
-class RetryQueuePort(RetryPort, Protocol):
-    """The webhook retry queue: schedules attempts and sends a not-yet-due message back for another hop."""
-
-    def requeue(self, body: dict[str, Any], remaining: float) -> None: ...

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.errors import InputError
-from functions.logic.ports import Attempt, RetryPort, SenderPort, WebhookStorePort
+from functions.logic.ports import RetryPort, SenderPort, WebhookStorePort
+from functions.models import Attempt
 
 # Seconds to wait before attempt n+1 (n = attempts so far). Sums to about 24 h 20 min.
 RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)

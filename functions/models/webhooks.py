@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -130,3 +131,22 @@ class WebhookEvent(BaseModel):
     type: Literal["bulk_job.completed", "bulk_job.failed", "bulk_job.cancelled"]
     timestamp: str
     data: JobEventData
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one delivery attempt."""
+
+    status: int  # 0 when no HTTP answer came back
+    body: str
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """2xx."""
+        return 200 <= self.status < 300
+
+    @property
+    def gone(self) -> bool:
+        """410 Gone: the receiver asks us to stop."""
+        return self.status == 410

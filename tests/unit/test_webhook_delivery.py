@@ -12,7 +12,7 @@ import pytest
 from functions.adapters.webhook_http import WebhookHttp
 from functions.errors import InputError
 from functions.logic import webhook_delivery, webhook_endpoints
-from functions.logic.ports import Attempt
+from functions.models import Attempt
 from tests.unit.test_webhook_targets import Endpoints, register, targets
 
 
