@@ -7,7 +7,8 @@ operator drops into the bucket) lands at a key this module names and routes, and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from functions.errors import InputError
@@ -110,3 +111,54 @@ def layout_record(layout: csv_input.CsvLayout) -> StoredLayout:
         has_header=layout.has_header,
         column_index=layout.column_index,
     )
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    """A job's file, read: its layout, its data rows' count (`counted`: counted just now, so not reserved yet) and
+    the rows to send."""
+
+    layout: csv_input.CsvLayout
+    total: int
+    counted: bool
+    rows: Iterator[list[str]]
+
+
+def read_csv(
+    job: Job,
+    chunks: Iterable[bytes],
+    *,
+    reopen: Callable[[], Iterable[bytes]],
+    on_layout: Callable[[csv_input.CsvLayout, StoredLayout], None],
+    max_rows: int,
+) -> CsvFile:
+    """The one way the splitter reads a job's file: the layout it was stored with, else sniffed from its head (and
+    handed to `on_layout` at once, to be recorded with the job); the count, when the API did not count the file
+    (by `limited_rows`' rule); the data rows. A file counted here is read a second time from `reopen()`, lazily,
+    so the caller reserves the count's credits before any row is sent."""
+    layout = stored_layout(job)
+    if layout is None:
+        head, chunks = _with_head(iter(chunks))
+        layout = csv_input.sniff(head, job.type, job.column)
+        on_layout(layout, layout_record(layout))
+    if job.total_rows is not None:
+        return CsvFile(layout, job.total_rows, False, csv_input.iter_rows(chunks, layout))
+    total = count_rows(csv_input.iter_rows(chunks, layout), max_rows)
+    return CsvFile(layout, total, True, _reread(reopen, layout))
+
+
+def _reread(reopen: Callable[[], Iterable[bytes]], layout: csv_input.CsvLayout) -> Iterator[list[str]]:
+    # A generator: the file is opened again only when the first row is asked for, after the reservation.
+    yield from csv_input.iter_rows(reopen(), layout)
+
+
+def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """Read the first SNIFF_BYTES for sniffing and give back a stream that still starts at byte 0."""
+    head = bytearray()
+    consumed: list[bytes] = []
+    for chunk in chunks:
+        consumed.append(chunk)
+        head += chunk
+        if len(head) >= csv_input.SNIFF_BYTES:
+            break
+    return bytes(head[: csv_input.SNIFF_BYTES]), itertools.chain(consumed, chunks)

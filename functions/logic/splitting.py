@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -60,18 +59,6 @@ class WorkMessage(NamedTuple):
 
     batch: Batch
     body: str
-
-
-def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
-    """Read the first SNIFF_BYTES for sniffing and give back a stream that still starts at byte 0."""
-    head = bytearray()
-    consumed: list[bytes] = []
-    for chunk in chunks:
-        consumed.append(chunk)
-        head += chunk
-        if len(head) >= csv_input.SNIFF_BYTES:
-            break
-    return bytes(head[: csv_input.SNIFF_BYTES]), itertools.chain(consumed, chunks)
 
 
 def batches(
@@ -178,20 +165,20 @@ def split_job(
     try:
         opened = blobs.open(job.source_key)
         progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
-        chunks = progress.track(opened)
-        layout = intake.stored_layout(job)
-        if layout is None:
-            head, chunks = _with_head(iter(chunks))
-            layout = csv_input.sniff(head, job.type, job.column)
-            store.record_layout(job.id, list(layout.header), layout.column, intake.layout_record(layout))
-        total = job.total_rows
-        if total is None:
-            total = intake.count_rows(csv_input.iter_rows(chunks, layout), limits.max_rows)
+        etag = opened.etag
+        file = intake.read_csv(
+            job,
+            progress.track(opened),
+            # The second read must see the file the count saw (a presigned form can be used twice).
+            reopen=lambda: blobs.open(job.source_key, if_match=etag),
+            on_layout=lambda layout, record: store.record_layout(job.id, list(layout.header), layout.column, record),
+            max_rows=limits.max_rows,
+        )
+        layout, total = file.layout, file.total
+        if file.counted:
             progress.done()
             _reserve(credits, job, total)
-            # The second read must see the file the count saw (a presigned form can be used twice).
-            chunks = iter(blobs.open(job.source_key, if_match=opened.etag))
-        total_rows, total_batches, max_width = _send(job.id, chunks, layout, total, queue, limits.for_rows(total))
+        total_rows, total_batches, max_width = _send(job.id, file.rows, layout, total, queue, limits.for_rows(total))
     except InputError as exc:
         logger.info("job failed at split", job_id=job.id, error=exc.code)
         failed = store.set_status(
@@ -208,7 +195,12 @@ def split_job(
 
 
 def _send(
-    job_id: str, chunks: Iterable[bytes], layout: csv_input.CsvLayout, total: int, queue: QueuePort, limits: SplitLimits
+    job_id: str,
+    rows: Iterable[list[str]],
+    layout: csv_input.CsvLayout,
+    total: int,
+    queue: QueuePort,
+    limits: SplitLimits,
 ) -> tuple[int, int, int]:
     """Cut the rows into batches and send them as they are produced; (rows, batches, widest row)."""
     total_rows = 0
@@ -216,8 +208,7 @@ def _send(
     max_width = len(layout.header)
     pending: list[str] = []
     flush_at = 1
-    rows = _exactly(csv_input.iter_rows(chunks, layout), total)
-    for batch, body in batches(rows, job_id, layout, limits):
+    for batch, body in batches(_exactly(rows, total), job_id, layout, limits):
         pending.append(body)
         total_rows += len(batch.rows)
         total_batches += 1
