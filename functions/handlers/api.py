@@ -652,7 +652,10 @@ def download(
         str | None,
         Query(max_length=64, description="only rows with these statuses: comma-separated ok, invalid, error"),
     ] = None,
-    format: Annotated[str | None, Query(max_length=16, description="csv (default) or jsonl")] = None,
+    format: Annotated[
+        str | None,
+        Query(max_length=16, description="csv (default), jsonl, or xlsx (a workbook, always by link: 303 or `url`)"),
+    ] = None,
     delimiter: Annotated[
         str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
     ] = None,
