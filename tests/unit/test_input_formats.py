@@ -297,6 +297,20 @@ def test_a_zip_bomb_dropped_in_the_bucket_fails_its_job_with_the_limit() -> None
     assert store.reserved == []
 
 
+def test_a_gzip_over_the_limit_uploaded_to_storage_fails_its_job_with_the_limit() -> None:
+    # Given a gzip whose rows inflate past the limit (nobody reads a presigned upload before the splitter)
+    rows = b"email,note\r\n" + b"".join(b"u%d@example.com,%s\r\n" % (i, b"x" * 500) for i in range(20_000))
+    store = SplitStore(uncounted())
+    limits = splitting.SplitLimits(**{**LIMITS.__dict__, "max_file_bytes": 5_000_000})
+    finished = splitting.split_job(
+        store.job, store=store, credits=store, blobs=RangedBucket(gzip.compress(rows)), queue=(sent := _Sent()),
+        finalizer=_Finalizer(), limits=limits,
+    )  # fmt: skip
+    # Then the job fails with the limit while counting: nothing reserved, nothing sent
+    assert finished is not None and (finished.status, finished.error) == (JobStatus.FAILED, "file_too_large")
+    assert store.reserved == [] and sent.bodies == []
+
+
 # --- the API: creation and preview ----------------------------------------------------------------------------------
 
 
