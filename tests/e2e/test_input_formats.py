@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import os
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -15,7 +19,7 @@ import pytest
 import requests
 import xlsxwriter
 
-from tests.e2e.conftest import Server, new_account, post_job, status
+from tests.e2e.conftest import ROOT, Server, new_account, post_job, status
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -101,7 +105,7 @@ def test_a_100000_row_workbook_completes_with_the_same_result_as_the_csv(server:
     assert (final["succeeded"], final["invalid"]) == (expected["succeeded"], expected["invalid"]) == (98_000, 2_000)
     from_book = result(session, server, created.json()["id"])
     assert from_book == result(session, server, csv_job)
-    assert b"user1@example.com,Person 1,+49 30 1234567,00123,1," in from_book
+    assert b"user1@example.com,Person 1,'+49 30 1234567,00123,1," in from_book  # the guard's apostrophe
     account.assert_balanced()
 
 
@@ -201,3 +205,37 @@ def test_a_result_downloads_as_a_workbook_with_text_kept_as_text(server: Server)
     assert rows[1][:4] == ["a@example.com", "+49 30 1234567", "00123", "=1+1"]
     assert rows[2][1:3] == ["0049 30 7", "007"]
     assert sheet["B2"].data_type == "s" and sheet["C2"].data_type == "s" and sheet.freeze_panes == "A2"
+
+
+def test_the_cli_previews_a_7_mb_file_from_its_head_and_starts_it_through_the_presigned_form(
+    server: Server, tmp_path: Path
+) -> None:
+    # Given a 7 MB CSV of 200,000 rows, over the 4 MiB a form carries
+    account = new_account(server, 300_000)
+    big = tmp_path / "big.csv"
+    big.write_bytes(
+        b"email,name\r\n" + b"".join(b"user%06d@example.com,Person %06d\r\n" % (i, i) for i in range(200_000))
+    )
+    assert big.stat().st_size > 7_000_000
+    env = {**os.environ, "BULKAPI_URL": server.base_url, "BULKAPI_KEY": account.key}
+
+    def cli(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "local.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout.splitlines()[0]))
+
+    # When it is previewed: from its head, said so, with the whole file's rows estimated
+    answer = cli("jobs", "preview", str(big), "--type", "email")
+    assert answer["truncated"] is True and answer["detected"]["column"] == "email"
+    assert 0 < answer["total_rows"] < 200_000 and abs(answer["estimated_total_rows"] - 200_000) < 2_000
+    assert answer["rows"][0]["value"] == "user000000@example.com"
+    # And created: the whole file goes through the presigned form, and the job counts every row
+    job = cli("jobs", "create", str(big), "--type", "email")
+    counted = wait_for(
+        lambda: (s := status(server.session(account.key), server, job["id"]))["total_rows"] and s,
+        timeout=120,
+        what="the job's rows to be counted",
+    )
+    assert counted["total_rows"] == 200_000 and counted["status"] in ("processing", "completed")
