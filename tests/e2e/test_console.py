@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import shutil
 from collections.abc import Iterator
@@ -163,5 +164,16 @@ def test_a_6_mb_file_is_previewed_from_its_head_and_started_through_the_presigne
 
     expect(page.locator("#job-line")).to_have_text(re.compile(r"^completed"), timeout=300_000)
     assert any(e["kind"] == "reserve" and int(e["amount"]) == -190_000 for e in account.entries())
+    # And the result downloads as a workbook (built on first ask) with every row
+    with page.expect_download(timeout=300_000) as download:
+        page.get_by_role("button", name="All rows (Excel)").click()
+    target = tmp_path / "result.xlsx"
+    download.value.save_as(str(target))
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(target, read_only=True).worksheets[0]
+    first = list(itertools.islice(sheet.iter_rows(values_only=True), 2))
+    assert first[0][:2] == ("email", "name") and first[1][:2] == ("user000000@example.com", "P000000")
+    assert sheet.max_row == 190_001
     assert failed == []
     page.close()
