@@ -90,6 +90,7 @@ def add_commands(sub: Any) -> None:
 
 def _variant_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", dest="row_status", help="only rows with these statuses, e.g. ok,invalid")
+    parser.add_argument("--validity", help="email jobs: only rows with these verdicts, e.g. valid or valid,risky")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="the file format (default csv)")
     parser.add_argument("--delimiter", choices=("comma", "semicolon", "tab"))
 
@@ -170,7 +171,12 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def _download(client: Client, job_id: str, target: Path, args: argparse.Namespace, out: Output) -> None:
-    variant = {"status": args.row_status or "", "format": args.format or "", "delimiter": args.delimiter or ""}
+    variant = {
+        "status": args.row_status or "",
+        "validity": args.validity or "",
+        "format": args.format or "",
+        "delimiter": args.delimiter or "",
+    }
     client.download(job_id, target, **variant)
     out.log(f"downloaded {target} ({target.stat().st_size} bytes)")
 

@@ -92,6 +92,8 @@ class Job(BaseModel):
     result_rows: int | None = None
     # When the result was written: it is kept `retention_days` from then (the bucket's lifecycle rule).
     result_at: str | None = None
+    # The result's rows counted by verdict, line type, country...: functions/logic/summary.py (set with the result).
+    summary: dict[str, dict[str, int]] | None = None
     # Set when a DELETE began purging the job: it reads as gone from then on, and nothing is added to it.
     purging_at: str | None = None
     error: str | None = None
@@ -149,6 +151,7 @@ class JobEvent(BaseModel):
     result_key: str | None
     error: str | None = None
     completed_at: str | None
+    summary: dict[str, dict[str, int]] | None = None
 
 
 # --- the API's contract: request and response bodies (the OpenAPI document is generated from these) ---------------
@@ -223,14 +226,27 @@ class JobCreatedResponse(_Strict):
 
 
 class VariantView(_Strict):
-    """A form of the result: which row statuses, which format, which delimiter; whether it can be downloaded."""
+    """A form of the result: which row statuses and verdicts, which format, which delimiter; whether it can be
+    downloaded."""
 
     name: str
     status: list[RowStatus]
+    validity: list[Literal["valid", "risky", "invalid", "unknown"]] | None = Field(
+        default=None, description="email jobs: the verdicts kept (null: every row)"
+    )
     format: Literal["csv", "jsonl"]
     delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
     ready: bool
     rows: int | None
+
+
+SUMMARY_DESCRIPTION = (
+    "the result's rows counted once the result is assembled (null before): per dimension, each bucket's count; the "
+    "counts of each dimension add up to the result's rows (`total_rows` for a completed job). email: `validity` "
+    "(valid, risky, invalid, unknown); phone: `line_type` and `region`; ip: `country`; domain: `dns` and "
+    "`public_suffix`; company: `country` and `website`; darkweb: `breached`. A row without a value is `unknown`."
+)
+SUMMARY_EXAMPLE = {"validity": {"valid": 812, "risky": 97, "invalid": 64, "unknown": 27}}
 
 
 class JobStatusResponse(_Strict):
@@ -263,6 +279,9 @@ class JobStatusResponse(_Strict):
         description="how far the file has been read; moves from the first second, before `total_rows` is known"
     )
     split_bytes_total: int | None = Field(description="the file's size, once its reading has started")
+    summary: dict[str, dict[str, int]] | None = Field(
+        default=None, description=SUMMARY_DESCRIPTION, examples=[SUMMARY_EXAMPLE]
+    )
     # One job's status only (not the list): the result and each variant of it asked for so far.
     variants: list[VariantView] | None = None
 
@@ -450,6 +469,9 @@ class JobEventData(BaseModel):
     error: str | None
     completed_at: str | None
     download_url: str | None
+    summary: dict[str, dict[str, int]] | None = Field(
+        default=None, description=SUMMARY_DESCRIPTION, examples=[SUMMARY_EXAMPLE]
+    )
 
 
 class WebhookEvent(BaseModel):

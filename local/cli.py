@@ -230,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin":
         return admin(args)
     if args.command == "openapi":
-        from functions.handlers import contract
+        from functions.handlers import api
 
-        contract.main()
+        print(json.dumps(api.document(), indent=2, sort_keys=True))
         return 0
     return 2
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -207,17 +207,23 @@ class StreamingWriter:
         if len(self.buffer) >= PART_SIZE:
             self._flush_part()
 
-    def append_objects(self, keys: Iterable[str], prefetch: int = PREFETCH) -> None:
-        """Append the objects at `keys`, in order."""
+    def append_objects(
+        self,
+        keys: Iterable[str],
+        observe: Callable[[str, bytes | None], None] | None = None,
+        prefetch: int = PREFETCH,
+    ) -> None:
+        """Append the objects at `keys`, in order; `observe` sees each one's key and bytes as it is appended (None for
+        an object S3 copies, whose bytes never come here)."""
         pending: deque[Future[_Fetched]] = deque()
         remaining = iter(keys)
         with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="append") as pool:
             for key in remaining:
                 pending.append(pool.submit(self._fetch, key))
                 if len(pending) >= prefetch:
-                    self._append(pending.popleft().result())
+                    self._append(pending.popleft().result(), observe)
             while pending:
-                self._append(pending.popleft().result())
+                self._append(pending.popleft().result(), observe)
 
     def _fetch(self, key: str) -> _Fetched:
         try:
@@ -230,7 +236,9 @@ class StreamingWriter:
             return _Fetched(key, size, None)
         return _Fetched(key, size, resp["Body"].read())
 
-    def _append(self, fetched: _Fetched) -> None:
+    def _append(self, fetched: _Fetched, observe: Callable[[str, bytes | None], None] | None) -> None:
+        if observe is not None:
+            observe(fetched.key, fetched.data)
         if fetched.data is not None:
             self.write(fetched.data)
             return

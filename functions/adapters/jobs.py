@@ -273,13 +273,17 @@ class JobStore:
             ExpressionAttributeValues=ser(values),
         )
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
-        """Store where the assembled result is and when it was written; downloads are possible from then on."""
+    def record_result(
+        self, job_id: str, result_key: str, result_rows: int, now: str, summary: dict[str, dict[str, int]]
+    ) -> Job:
+        """Store where the assembled result is, when it was written and its summary; downloads are possible from then
+        on."""
         resp = self.ddb.update_item(
             TableName=self.table,
             Key=job_key(job_id),
-            UpdateExpression="SET result_key = :k, result_rows = :n, result_at = :now",
-            ExpressionAttributeValues=ser({":k": result_key, ":n": result_rows, ":now": now}),
+            UpdateExpression="SET result_key = :k, result_rows = :n, result_at = :now, #sum = :sum",
+            ExpressionAttributeNames={"#sum": "summary"},
+            ExpressionAttributeValues=ser({":k": result_key, ":n": result_rows, ":now": now, ":sum": summary}),
             ReturnValues="ALL_NEW",
         )
         return self._to_job(resp["Attributes"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -355,10 +356,16 @@ def health() -> Response[HealthResponse]:
     return _json(200, HealthResponse(status="ok"))
 
 
+@functools.cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of this API (built once per process; `bulkapi openapi` prints it)."""
+    return contract.build(app)
+
+
 @app.get("/api/openapi.json", summary="This document (no key)", tags=["service"])
 def openapi_document() -> Response[dict[str, Any]]:
     """The OpenAPI 3.1 document of this API."""
-    return _json(200, contract.document())
+    return _json(200, document())
 
 
 @app.get(
@@ -369,7 +376,7 @@ def openapi_document() -> Response[dict[str, Any]]:
 )
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page(document()))
 
 
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
@@ -659,13 +666,21 @@ def download(
     delimiter: Annotated[
         str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
     ] = None,
+    validity: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="email jobs: only rows with these verdicts, comma-separated valid, risky, invalid, unknown "
+            "(an `error` row is unknown); the file is named after them (`leads.enriched.valid.csv`)",
+        ),
+    ] = None,
 ) -> Response[Any]:
     """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
     Retry-After while a variant is being built; 410 once the result has expired."""
     p = _deps()
     settings = p.settings
     job = jobs.get_job_for(p.store, _account(), id)
-    variant = variants.parse(job, status, format, delimiter)
+    variant = variants.parse(job, status, format, delimiter, validity)
     # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
     # key, nor read a cross-origin download): 200 {"url", "filename"}, whatever the size.
     link_only = (frontdoor.header(app.current_event.headers, "accept") or "").startswith("application/json")

@@ -10,7 +10,6 @@ frame) and the webhook deliveries (the document's `webhooks`). Served at `GET /a
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -315,24 +314,11 @@ def build(app: Any) -> dict[str, Any]:
     return doc
 
 
-@cache
-def document() -> dict[str, Any]:
-    """The document of this deployment's API (built once per process)."""
-    from functions.handlers import api
-
-    return build(api.app)
-
-
-def swagger_page() -> str:
+def swagger_page(document: dict[str, Any]) -> str:
     """A docs page for the document, with Swagger UI's own files inlined (no CDN needed)."""
     from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 
     assets = Path(generate_swagger_html.__code__.co_filename).parent
     js = (assets / "swagger-ui-bundle.min.js").read_text()
     css = (assets / "swagger-ui.min.css").read_text()
-    return generate_swagger_html(json.dumps(document()), js, css, "", None)
-
-
-def main() -> None:
-    """Print the document (`bulkapi openapi > openapi.json`)."""
-    print(json.dumps(document(), indent=2, sort_keys=True))
+    return generate_swagger_html(json.dumps(document), js, css, "", None)

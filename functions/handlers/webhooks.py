@@ -18,7 +18,7 @@ from functions.settings import WebhookSettings
 
 
 def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
-    """What receivers get about a job: id, status, counts, credits and where to download the result."""
+    """What receivers get about a job: id, status, counts, credits, the summary and where to download the result."""
     data = {
         k: detail.get(k)
         for k in (
@@ -33,6 +33,7 @@ def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
             "credits_used",
             "error",
             "completed_at",
+            "summary",
         )
     }
     data["download_url"] = (

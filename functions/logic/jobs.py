@@ -395,6 +395,7 @@ def status_view(
         "upload_expires_at": job.upload_expires_at,
         "split_bytes_read": job.split_bytes_read,
         "split_bytes_total": job.split_bytes_total,
+        "summary": job.summary if offers_result(job) else None,
     }
     return view
 

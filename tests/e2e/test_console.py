@@ -77,6 +77,9 @@ def test_upload_preview_start_watch_and_download_in_the_browser(server: Server, 
     facts = page.locator("#preview-facts").inner_text()
     assert "Email" in facts and "400" in facts
     assert page.locator("#preview-rows tbody tr").count() == 10
+    # And the verdict and its reason come right after the file's own columns
+    headers = page.locator("#preview-rows thead th").all_inner_texts()
+    assert headers[3:5] == ["validity", "reason"], headers
     # And at 200% zoom (half the CSS width) nothing but the sample table needs a sideways scroll
     page.set_viewport_size({"width": 550, "height": 900})
     shot(page, "2b-preview-200-percent")
@@ -91,6 +94,19 @@ def test_upload_preview_start_watch_and_download_in_the_browser(server: Server, 
     # Then the bar is full and the counters add up
     assert page.locator("#job-bar").get_attribute("value") == "100"
     assert "100.0%" in page.locator("#job-line").inner_text()
+    # And the summary shows the verdicts as a bar with a legend that adds up to the rows
+    summary = page.locator("#job-summary")
+    expect(summary.get_by_role("img")).to_have_attribute("aria-label", re.compile(r"^Verdicts: valid 390 \(97.5%\)"))
+    legend = summary.locator(".legend").inner_text()
+    assert "valid: 390 (97.5%)" in legend and "invalid: 10 (2.5%)" in legend and "risky: 0" in legend
+    # When the invalid segment is downloaded
+    with page.expect_download() as segment:
+        page.get_by_role("button", name="Download invalid (10)").click()
+    assert segment.value.suggested_filename == "leads.enriched.invalid.csv"
+    segment_file = tmp_path / "invalid.csv"
+    segment.value.save_as(str(segment_file))
+    # Then it holds those 10 rows only
+    assert [r["validity"] for r in parse_result(segment_file.read_bytes())] == ["invalid"] * 10
     # When the full result is downloaded
     with page.expect_download() as download:
         page.get_by_role("button", name="Download all rows (CSV)").click()
