@@ -68,3 +68,25 @@ def test_a_workbook_is_delivered_by_link_whatever_its_size() -> None:
     ready = ask(store, bucket, queue, wanted)
     assert isinstance(ready, downloads.Delivery) and ready.body is None and ready.url is not None
     assert ready.filename == "leads.enriched.xlsx" and ready.content_type == variants.XLSX_TYPE
+
+
+def test_a_workbook_of_one_email_verdict_keeps_the_rows_of_that_segment() -> None:
+    # Given an email result (every enrichment column) with valid, invalid and unknown rows
+    from functions.enrich import result_columns
+    from functions.models import RowResult
+
+    columns = result_columns("email")
+    inputs = [["Zoë"], ["Bad"], ["Timeout"], ["Line\nbreak"]]
+    verdicts = [("ok", "valid"), ("invalid", "invalid"), ("error", None), ("ok", "valid")]
+    outcomes = [RowResult(status=status, data={"validity": verdict}) for status, verdict in verdicts]
+    data = results.header_bytes(["Name", *columns, *results.TRAILER], ";") + results.part_rows(
+        inputs, outcomes, columns, 1, ";"
+    )
+    store, bucket = Store([job()]), Bucket({RESULT: data})
+    wanted = variants.parse(job(), None, "xlsx", None, "valid")
+    # When its valid segment is built as a workbook
+    assert variants.build(JOB, wanted.name, store=store, blobs=bucket) == "built"
+    book = openpyxl.load_workbook(io.BytesIO(bucket.objects[f"results/acct_a/{JOB}/{wanted.name}"]))
+    names = [row[0] for row in book.worksheets[0].iter_rows(min_row=2, values_only=True)]
+    # Then it holds exactly the valid rows, as the CSV segment does
+    assert names == ["Zoë", "Line\nbreak"] and store.records[wanted.name]["rows"] == 2
