@@ -9,8 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +276,35 @@ def test_a_workbook_dropped_into_the_bucket_becomes_a_job_of_its_named_sheet(ser
     )
     final = completed(session, server, listed[0]["id"], timeout=120)
     assert final["filename"] == "crm.xlsx" and final["total_rows"] == 30 and final["invalid"] == 1
+
+
+def test_a_zipped_workbook_at_a_url_is_fetched_and_completes(server: Server, tmp_path: Path) -> None:
+    # Given a ZIP holding a workbook, served over http on this machine (allowed locally, as for webhooks)
+    body = as_zip("leads.xlsx", as_xlsx(leads(500), tmp_path / "leads.xlsx"))
+
+    class Files(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        # When a job is created from its URL
+        account = new_account(server, 1_000)
+        session = server.session(account.key)
+        url = f"http://127.0.0.1:{origin.server_address[1]}/exports/leads.zip"
+        created = session.post(f"{server.base_url}/api/bulk-jobs", json={"type": "email", "url": url}, timeout=30)
+        assert created.status_code == 202, created.text
+        # Then it is fetched, read as the workbook inside, and completes with every row
+        final = completed(session, server, created.json()["id"], timeout=120)
+    finally:
+        origin.shutdown()
+    assert (final["filename"], final["total_rows"], final["invalid"]) == ("leads.zip", 500, 10)
+    assert b",Person 7,'+49 30 1234567,00123,7," in result(session, server, created.json()["id"])
