@@ -90,6 +90,7 @@ def result(session: requests.Session, server: Server, job_id: str) -> bytes:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_100000_row_workbook_completes_with_the_same_result_as_the_csv(server: Server, tmp_path: Path) -> None:
     # Given 100,000 leads as a CSV (over the form's 4 MiB: sent through the presigned form) and as a workbook
     account = new_account(server, 300_000)
