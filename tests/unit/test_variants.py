@@ -107,7 +107,8 @@ def test_parameters_name_one_variant_whatever_their_order_or_case(
     [
         ("ok,valid", None, None, "status"),
         (",", None, None, "status"),
-        (None, "xlsx", None, "format"),
+        (None, "xls", None, "format"),
+        (None, "xlsx", "tab", "delimiter"),
         (None, None, "colon", "delimiter"),
         (None, "jsonl", "tab", "delimiter"),
     ],
