@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -39,6 +40,20 @@ class Server:
     table: str
     process: subprocess.Popen[str]
     log_path: Path | None = None
+    # The file (mode 0600) in which bulkapi serve hands its own AWS keys to the operator's tools.
+    credentials_path: Path | None = None
+
+    def aws(self, service: str) -> Any:
+        """A boto3 client on the emulation with the runtime's keys (the only ones it accepts besides the functions')."""
+        assert self.credentials_path is not None
+        keys = json.loads(self.credentials_path.read_text())
+        return boto3.client(
+            service,
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=keys["access_key_id"],
+            aws_secret_access_key=keys["secret_access_key"],
+        )
 
     def session(self, key: str | None = None) -> requests.Session:
         """An HTTP session sending `key` (the dev key by default) as Bearer token."""
@@ -74,13 +89,7 @@ class Account:
 
 def new_account(server: Server, credits: int) -> Account:
     """A second account with its own key (faster than the admin command for tests that only need one)."""
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    ddb = server.aws("dynamodb")
     accounts = AccountStore(server.table, client=ddb)
     account_id = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
@@ -158,6 +167,7 @@ def start_server(tmp: Path, **env: str) -> Server:
         fields["jobs table"],
         proc,
         log_path,
+        Path(fields["credentials"]),
     )
     health = requests.get(f"{server.base_url}/api/health", timeout=5)
     assert health.status_code == 200
