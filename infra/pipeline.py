@@ -107,7 +107,9 @@ class PipelineConstruct(Construct):
     def _grant(self, storage: StorageConstruct, state_machine: sfn.IStateMachine, bus: events.IEventBus) -> None:
         # The splitter reads what arrives, moves unusable drops to rejected/ (copy + delete) and creates the
         # job item of a dropped file; it queues work, may start the finalizer of an empty job and emits events.
-        storage.grant_objects(self.splitter, "uploads/", "GetObject")
+        # An upload whose job is gone (a form sent again after the job was purged) is deleted with its versions.
+        storage.grant_objects(self.splitter, "uploads/", "GetObject", "DeleteObject", "DeleteObjectVersion")
+        storage.grant_list_versions(self.splitter, "uploads/")
         storage.grant_objects(self.splitter, "drop/", "GetObject", "DeleteObject")
         storage.grant_objects(self.splitter, "rejected/", "PutObject")
         storage.grant_jobs(self.splitter, "GetItem", "PutItem", "UpdateItem")

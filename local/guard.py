@@ -140,6 +140,12 @@ class Guard:
             signing.verify_header(principal.secret, parts, method, raw_path, query, headers, body, signed.service, now)
             return principal, signed.service, self._checks(signed.service, method, raw_path, query, headers, body)
         params = parse_qs(query, keep_blank_values=True)
+        if "AWSAccessKeyId" in params or headers.get("authorization", "").startswith("AWS "):
+            raise signing.Refused(
+                400,
+                "InvalidRequest",
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            )
         if "X-Amz-Credential" in params:
             signed = signing.query_credential(params)
             principal = self._principal(signed.access_key_id, "s3")

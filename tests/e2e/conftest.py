@@ -43,7 +43,7 @@ class Server:
     # The file (mode 0600) in which bulkapi serve hands its own AWS keys to the operator's tools.
     credentials_path: Path | None = None
 
-    def aws(self, service: str) -> Any:
+    def aws(self, service: str, config: Any = None) -> Any:
         """A boto3 client on the emulation with the runtime's keys (the only ones it accepts besides the functions')."""
         assert self.credentials_path is not None
         keys = json.loads(self.credentials_path.read_text())
@@ -53,6 +53,7 @@ class Server:
             region_name="us-east-1",
             aws_access_key_id=keys["access_key_id"],
             aws_secret_access_key=keys["secret_access_key"],
+            config=config,
         )
 
     def session(self, key: str | None = None) -> requests.Session:
@@ -135,13 +136,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(tmp: Path, **env: str) -> Server:
+def start_server(tmp: Path, *args: str, **env: str) -> Server:
     # Port 0: the server binds any free port and prints it. A port chosen here and bound by the server seconds later
     # was taken in between once (CI: "Address already in use").
     log_path = tmp / f"serve-{uuid.uuid4().hex[:8]}.log"
     log = log_path.open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "local.cli", "serve", "--port", "0", *args],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
