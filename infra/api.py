@@ -202,9 +202,9 @@ class ApiConstruct(Construct):
         )
         state_machine.grant_start_execution(self.function)
         # A download of a result variant that does not exist yet asks the variants function to build it.
-        variant_queue.grant_send_messages(self.function)
+        variant_queue.grant(self.function, "sqs:SendMessage")
         # A job from a URL: its fetch is queued for the fetcher (infra/fetch.py).
-        fetch_queue.grant_send_messages(self.function)
+        fetch_queue.grant(self.function, "sqs:SendMessage")
 
     @property
     def url(self) -> str:

@@ -60,6 +60,15 @@ AWS_MANAGED: dict[str, list[dict[str, Any]]] = {
 # Actions the Lambda service itself uses with a function's role (its logs and traces): granted for the platform, never
 # called by the function's code, so never seen by the emulation. `bulkapi iam-report` lists them apart.
 PLATFORM_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "xray:*")
+# What CDK's SqsEventSource grants the role so that Lambda's event source mapping can read the function's queue: the
+# service polls with the role (locally the poller does, with the function's keys), the code never calls these.
+EVENT_SOURCE_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+)
 
 
 class TemplateError(Exception):
@@ -539,12 +548,15 @@ def unused_grants(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, l
     """Per role: the granted (action on resource) never used in any recorded run, and those the platform uses."""
     roles: dict[str, list[dict[str, Any]]] = {}
     names: dict[str, set[str]] = {}
+    sources: dict[str, set[str]] = {}
     used: dict[str, list[tuple[str, str, dict[str, list[str]]]]] = {}
     for record in records:
         for role, statements in record.get("roles", {}).items():
             roles.setdefault(role, statements)
         for fn, role in record.get("functions", {}).items():
             names.setdefault(role, set()).add(fn)
+        for role, queues in record.get("event_sources", {}).items():
+            sources.setdefault(role, set()).update(queues)
         for u in record.get("used", []):
             if u["allowed"]:
                 used.setdefault(u["role"], []).append((u["action"], u["resource"], {}))
@@ -553,7 +565,9 @@ def unused_grants(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, l
         never, platform = [], []
         for action, resource, _ in _grants(statements):
             label = f"{action} on {resource}"
-            if any(fnmatch.fnmatchcase(action, p) for p in PLATFORM_ACTIONS):
+            if any(fnmatch.fnmatchcase(action, p) for p in PLATFORM_ACTIONS) or (
+                action in EVENT_SOURCE_ACTIONS and resource in sources.get(role, set())
+            ):
                 platform.append(label)
                 continue
             if not any(matches(action, a, ignore_case=True) and matches(resource, r) for a, r, _ in used.get(role, [])):
@@ -570,7 +584,10 @@ def format_report(report: Mapping[str, Mapping[str, list[str]]]) -> str:
         for label in entry["never_used"] or ["(every grant was used)"]:
             lines.append(f"  never used: {label}" if entry["never_used"] else f"  {label}")
         if entry["platform"]:
-            lines.append(f"  for the Lambda service (logs, traces), not the code: {len(entry['platform'])} grant(s)")
+            lines.append(
+                f"  for the Lambda service (logs, traces, its queue's event source mapping), not the code: "
+                f"{len(entry['platform'])} grant(s)"
+            )
     return "\n".join(lines)
 
 

@@ -376,6 +376,13 @@ class LocalRuntime:
             usage = self.emulation.usage()
         except (OSError, AssertionError, ValueError):
             return
+        assert self.topology is not None
+        roles = {p.name: p.role for p in self.principals}
+        sources: dict[str, list[str]] = {}
+        for mapping in self.topology.mappings:
+            if mapping.kind == "sqs":
+                sources.setdefault(roles[self.topology.functions[mapping.function].name], []).append(mapping.queue_arn)
+        usage["event_sources"] = sources
         USAGE_DIR.mkdir(parents=True, exist_ok=True)
         target = USAGE_DIR / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}.json"
         target.write_text(json.dumps(usage))
