@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -416,6 +417,9 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
     runtime = Principal("runtime", "", os.environ.pop(KEY_ID_VAR), os.environ.pop(SECRET_VAR), unrestricted=True)
     app = Guard(CountingApp(dispatcher), runtime)
     _patch_states_credentials(app)
+    # Ctrl-C reaches the whole process group; the runtime ends this process (SIGTERM) once it has read what the
+    # functions used (bulkapi iam-report), and it goes with the runtime if that dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, fd=fd)
     server.serve_forever()
