@@ -545,14 +545,15 @@ def _grants(statements: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Map
 
 
 def unused_grants(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
-    """Per role: the granted (action on resource) never used in any recorded run, and those the platform uses."""
+    """Per role: the granted (action on resource) never used in any recorded run, and those the platform uses
+    (records oldest first)."""
     roles: dict[str, list[dict[str, Any]]] = {}
     names: dict[str, set[str]] = {}
     sources: dict[str, set[str]] = {}
     used: dict[str, list[tuple[str, str, dict[str, list[str]]]]] = {}
-    for record in records:
-        for role, statements in record.get("roles", {}).items():
-            roles.setdefault(role, statements)
+    for record in records:  # oldest first: the newest synthesized stack's grants are the ones reported
+        if record.get("synthesized", True):
+            roles.update(record.get("roles", {}))
         for fn, role in record.get("functions", {}).items():
             names.setdefault(role, set()).add(fn)
         for role, queues in record.get("event_sources", {}).items():

@@ -383,6 +383,8 @@ class LocalRuntime:
             if mapping.kind == "sqs":
                 sources.setdefault(roles[self.topology.functions[mapping.function].name], []).append(mapping.queue_arn)
         usage["event_sources"] = sources
+        # A run of a given template (a rehearsal, or a test's altered one) says what it used, not what the stack grants.
+        usage["synthesized"] = self.options.template is None
         USAGE_DIR.mkdir(parents=True, exist_ok=True)
         target = USAGE_DIR / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}.json"
         target.write_text(json.dumps(usage))

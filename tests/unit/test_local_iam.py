@@ -249,3 +249,32 @@ def test_roles_come_from_the_template_and_what_cannot_run_is_refused() -> None:
     template["Resources"]["Policy"]["Properties"]["PolicyDocument"]["Statement"].append(condition)
     with pytest.raises(iam.TemplateError, match="Policy: the condition key aws:PrincipalTag/team is not supplied"):
         iam.role_statements(template, resolve)
+
+
+def test_the_report_lists_grants_no_run_used_and_the_platforms_apart() -> None:
+    queue = "arn:aws:sqs:us-east-1:123456789012:work"
+    statements = [
+        *STATEMENTS[:2],
+        {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:GetQueueUrl"], "Resource": queue},
+    ]
+    used = {"function": "worker", "role": "Role", "allowed": 3, "denied": 0}
+    records = [
+        {
+            "roles": {"Role": statements},
+            "functions": {"worker": "Role"},
+            "event_sources": {"Role": [queue]},
+            "used": [
+                {**used, "action": "dynamodb:GetItem", "resource": TABLE},
+                {**used, "action": "s3:PutObject", "resource": f"{BUCKET}/parts/j/00001.csv"},
+            ],
+        },
+        # A run of an altered template: what it used counts, its grants do not replace the stack's
+        {"roles": {"Role": []}, "functions": {}, "used": [], "synthesized": False},
+    ]
+    report = iam.unused_grants(records)["Role"]
+    assert report["never_used"] == [f"dynamodb:UpdateItem on {TABLE}"]
+    assert sorted(report["platform"]) == sorted(
+        ["logs:PutLogEvents on *", f"sqs:ReceiveMessage on {queue}", f"sqs:GetQueueUrl on {queue}"]
+    )
+    assert "never used: dynamodb:UpdateItem" in iam.format_report(iam.unused_grants(records))
