@@ -120,6 +120,16 @@ def test_a_form_sent_again_after_its_job_was_purged_leaves_no_file(strict_server
     key = job["upload"]["fields"]["key"]
     assert send(job["upload"], email_csv(3)).status_code == 204
     assert wait_ended(session, strict_server, job["id"], timeout=60)["status"] == "completed"
+    # (its download link is a presigned URL that S3 accepts: SigV4, signed by the api function's role)
+    link = session.get(
+        f"{strict_server.base_url}/api/bulk-jobs/download",
+        params={"id": job["id"]},
+        headers={"Accept": "application/json"},
+        timeout=30,
+    ).json()["url"]
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in link
+    downloaded = requests.get(link, timeout=30)
+    assert downloaded.status_code == 200 and b"status" in downloaded.content
     # (an ended job is purged once its credits are settled; until then DELETE answers the job as it is)
     wait_for(
         lambda: (
