@@ -190,8 +190,9 @@ class ApiConstruct(Construct):
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
         # DELETE of an ended job purges its files, every version (the bucket is versioned): the upload or drop,
-        # its parts, its result and the result's variants.
-        purge = ("DeleteObject", "DeleteObjectVersion")
+        # its parts, its result and the result's variants. Every delete names a version (DeleteObjects with VersionId),
+        # which needs s3:DeleteObjectVersion only (`bulkapi iam-report`: s3:DeleteObject was never used).
+        purge = ("DeleteObjectVersion",)
         storage.grant_objects(self.function, "uploads/", "PutObject", *purge)
         storage.grant_objects(self.function, "results/", "GetObject", *purge)
         storage.grant_objects(self.function, "parts/", *purge)

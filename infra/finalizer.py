@@ -172,7 +172,9 @@ class FinalizerConstruct(Construct):
         # The result is an S3 multipart upload built from the part files (UploadPartCopy for large ones); once the
         # job has ended its part files are deleted for good, every version (the bucket is versioned: it reads that
         # ListBucketVersions under parts/ only).
-        storage.grant_objects(self.function, "parts/", "GetObject", "DeleteObject", "DeleteObjectVersion")
+        # (Deletes name versions: DeleteObjectVersion only.) On results/: GetObject because a retried Assemble looks for
+        # the result it already wrote (HeadObject), AbortMultipartUpload because a failed assembly aborts its upload.
+        storage.grant_objects(self.function, "parts/", "GetObject", "DeleteObjectVersion")
         storage.grant_objects(self.function, "results/", "GetObject", "PutObject", "AbortMultipartUpload")
         storage.grant_list_versions(self.function, "parts/")
         storage.grant_jobs(self.function, "GetItem", "PutItem", "UpdateItem")

@@ -108,7 +108,7 @@ class PipelineConstruct(Construct):
         # The splitter reads what arrives, moves unusable drops to rejected/ (copy + delete) and creates the
         # job item of a dropped file; it queues work, may start the finalizer of an empty job and emits events.
         # An upload whose job is gone (a form sent again after the job was purged) is deleted with its versions.
-        storage.grant_objects(self.splitter, "uploads/", "GetObject", "DeleteObject", "DeleteObjectVersion")
+        storage.grant_objects(self.splitter, "uploads/", "GetObject", "DeleteObjectVersion")
         storage.grant_list_versions(self.splitter, "uploads/")
         storage.grant_objects(self.splitter, "drop/", "GetObject", "DeleteObject")
         storage.grant_objects(self.splitter, "rejected/", "PutObject")

@@ -59,7 +59,18 @@ AWS_MANAGED: dict[str, list[dict[str, Any]]] = {
 }
 # Actions the Lambda service itself uses with a function's role (its logs and traces): granted for the platform, never
 # called by the function's code, so never seen by the emulation. `bulkapi iam-report` lists them apart.
-PLATFORM_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "xray:*")
+PLATFORM_ACTIONS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:*",
+    # Step Functions' own delivery of a state machine's logs (CDK grants these to the state machine's role).
+    "logs:*LogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
 # What CDK's SqsEventSource grants the role so that Lambda's event source mapping can read the function's queue: the
 # service polls with the role (locally the poller does, with the function's keys), the code never calls these.
 EVENT_SOURCE_ACTIONS = (
@@ -562,6 +573,7 @@ def unused_grants(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, l
             if u["allowed"]:
                 used.setdefault(u["role"], []).append((u["action"], u["resource"], {}))
     report: dict[str, dict[str, list[str]]] = {}
+    used = {role: [(a, _stable(r), c) for a, r, c in calls] for role, calls in used.items()}
     for role, statements in sorted(roles.items()):
         never, platform = [], []
         for action, resource, _ in _grants(statements):
@@ -571,10 +583,16 @@ def unused_grants(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, l
             ):
                 platform.append(label)
                 continue
-            if not any(matches(action, a, ignore_case=True) and matches(resource, r) for a, r, _ in used.get(role, [])):
+            stable = _stable(resource)
+            if not any(matches(action, a, ignore_case=True) and matches(stable, r) for a, r, _ in used.get(role, [])):
                 never.append(label)
         report[role] = {"functions": sorted(names.get(role, set())), "never_used": never, "platform": platform}
     return report
+
+
+def _stable(arn: str) -> str:
+    """An ARN as it is in every run: a secret's ARN ends in 6 random characters Secrets Manager picks per start."""
+    return re.sub(r"(:secret:.+)-[A-Za-z0-9]{6}$", r"\1-??????", arn)
 
 
 def format_report(report: Mapping[str, Mapping[str, list[str]]]) -> str:

@@ -87,7 +87,8 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
 
 
 LIST = "s3:ListBucketVersions"
-PURGE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+# Every purge deletes named versions (DeleteObjects with VersionId): s3:DeleteObjectVersion only.
+PURGE = {"s3:DeleteObjectVersion"}
 
 
 def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
@@ -105,7 +106,7 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
         },
         synth.stack.pipeline.dead_letter: {"parts/": {"s3:PutObject"}},
         synth.stack.finalizer.function: {
-            "parts/": {"s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
+            "parts/": {"s3:GetObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
             "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
         },
         synth.stack.fetch.function: {"uploads/": {"s3:PutObject", "s3:AbortMultipartUpload"}},
