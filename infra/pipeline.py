@@ -82,7 +82,7 @@ class PipelineConstruct(Construct):
         # Only the worker enriches (and sends a batch back when a provider's budget ran out); the dead-letter
         # handler shares its settings model but calls no provider.
         enrichment.grant(self.worker)
-        self.queue.grant_send_messages(self.worker)
+        self.queue.grant(self.worker, "sqs:SendMessage")
         for prefix in SPLIT_PREFIXES:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
@@ -107,11 +107,13 @@ class PipelineConstruct(Construct):
     def _grant(self, storage: StorageConstruct, state_machine: sfn.IStateMachine, bus: events.IEventBus) -> None:
         # The splitter reads what arrives, moves unusable drops to rejected/ (copy + delete) and creates the
         # job item of a dropped file; it queues work, may start the finalizer of an empty job and emits events.
-        storage.grant_objects(self.splitter, "uploads/", "GetObject")
+        # An upload whose job is gone (a form sent again after the job was purged) is deleted with its versions.
+        storage.grant_objects(self.splitter, "uploads/", "GetObject", "DeleteObjectVersion")
+        storage.grant_list_versions(self.splitter, "uploads/")
         storage.grant_objects(self.splitter, "drop/", "GetObject", "DeleteObject")
         storage.grant_objects(self.splitter, "rejected/", "PutObject")
         storage.grant_jobs(self.splitter, "GetItem", "PutItem", "UpdateItem")
-        self.queue.grant_send_messages(self.splitter)
+        self.queue.grant(self.splitter, "sqs:SendMessage")
         bus.grant_put_events_to(self.splitter)
         state_machine.grant_start_execution(self.splitter)
         # Workers write their batch's part file and count the batch; the last one starts the finalizer.

@@ -101,4 +101,4 @@ class WebhooksConstruct(Construct):
         )
         # Endpoints (get, list active, disable on 410) and one delivery item per event and endpoint.
         storage.grant_jobs(self.function, "GetItem", "PutItem", "UpdateItem", "Query")
-        self.retry_queue.grant_send_messages(self.function)
+        self.retry_queue.grant(self.function, "sqs:SendMessage")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from functions.adapters.aws import credentials as aws_credentials
 from functions.composition import Function
 from local.processes import EnvironmentExited, FunctionProcesses
 from local.resources import ACCOUNT, REGION, LocalFunction
@@ -94,10 +95,23 @@ ONE_EVENT_AT_A_TIME: frozenset[str] = frozenset({"functions.handlers.api.lambda_
 
 
 def _compose(entry: Any, env: dict[str, str]) -> Handler:
-    """The handler composed from the function's own environment (its composition root, functions/composition.py)."""
+    """The handler composed from the function's own environment (its composition root, functions/composition.py),
+    making its AWS calls with the function's own keys (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` of `env`, as
+    Lambda puts its role's keys in the function's environment), so that each is checked against its role."""
     if not isinstance(entry, Function):
         raise TypeError(f"{entry!r} is not a functions.composition.Function")
-    return entry.build(env)
+    keys = (env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY"))
+    if keys[0] is None or keys[1] is None:
+        return entry.build(env)
+    key_id, secret = keys[0], keys[1]
+    with aws_credentials(key_id, secret):
+        built = entry.build(env)
+
+    def as_its_role(event: Any, context: Any) -> Any:
+        with aws_credentials(key_id, secret):
+            return built(event, context)
+
+    return as_its_role
 
 
 def _new_environment(handler: str, env: dict[str, str]) -> Handler:
@@ -125,6 +139,9 @@ def _warm(pool: str, handlers: list[str]) -> None:
     # Named after its function (`ps`, /proc/<pid>/comm: fn-worker, ...), so tools and tests can tell them apart.
     with contextlib.suppress(OSError):
         Path("/proc/self/comm").write_text(f"fn-{pool}"[:15])
+    # A function process holds no runtime keys: each invocation brings its function's own (its role's), and a call
+    # made outside one (a thread the handler did not give its context) is refused as from an unknown key.
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = "LOCALNOFUNCTION", "none"
     # Import the handlers (and through them boto3, Powertools, the enrichment libraries) before the first event.
     for handler in handlers:
         _load(handler)

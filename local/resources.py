@@ -343,3 +343,68 @@ class ResourceBuilder:
                     )
                 )
             events.put_targets(Rule=rule, EventBusName=bus, Targets=targets)
+
+
+# Resource types the local runtime creates or wires (above), and those it has no need of: what they do deployed (logs,
+# alarms, the gateway's settings, the web ACL) is not part of what a function can observe locally.
+RUNS = frozenset(
+    {
+        "AWS::S3::Bucket",
+        "AWS::DynamoDB::Table",
+        "AWS::DynamoDB::GlobalTable",
+        "AWS::SecretsManager::Secret",
+        "AWS::SQS::Queue",
+        "AWS::Events::EventBus",
+        "AWS::Events::Rule",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::StepFunctions::StateMachine",
+        "Custom::S3BucketNotifications",
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGateway::Resource",
+        "AWS::ApiGateway::Method",
+        "AWS::ApiGateway::Authorizer",
+    }
+)
+NOT_NEEDED_PREFIXES = (
+    "AWS::Logs::",
+    "AWS::CloudWatch::",
+    "AWS::SNS::",
+    "AWS::WAFv2::",
+    "AWS::ApiGateway::",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::CDK::Metadata",
+)
+
+
+def check_template(template: dict[str, Any]) -> None:
+    """Refuse a template the local runtime cannot run faithfully, naming the resource and the reason."""
+    from local.iam import TemplateError, function_roles
+
+    resources = template.get("Resources")
+    if not isinstance(resources, dict) or not resources:
+        raise TemplateError("the template has no Resources")
+    for lid, res in resources.items():
+        kind = str(res.get("Type", ""))
+        if kind not in RUNS and not kind.startswith(NOT_NEEDED_PREFIXES):
+            raise TemplateError(f"{lid}: the resource type {kind} is not emulated by the local runtime")
+        props = res.get("Properties", {})
+        if kind == "AWS::StepFunctions::StateMachine":
+            definition = props.get("DefinitionString")
+            if definition is None:
+                raise TemplateError(f"{lid}: a state machine without DefinitionString (S3 definitions are not run)")
+            if "JSONata" in json.dumps(definition):
+                raise TemplateError(f"{lid}: JSONata state machines are not run by moto's executor (use JSONPath)")
+        if kind == "AWS::Events::Rule" and "ScheduleExpression" in props and "EventPattern" not in props:
+            try:
+                rate_seconds(str(props["ScheduleExpression"]))
+            except ValueError as exc:
+                raise TemplateError(f"{lid}: {exc}") from exc
+    function_roles(template)
