@@ -23,7 +23,7 @@ from local.emulation import EmulationProcess
 from local.gateway import Gateway
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology
 from local.template import load_template
-from local.wiring import Poller
+from local.wiring import AsyncInvocations, Poller
 
 DEV_ACCOUNT = "acct_dev"
 API_HANDLER = "functions.handlers.api.lambda_handler"
@@ -66,6 +66,11 @@ class Options:
     authorizer_cache_seconds: int | None = None
     # Test hook: every delivery of this work batch number fails, as if the worker raised on it (poison).
     poison_batch: int | None = None
+    # Every function's Timeout is multiplied by this (a slow machine may need more time; never 0: it never turns
+    # them off; local/lambdas.py MAX_TIMEOUT_FACTOR is the largest).
+    timeout_factor: float = 1.0
+    # Test hook: faults injected into functions' invocations (local/lambdas.py parse_faults), e.g. "webhooks:raise".
+    fault: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -91,6 +96,8 @@ class Options:
             if env.get("BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS")
             else None,
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
+            timeout_factor=float(env.get("BULKAPI_LOCAL_TIMEOUT_FACTOR") or 1.0),
+            fault=env.get("BULKAPI_LOCAL_FAULT", ""),
             overrides=overrides,
         )
 
@@ -160,6 +167,7 @@ class LocalRuntime:
         self.emulation: EmulationProcess | None = None
         self.invoke_endpoint: InvokeEndpoint | None = None
         self.pollers: list[Poller] = []
+        self.asynchronous: AsyncInvocations | None = None
         self.schedules: list[threading.Thread] = []
         self._schedules_stop = threading.Event()
         self.gateway: Gateway | None = None
@@ -180,12 +188,17 @@ class LocalRuntime:
         self.topology = topology
         self._apply_function_env(topology)
         self.invoker = lambdas.Invoker(
-            topology.functions, processes=self.options.processes, poison_batch=self.options.poison_batch
+            topology.functions,
+            processes=self.options.processes,
+            poison_batch=self.options.poison_batch,
+            timeout_factor=self.options.timeout_factor,
+            faults=self.options.fault,
         )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
         sqs = self.client("sqs")
+        self.asynchronous = AsyncInvocations(self.invoker, self.client, self.options.retry_delay)
         for mapping in topology.mappings:
             cap = self.options.concurrency_cap
             if self.invoker.isolated(topology.functions[mapping.function]):
@@ -198,6 +211,7 @@ class LocalRuntime:
                 concurrency_cap=cap,
                 retry_delay=self.options.retry_delay,
                 wait_seconds=self.options.poll_wait_seconds,
+                asynchronous=self.asynchronous,
             )
             poller.start()
             self.pollers.append(poller)
@@ -237,6 +251,8 @@ class LocalRuntime:
         self._schedules_stop.set()
         for poller in self.pollers:
             poller.stop()
+        if self.asynchronous is not None:
+            self.asynchronous.stop()
         if self.invoke_endpoint is not None:
             self.invoke_endpoint.stop()
         if self.invoker is not None:
@@ -297,16 +313,14 @@ class LocalRuntime:
         )
 
     def _start_schedule(self, schedule: LocalSchedule) -> None:
-        # moto never fires schedule rules: a timer invokes the target as EventBridge would, first after one interval.
+        # moto never fires schedule rules: a timer invokes the target as EventBridge would (asynchronously, with the
+        # function's retries), first after one interval.
         interval = self.options.schedule_seconds or schedule.seconds
 
         def run() -> None:
             while not self._schedules_stop.wait(interval):
-                assert self.invoker is not None
-                try:
-                    self.invoker.invoke(schedule.function, scheduled_event(schedule.rule_arn))
-                except lambdas.InvocationError:
-                    pass  # printed by the invoker; the next tick runs again, like the deployed schedule
+                assert self.asynchronous is not None
+                self.asynchronous.invoke(schedule.function, scheduled_event(schedule.rule_arn))
 
         thread = threading.Thread(target=run, name=f"schedule-{schedule.function}", daemon=True)
         thread.start()
