@@ -93,8 +93,8 @@ POOLS: dict[str, str] = {
     AUTHORIZER: "authorizer",
 }
 # The front door's pools grow while every environment is busy, as Lambda scales out, up to this many (requests
-# beyond wait for one), keeping one warm environment in reserve. The api starts with two, so one slow request (a
-# webhook test waiting on its receiver) never makes the next wait for a cold start.
+# beyond wait for one). The api starts with two, so one slow request (a webhook test waiting on its receiver) does
+# not make the next wait for a cold start.
 GROWING_POOLS: dict[str, int] = {"api": 8, "authorizer": 4}
 INITIAL_PROCESSES: dict[str, int] = {"api": 2}
 ISOLATABLE: frozenset[str] = frozenset(POOLS)

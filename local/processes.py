@@ -200,18 +200,13 @@ class FunctionProcesses:
         return env
 
     def _take(self) -> _Environment:
-        """An idle process; a new one when all are busy and the limit allows, else the next to be idle. A pool that
-        may grow keeps one idle process warm (started in the background when the last idle one is taken), so a
-        request seldom waits for a cold start."""
+        """An idle process; a new one (a cold start) when all are busy and the limit allows, else the next to be idle.
+        (No spare is kept warm: starting one in the background took a core from the invocations running meanwhile,
+        and made bench/e2e.py's first job measurably slower.)"""
         try:
-            env = self._idle.get_nowait()
+            return self._idle.get_nowait()
         except queue.Empty:
             return self._grow() if self._may_grow() else self._idle.get()
-        if self._idle.empty() and self._may_grow():
-            threading.Thread(
-                target=lambda: self._idle.put(self._grow()), name="warm-function-process", daemon=True
-            ).start()
-        return env
 
     def _replace(self, dead: _Environment) -> None:
         with self._lock:
