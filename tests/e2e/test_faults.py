@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from functions.adapters.jobs import JobStore
 from local.resources import REGION, local_name
 from local.template import load_template
 from tests.e2e.conftest import (
@@ -204,3 +205,43 @@ def test_a_sender_that_always_throws_leaves_the_event_where_its_alarm_counts_it(
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["responsePayload"]["errorType"] == "RuntimeError"
     assert "went to its destination" in limited_job.log()
+
+
+@pytest.mark.slow
+def test_a_finalizer_task_past_its_timeout_is_an_error_step_functions_retries(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given a server whose finalizer's first invocation sleeps past its Timeout (900 s, scaled by 0.02: 18 s); the
+    # job comes in as a drop, so no request meets the api's 0.58 s
+    srv = start_server(
+        tmp_path_factory.mktemp("finalizer-timeout"),
+        BULKAPI_LOCAL_FAULT="finalizer:sleep:1",
+        BULKAPI_LOCAL_TIMEOUT_FACTOR="0.02",
+    )
+    try:
+        account = new_account(srv, 1_000)
+        aws = {
+            "endpoint_url": srv.s3_endpoint,
+            "region_name": REGION,
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
+        boto3.client("s3", **aws).put_object(
+            Bucket=srv.bucket, Key=f"drop/{account.id}/email/leads.csv", Body=email_csv(20)
+        )
+        store = JobStore(srv.table, client=boto3.client("dynamodb", **aws))
+
+        def ended() -> Any:
+            jobs, _ = store.list_jobs(account.id, limit=1, cursor=None, status=None)
+            return jobs and jobs[0].status.is_terminal and jobs[0]
+
+        # When the finalizer's first Assemble task is killed at its timeout
+        job = wait_for(ended, timeout=180, interval=0.5, what="the dropped job to end")
+
+        # Then Step Functions saw the task fail and retried it (its Retry on States.ALL): the job completed exactly
+        assert srv.log_path is not None
+        log = srv.log_path.read_text()
+        assert re.search(r"finalizer\S*: Task timed out after 18\.00 seconds", log), log[-3000:]
+        assert (job.status.value, job.processed, job.succeeded) == ("completed", 20, 20)
+    finally:
+        stop_server(srv)
