@@ -24,7 +24,7 @@ from local.emulation import EmulationProcess, new_keys
 from local.gateway import Gateway
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology, check_template
 from local.template import CACHE, load_template
-from local.wiring import Poller
+from local.wiring import AsyncInvocations, Poller
 
 DEV_ACCOUNT = "acct_dev"
 # Where each run leaves what its functions used (`bulkapi iam-report` reads them).
@@ -71,6 +71,11 @@ class Options:
     poison_batch: int | None = None
     # Test hook: while this file exists, splitter invocations wait (a splitter backlog, made deterministic).
     hold_splitter: str | None = None
+    # Every function's Timeout is multiplied by this (a slow machine may need more time; never 0: it never turns
+    # them off; local/lambdas.py MAX_TIMEOUT_FACTOR is the largest).
+    timeout_factor: float = 1.0
+    # Test hook: faults injected into functions' invocations (local/lambdas.py parse_faults), e.g. "webhooks:raise".
+    fault: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
     # A synthesized template to run instead of synthesizing one (`bulkapi serve --template`).
     template: dict[str, Any] | None = None
@@ -106,6 +111,8 @@ class Options:
             else None,
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
             hold_splitter=env.get("BULKAPI_LOCAL_HOLD_SPLITTER") or None,
+            timeout_factor=float(env.get("BULKAPI_LOCAL_TIMEOUT_FACTOR") or 1.0),
+            fault=env.get("BULKAPI_LOCAL_FAULT", ""),
             overrides=overrides,
         )
 
@@ -185,6 +192,7 @@ class LocalRuntime:
         self.emulation: EmulationProcess | None = None
         self.invoke_endpoint: InvokeEndpoint | None = None
         self.pollers: list[Poller] = []
+        self.asynchronous: AsyncInvocations | None = None
         self.schedules: list[threading.Thread] = []
         self._schedules_stop = threading.Event()
         self.gateway: Gateway | None = None
@@ -213,11 +221,14 @@ class LocalRuntime:
             processes=self.options.processes,
             poison_batch=self.options.poison_batch,
             hold_splitter=self.options.hold_splitter,
+            timeout_factor=self.options.timeout_factor,
+            faults=self.options.fault,
         )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
         sqs = self.client("sqs")
+        self.asynchronous = AsyncInvocations(self.invoker, self.client, self.options.retry_delay)
         for mapping in topology.mappings:
             cap = self.options.concurrency_cap
             if self.invoker.isolated(topology.functions[mapping.function]):
@@ -232,6 +243,7 @@ class LocalRuntime:
                 concurrency_cap=cap,
                 retry_delay=self.options.retry_delay,
                 wait_seconds=self.options.poll_wait_seconds,
+                asynchronous=self.asynchronous,
             )
             poller.start()
             self.pollers.append(poller)
@@ -272,6 +284,8 @@ class LocalRuntime:
         self._schedules_stop.set()
         for poller in self.pollers:
             poller.stop()
+        if self.asynchronous is not None:
+            self.asynchronous.stop()
         if self.invoke_endpoint is not None:
             self.invoke_endpoint.stop()
         if self.invoker is not None:
@@ -414,16 +428,14 @@ class LocalRuntime:
         target.write_text(json.dumps(usage))
 
     def _start_schedule(self, schedule: LocalSchedule) -> None:
-        # moto never fires schedule rules: a timer invokes the target as EventBridge would, first after one interval.
+        # moto never fires schedule rules: a timer invokes the target as EventBridge would (asynchronously, with the
+        # function's retries), first after one interval.
         interval = self.options.schedule_seconds or schedule.seconds
 
         def run() -> None:
             while not self._schedules_stop.wait(interval):
-                assert self.invoker is not None
-                try:
-                    self.invoker.invoke(schedule.function, scheduled_event(schedule.rule_arn))
-                except lambdas.InvocationError:
-                    pass  # printed by the invoker; the next tick runs again, like the deployed schedule
+                assert self.asynchronous is not None
+                self.asynchronous.invoke(schedule.function, scheduled_event(schedule.rule_arn))
 
         thread = threading.Thread(target=run, name=f"schedule-{schedule.function}", daemon=True)
         thread.start()
