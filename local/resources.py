@@ -416,6 +416,8 @@ NOT_NEEDED_PREFIXES = (
     "AWS::Logs::",
     "AWS::CloudWatch::",
     "AWS::SNS::",
+    # Encryption at rest is not emulated; the one key encrypts the alarm topic, which is not emulated either.
+    "AWS::KMS::",
     "AWS::WAFv2::",
     "AWS::ApiGateway::",
     "AWS::Lambda::Permission",
