@@ -2,7 +2,8 @@
 
 Authentication is API Gateway's: every method but the public routes has a Lambda REQUEST authorizer
 (infra/auth.py), which passes `requestContext.authorizer.account_id` to the functions (functions/auth.py); the
-public routes (health, docs, the OpenAPI document, the console) go to the api function with no authorizer.
+public routes (health, docs, the OpenAPI document, the console, `/` that redirects to it) go to the api function
+with no authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see
@@ -191,7 +192,20 @@ class ApiConstruct(Construct):
                 "GET", public, authorization_type=apigw.AuthorizationType.NONE, api_key_required=False
             )
             for path in PUBLIC_ROUTES
+            if path != "/"
         ]
+        # `GET /` (a redirect to the console): a proxying LambdaRestApi forbids `root.add_method`, so the method is
+        # built directly; it takes precedence over the root's keyed ANY.
+        self.public_methods.append(
+            apigw.Method(
+                self,
+                "RootGet",
+                resource=self.rest_api.root,
+                http_method="GET",
+                integration=public,
+                options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.NONE, api_key_required=False),
+            )
+        )
         for method in self.public_methods:
             for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
                 acknowledge(

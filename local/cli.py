@@ -1,15 +1,19 @@
+# PYTHON_ARGCOMPLETE_OK
 """`bulkapi serve`: the API on this machine, with no AWS account and no Docker."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import signal
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
+import argcomplete
 import boto3
 
 from client import cli as client_cli
@@ -78,7 +82,10 @@ def serve(host: str, port: int, template: str | None = None) -> int:
     print(
         f"bulkapi is ready\n"
         f"  API:           {runtime.base_url}\n"
+        f"  console:       {runtime.base_url}/console   (paste the API key there)\n"
+        f"  docs:          {runtime.base_url}/api/docs\n"
         f"  API key:       {runtime.api_key}\n"
+        f"  CLI:           export BULKAPI_URL={runtime.base_url} BULKAPI_KEY={runtime.api_key}\n"
         f"  S3 endpoint:   {runtime.endpoint}   (signed requests only: keys in the credentials file)\n"
         f"  credentials:   {state_file(runtime.port)}\n"
         f"  upload bucket: {runtime.bucket}   (drop CSVs at drop/acct_dev/<type>/<name>.csv)\n"
@@ -135,7 +142,10 @@ def _admin_stores(table: str | None, region: str | None, port: int) -> tuple[Acc
         return AccountStore(table, client=ddb), CreditStore(table, client=ddb)
     path = state_file(port)
     if not path.exists():
-        raise SystemExit(f"no bulkapi serve is running on port {port}: start it, or pass --table (deployed stack)")
+        raise SystemExit(
+            f"no bulkapi serve is running on port {port} (looked for {path}): start one, or pass the port it printed "
+            "with --port N (or BULKAPI_URL=http://127.0.0.1:N), or --table for a deployed stack"
+        )
     state = json.loads(path.read_text())
     ddb = boto3.client(
         "dynamodb",
@@ -153,8 +163,36 @@ def _usage_key(args: argparse.Namespace, account_id: str) -> str:
     return ensure_usage_key(boto3.client("apigateway", region_name=args.region), args.usage_plan, account_id)
 
 
+def running_port(given: int | None) -> int:
+    """The port of the `bulkapi serve` the admin commands manage: `--port`, else BULKAPI_PORT, else the port of
+    BULKAPI_URL (what the customer commands use), else the one serve running on this machine, else 8080."""
+    if given is not None:
+        return given
+    if os.environ.get("BULKAPI_PORT"):
+        return int(os.environ["BULKAPI_PORT"])
+    url = urllib.parse.urlsplit(os.environ.get("BULKAPI_URL", ""))
+    if url.hostname and url.port:
+        return url.port
+    running = [port for port in _running_ports() if port is not None]
+    return running[0] if len(running) == 1 else 8080
+
+
+def _running_ports() -> list[int | None]:
+    """The ports of the `bulkapi serve` processes on this machine whose state file names a live process."""
+    ports: list[int | None] = []
+    for path in sorted(CACHE.glob("local-runtime-*.json")):
+        try:
+            pid = int(json.loads(path.read_text())["pid"])
+            os.kill(pid, 0)
+            ports.append(int(path.stem.rsplit("-", 1)[1]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return ports
+
+
 def admin(args: argparse.Namespace) -> int:
     """Accounts and keys, locally or against a deployed stack."""
+    args.port = running_port(args.port)
     store, credits = _admin_stores(args.table, args.region, args.port)
     try:
         if args.admin_command == "create-account":
@@ -233,14 +271,16 @@ def _target_options(parser: argparse.ArgumentParser, default: str | None) -> Non
     parser.add_argument(
         "--port",
         type=int,
-        default=pick(int(os.environ.get("BULKAPI_PORT", "8080"))),
-        help="port of the local bulkapi serve to manage (default 8080)",
+        default=pick(None),
+        help="port of the local bulkapi serve to manage (default: BULKAPI_PORT, the port of BULKAPI_URL, the one "
+        "running serve, else 8080)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: serve, and the admin commands."""
     parser = argparse.ArgumentParser(prog="bulkapi", description="bulk enrichment API: local runtime")
+    parser.add_argument("--version", action="version", version=f"bulkapi {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
@@ -286,9 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("bulkapi")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "0+unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Tab completion (`eval "$(register-python-argcomplete bulkapi)"`, README): answers and exits when the shell asks.
+    argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     if args.command in client_cli.COMMANDS:
         return client_cli.run(args)
     if args.command == "serve":

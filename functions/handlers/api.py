@@ -402,6 +402,32 @@ def console_page() -> Response[str]:
     )
 
 
+@app.get(
+    "/",
+    summary="The service's root: a redirect to the web console (no key)",
+    tags=["service"],
+    responses={
+        302: {
+            "description": "`Location` is the console's address",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def root_page() -> Response[str]:
+    """`/` sends a browser to the console (a 302, no key needed)."""
+    # On an execute-api host the stage is the first part of the path (`/prod/console`); behind a custom domain or
+    # locally there is no stage in the URL.
+    host = frontdoor.header(app.current_event.headers, "host") or ""
+    stage = str((app.current_event.raw_event.get("requestContext") or {}).get("stage") or "")
+    prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
+    return Response(
+        status_code=302,
+        content_type="text/plain; charset=utf-8",
+        body="the console is at /console\n",
+        headers={"Location": f"{prefix}/console"},
+    )
+
+
 def _job_form() -> tuple[Upload, str, str | None]:
     """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
     settings = _deps().settings

@@ -25,7 +25,13 @@ DESCRIPTION = (
     "background, with progress, a downloadable result, credits per row and signed webhooks. Every route but "
     "health and this document needs `Authorization: Bearer <key>`. Every answer carries `X-Request-Id`."
 )
-PUBLIC = {("get", "/api/health"), ("get", "/api/openapi.json"), ("get", "/api/docs"), ("get", "/console")}
+PUBLIC = {
+    ("get", "/api/health"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/docs"),
+    ("get", "/console"),
+    ("get", "/"),
+}
 REASONS = {
     400: "the request is not valid",
     401: "missing or unknown key",
