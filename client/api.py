@@ -6,11 +6,14 @@ failure, which the CLI turns into its exit code.
 
 from __future__ import annotations
 
+import email.message
+import email.utils
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -19,6 +22,8 @@ from httpx_sse import connect_sse
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Files up to this size go through the multipart route; larger ones through the presigned upload (README: Limits).
 MULTIPART_MAX_BYTES = 4 * 1024 * 1024
+# A larger file is previewed from its head: its first MiB, with its whole size (README: Previews).
+PREVIEW_HEAD_BYTES = 1024 * 1024
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # Per read/write, not in all: a large upload or download may take minutes, a stalled one is given up. Streams send
 # a keep-alive comment every 15 s, so a minute without a byte means the connection is gone.
@@ -80,12 +85,19 @@ class Client:
 
     # --- jobs -------------------------------------------------------------------------------------------------------
     def create_job(
-        self, file: Path, job_type: str, column: str | None = None, idempotency_key: str | None = None
+        self,
+        file: Path,
+        job_type: str,
+        column: str | None = None,
+        idempotency_key: str | None = None,
+        sheet: str | None = None,
     ) -> dict[str, Any]:
-        """Create a job from a CSV: multipart up to 4 MiB, else the presigned upload straight to storage."""
+        """Create a job from a file (CSV, .gz, .zip, .xlsx): multipart up to 4 MiB, else the presigned upload
+        straight to storage."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        options = {**({"column": column} if column else {}), **({"sheet": sheet} if sheet else {})}
         if file.stat().st_size <= MULTIPART_MAX_BYTES:
-            data = {"type": job_type, **({"column": column} if column else {})}
+            data = {"type": job_type, **options}
             with file.open("rb") as handle:
                 return self._json(
                     "POST",
@@ -94,7 +106,7 @@ class Client:
                     data=data,
                     headers=headers,
                 )
-        body = {"type": job_type, "filename": file.name, **({"column": column} if column else {})}
+        body = {"type": job_type, "filename": file.name, **options}
         job = self._json("POST", "/api/bulk-jobs", json=body, headers=headers)
         upload = job["upload"]
         with file.open("rb") as handle:
@@ -111,13 +123,18 @@ class Client:
             raise ApiError(answer.status_code, "upload_failed", f"storage refused the upload: {answer.text[:300]}")
         return job
 
-    def preview(self, file: Path, job_type: str, column: str | None = None) -> dict[str, Any]:
-        """What creating the job would read and cost, with the first rows enriched; creates nothing."""
-        data = {"type": job_type, **({"column": column} if column else {})}
+    def preview(self, file: Path, job_type: str, column: str | None = None, sheet: str | None = None) -> dict[str, Any]:
+        """What creating the job would read and cost, with the first rows enriched; creates nothing. A file over
+        the form's 4 MiB is previewed from its first MiB (the answer says `truncated` and estimates its rows)."""
+        data = {"type": job_type, **({"column": column} if column else {}), **({"sheet": sheet} if sheet else {})}
+        size = file.stat().st_size
         with file.open("rb") as handle:
-            return self._json(
-                "POST", "/api/bulk-jobs/preview", files={"file": (file.name, handle, "text/csv")}, data=data
-            )
+            if size <= MULTIPART_MAX_BYTES:
+                content = handle.read()
+            else:
+                content = handle.read(PREVIEW_HEAD_BYTES)
+                data["file_size"] = str(size)
+        return self._json("POST", "/api/bulk-jobs/preview", files={"file": (file.name, content, "text/csv")}, data=data)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """A job's status and progress."""
@@ -151,6 +168,26 @@ class Client:
         else:
             out.write_bytes(response.content)
         return out
+
+    def download_named(self, job_id: str, directory: Path, default_suffix: str = ".csv", **variant: str) -> Path:
+        """The result into `directory`, under the file name the API gives it (its Content-Disposition)."""
+        params = {"id": job_id, **{k: v for k, v in variant.items() if v}}
+        while True:
+            response = self._send("GET", "/api/bulk-jobs/download", params=params, follow_redirects=False)
+            if response.status_code != 202:  # 202: a variant being built
+                break
+            time.sleep(min(5.0, float(response.headers.get("Retry-After", "1"))))
+        if response.status_code not in (301, 302, 303, 307):
+            target = directory / (attachment_name(response.headers) or job_id + default_suffix)
+            target.write_bytes(response.content)
+            return target
+        with httpx.stream("GET", response.headers["Location"], timeout=TRANSFER_TIMEOUT) as stored:
+            name = attachment_name(stored.headers) or _name_in_location(response.headers["Location"])
+            target = directory / (name or job_id + default_suffix)
+            with target.open("wb") as sink:
+                for chunk in stored.iter_bytes():
+                    sink.write(chunk)
+        return target
 
     # --- inline -----------------------------------------------------------------------------------------------------
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -189,6 +226,14 @@ class Client:
         """Send a test event now."""
         return self._json("POST", "/api/webhooks/test", json={"id": webhook_id})
 
+    def update_webhook(self, webhook_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change an endpoint's url, events, description or is_active."""
+        return self._json("PUT", "/api/webhooks", json={"id": webhook_id, **changes})
+
+    def remove_webhook(self, webhook_id: str) -> dict[str, Any]:
+        """Remove an endpoint and its delivery log."""
+        return self._json("DELETE", "/api/webhooks", json={"id": webhook_id})
+
     def deliveries(self, webhook_id: str) -> list[dict[str, Any]]:
         """An endpoint's delivery log."""
         return list(self._json("GET", "/api/webhooks/deliveries", params={"webhook_id": webhook_id})["deliveries"])
@@ -205,3 +250,28 @@ def _error_of(response: httpx.Response) -> ApiError:
     message = str(body.get("message") or response.reason_phrase or "the request failed")
     details = {k: v for k, v in body.items() if k not in ("error", "message")}
     return ApiError(response.status_code, code, message, details)
+
+
+def attachment_name(headers: httpx.Headers) -> str | None:
+    """The file name of a `Content-Disposition: attachment; filename=...` (RFC 6266, `filename*` first), made safe to
+    write in the current directory; None when there is none."""
+    message = email.message.Message()
+    message["content-disposition"] = headers.get("content-disposition", "")
+    names = [value for key, value in message.get_params([], header="content-disposition") if key == "filename"]
+    # `filename*` (RFC 2231, parsed as a tuple) carries the real name; plain `filename` its ASCII stand-in.
+    encoded = [email.utils.collapse_rfc2231_value(value) for value in names if isinstance(value, tuple)]
+    name = (encoded or [value for value in names if isinstance(value, str)] or [""])[0]
+    return _safe_name(name) if name else None
+
+
+def _name_in_location(location: str) -> str | None:
+    """The file name a presigned storage URL asks storage to answer with (`response-content-disposition`)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    disposition = (query.get("response-content-disposition") or [""])[0]
+    return attachment_name(httpx.Headers({"content-disposition": disposition})) if disposition else None
+
+
+def _safe_name(name: str) -> str | None:
+    """Only the last path part, never `.`/`..` or a hidden file: a server's name cannot write outside the folder."""
+    base = PurePosixPath(name.replace("\\", "/")).name.strip()
+    return base if base and not base.startswith(".") else None

@@ -18,7 +18,8 @@ from functions.errors import BulkApiError, UnauthorizedError
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # Routes that answer without a key.
-PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs", "/console"})
+# `/` only redirects to the console.
+PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs", "/console", "/"})
 
 
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:

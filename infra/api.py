@@ -2,8 +2,8 @@
 
 Authentication is API Gateway's: every method but the public routes has a Lambda REQUEST authorizer
 (infra/api_access.py), which passes `requestContext.authorizer.account_id` to the functions
-(functions/authorizer_context.py); the public routes (health, docs, the OpenAPI document, the console) go to the
-api function with no authorizer.
+(functions/authorizer_context.py); the public routes (health, docs, the OpenAPI document, the console, `/` that
+redirects to it) go to the api function with no authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see
@@ -190,7 +190,20 @@ class ApiConstruct(Construct):
                 "GET", public, authorization_type=apigw.AuthorizationType.NONE, api_key_required=False
             )
             for path in PUBLIC_ROUTES
+            if path != "/"
         ]
+        # `GET /` (a redirect to the console): a proxying LambdaRestApi forbids `root.add_method`, so the method is
+        # built directly; it takes precedence over the root's keyed ANY.
+        self.public_methods.append(
+            apigw.Method(
+                self,
+                "RootGet",
+                resource=self.rest_api.root,
+                http_method="GET",
+                integration=public,
+                options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.NONE, api_key_required=False),
+            )
+        )
         for method in self.public_methods:
             for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
                 acknowledge(
@@ -207,8 +220,9 @@ class ApiConstruct(Construct):
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
         # DELETE of an ended job purges its files, every version (the bucket is versioned): the upload or drop,
-        # its parts, its result and the result's variants.
-        purge = ("DeleteObject", "DeleteObjectVersion")
+        # its parts, its result and the result's variants. Every delete names a version (DeleteObjects with VersionId),
+        # which needs s3:DeleteObjectVersion only (`bulkapi iam-report`: s3:DeleteObject was never used).
+        purge = ("DeleteObjectVersion",)
         storage.grant_objects(self.function, "uploads/", "PutObject", *purge)
         storage.grant_objects(self.function, "results/", "GetObject", *purge)
         storage.grant_objects(self.function, "parts/", *purge)
@@ -219,9 +233,9 @@ class ApiConstruct(Construct):
         )
         state_machine.grant_start_execution(self.function)
         # A download of a result variant that does not exist yet asks the variants function to build it.
-        variant_queue.grant_send_messages(self.function)
+        variant_queue.grant(self.function, "sqs:SendMessage")
         # A job from a URL: its fetch is queued for the fetcher (infra/fetch.py).
-        fetch_queue.grant_send_messages(self.function)
+        fetch_queue.grant(self.function, "sqs:SendMessage")
 
     @property
     def url(self) -> str:

@@ -25,7 +25,13 @@ DESCRIPTION = (
     "background, with progress, a downloadable result, credits per row and signed webhooks. Every route but "
     "health and this document needs `Authorization: Bearer <key>`. Every answer carries `X-Request-Id`."
 )
-PUBLIC = {("get", "/api/health"), ("get", "/api/openapi.json"), ("get", "/api/docs"), ("get", "/console")}
+PUBLIC = {
+    ("get", "/api/health"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/docs"),
+    ("get", "/console"),
+    ("get", "/"),
+}
 REASONS = {
     400: "the request is not valid",
     401: "missing or unknown key",
@@ -193,9 +199,24 @@ FORM: dict[str, Any] = {
         "required": ["file", "type"],
         "additionalProperties": False,
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "the file, at most 4 MiB: CSV, gzip (.csv.gz), ZIP of one CSV or XLSX, or XLSX, told "
+                "apart by content; a preview may take the first 1 MiB of a larger one, with `file_size`",
+            },
             "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
             "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
+            "sheet": {
+                "type": "string",
+                "maxLength": 255,
+                "description": "a workbook's sheet, by name (default: first)",
+            },
+            "file_size": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "preview only: the whole file's size in bytes, when `file` is its head",
+            },
         },
     }
 }
@@ -207,8 +228,25 @@ CREATE_FORM = {
         "application/json": {"schema": _ref("JobCreateRequest")},
     },
 }
-# The preview takes the form only (a file to look at).
-PREVIEW_FORM = {"required": True, "content": {"multipart/form-data": FORM}}
+# The preview takes the form only (a file to look at), or the head of a larger file with its size.
+PREVIEW_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                **FORM["schema"],
+                "properties": {
+                    **FORM["schema"]["properties"],
+                    "file_size": {
+                        "type": "string",
+                        "pattern": "^[0-9]+$",
+                        "description": "the whole file's size in bytes, when `file` is its first 1 MiB",
+                    },
+                },
+            }
+        }
+    },
+}
 
 
 SSE_EVENT = {

@@ -15,7 +15,8 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, FinalizerStarter, WorkQueue
 from functions.composition import Function, Handler
 from functions.logic import intake, splitting
-from functions.logic.ports import FinalizerPort, QueuePort, SplitBlobPort, SplitCreditPort, SplitStorePort
+from functions.logic.function_ports import SplitterBlobPort
+from functions.logic.ports import FinalizerPort, QueuePort, SplitCreditPort, SplitStorePort
 from functions.observability import logger, metrics, tracer
 from functions.settings import SplitterSettings
 
@@ -26,7 +27,7 @@ class Deps:
 
     store: SplitStorePort
     credits: SplitCreditPort
-    blobs: SplitBlobPort
+    blobs: SplitterBlobPort
     queue: QueuePort
     finalizer: FinalizerPort
     limits: splitting.SplitLimits
@@ -46,6 +47,7 @@ class Deps:
                 max_rows=settings.max_rows_per_job,
                 lease_seconds=settings.split_lease_seconds,
                 max_message_bytes=MAX_MESSAGE_BYTES,
+                max_file_bytes=settings.max_file_bytes,
             ),
         )
 
@@ -57,14 +59,19 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
     if isinstance(target, intake.UploadObject):
         job = store.get_job(target.job_id)
         if job is None or job.source_key != key:
-            logger.warning("upload without a job ignored", key=key)
+            # Its job was purged (or never was: the API writes the job before its file): a presigned form sent
+            # again while still valid lands here. Nothing may keep the file, so it goes, every version of it.
+            deleted = blobs.purge(key, exact=True)
+            logger.warning("upload without a job deleted", key=key, versions=deleted)
             return "no_job"
     elif target is not None:  # a drop (or a file under drop/ that cannot be one: rejected)
         head = blobs.head(key)
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
-        column = (head.get("Metadata") or {}).get("column")
-        job = splitting.job_for_drop(key, etag, sequencer, store, deps.credits, blobs, column)
+        metadata = head.get("Metadata") or {}
+        job = splitting.job_for_drop(
+            key, etag, sequencer, store, deps.credits, blobs, metadata.get("column"), metadata.get("sheet")
+        )
         if job is None:
             return "rejected"
     else:

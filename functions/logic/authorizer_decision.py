@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from functions.logic.ports import KeyLookup
 
-# Routes anyone may call: the health check, the API's documentation and the web console (which asks for a key).
+# Routes anyone may call: the health check, the API's documentation, the web console (which asks for a key) and `/`
+# (a redirect to the console).
 # Their methods have no authorizer (infra/api.py: API Gateway invokes nothing to let them through); every other
 # method needs a key. The same set as functions/frontdoor.py PUBLIC_PATHS (a test keeps them equal).
-PUBLIC_ROUTES: tuple[str, ...] = ("/api/health", "/api/docs", "/api/openapi.json", "/console")
+PUBLIC_ROUTES: tuple[str, ...] = ("/api/health", "/api/docs", "/api/openapi.json", "/console", "/")
 # How long API Gateway reuses an answer for the same Authorization header: a revoked key keeps working at most this
 # long (plus DynamoDB's eventually consistent read, well under a second).
 CACHE_SECONDS = 30
@@ -48,7 +49,7 @@ def bearer_key(headers: Mapping[str, str] | None) -> str | None:
 
 def is_public(path: str) -> bool:
     """Whether a request path (stage prefix removed) is one of the public routes."""
-    return path.rstrip("/") in PUBLIC_ROUTES
+    return (path.rstrip("/") or "/") in PUBLIC_ROUTES
 
 
 def decide(path: str, headers: Mapping[str, str] | None, keys: KeyLookup) -> Decision:

@@ -17,6 +17,7 @@ from functions.logic.ports import (
     PurgeStorePort,
     ReservingPort,
     RetryPort,
+    SplitBlobPort,
     VariantRequestPort,
 )
 from functions.models import Job
@@ -39,6 +40,10 @@ class ApiCreditPort(ReservingPort, BalancePort, Protocol):
 
 class ApiBlobPort(BlobPort, PresignPort, DownloadBlobPort, PurgeBlobPort, Protocol):
     """The bucket as the REST API uses it: uploads, presigned forms and links, and purges."""
+
+
+class SplitterBlobPort(SplitBlobPort, PurgeBlobPort, Protocol):
+    """The bucket as the splitter uses it: reading and rejecting files, and deleting an upload whose job is gone."""
 
 
 class JobReplayPort(Protocol):

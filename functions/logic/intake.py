@@ -138,7 +138,7 @@ def read_csv(
     so the caller reserves the count's credits before any row is sent."""
     layout = stored_layout(job)
     if layout is None:
-        head, chunks = _with_head(iter(chunks))
+        head, chunks = with_head(iter(chunks))
         layout = csv_input.sniff(head, job.type, job.column)
         on_layout(layout, layout_record(layout))
     if job.total_rows is not None:
@@ -152,7 +152,7 @@ def _reread(reopen: Callable[[], Iterable[bytes]], layout: csv_input.CsvLayout) 
     yield from csv_input.iter_rows(reopen(), layout)
 
 
-def _with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+def with_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     """Read the first SNIFF_BYTES for sniffing and give back a stream that still starts at byte 0."""
     head = bytearray()
     consumed: list[bytes] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from functions.errors import InputError, InsufficientCreditsError
-from functions.logic import csv_input, intake
+from functions.logic import csv_input, input_formats, intake
 from functions.logic.bucket_keys import rejected_key
 from functions.logic.clock import utcnow
 from functions.logic.jobs import check_type
@@ -18,6 +19,7 @@ from functions.logic.ports import (
     BalancePort,
     FinalizerPort,
     JobStorePort,
+    OpenedObject,
     QueuePort,
     SplitBlobPort,
     SplitCreditPort,
@@ -47,6 +49,8 @@ class SplitLimits:
     max_message_bytes: int
     # How often the split records how far it has read (split_bytes_read), so progress shows from the first second.
     progress_seconds: float = 1.0
+    # The largest content a file may have once uncompressed (a gzip's, a ZIP's or a workbook's).
+    max_file_bytes: int = 1024**3
 
     def for_rows(self, total_rows: int) -> SplitLimits:
         """These limits for a file of `total_rows`: batches grow so that there are at most MAX_ROW_BATCHES."""
@@ -118,12 +122,19 @@ class _Progress:
 
     def track(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
-            self.read += len(chunk)
-            now = time.monotonic()
-            if now >= self._next:
-                self._next = now + self.every
-                self.store.record_split_progress(self.job_id, self.read, self.total)
+            self.add(len(chunk))
             yield chunk
+
+    def add(self, size: int) -> None:
+        self.read += size
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every
+            self.store.record_split_progress(self.job_id, self.read, self.total)
+
+    def restart(self) -> None:
+        """A second pass over a file read by ranges (an archive) counts from zero again."""
+        self.read = 0
 
     def done(self) -> None:
         self.store.record_split_progress(self.job_id, self.read, self.total)
@@ -165,12 +176,12 @@ def split_job(
     try:
         opened = blobs.open(job.source_key)
         progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
-        etag = opened.etag
+        source = _File(job, blobs, opened, progress, limits.max_file_bytes)
         file = intake.read_csv(
             job,
-            progress.track(opened),
+            source.csv_chunks(first=True),
             # The second read must see the file the count saw (a presigned form can be used twice).
-            reopen=lambda: blobs.open(job.source_key, if_match=etag),
+            reopen=lambda: source.csv_chunks(first=False),
             on_layout=lambda layout, record: store.record_layout(job.id, list(layout.header), layout.column, record),
             max_rows=limits.max_rows,
         )
@@ -192,6 +203,46 @@ def split_job(
     if finished is not None and finished.batches_done >= total_batches:
         finalizer.start(job.id)
     return finished
+
+
+class _File:
+    """A job's stored file as CSV bytes, whatever its kind (CSV, gzip, ZIP, workbook), read once or twice.
+
+    A CSV or gzip file is read as one stream; a ZIP or workbook by ranges (its directory is at its end), of the
+    version first opened (`if_match`), so both passes read the same file.
+    """
+
+    def __init__(
+        self, job: Job, blobs: SplitBlobPort, opened: OpenedObject, progress: _Progress, max_bytes: int
+    ) -> None:
+        self.job, self.blobs, self.opened, self.progress, self.max_bytes = job, blobs, opened, progress, max_bytes
+
+    def csv_chunks(self, *, first: bool) -> Iterator[bytes]:
+        # Only the first pass is counted in the job's progress (split_bytes_read): it is the one that counts rows.
+        raw = self.progress.track(self.opened) if first else self.blobs.open(self.job.source_key, self.opened.etag)
+        head, chunks = intake.with_head(iter(raw))
+        kind = input_formats.kind_of(head)
+        if kind is input_formats.Kind.CSV:
+            return chunks
+        if kind is input_formats.Kind.ZIP and first:
+            self.progress.restart()  # read by ranges from here on, each counted once
+        source = input_formats.Source(head, lambda: chunks, lambda: self._ranges(track=first))
+        decoded = input_formats.decode(source, max_bytes=self.max_bytes, sheet=self.job.sheet)
+        if first:
+            logger.info("file decoded", job_id=self.job.id, kind=decoded.kind.value, sheet=decoded.sheet)
+        return decoded.chunks
+
+    def _ranges(self, *, track: bool) -> io.BufferedReader:
+        size = self.opened.size or 0
+        key, etag = self.job.source_key, self.opened.etag
+
+        def read_at(start: int, length: int) -> bytes:
+            data = self.blobs.read_range(key, start, length, if_match=etag)
+            if track:
+                self.progress.add(len(data))
+            return data
+
+        return io.BufferedReader(input_formats.RangeFile(size, read_at), buffer_size=input_formats.RANGE_BYTES)
 
 
 def _send(
@@ -261,14 +312,16 @@ def job_for_drop(
     credits: BalancePort,
     blobs: SplitBlobPort,
     column: str | None = None,
+    sheet: str | None = None,
 ) -> Job | None:
     """The job for a dropped file (created on first sight); None when the drop was rejected.
 
-    `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use.
+    `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use;
+    `sheet` from `x-amz-meta-sheet`, a workbook's sheet to read.
     """
     target = intake.route_key(key)
     if not isinstance(target, intake.DropTarget):
-        reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>.csv")
+        reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>")
         return None
     try:
         job_type = check_type(target.job_type)
@@ -287,6 +340,7 @@ def job_for_drop(
         source_key=key,
         filename=target.filename,
         column=column or None,
+        sheet=sheet or None,
         created_at=utcnow(),
     )
     if not store.put_new_job(job):

@@ -126,15 +126,27 @@ def list_deliveries(store: EndpointStorePort, account_id: str, endpoint_id: str)
 
 
 def send_test(store: EndpointStorePort, account_id: str, endpoint_id: str, *, targets: TargetPort) -> dict[str, Any]:
-    """Send a signed test event synchronously and report the answer (not retried, not recorded as a job event).
+    """Send a signed test event synchronously and report the answer (not retried, not a job event).
 
     The answer's status is always reported; its body only from a public receiver (functions/adapters/webhook_http.py).
+    The test is in the endpoint's delivery log too, so the log shows what the last test met.
     """
     endpoint = _owned(store, account_id, endpoint_id)
     now = utcnow()
     msg_id = "msg_test_" + secrets.token_hex(8)
     payload = event_payload(TEST_EVENT, {"webhook_id": endpoint_id, "message": "test event from bulkapi"}, now)
     result = targets.send(endpoint["url"], msg_id, payload, endpoint["secret"])
+    delivery = {
+        "id": msg_id,
+        "account_id": account_id,
+        "webhook_id": endpoint_id,
+        "event_type": TEST_EVENT,
+        "payload": payload,
+        "attempts": 1,
+        "created_at": now,
+    }
+    store.start_delivery(delivery)
+    store.record_attempt(delivery, result, "delivered" if result.delivered else "failed", utcnow())
     return {
         "id": msg_id,
         "webhook_id": endpoint_id,

@@ -55,6 +55,9 @@ class JobCreateRequest(Strict):
         description="an https URL of the CSV, fetched by the service (instead of `filename`)",
     )
     column: str | None = Field(default=None, max_length=COLUMN_MAX, description="header name or 1-based number")
+    sheet: str | None = Field(
+        default=None, max_length=COLUMN_MAX, description="an XLSX file's sheet to read, by name; default: the first"
+    )
 
 
 class UploadForm(Strict):
@@ -174,6 +177,16 @@ class JobPreviewResponse(Strict):
     type: str
     detected: DetectedLayout
     columns: list[str]
+    format: Literal["csv", "gzip", "zip", "xlsx"] = Field(description="what the file is, by its content")
+    sheet: str | None = Field(default=None, description="the workbook's sheet read (xlsx)")
+    truncated: bool = Field(
+        default=False,
+        description="the preview read a head of the file (a `file_size` larger than the part sent, or more than "
+        "1 MiB of content in a compressed file or workbook): `total_rows` counts the rows of that head",
+    )
+    estimated_total_rows: int | None = Field(
+        default=None, description="for a head sent with `file_size`: the rows the whole file likely has"
+    )
     total_rows: int
     credits_required: int
     balance: int

@@ -53,6 +53,8 @@ class Job(BaseModel):
     source_key: str
     filename: str = ""
     column: str | None = None
+    # A workbook's sheet to read (by name); None: the first.
+    sheet: str | None = None
     created_at: str
     started_at: str | None = None
     completed_at: str | None = None

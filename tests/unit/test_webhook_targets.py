@@ -29,6 +29,7 @@ class Endpoints:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.log: list[dict[str, Any]] = []
 
     def put_endpoint(self, account_id: str, endpoint: dict[str, Any]) -> None:
         self.items[endpoint["id"]] = dict(endpoint)
@@ -44,7 +45,16 @@ class Endpoints:
         self.items.pop(endpoint_id, None)
 
     def deliveries(self, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return []
+        return [d for d in reversed(self.log) if d["webhook_id"] == endpoint_id][:limit]
+
+    def start_delivery(self, delivery: dict[str, Any]) -> bool:
+        self.log.append(dict(delivery))
+        return True
+
+    def record_attempt(self, delivery: dict[str, Any], attempt: Any, status: str, now: str) -> None:
+        for stored in self.log:
+            if stored["id"] == delivery["id"]:
+                stored.update(status=status, response_status=attempt.status, error=attempt.error)
 
 
 def register(url: str, *, allow_private: bool) -> dict[str, Any]:
@@ -153,3 +163,18 @@ def test_a_test_send_reports_the_status_but_not_the_body_of_a_loopback_target(lo
     # Then its answer's status is shown, its text is not
     assert result["response_status"] == 200 and result["success"]
     assert "secret-bucket" not in str(result)
+
+
+def test_a_test_send_is_in_the_delivery_log_with_what_it_met() -> None:
+    # Given an endpoint at a port where nothing listens (a refused connection)
+    store = Endpoints()
+    hook = webhook_endpoints.create_endpoint(
+        store, "acct_a", {"url": "http://127.0.0.1:9/hook"}, targets=WebhookHttp(allow_private=True)
+    )
+    # When a test event is sent to it
+    result = webhook_endpoints.send_test(store, "acct_a", hook["id"], targets=WebhookHttp(allow_private=True))
+    # Then the answer says it failed, and the endpoint's log shows that test, failed, with the reason
+    assert not result["success"] and result["error"]
+    (logged,) = webhook_endpoints.list_deliveries(store, "acct_a", hook["id"])
+    assert (logged["id"], logged["event_type"], logged["status"]) == (result["id"], "webhook.test", "failed")
+    assert logged["error"] == result["error"]
