@@ -176,7 +176,7 @@ def test_unknown_variant_parameters_are_400_naming_the_parameter(server: Server)
     job = finished_job(session, server, email_csv(3))
     for params, parameter in (
         ({"status": "valid"}, "status"),
-        ({"format": "xlsx"}, "format"),
+        ({"format": "parquet"}, "format"),
         ({"delimiter": ":"}, "delimiter"),
     ):
         resp = download(session, server, job["id"], **params)
