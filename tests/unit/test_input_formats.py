@@ -13,7 +13,7 @@ import pytest
 import xlsxwriter
 
 from functions.errors import InputError, PayloadTooLargeError
-from functions.logic import input_formats, jobs, preview, splitting
+from functions.logic import excel_cells, input_formats, jobs, preview, splitting
 from functions.logic.input_formats import Kind
 from functions.models import Batch, JobStatus
 from tests.unit.test_splitting import LIMITS, Bucket, SplitStore, uncounted
@@ -158,7 +158,7 @@ def test_a_sheet_is_chosen_by_name_and_an_unknown_one_lists_the_sheets(tmp_path:
     ],
 )
 def test_number_formats(value: float, fmt: str, shown: str) -> None:
-    assert input_formats.format_number(value, fmt) == shown
+    assert excel_cells.format_number(value, fmt) == shown
 
 
 # --- gzip -----------------------------------------------------------------------------------------------------------
