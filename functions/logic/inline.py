@@ -323,10 +323,17 @@ class EventStream:
         chunks = iter(_chunks(pending, self.max_chunk))
         results_in, results_out = anyio.create_memory_object_stream[Computed](self.concurrency)
         async with anyio.create_task_group() as group:
+            group.start_soon(self._heartbeat)
+            # The first chunk (one value) alone: beside the others its thread would share the GIL with theirs and
+            # wait out their time slices (measured: the first of 1,000 emails came ~18 ms after the headers).
+            first = next(chunks, [])
+            self._results.update(zip(first, await self._compute(first) if first else [], strict=True))
+            if not await self._flush():
+                group.cancel_scope.cancel()
+                return
             for _ in range(self.concurrency):
                 group.start_soon(self._work, chunks, results_in.clone())
             results_in.close()
-            group.start_soon(self._heartbeat)
             async with results_out:
                 async for chunk, rows in results_out:
                     self._results.update(zip(chunk, rows, strict=True))
@@ -368,13 +375,15 @@ class EventStream:
         async with out:
             # One shared iterator: each chunk is taken by exactly one worker, in value order.
             for chunk in chunks:
-                values = [self.plan.values[i] for i in chunk]
-                try:
-                    rows = await anyio.to_thread.run_sync(self.enrich, values, abandon_on_cancel=True)
-                except Exception:  # one failing chunk must not cut the stream: its inputs answer an error, unpaid
-                    logger.exception("inline enrichment failed", type=self.plan.kind.type, values=len(values))
-                    rows = [RowResult(status="error", error="enrichment_failed") for _ in values]
-                await out.send((chunk, rows))
+                await out.send((chunk, await self._compute(chunk)))
+
+    async def _compute(self, chunk: list[int]) -> list[RowResult]:
+        values = [self.plan.values[i] for i in chunk]
+        try:
+            return await anyio.to_thread.run_sync(self.enrich, values, abandon_on_cancel=True)
+        except Exception:  # one failing chunk must not cut the stream: its inputs answer an error, unpaid
+            logger.exception("inline enrichment failed", type=self.plan.kind.type, values=len(values))
+            return [RowResult(status="error", error="enrichment_failed") for _ in values]
 
     async def _heartbeat(self) -> None:
         while True:
