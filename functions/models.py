@@ -12,6 +12,12 @@ JOB_TYPES: tuple[str, ...] = ("email", "phone", "company", "domain", "ip", "dark
 RowStatus = Literal["ok", "invalid", "error"]
 
 
+class _Model(BaseModel):
+    """A model whose validator is built when it is first used, not at import: a handler uses few of these."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class JobStatus(StrEnum):
     """The life of a job: (awaiting_upload ->) queued -> processing -> completed | failed; cancelled before it ends.
 
@@ -32,7 +38,7 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class StoredLayout(BaseModel):
+class StoredLayout(_Model):
     """How a job's CSV is read (functions/logic/csv_input.py CsvLayout, less the header kept on the job)."""
 
     encoding: str
@@ -41,7 +47,7 @@ class StoredLayout(BaseModel):
     column_index: int = Field(ge=0)
 
 
-class Job(BaseModel):
+class Job(_Model):
     """A bulk job as stored in the jobs table."""
 
     model_config = ConfigDict(extra="ignore")
@@ -104,7 +110,7 @@ class Job(BaseModel):
     error_message: str | None = None
 
 
-class Batch(BaseModel):
+class Batch(_Model):
     """One SQS message of work: a contiguous run of data rows of one job, in input order."""
 
     job_id: str
@@ -120,7 +126,7 @@ class Batch(BaseModel):
     stalls: int = Field(default=0, ge=0)
 
 
-class RowResult(BaseModel):
+class RowResult(_Model):
     """The enrichment of one input value."""
 
     status: RowStatus
@@ -128,7 +134,7 @@ class RowResult(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class BatchCounts(BaseModel):
+class BatchCounts(_Model):
     """What one batch adds to a job's counters."""
 
     processed: int = 0
@@ -138,7 +144,7 @@ class BatchCounts(BaseModel):
     credits: int = 0
 
 
-class JobEvent(BaseModel):
+class JobEvent(_Model):
     """Detail of the EventBridge event `bulk_job.<status>` sent when a job ends."""
 
     id: str
@@ -159,11 +165,11 @@ class JobEvent(BaseModel):
 
 
 # --- the API's contract: request and response bodies (the OpenAPI document is generated from these) ---------------
-class _Strict(BaseModel):
+class _Strict(_Model):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every error: a machine-readable code, a human message, and details that depend on the code."""
 
     model_config = ConfigDict(extra="allow")
@@ -438,7 +444,7 @@ class WebhookTestResponse(_Strict):
     error: str | None
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(_Model):
     """One delivery and its attempts."""
 
     model_config = ConfigDict(extra="allow")
@@ -458,7 +464,7 @@ class DeliveriesResponse(_Strict):
     deliveries: list[WebhookDelivery]
 
 
-class JobEventData(BaseModel):
+class JobEventData(_Model):
     """The `data` of a `bulk_job.<status>` webhook event."""
 
     id: str
@@ -478,7 +484,7 @@ class JobEventData(BaseModel):
     )
 
 
-class WebhookEvent(BaseModel):
+class WebhookEvent(_Model):
     """A webhook delivery's body, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
     `webhook-signature` headers)."""
 
