@@ -391,7 +391,8 @@ def build(app: Any) -> dict[str, Any]:
     }
     doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = PREVIEW_FORM
     webhook = doc["paths"]["/api/webhooks"]["post"]["requestBody"]["content"]["application/json"]
-    webhook["example"] = {"url": "https://hooks.example.com/bulkapi", "events": ["bulk_job.completed"]}
+    # A host that resolves: the API refuses one that does not.
+    webhook["example"] = {"url": "https://example.com/bulkapi-webhook", "events": ["bulk_job.completed"]}
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {
