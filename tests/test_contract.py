@@ -150,3 +150,23 @@ def test_the_go_client_reads_the_code_of_the_gateways_own_answers() -> None:
     # (a body without `code`, as before, left the Go client's Code empty)
     assert new_api_error(400, b'{"error": "no_rows", "message": "x"}').code == ""
     assert new_api_error(400, b"{}").type == "InvalidRequestError"
+
+
+def test_every_request_body_has_an_example_for_the_docs_page_to_fill_in() -> None:
+    # Given every operation that takes a body
+    doc = api.document()
+    bodies = [
+        (path, method, media_type, content)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for media_type, content in op.get("requestBody", {}).get("content", {}).items()
+    ]
+    assert bodies
+    for path, method, media_type, content in bodies:
+        if media_type == "multipart/form-data":
+            # Then a form's fields each have one (but the file, which the user picks)
+            fields = content["schema"]["properties"]
+            assert all(prop.get("examples") for name, prop in fields.items() if name != "file"), path
+        else:
+            # Then a JSON body has one, so the page does not send `"string"` for each field
+            assert content.get("example") or content.get("examples"), (method, path)

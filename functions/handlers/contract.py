@@ -193,6 +193,10 @@ STREAM_EXAMPLES: dict[str, dict[str, list[str]]] = {
     "domain": {"queries": ["example.com"]},
     "ip": {"queries": ["8.8.8.8"]},
 }
+WEBHOOK_EXAMPLES: dict[str, dict[str, Any]] = {
+    "put": {"id": "wh_0123456789abcdef0123", "description": "CRM sync", "is_active": True},
+    "delete": {"id": "wh_0123456789abcdef0123"},
+}
 EMAIL_GRAMMAR = (
     "One `data:` frame per input, in input order (`event: result` or `event: error`), then the totals as an SSE "
     'comment `: done {"total": N, "credits_used": M}` (schema `EmailTotals`), then `data: [DONE]`.'
@@ -393,6 +397,11 @@ def build(app: Any) -> dict[str, Any]:
     webhook = doc["paths"]["/api/webhooks"]["post"]["requestBody"]["content"]["application/json"]
     # A host that resolves: the API refuses one that does not.
     webhook["example"] = {"url": "https://example.com/bulkapi-webhook", "events": ["bulk_job.completed"]}
+    # The others name an endpoint: the example's id has the shape of one (put the id POST answered in its place).
+    for method, example in WEBHOOK_EXAMPLES.items():
+        doc["paths"]["/api/webhooks"][method]["requestBody"]["content"]["application/json"]["example"] = example
+    test = doc["paths"]["/api/webhooks/test"]["post"]["requestBody"]["content"]["application/json"]
+    test["example"] = WEBHOOK_EXAMPLES["delete"]
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {
