@@ -38,6 +38,7 @@ def _error(resp: requests.Response) -> tuple[int, str, Any]:
         ("/api/bulk-jobs", {"limit": "0"}, (400, "invalid_parameter", "limit")),
         ("/api/bulk-jobs", {"status": "done"}, (400, "invalid_parameter", "status")),
         ("/api/bulk-jobs", {"id": "x" * 65}, (400, "invalid_parameter", "id")),
+        ("/api/bulk-jobs", {"id": "job_x", "cursor": "abc"}, (400, "unknown_parameter", "cursor")),
         ("/api/credits", {"verbose": "1"}, (400, "unknown_parameter", "verbose")),
     ],
 )
@@ -250,3 +251,20 @@ def test_a_job_created_with_the_documents_form_examples_succeeds(server: Server)
     ].items():
         created = server.session().post(f"{server.base_url}/api/bulk-jobs", json=example["value"], timeout=60)
         assert created.status_code in (201, 202), (name, created.text)
+
+
+def test_limit_goes_with_id_and_is_ignored(server: Server) -> None:
+    # Given a job
+    created = server.session().post(
+        f"{server.base_url}/api/bulk-jobs",
+        files={"file": ("a.csv", email_csv(3), "text/csv")},
+        data={"type": "email"},
+        timeout=60,
+    )
+    assert created.status_code == 202, created.text
+    # When its status is asked with the documented default `limit`, as a generated client sends it
+    resp = server.session().get(
+        f"{server.base_url}/api/bulk-jobs", params={"id": created.json()["id"], "limit": "20"}, timeout=30
+    )
+    # Then it is the job's status (not 400 "`limit` does not go with `id`")
+    assert resp.status_code == 200 and resp.json()["id"] == created.json()["id"], resp.text
