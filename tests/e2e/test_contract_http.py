@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from local.gateway import MAX_REQUEST_BYTES
 from tests.e2e.conftest import Server, new_account
 from tests.encrata_go import new_api_error
 from tests.helpers import email_csv
@@ -189,6 +190,9 @@ def test_the_official_go_client_reads_the_code_of_every_kind_of_error(server: Se
         "stream function": keyed.post(f"{server.base_url}/api/bulk-lookup", json={"emails": []}, timeout=30),
         "gateway (no key)": requests.get(f"{server.base_url}/api/credits", timeout=30),
         "api function (404)": keyed.get(f"{server.base_url}/api/bulk-jobs", params={"id": "job_none"}, timeout=30),
+        "gateway (body over its limit)": keyed.post(
+            f"{server.base_url}/api/bulk-jobs", data=b"x" * (MAX_REQUEST_BYTES + 1), timeout=60
+        ),
     }
     # When the Go client turns each into its error value (newAPIError)
     for where, resp in answers.items():
@@ -200,6 +204,7 @@ def test_the_official_go_client_reads_the_code_of_every_kind_of_error(server: Se
     assert new_api_error(answers["api function"].status_code, answers["api function"].content).type == (
         "InvalidRequestError"
     )
+    assert answers["gateway (body over its limit)"].json()["code"] == "request_too_large"
     assert new_api_error(answers["gateway (no key)"].status_code, answers["gateway (no key)"].content).code == (
         "unauthorized"
     )
