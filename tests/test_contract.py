@@ -170,3 +170,20 @@ def test_every_request_body_has_an_example_for_the_docs_page_to_fill_in() -> Non
         else:
             # Then a JSON body has one, so the page does not send `"string"` for each field
             assert content.get("example") or content.get("examples"), (method, path)
+
+
+def test_the_download_lists_the_files_media_types_before_the_link() -> None:
+    # Given the download's 200, which is the file (CSV or JSON Lines), or a link to it for `Accept: application/json`
+    served = api.document()["paths"]["/api/bulk-jobs/download"]["get"]["responses"]["200"]["content"]
+    committed = json.loads((ROOT / "openapi.json").read_text())["paths"]["/api/bulk-jobs/download"]["get"]
+    # Then the file's types come first, in the served and the committed document alike: a generator takes the first
+    # media type of a status, and one that took JSON parsed every CSV as JSON
+    assert (
+        list(served)
+        == list(committed["responses"]["200"]["content"])
+        == [
+            "text/csv",
+            "application/x-ndjson",
+            "application/json",
+        ]
+    )
