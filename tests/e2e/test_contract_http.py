@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from functions.handlers import api
 from local.gateway import MAX_REQUEST_BYTES
 from tests.e2e.conftest import Server, new_account
 from tests.encrata_go import new_api_error
@@ -50,6 +51,8 @@ def test_unknown_or_invalid_query_parameters_are_400_naming_them(
     resp = server.session().get(f"{server.base_url}{path}", params=params, timeout=30)
     # Then it is a 400 naming it, never ignored and never a 5xx
     assert _error(resp) == expected, resp.text
+    # And the code is one the document lists on the operation
+    assert expected[1] in api.document()["paths"][path]["get"]["x-error-codes"]["400"]
 
 
 def test_a_cursor_from_another_account_is_refused(server: Server) -> None:
