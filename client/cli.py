@@ -43,10 +43,11 @@ def add_commands(sub: Any) -> None:
 
     jobs = sub.add_parser("jobs", help="bulk jobs: create, list, status, cancel, delete, download, preview")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
-    create = jobs_sub.add_parser("create", parents=[common], help="create a job from a CSV file")
+    create = jobs_sub.add_parser("create", parents=[common], help="create a job from a file (CSV, .gz, .zip, .xlsx)")
     create.add_argument("file", type=Path)
     create.add_argument("--type", required=True, choices=JOB_TYPES)
     create.add_argument("--column", help="the column to enrich (header name or 1-based number)")
+    create.add_argument("--sheet", help="a workbook's sheet to read (default: the first)")
     create.add_argument("--wait", action="store_true", help="show progress until the job ends")
     create.add_argument("--download", type=Path, metavar="OUT", help="when it ends, download the result to OUT")
     _variant_options(create)
@@ -55,6 +56,7 @@ def add_commands(sub: Any) -> None:
     preview.add_argument("file", type=Path)
     preview.add_argument("--type", required=True, choices=JOB_TYPES)
     preview.add_argument("--column")
+    preview.add_argument("--sheet", help="a workbook's sheet to read (default: the first)")
     listing = jobs_sub.add_parser("list", parents=[common], help="your most recent jobs")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--status")
@@ -144,7 +146,7 @@ def _dispatch(client: Client, args: argparse.Namespace, out: Output) -> int:
 def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
     sub = args.jobs_command
     if sub == "create":
-        job = client.create_job(args.file, args.type, args.column, args.idempotency_key)
+        job = client.create_job(args.file, args.type, args.column, args.idempotency_key, args.sheet)
         out.log(f"job {job['id']} created ({job.get('total_rows') or '?'} rows)")
         if not (args.wait or args.download):
             out.record(job)
@@ -155,7 +157,7 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.record(final)
         return 0 if final["status"] == "completed" else EXIT_CODES["input"]
     if sub == "preview":
-        out.record(client.preview(args.file, args.type, args.column))
+        out.record(client.preview(args.file, args.type, args.column, args.sheet))
     elif sub == "list":
         out.records(client.jobs(args.limit, args.status))
     elif sub == "status":

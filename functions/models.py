@@ -53,6 +53,8 @@ class Job(BaseModel):
     source_key: str
     filename: str = ""
     column: str | None = None
+    # A workbook's sheet to read (by name); None: the first.
+    sheet: str | None = None
     created_at: str
     started_at: str | None = None
     completed_at: str | None = None
@@ -201,6 +203,9 @@ class JobCreateRequest(_Strict):
         description="an https URL of the CSV, fetched by the service (instead of `filename`)",
     )
     column: str | None = Field(default=None, max_length=COLUMN_MAX, description="header name or 1-based number")
+    sheet: str | None = Field(
+        default=None, max_length=COLUMN_MAX, description="an XLSX file's sheet to read, by name; default: the first"
+    )
 
 
 class UploadForm(_Strict):
@@ -320,6 +325,16 @@ class JobPreviewResponse(_Strict):
     type: str
     detected: DetectedLayout
     columns: list[str]
+    format: Literal["csv", "gzip", "zip", "xlsx"] = Field(description="what the file is, by its content")
+    sheet: str | None = Field(default=None, description="the workbook's sheet read (xlsx)")
+    truncated: bool = Field(
+        default=False,
+        description="the preview read a head of the file (a `file_size` larger than the part sent, or more than "
+        "1 MiB of content in a compressed file or workbook): `total_rows` counts the rows of that head",
+    )
+    estimated_total_rows: int | None = Field(
+        default=None, description="for a head sent with `file_size`: the rows the whole file likely has"
+    )
     total_rows: int
     credits_required: int
     balance: int

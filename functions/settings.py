@@ -27,6 +27,8 @@ class LimitsSettings(StorageSettings):
 
     max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    # The largest content a file may have once uncompressed (a gzip's, a ZIP's, a workbook's; a CSV's is its size).
+    max_file_bytes: int = Field(default=1024**3, ge=1)
 
 
 class ApiSettings(LimitsSettings):

@@ -126,7 +126,7 @@ JSON_BODY_MAX = 64 * 1024
 CURSOR_MAX = 1024
 IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
 # The fields of the multipart form that creates a job.
-FORM_FIELDS = frozenset({"file", "type", "column"})
+FORM_FIELDS = frozenset({"file", "type", "column", "sheet", "file_size"})
 # A body field whose validation failure has a code of its own.
 FIELD_CODES = {"url": "invalid_webhook_url", "events": "invalid_events"}
 
@@ -430,7 +430,24 @@ def _job_form() -> tuple[Upload, str, str | None]:
     return upload, job_type, upload.fields.get("column") or None
 
 
-@app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
+def _file_size(value: str | None) -> int | None:
+    """The preview form's `file_size`: the whole file's size when `file` is its head."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise InputError("`file_size` must be a whole number of bytes", code="invalid_parameter", parameter="file_size")
+    return int(value)
+
+
+@app.post(
+    "/api/bulk-jobs/preview",
+    summary="Preview a job from a file (multipart), or from the head of a larger one; creates nothing",
+    description="The form of `POST /api/bulk-jobs` (`file`, `type`, optional `column`, `sheet`). A file larger than "
+    "the form takes (4 MiB) is previewed from its head: send its first 1 MiB as `file` and its whole size as "
+    "`file_size`; the answer says `truncated: true`, counts the head's rows and estimates the file's. A ZIP or XLSX "
+    "file cannot be read from its head (its directory is at its end): send it whole, or create the job directly.",
+    tags=["jobs"],
+)
 def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
     deps = _deps()
@@ -444,6 +461,9 @@ def preview_job() -> Response[JobPreviewResponse]:
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
         credits=deps.credits,
+        file_size=_file_size(upload.fields.get("file_size")),
+        sheet=upload.fields.get("sheet") or None,
+        max_file_bytes=settings.max_file_bytes,
     )
     return _json(200, {"filename": upload.filename, **answer})
 
@@ -473,6 +493,13 @@ def create_job(
             )
         return _create_without_file(body, idempotency_key, deps)
     upload, job_type, column = _job_form()
+    if "file_size" in upload.fields:
+        raise InputError(
+            "`file_size` goes with a preview of a file's head; a job takes the whole file",
+            code="unknown_parameter",
+            parameter="file_size",
+        )
+    sheet = upload.fields.get("sheet") or None
 
     def create() -> dict[str, Any]:
         job = jobs.create_job(
@@ -481,8 +508,10 @@ def create_job(
             filename=upload.filename,
             body=upload.file or b"",
             column=column,
+            sheet=sheet,
             max_rows=settings.max_rows_per_job,
             max_bytes=settings.max_upload_bytes,
+            max_file_bytes=settings.max_file_bytes,
             store=deps.store,
             credits=deps.credits,
             blobs=deps.blobs,
@@ -492,7 +521,7 @@ def create_job(
 
     if not idempotency_key:
         return _json(202, create())
-    fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
+    fingerprint = idempotency.fingerprint(upload.file, job_type, column or "", *([sheet] if sheet else []))
     return _json(202, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
@@ -531,6 +560,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
                 job_type=request.type,
                 url=request.url,
                 column=request.column,
+                sheet=request.sheet,
                 allow_http=settings.allow_private_targets,
                 store=deps.store,
                 queue=deps.fetches,
@@ -541,6 +571,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
             job_type=request.type,
             filename=request.filename or "",
             column=request.column,
+            sheet=request.sheet,
             max_object_bytes=settings.max_upload_object_bytes,
             ttl_seconds=settings.upload_url_ttl_seconds,
             store=deps.store,
@@ -552,7 +583,10 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
     status = 202 if request.url is not None else 201
     if not idempotency_key:
         return _json(status, create())
-    fingerprint = idempotency.fingerprint("json", request.type, request.filename, request.url, request.column or "")
+    sheet = [request.sheet] if request.sheet else []
+    fingerprint = idempotency.fingerprint(
+        "json", request.type, request.filename, request.url, request.column or "", *sheet
+    )
     return _json(status, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
@@ -639,7 +673,10 @@ def download(
         str | None,
         Query(max_length=64, description="only rows with these statuses: comma-separated ok, invalid, error"),
     ] = None,
-    format: Annotated[str | None, Query(max_length=16, description="csv (default) or jsonl")] = None,
+    format: Annotated[
+        str | None,
+        Query(max_length=16, description="csv (default), jsonl, or xlsx (a workbook, always by link: 303 or `url`)"),
+    ] = None,
     delimiter: Annotated[
         str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
     ] = None,

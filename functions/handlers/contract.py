@@ -91,6 +91,12 @@ FILE_CODES = (
     "too_many_rows",
     "too_many_columns",
     "row_too_large",
+    "unsupported_format",
+    "invalid_archive",
+    "archive_has_several_files",
+    "encrypted_file",
+    "incomplete_archive",
+    "sheet_not_found",
     "insufficient_credits",
     "file_too_large",
     *BODY_CODES,
@@ -294,18 +300,35 @@ FORM: dict[str, Any] = {
         "required": ["file", "type"],
         "additionalProperties": False,
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "the file, at most 4 MiB: CSV, gzip (.csv.gz), ZIP of one CSV or XLSX, or XLSX, told "
+                "apart by content; a preview may take the first 1 MiB of a larger one, with `file_size`",
+            },
             "type": {
                 "type": "string",
                 "enum": ["email", "phone", "company", "domain", "ip", "darkweb"],
                 "examples": ["email"],
             },
-            # Without an example, a docs page fills the field with "string", which no file has as a column: the
-            # example is empty, which detects the column.
+            # Without an example, a docs page fills each field with "string", which no file has as a column (nor as
+            # a sheet): the optional fields' examples are empty, which the page leaves out (detected, first sheet).
             "column": {
                 "type": "string",
                 "maxLength": 255,
                 "description": "header name or 1-based number; empty or left out: detected from the file",
+                "examples": [""],
+            },
+            "sheet": {
+                "type": "string",
+                "maxLength": 255,
+                "description": "a workbook's sheet, by name (default: first)",
+                "examples": [""],
+            },
+            "file_size": {
+                "type": "string",
+                "pattern": "^[0-9]*$",
+                "description": "preview only: the whole file's size in bytes, when `file` is its head",
                 "examples": [""],
             },
         },
@@ -331,8 +354,26 @@ CREATE_FORM = {
         },
     },
 }
-# The preview takes the form only (a file to look at).
-PREVIEW_FORM = {"required": True, "content": {"multipart/form-data": FORM}}
+# The preview takes the form only (a file to look at), or the head of a larger file with its size.
+PREVIEW_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                **FORM["schema"],
+                "properties": {
+                    **FORM["schema"]["properties"],
+                    "file_size": {
+                        "type": "string",
+                        "pattern": "^[0-9]*$",
+                        "description": "the whole file's size in bytes, when `file` is its first 1 MiB",
+                        "examples": [""],
+                    },
+                },
+            }
+        }
+    },
+}
 
 
 SSE_EVENT = {

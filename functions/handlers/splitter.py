@@ -45,6 +45,7 @@ class Deps:
                 max_rows=settings.max_rows_per_job,
                 lease_seconds=settings.split_lease_seconds,
                 max_message_bytes=MAX_MESSAGE_BYTES,
+                max_file_bytes=settings.max_file_bytes,
             ),
         )
 
@@ -56,14 +57,19 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
     if isinstance(target, intake.UploadObject):
         job = store.get_job(target.job_id)
         if job is None or job.source_key != key:
-            logger.warning("upload without a job ignored", key=key)
+            # Its job was purged (or never was: the API writes the job before its file): a presigned form sent
+            # again while still valid lands here. Nothing may keep the file, so it goes, every version of it.
+            deleted = blobs.purge(key, exact=True)
+            logger.warning("upload without a job deleted", key=key, versions=deleted)
             return "no_job"
     elif target is not None:  # a drop (or a file under drop/ that cannot be one: rejected)
         head = blobs.head(key)
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
-        column = (head.get("Metadata") or {}).get("column")
-        job = splitting.job_for_drop(key, etag, sequencer, store, deps.credits, blobs, column)
+        metadata = head.get("Metadata") or {}
+        job = splitting.job_for_drop(
+            key, etag, sequencer, store, deps.credits, blobs, metadata.get("column"), metadata.get("sheet")
+        )
         if job is None:
             return "rejected"
     else:

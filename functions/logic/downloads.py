@@ -183,7 +183,8 @@ def download(
             blobs=blobs,
             extension=variant.format,
             content_type=variants.CONTENT_TYPES[variant.format],
-            inline_max=inline_max,
+            # A workbook is binary: always by link, never through the API's text answer.
+            inline_max=-1 if variant.format == "xlsx" else inline_max,
             url_ttl_seconds=url_ttl_seconds,
             segment=variant.segment,
         )

@@ -69,6 +69,7 @@ def create_remote_job(
     allow_http: bool,
     store: JobStorePort,
     queue: FetchRequestPort,
+    sheet: str | None = None,
 ) -> Job:
     """A job whose file the service fetches from `url` (queued until fetched); nothing is reserved before the
     file's rows are counted (the splitter)."""
@@ -82,6 +83,7 @@ def create_remote_job(
         source_key="",
         filename=filename_of(url),
         column=column or None,
+        sheet=sheet or None,
         created_at=utcnow(),
         source_url=url,
     )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
-from functions.logic import csv_input, intake
+from functions.logic import csv_input, input_formats, intake
 from functions.models import JOB_TYPES, Job, JobStatus
 
 
@@ -100,12 +102,27 @@ class CheckedUpload:
 
     job_type: str
     layout: csv_input.CsvLayout
-    total_rows: int
+    # None for a compressed file or a workbook: the splitter counts its rows (as for a presigned upload).
+    total_rows: int | None
+    kind: input_formats.Kind = input_formats.Kind.CSV
 
 
-def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: int, max_bytes: int) -> CheckedUpload:
-    """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count): creating a job
-    and previewing one share it, so a preview refuses exactly what creating would."""
+def check_upload(
+    job_type: str,
+    body: bytes,
+    column: str | None,
+    *,
+    max_rows: int,
+    max_bytes: int,
+    sheet: str | None = None,
+    max_file_bytes: int = 1024**3,
+) -> CheckedUpload:
+    """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count).
+
+    A CSV is counted here. A gzip, ZIP or workbook is checked as far as its head tells (its kind, a ZIP's one
+    member and declared size, the layout of its first rows); its rows are counted by the splitter, whose reading
+    never holds the uncompressed content in memory.
+    """
     job_type = check_type(job_type)
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
@@ -113,8 +130,31 @@ def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: in
         )
     if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise InputError("the file is empty", code="empty_file")
+    kind = input_formats.kind_of(body[:8])
+    if kind is not input_formats.Kind.CSV:
+        decoded = decode_upload(body, max_file_bytes=max_file_bytes, sheet=sheet)
+        head = read_head(decoded.chunks, csv_input.SNIFF_BYTES)
+        return CheckedUpload(job_type, csv_input.sniff(head, job_type, column or None), None, decoded.kind)
     layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
     return CheckedUpload(job_type, layout, intake.count_rows(csv_input.iter_rows([body], layout), max_rows))
+
+
+def decode_upload(
+    body: bytes, *, max_file_bytes: int, sheet: str | None = None, partial: bool = False
+) -> input_formats.Decoded:
+    """An uploaded file (in memory) as a CSV stream, whatever its kind."""
+    source = input_formats.Source(body[: csv_input.SNIFF_BYTES], lambda: iter([body]), lambda: io.BytesIO(body))
+    return input_formats.decode(source, max_bytes=max_file_bytes, sheet=sheet, partial=partial)
+
+
+def read_head(chunks: Iterator[bytes], size: int) -> bytes:
+    """The first `size` bytes of a stream (fewer if it is shorter)."""
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= size:
+            break
+    return bytes(head[:size])
 
 
 def create_job(
@@ -126,13 +166,20 @@ def create_job(
     column: str | None,
     max_rows: int,
     max_bytes: int,
-    store: StatusPort,
+    store: JobStorePort,
     credits: ReservingPort,
     blobs: BlobPort,
     request_id: str | None = None,
+    sheet: str | None = None,
+    max_file_bytes: int = 1024**3,
 ) -> Job:
-    """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
-    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+    """Validate an uploaded file, store the job (queued) reserving its credits, then its file (which starts it).
+
+    A compressed file or a workbook is stored as it came; the splitter counts its rows and reserves their credits.
+    """
+    checked = check_upload(
+        job_type, body, column, max_rows=max_rows, max_bytes=max_bytes, sheet=sheet, max_file_bytes=max_file_bytes
+    )
     layout, total = checked.layout, checked.total_rows
     now = utcnow()
     job = Job(
@@ -143,6 +190,7 @@ def create_job(
         source_key="",
         filename=filename,
         column=column or None,
+        sheet=sheet or None,
         created_at=now,
         total_rows=total,
         delimiter=layout.delimiter,
@@ -153,8 +201,11 @@ def create_job(
         detected_column=layout.column,
     )
     job.source_key = intake.upload_key(account_id, job.id)
-    # 402 here when the balance is short: nothing stored, nothing sent
-    credits.create_job_reserving(job, now, request_id)
+    if total is None:
+        store.put_new_job(job)  # reserved for when the splitter has counted the rows
+    else:
+        # 402 here when the balance is short: nothing stored, nothing sent
+        credits.create_job_reserving(job, now, request_id)
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:
@@ -178,6 +229,7 @@ def create_upload_job(
     ttl_seconds: int,
     store: JobStorePort,
     blobs: PresignPort,
+    sheet: str | None = None,
 ) -> tuple[Job, dict[str, Any]]:
     """A job waiting for its file (`awaiting_upload`) and the presigned S3 form to send the file with.
 
@@ -194,6 +246,7 @@ def create_upload_job(
         source_key="",
         filename=filename,
         column=column or None,
+        sheet=sheet or None,
         created_at=iso(now),
         upload_expires_at=iso(expires),
     )

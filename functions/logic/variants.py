@@ -24,8 +24,11 @@ from functions.observability import logger
 
 STATUSES: tuple[str, ...] = ("ok", "invalid", "error")
 DELIMITERS: dict[str, str] = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
-FORMATS: tuple[str, ...] = ("csv", "jsonl")
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "xlsx")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8", "xlsx": XLSX_TYPE}
+# A workbook's columns are sized to their longest cell, within these widths (in characters).
+_XLSX_WIDTHS = (8, 60)
 # Output is handed to the writer in pieces of about this size: memory stays flat whatever the result's size.
 _FLUSH_CHARS = 1024 * 1024
 _PIECE_BYTES = 256 * 1024
@@ -121,7 +124,7 @@ def parse(job: Job, status: str | None, fmt: str | None, delimiter: str | None, 
     verdicts = _validity(job, validity)
     chosen_format = (fmt or "csv").strip().lower()
     if chosen_format not in FORMATS:
-        raise _invalid("format", "format must be csv or jsonl", FORMATS)
+        raise _invalid("format", "format must be csv, jsonl or xlsx", FORMATS)
     if chosen_format != "csv":
         if delimiter:
             raise _invalid("delimiter", "delimiter applies to format=csv only", DELIMITERS)
@@ -161,7 +164,8 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
 
 
 def _unescape(cell: str) -> str:
-    # JSON is not a spreadsheet: drop the apostrophe results.escape_cell put before formula-like cells.
+    # JSON is not a spreadsheet, and a workbook's text cell is never a formula: drop the apostrophe
+    # results.escape_cell put before formula-like cells.
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(results.FORMULA_START) else cell
 
 
@@ -231,6 +235,71 @@ def _verdict(row: list[str], verdict_at: int | None) -> str:
     return email_verdict(row[verdict_at] if verdict_at and len(row) >= -verdict_at else "")
 
 
+class _Sink:
+    """The file object xlsxwriter writes the finished workbook to: each write goes on to the object writer."""
+
+    def __init__(self, writer: Writer, built: Built) -> None:
+        self.writer, self.built = writer, built
+
+    def write(self, data: bytes) -> int:
+        self.writer.write(bytes(data))
+        self.built.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is held here."""
+
+
+def write_xlsx(
+    chunks: Iterable[bytes],
+    source_delimiter: str,
+    variant: Variant,
+    built: Built,
+    out: Writer,
+    verdict_at: int | None = None,
+) -> None:
+    """Read a result CSV as a stream and write it to `out` as a workbook: every cell a text cell (so `+49 30 ...`,
+    `00123` and `=...` stay what they were, with no formula guard), the header row frozen, columns sized to their
+    cells. xlsxwriter's constant_memory mode keeps one row in memory (the sheet's XML goes to a temporary file, which
+    is zipped into `out` at the end)."""
+    import xlsxwriter  # here: only workbook builds pay its import
+
+    reader = csv.reader(_lines(chunks), delimiter=source_delimiter)
+    header = next(reader, None)
+    book = xlsxwriter.Workbook(
+        _Sink(out, built),
+        {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    sheet = book.add_worksheet("enriched")
+    bold = book.add_format({"bold": True})
+    widths: list[int] = []
+    keep = set(variant.statuses)
+    verdicts = set(variant.validity)
+
+    def put(number: int, row: list[str], style: Any = None) -> None:
+        for column, cell in enumerate(map(_unescape, row)):
+            sheet.write_string(number, column, cell, style)
+            if column >= len(widths):
+                widths.append(0)
+            widths[column] = max(widths[column], len(cell))
+
+    if header is not None:
+        put(0, header, bold)
+        sheet.freeze_panes(1, 0)
+        for row in reader:
+            # The row status is the second-to-last column of every result row (then the error code).
+            if len(row) < 2 or row[-2] not in keep:
+                continue
+            if verdicts and _verdict(row, verdict_at) not in verdicts:
+                continue
+            built.rows += 1
+            put(built.rows, row)
+    low, high = _XLSX_WIDTHS
+    for column, width in enumerate(widths):
+        sheet.set_column(column, column, min(high, max(low, width + 2)))
+    book.close()
+
+
 # --- the build ----------------------------------------------------------------------------------------------------
 
 
@@ -280,8 +349,11 @@ def build(job_id: str, name: str, *, store: VariantStorePort, blobs: VariantBlob
     writer = blobs.writer(key, CONTENT_TYPES[variant.format].split(";")[0])
     try:
         rows = blobs.stream(job.result_key)
-        for data in transform(rows, job.delimiter or ",", variant, built, verdict_offset(job.type)):
-            writer.write(data)
+        if variant.format == "xlsx":
+            write_xlsx(rows, job.delimiter or ",", variant, built, writer, verdict_offset(job.type))
+        else:
+            for data in transform(rows, job.delimiter or ",", variant, built, verdict_offset(job.type)):
+                writer.write(data)
         writer.close()
     except Exception:
         writer.abort()
