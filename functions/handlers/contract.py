@@ -325,12 +325,6 @@ FORM: dict[str, Any] = {
                 "description": "a workbook's sheet, by name (default: first)",
                 "examples": [""],
             },
-            "file_size": {
-                "type": "string",
-                "pattern": "^[0-9]*$",
-                "description": "preview only: the whole file's size in bytes, when `file` is its head",
-                "examples": [""],
-            },
         },
     }
 }
