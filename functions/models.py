@@ -175,6 +175,7 @@ class ErrorResponse(_Model):
     model_config = ConfigDict(extra="allow")
 
     error: str = Field(description="machine-readable code (README's error table lists them all)")
+    code: str = Field(description="the same code as `error` (the field the official Go client reads)")
     message: str = Field(description="what went wrong, for a person")
 
 

@@ -121,6 +121,8 @@ app = RequestResolver(enable_validation=True, response_validation_error_http_cod
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 FILENAME_MAX = 255
+# A job created without its file names it (or its URL) in a small JSON body.
+JSON_BODY_MAX = 64 * 1024
 CURSOR_MAX = 1024
 IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
 # The fields of the multipart form that creates a job.
@@ -234,6 +236,8 @@ def validation_error(errors: Any) -> InputError:
     if kind == "missing":
         return InputError(f"`{name}` is required", code="missing_parameter", parameter=name)
     code = FIELD_CODES.get(name, "invalid_parameter") if where == "body" else "invalid_parameter"
+    if where == "header" and name.lower() == "idempotency-key":
+        code, name = "invalid_idempotency_key", "Idempotency-Key"
     return InputError(f"`{name}`: {text}", code=code, parameter=name)
 
 
@@ -376,7 +380,13 @@ def openapi_document() -> Response[dict[str, Any]]:
 )
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page(document()))
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=contract.swagger_page(document()),
+        # The page shares the console's origin, whose sessionStorage holds the key: the same policy, no framing.
+        headers={"Content-Security-Policy": CONSOLE_POLICY},
+    )
 
 
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
@@ -503,8 +513,10 @@ def create_job(
     content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     if content_type.split(";")[0].strip().lower() == "application/json":
         body = _body_bytes()
-        if len(body) > 64 * 1024:
-            raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
+        if len(body) > JSON_BODY_MAX:
+            raise PayloadTooLargeError(
+                f"a job's JSON body is at most {JSON_BODY_MAX} bytes", code="request_too_large", max_bytes=JSON_BODY_MAX
+            )
         return _create_without_file(body, idempotency_key, deps)
     upload, job_type, column = _job_form()
     if "file_size" in upload.fields:
@@ -607,13 +619,14 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
 @app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])
 def get_job(
     id: Annotated[str | None, Query(min_length=1, max_length=ID_MAX, description="a job's id")] = None,
-    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page (ignored with `id`)")] = 20,
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX, description="`next_cursor` of the last page")] = None,
     status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
 ) -> Response[JobStatusResponse | JobListResponse]:
     """Status and progress of one job (`id`), or the account's jobs newest first (`limit`, `cursor`, `status`)."""
     if id is not None:
-        given = set(app.current_event.multi_value_query_string_parameters or {}) - {"id"}
+        # `limit` is documented with a default, which generated clients always send: it goes with `id`, ignored.
+        given = set(app.current_event.multi_value_query_string_parameters or {}) - {"id", "limit"}
         if given:
             name = sorted(given)[0]
             raise InputError(f"`{name}` does not go with `id`", code="unknown_parameter", parameter=name)
@@ -661,7 +674,8 @@ def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
     tags=["jobs"],
     responses={
         200: {
-            "description": "the result (CSV) or a variant (CSV, JSON Lines)",
+            "description": "the result (CSV) or a variant (CSV, JSON Lines); with `Accept: application/json` only, a "
+            "link to the file instead",
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "application/x-ndjson": {"schema": {"type": "string"}},

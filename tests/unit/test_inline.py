@@ -244,6 +244,7 @@ def test_too_many_items_says_the_limit() -> None:
     # Then the error says the limit and what was received
     assert resp.json() == {
         "error": "too_many_items",
+        "code": "too_many_items",
         "message": "`queries` has 101 items; at most 100 are allowed per request",
         "max_items": 100,
         "received": 101,
@@ -279,6 +280,7 @@ def test_more_valid_items_than_credits_is_402_before_streaming() -> None:
     assert resp.status_code == 402
     assert resp.json() | {"message": ""} == {
         "error": "insufficient_credits",
+        "code": "insufficient_credits",
         "message": "",
         "required": 3,
         "balance": 2,
