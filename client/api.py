@@ -129,8 +129,12 @@ class Client:
         return list(self._json("GET", "/api/bulk-jobs", params=params)["jobs"])
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a running job, or delete a finished one."""
+        """Cancel a running job (never deletes anything: an ended job answers 409 job_finished)."""
         return self._json("DELETE", "/api/bulk-jobs", params={"id": job_id})
+
+    def purge(self, job_id: str) -> dict[str, Any]:
+        """Delete an ended job: its files and its result (its ledger entries stay)."""
+        return self._json("DELETE", "/api/bulk-jobs", params={"id": job_id, "purge": "true"})
 
     def download(self, job_id: str, out: Path, **variant: str) -> Path:
         """The result (or a variant of it) into `out`, following the redirect of a large one; waits for a variant."""

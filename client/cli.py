@@ -58,9 +58,15 @@ def add_commands(sub: Any) -> None:
     listing = jobs_sub.add_parser("list", parents=[common], help="your most recent jobs")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--status")
-    for name, text in (("status", "a job's status"), ("cancel", "cancel a running job"), ("delete", "delete a job")):
+    for name, text in (
+        ("status", "a job's status"),
+        ("cancel", "cancel a running job (keeps the rows done so far; never deletes)"),
+        ("delete", "delete an ended job and its result (asks first on a terminal)"),
+    ):
         one = jobs_sub.add_parser(name, parents=[common], help=text)
         one.add_argument("id")
+        if name == "delete":
+            one.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     download = jobs_sub.add_parser("download", parents=[common], help="download a job's result")
     download.add_argument("id")
     download.add_argument("--out", type=Path, help="the file to write (default: <id>.csv or .jsonl)")
@@ -159,8 +165,12 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.records(client.jobs(args.limit, args.status))
     elif sub == "status":
         out.record(client.job(args.id))
-    elif sub in ("cancel", "delete"):
+    elif sub == "cancel":
         out.record(client.cancel(args.id))
+    elif sub == "delete":
+        if not _confirmed(args):
+            return EXIT_CODES["input"]
+        out.record(client.purge(args.id))
     else:
         suffix = ".jsonl" if args.format == "jsonl" else ".csv"
         _download(client, args.id, args.out or Path(args.id + suffix), args, out)
@@ -267,6 +277,20 @@ def _values(given: list[str]) -> Iterator[str]:
             yield from (line.strip() for line in sys.stdin if line.strip())
         else:
             yield value
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    """Whether deleting a job was confirmed: `--yes`, or `y` typed at the terminal; a script must pass `--yes`."""
+    if args.yes:
+        return True
+    if not _tty(sys.stdin):
+        _fail("confirmation_required", "deleting a job cannot be undone: pass --yes to delete without asking")
+        return False
+    answer = input(f"Delete job {args.id} and its result for good? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        print("bulkapi: not deleted", file=sys.stderr)
+        return False
+    return True
 
 
 def _tty(stream: Any) -> bool:

@@ -320,10 +320,11 @@ class LedgerEntry(_Strict):
 
 
 class CreditsResponse(_Strict):
-    """The balance and the most recent ledger entries, newest first."""
+    """The balance and a page of the ledger, newest first; every entry, page after page, sums to the balance."""
 
     balance: int
     entries: list[LedgerEntry]
+    next_cursor: str | None = Field(description="give it as `cursor` for the next page; null on the last page")
 
 
 WEBHOOK_URL_MAX = 2048

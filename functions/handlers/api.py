@@ -50,8 +50,9 @@ from functions.errors import (
     UnsupportedMediaTypeError,
 )
 from functions.handlers import contract
-from functions.logic import downloads, fetching, jobs, preview, purge, variants
+from functions.logic import downloads, fetching, jobs, ledger, preview, variants
 from functions.logic import endpoints as hooks
+from functions.logic import purge as purging
 from functions.models import (
     ID_MAX,
     CreditsResponse,
@@ -121,6 +122,7 @@ app = RequestResolver(enable_validation=True, response_validation_error_http_cod
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 FILENAME_MAX = 255
 CURSOR_MAX = 1024
+LEDGER_PAGE_MAX = 1000
 IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
 # The fields of the multipart form that creates a job.
 FORM_FIELDS = frozenset({"file", "type", "column"})
@@ -571,20 +573,37 @@ def get_job(
     return _json(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
 
-@app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
-def credits() -> Response[CreditsResponse]:
-    """The account's balance and its most recent credit movements."""
-    store = _deps().credits
-    return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
+@app.get("/api/credits", summary="Balance and ledger, a page at a time", tags=["credits"])
+def credits(
+    limit: Annotated[int, Query(ge=1, le=LEDGER_PAGE_MAX, description="entries per page")] = 50,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX, description="`next_cursor` of the last page")] = None,
+) -> Response[CreditsResponse]:
+    """The account's balance and its credit movements, newest first; follow `next_cursor` to read every entry."""
+    return _json(200, ledger.page(_deps().credits, _account(), limit, cursor))
 
 
-@app.delete("/api/bulk-jobs", summary="Cancel a running job, or purge an ended one", tags=["jobs"])
-def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
-    """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
+@app.delete(
+    "/api/bulk-jobs",
+    summary="Cancel a running job; with `purge=true`, purge an ended one",
+    description="Without `purge`: a `queued` or `processing` job is cancelled (the rows already processed are kept "
+    "and assembled into its result); a job that has already ended answers 409 `job_finished` and nothing changes "
+    "(a job already cancelled answers its status). With `purge=true`: an ended job's upload, parts, result and "
+    "variants are deleted and its items with them (its ledger entries stay); a job that has not ended, or whose "
+    "unused credits are still being refunded, answers 409 `job_not_finished`.",
+    tags=["jobs"],
+)
+def cancel_job(
+    id: JobId,
+    purge: Annotated[
+        bool, Query(description="true: purge an ended job (its files and items) instead of cancelling")
+    ] = False,
+) -> Response[JobStatusResponse | JobDeletedResponse]:
+    """Cancel a running job (rows already processed are kept); with `purge=true`, purge an ended one."""
     p = _deps()
-    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), id)
-    if job is None:
+    if purge:
+        purging.purge_job(p.store, p.blobs, _account(), id)
         return _json(200, {"id": id, "status": "deleted"})
+    job = jobs.cancel_job(p.store, p.finalizer, _account(), id)
     return _json(200, jobs.status_view(job, retention_days=p.settings.retention_days))
 
 

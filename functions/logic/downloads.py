@@ -187,11 +187,13 @@ def download(
 
     if variant == variants.base_variant(job):
         return serve(key)
+    # A variant lives exactly as long as its result: past the result's date (check_result) or once the result object
+    # is gone, every variant answers 410 too, however recently it was built.
+    if blobs.head(key) is None:
+        raise _gone(job)
     record = store.get_variant(job.id, variant.name)
     if record is not None and record.get("state") == "ready":
         return serve(str(record["key"]))
-    if blobs.head(key) is None:
-        raise _gone(job)
     if store.request_variant(job.id, variant.name, _iso(now), _iso(now - BUILD_STALE)):
         queue.send([json.dumps({"job_id": job.id, "variant": variant.name})])
     return Pending(variant.name, retry_after(job))
