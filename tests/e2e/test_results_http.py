@@ -195,7 +195,7 @@ def test_download_variants_filtered_json_lines_and_other_delimiters(server: Serv
     assert set(listed) == {"all.semicolon.csv", "invalid.jsonl", "ok.comma.csv"}
     assert all(v["ready"] for v in listed.values()) and listed["invalid.jsonl"]["rows"] == 2
     # And a purge removes the variants with the rest
-    assert delete_until_gone(session, server, job["id"])["status"] == "deleted"
+    assert purge_until_gone(session, server, job["id"])["status"] == "deleted"
     assert job_objects(server, job["id"]) == []
 
 
