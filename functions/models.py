@@ -224,6 +224,7 @@ class VariantView(_Strict):
     status: list[RowStatus]
     format: Literal["csv", "jsonl"]
     delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
+    formula_guard: bool = Field(description="CSV cells carry the spreadsheet formula guard (`formula_guard=on`)")
     ready: bool
     rows: int | None
 

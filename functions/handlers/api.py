@@ -641,13 +641,21 @@ def download(
     delimiter: Annotated[
         str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
     ] = None,
+    formula_guard: Annotated[
+        str | None,
+        Query(
+            max_length=8,
+            description="CSV: on (default) puts `'` before cells a spreadsheet could run as formulas (README says "
+            "which); off gives every cell exactly as uploaded",
+        ),
+    ] = None,
 ) -> Response[Any]:
     """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
     Retry-After while a variant is being built; 410 once the result has expired."""
     p = _deps()
     settings = p.settings
     job = jobs.get_job_for(p.store, _account(), id)
-    variant = variants.parse(job, status, format, delimiter)
+    variant = variants.parse(job, status, format, delimiter, formula_guard)
     # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
     # key, nor read a cross-origin download): 200 {"url", "filename"}, whatever the size.
     link_only = (frontdoor.header(app.current_event.headers, "accept") or "").startswith("application/json")

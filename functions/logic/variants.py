@@ -23,6 +23,8 @@ from functions.observability import logger
 STATUSES: tuple[str, ...] = ("ok", "invalid", "error")
 DELIMITERS: dict[str, str] = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 FORMATS: tuple[str, ...] = ("csv", "jsonl")
+GUARD_VALUES: tuple[str, ...] = ("on", "off")
+UNGUARDED = "unguarded"
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 # Output is handed to the writer in pieces of about this size: memory stays flat whatever the result's size.
 _FLUSH_CHARS = 1024 * 1024
@@ -36,23 +38,34 @@ class Variant:
     statuses: tuple[str, ...]
     format: str
     delimiter: str | None
+    # The spreadsheet formula guard (results.guard_cell): CSV only, on unless asked off; JSON Lines never has it.
+    guard: bool = True
 
     @property
     def name(self) -> str:
-        """`ok-invalid.semicolon.csv`, `all.jsonl`: the variant's id and the last part of its key."""
+        """`ok-invalid.semicolon.csv`, `all.comma.unguarded.csv`, `all.jsonl`: the variant's id, its key's end."""
         rows = "all" if self.statuses == STATUSES else "-".join(self.statuses)
-        return f"{rows}.{self.delimiter}.csv" if self.format == "csv" else f"{rows}.{self.format}"
+        if self.format != "csv":
+            return f"{rows}.{self.format}"
+        return f"{rows}.{self.delimiter}.csv" if self.guard else f"{rows}.{self.delimiter}.{UNGUARDED}.csv"
 
     @classmethod
     def from_name(cls, name: str) -> Variant:
         """The variant a name stands for (the inverse of `name`)."""
         parts = name.split(".")
         rows = STATUSES if parts[0] == "all" else tuple(parts[0].split("-"))
-        return cls(rows, parts[-1], parts[1] if parts[-1] == "csv" else None)
+        csv_file = parts[-1] == "csv"
+        return cls(rows, parts[-1], parts[1] if csv_file else None, guard=csv_file and UNGUARDED not in parts)
 
     def view(self) -> dict[str, Any]:
         """How the status lists it."""
-        return {"name": self.name, "status": list(self.statuses), "format": self.format, "delimiter": self.delimiter}
+        return {
+            "name": self.name,
+            "status": list(self.statuses),
+            "format": self.format,
+            "delimiter": self.delimiter,
+            "formula_guard": self.guard,
+        }
 
 
 def delimiter_name(delimiter: str | None) -> str:
@@ -69,7 +82,9 @@ def _invalid(parameter: str, message: str, allowed: Iterable[str]) -> InputError
     return InputError(message, code="invalid_parameter", parameter=parameter, allowed=list(allowed))
 
 
-def parse(job: Job, status: str | None, fmt: str | None, delimiter: str | None) -> Variant:
+def parse(
+    job: Job, status: str | None, fmt: str | None, delimiter: str | None, formula_guard: str | None = None
+) -> Variant:
     """The variant a download asks for; each parameter left out means the result as it is."""
     statuses = STATUSES
     if status:
@@ -80,14 +95,19 @@ def parse(job: Job, status: str | None, fmt: str | None, delimiter: str | None) 
     chosen_format = (fmt or "csv").strip().lower()
     if chosen_format not in FORMATS:
         raise _invalid("format", "format must be csv or jsonl", FORMATS)
+    guard = (formula_guard or "on").strip().lower()
+    if guard not in GUARD_VALUES:
+        raise _invalid("formula_guard", "formula_guard must be on or off", GUARD_VALUES)
     if chosen_format != "csv":
         if delimiter:
             raise _invalid("delimiter", "delimiter applies to format=csv only", DELIMITERS)
-        return Variant(statuses, chosen_format, None)
+        if formula_guard:
+            raise _invalid("formula_guard", "formula_guard applies to format=csv only (JSON Lines has none)", ())
+        return Variant(statuses, chosen_format, None, guard=False)
     chosen = (delimiter or delimiter_name(job.delimiter)).strip().lower()
     if chosen not in DELIMITERS:
         raise _invalid("delimiter", "delimiter must be comma, semicolon, tab or pipe", DELIMITERS)
-    return Variant(statuses, "csv", chosen)
+    return Variant(statuses, "csv", chosen, guard=guard == "on")
 
 
 def variant_folder(job: Job) -> str:
@@ -118,14 +138,9 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield tail
 
 
-def _unescape(cell: str) -> str:
-    # JSON is not a spreadsheet: drop the apostrophe results.escape_cell put before formula-like cells.
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(results.FORMULA_START) else cell
-
-
 def _json_keys(header: list[str]) -> list[str]:
     keys: list[str] = []
-    for name in (_unescape(h) for h in header):
+    for name in results.unguard_row(header):
         key, n = name, 2
         while key in keys:
             key, n = f"{name}_{n}", n + 1
@@ -151,18 +166,20 @@ def transform(chunks: Iterable[bytes], source_delimiter: str, variant: Variant, 
     buf = io.StringIO()
     keys = _json_keys(header)
     writer = csv.writer(buf, delimiter=DELIMITERS[variant.delimiter or "comma"], lineterminator="\r\n")
+    # The result is stored guarded against every delimiter, so a guarded variant copies its cells as they are.
     if variant.format == "csv":
         buf.write(results.BOM)
-        writer.writerow(header)
+        writer.writerow(header if variant.guard else results.unguard_row(header))
     for row in reader:
         # The row status is the second-to-last column of every result row (then the error code).
         if len(row) < 2 or row[-2] not in keep:
             continue
         built.rows += 1
         if variant.format == "csv":
-            writer.writerow(row)
+            writer.writerow(row if variant.guard else results.unguard_row(row))
         else:
-            buf.write(json.dumps(dict(zip(keys, map(_unescape, row), strict=False)), ensure_ascii=False) + "\n")
+            cells = results.unguard_row(row)
+            buf.write(json.dumps(dict(zip(keys, cells, strict=False)), ensure_ascii=False) + "\n")
         if buf.tell() >= _FLUSH_CHARS:
             data = buf.getvalue().encode("utf-8")
             built.size += len(data)
