@@ -3,12 +3,17 @@ their result, duplicates charged once, phones read in their country, and the spr
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
-from tests.e2e.conftest import Server, new_account, post_job, wait_ended
+from functions.logic.results import PLAIN_NUMBER
+from tests.e2e.conftest import Server, new_account, post_job, status, wait_ended
 from tests.helpers import email_csv, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -53,3 +58,134 @@ def test_paging_the_ledger_after_30_jobs_gives_entries_that_sum_to_the_balance(s
     # And a cursor that is not one is refused, not read as the first page
     bad = session.get(f"{server.base_url}/api/credits", params={"cursor": "bm90LWEta2V5"}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_cursor"
+
+
+def finished(session: requests.Session, server: Server, body: bytes, **kwargs: Any) -> dict[str, Any]:
+    """A job created from `body` that has completed with its result."""
+    created = post_job(session, server, body, **kwargs)
+    assert created.status_code == 202, created.text
+    return wait_for(
+        lambda: (s := status(session, server, created.json()["id"]))["result_ready"] and s,
+        timeout=120,
+        what="the result",
+    )
+
+
+def fetch(session: requests.Session, server: Server, job_id: str, **params: str) -> requests.Response:
+    """A download, waiting while a variant is being built (202)."""
+    return wait_for(
+        lambda: (
+            (
+                r := session.get(
+                    f"{server.base_url}/api/bulk-jobs/download", params={"id": job_id, **params}, timeout=60
+                )
+            ).status_code
+            != 202
+            and r
+        ),
+        timeout=60,
+        interval=0.2,
+        what=f"the download {params}",
+    )
+
+
+FOUR = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+
+
+def formula_fields(data: bytes) -> list[str]:
+    """The fields a spreadsheet would run as formulas, reading the file with each of the four delimiters."""
+    found = []
+    for delimiter in FOUR.values():
+        for row in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=delimiter):
+            for field in row:
+                text = field.lstrip(' "')
+                if text[:1] in ("=", "+", "-", "@") and not PLAIN_NUMBER.fullmatch(text):
+                    found.append(field)
+    return found
+
+
+# The delimiter-smuggled payloads of issue 21: a `;` payload in a comma file and a `,` payload in a `;` file, plus a
+# pipe, a tab and a line break inside quoted cells; and the customer's own plain values the guard must leave alone.
+SMUGGLED_COMMA = (
+    b"email,name,phone\r\n"
+    b"a@example.com,x;=cmd|' /C calc'!A0;,+49 30 1234567\r\n"
+    b'b@example.com,"y|=HYPERLINK(""http://evil"")",+1 650 253 0000\r\n'
+    b'c@example.com,"note\n@SUM(1+1)\tz",-12.50\r\n'
+)
+SMUGGLED_SEMICOLON = (
+    b"email;name;phone\r\n"
+    b"a@example.com;x,=cmd|' /C calc'!A0,;+49 30 1234567\r\n"
+    b"b@example.com;\"x,-2+3+cmd|' /C calc'!A0\";0049 30 1234567\r\n"
+)
+
+
+@pytest.mark.parametrize("upload", [SMUGGLED_COMMA, SMUGGLED_SEMICOLON], ids=["comma-file", "semicolon-file"])
+def test_with_the_guard_on_no_cell_is_a_formula_under_any_delimiter_and_off_gives_the_cells_as_uploaded(
+    server: Server, upload: bytes
+) -> None:
+    # Given a finished job from a file carrying formulas smuggled behind another delimiter
+    session = server.session()
+    job = finished(session, server, upload)
+    uploaded = list(csv.reader(io.StringIO(upload.decode(), newline=""), delimiter="," if b"email," in upload else ";"))
+    # When the result is downloaded as it is, and as every delimiter variant, the guard on by default
+    downloads = {"result": fetch(session, server, job["id"])}
+    for name in FOUR:
+        downloads[name] = fetch(session, server, job["id"], delimiter=name)
+        downloads[name + "+ok"] = fetch(session, server, job["id"], delimiter=name, status="ok")
+    for name, resp in downloads.items():
+        assert resp.status_code == 200, (name, resp.text)
+        # Then no field is a formula, whichever of the four delimiters the file is opened with
+        assert formula_fields(resp.content) == [], name
+    # And the customer's plain phone numbers come back untouched (they are not a row's first cell)
+    result = downloads["result"].content.decode("utf-8-sig")
+    assert "+49 30 1234567" in result and "'+49 30 1234567" not in result
+    # When the result is downloaded with formula_guard=off, in its own and in another delimiter
+    for delimiter in ("comma", "semicolon"):
+        raw = fetch(session, server, job["id"], formula_guard="off", delimiter=delimiter)
+        assert raw.status_code == 200, raw.text
+        rows = list(csv.reader(io.StringIO(raw.content.decode("utf-8-sig"), newline=""), delimiter=FOUR[delimiter]))
+        # Then every uploaded cell comes back byte for byte
+        assert [r[: len(uploaded[0])] for r in rows] == uploaded
+    # And JSON Lines carries no guard either
+    lines = fetch(session, server, job["id"], format="jsonl").content.decode().splitlines()
+    assert [json.loads(line)["name"] for line in lines] == [r[1] for r in uploaded[1:]]
+    # And the status lists the unguarded variant as such
+    names = {v["name"]: v["formula_guard"] for v in status(session, server, job["id"])["variants"]}
+    assert names["all.comma.unguarded.csv"] is False and names["all.comma.csv"] is True
+
+
+def test_an_expired_results_variants_answer_410(server: Server) -> None:
+    # Given a finished job with two variants already built
+    session = server.session()
+    job = finished(session, server, email_csv(20, bad_every=5))
+    for params in ({"format": "jsonl"}, {"status": "ok", "delimiter": "semicolon"}):
+        assert fetch(session, server, job["id"], **params).status_code == 200
+    # When the result itself is gone (what the bucket's retention rule does)
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    client.delete_object(Bucket=server.bucket, Key=f"results/{job_account(server, job['id'])}/{job['id']}.csv")
+    # Then the result and every variant answer 410 result_expired, however recently they were built
+    for params in ({}, {"format": "jsonl"}, {"status": "ok", "delimiter": "semicolon"}, {"status": "invalid"}):
+        resp = session.get(f"{server.base_url}/api/bulk-jobs/download", params={"id": job["id"], **params}, timeout=30)
+        assert resp.status_code == 410 and resp.json()["error"] == "result_expired", (params, resp.text)
+    # And the status offers none of them
+    listed = status(session, server, job["id"])
+    assert listed["result_ready"] is False and not any(v["ready"] for v in listed["variants"])
+
+
+def job_account(server: Server, job_id: str) -> str:
+    """The account a job belongs to, from the bucket's result key."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=server.bucket, Prefix="results/").get("Contents", [])]
+    return next(k.split("/")[1] for k in keys if k.endswith(f"/{job_id}.csv"))
