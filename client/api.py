@@ -80,12 +80,20 @@ class Client:
 
     # --- jobs -------------------------------------------------------------------------------------------------------
     def create_job(
-        self, file: Path, job_type: str, column: str | None = None, idempotency_key: str | None = None
+        self,
+        file: Path,
+        job_type: str,
+        column: str | None = None,
+        idempotency_key: str | None = None,
+        **options: str | None,
     ) -> dict[str, Any]:
-        """Create a job from a CSV: multipart up to 4 MiB, else the presigned upload straight to storage."""
+        """Create a job from a CSV: multipart up to 4 MiB, else the presigned upload straight to storage.
+
+        `options`: a phone job's `country` and `country_column`."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        given = {k: v for k, v in {"column": column, **options}.items() if v}
         if file.stat().st_size <= MULTIPART_MAX_BYTES:
-            data = {"type": job_type, **({"column": column} if column else {})}
+            data = {"type": job_type, **given}
             with file.open("rb") as handle:
                 return self._json(
                     "POST",
@@ -94,7 +102,7 @@ class Client:
                     data=data,
                     headers=headers,
                 )
-        body = {"type": job_type, "filename": file.name, **({"column": column} if column else {})}
+        body = {"type": job_type, "filename": file.name, **given}
         job = self._json("POST", "/api/bulk-jobs", json=body, headers=headers)
         upload = job["upload"]
         with file.open("rb") as handle:
@@ -111,9 +119,9 @@ class Client:
             raise ApiError(answer.status_code, "upload_failed", f"storage refused the upload: {answer.text[:300]}")
         return job
 
-    def preview(self, file: Path, job_type: str, column: str | None = None) -> dict[str, Any]:
+    def preview(self, file: Path, job_type: str, column: str | None = None, **options: str | None) -> dict[str, Any]:
         """What creating the job would read and cost, with the first rows enriched; creates nothing."""
-        data = {"type": job_type, **({"column": column} if column else {})}
+        data = {"type": job_type, **{k: v for k, v in {"column": column, **options}.items() if v}}
         with file.open("rb") as handle:
             return self._json(
                 "POST", "/api/bulk-jobs/preview", files={"file": (file.name, handle, "text/csv")}, data=data

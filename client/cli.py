@@ -47,6 +47,7 @@ def add_commands(sub: Any) -> None:
     create.add_argument("file", type=Path)
     create.add_argument("--type", required=True, choices=JOB_TYPES)
     create.add_argument("--column", help="the column to enrich (header name or 1-based number)")
+    _phone_options(create)
     create.add_argument("--wait", action="store_true", help="show progress until the job ends")
     create.add_argument("--download", type=Path, metavar="OUT", help="when it ends, download the result to OUT")
     _variant_options(create)
@@ -55,6 +56,7 @@ def add_commands(sub: Any) -> None:
     preview.add_argument("file", type=Path)
     preview.add_argument("--type", required=True, choices=JOB_TYPES)
     preview.add_argument("--column")
+    _phone_options(preview)
     listing = jobs_sub.add_parser("list", parents=[common], help="your most recent jobs")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--status")
@@ -92,10 +94,16 @@ def add_commands(sub: Any) -> None:
     deliveries.add_argument("id")
 
 
+def _phone_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--country", help="phone jobs: ISO 3166 alpha-2 region of numbers without + (e.g. DE)")
+    parser.add_argument("--country-column", help="phone jobs: the column naming each row's country")
+
+
 def _variant_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", dest="row_status", help="only rows with these statuses, e.g. ok,invalid")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="the file format (default csv)")
-    parser.add_argument("--delimiter", choices=("comma", "semicolon", "tab"))
+    parser.add_argument("--delimiter", choices=("comma", "semicolon", "tab", "pipe"))
+    parser.add_argument("--formula-guard", choices=("on", "off"), help="CSV: the spreadsheet formula guard (on)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,7 +157,14 @@ def _dispatch(client: Client, args: argparse.Namespace, out: Output) -> int:
 def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
     sub = args.jobs_command
     if sub == "create":
-        job = client.create_job(args.file, args.type, args.column, args.idempotency_key)
+        job = client.create_job(
+            args.file,
+            args.type,
+            args.column,
+            args.idempotency_key,
+            country=args.country,
+            country_column=args.country_column,
+        )
         out.log(f"job {job['id']} created ({job.get('total_rows') or '?'} rows)")
         if not (args.wait or args.download):
             out.record(job)
@@ -160,7 +175,9 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.record(final)
         return 0 if final["status"] == "completed" else EXIT_CODES["input"]
     if sub == "preview":
-        out.record(client.preview(args.file, args.type, args.column))
+        out.record(
+            client.preview(args.file, args.type, args.column, country=args.country, country_column=args.country_column)
+        )
     elif sub == "list":
         out.records(client.jobs(args.limit, args.status))
     elif sub == "status":
@@ -178,7 +195,12 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def _download(client: Client, job_id: str, target: Path, args: argparse.Namespace, out: Output) -> None:
-    variant = {"status": args.row_status or "", "format": args.format or "", "delimiter": args.delimiter or ""}
+    variant = {
+        "status": args.row_status or "",
+        "format": args.format or "",
+        "delimiter": args.delimiter or "",
+        "formula_guard": args.formula_guard or "",
+    }
     client.download(job_id, target, **variant)
     out.log(f"downloaded {target} ({target.stat().st_size} bytes)")
 

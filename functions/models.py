@@ -53,6 +53,10 @@ class Job(BaseModel):
     source_key: str
     filename: str = ""
     column: str | None = None
+    # Phone jobs: the region numbers without `+` are read in (after a row's own country column), and that column's
+    # name when the customer named it.
+    country: str | None = None
+    country_column: str | None = None
     created_at: str
     started_at: str | None = None
     completed_at: str | None = None
@@ -193,6 +197,18 @@ class JobCreateRequest(_Strict):
         description="an https URL of the CSV, fetched by the service (instead of `filename`)",
     )
     column: str | None = Field(default=None, max_length=COLUMN_MAX, description="header name or 1-based number")
+    country: str | None = Field(
+        default=None,
+        max_length=2,
+        description="phone jobs: the ISO 3166 alpha-2 region numbers without `+` are read in (after a row's own "
+        "country column; default: the deployment's)",
+    )
+    country_column: str | None = Field(
+        default=None,
+        max_length=COLUMN_MAX,
+        description="phone jobs: the column naming each row's country (header name or 1-based number); default: a "
+        "column named like one (`country`, `country_code`, `region`, `land`, `pays`, ...)",
+    )
 
 
 class UploadForm(_Strict):
@@ -237,6 +253,8 @@ class JobStatusResponse(_Strict):
     type: str
     filename: str
     column: str | None
+    country: str | None = Field(default=None, description="phone jobs: the job's `country` option")
+    country_column: str | None = Field(default=None, description="phone jobs: the rows' country column, if any")
     total_rows: int | None
     processed: int
     succeeded: int

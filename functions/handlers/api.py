@@ -125,7 +125,7 @@ CURSOR_MAX = 1024
 LEDGER_PAGE_MAX = 1000
 IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
 # The fields of the multipart form that creates a job.
-FORM_FIELDS = frozenset({"file", "type", "column"})
+FORM_FIELDS = frozenset({"file", "type", "column", "country", "country_column"})
 # A body field whose validation failure has a code of its own.
 FIELD_CODES = {"url": "invalid_webhook_url", "events": "invalid_events"}
 
@@ -397,8 +397,8 @@ def console_page() -> Response[str]:
     )
 
 
-def _job_form() -> tuple[Upload, str, str | None]:
-    """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
+def _job_form() -> tuple[Upload, str, str | None, jobs.PhoneOptions]:
+    """The job creation form (also the preview's): the upload, its `type`, optional `column` and phone options."""
     settings = _deps().settings
     content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     body = _body_bytes()
@@ -412,7 +412,10 @@ def _job_form() -> tuple[Upload, str, str | None]:
     job_type = upload.fields.get("type", "")
     if not job_type:
         raise InputError("the `type` field is required", code="missing_type")
-    return upload, job_type, upload.fields.get("column") or None
+    options = jobs.check_phone_options(
+        job_type.strip().lower(), upload.fields.get("country"), upload.fields.get("country_column")
+    )
+    return upload, job_type, upload.fields.get("column") or None, options
 
 
 @app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
@@ -420,12 +423,13 @@ def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
     deps = _deps()
     settings = deps.settings
-    upload, job_type, column = _job_form()
+    upload, job_type, column, options = _job_form()
     answer = preview.preview(
         account_id=_account(),
         job_type=job_type,
         body=upload.file or b"",
         column=column,
+        options=options,
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
         credits=deps.credits,
@@ -455,7 +459,7 @@ def create_job(
         if len(body) > 64 * 1024:
             raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
         return _create_without_file(body, idempotency_key, deps)
-    upload, job_type, column = _job_form()
+    upload, job_type, column, options = _job_form()
 
     def create() -> dict[str, Any]:
         job = jobs.create_job(
@@ -470,12 +474,15 @@ def create_job(
             credits=deps.credits,
             blobs=deps.blobs,
             request_id=frontdoor.request_id_from_event(app.current_event.raw_event),
+            options=options,
         )
         return _created(job, "job created")
 
     if not idempotency_key:
         return _json(202, create())
-    fingerprint = idempotency.fingerprint(upload.file, job_type, column or "")
+    fingerprint = idempotency.fingerprint(
+        upload.file, job_type, column or "", *(o for o in (options.country, options.country_column) if o)
+    )
     return _json(202, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
@@ -506,6 +513,7 @@ def _created(job: Job, message: str, upload: dict[str, Any] | None = None) -> di
 def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -> Response[Any]:
     request = parse_create_request(body)
     settings = deps.settings
+    options = jobs.check_phone_options(request.type.strip().lower(), request.country, request.country_column)
 
     def create() -> dict[str, Any]:
         if request.url is not None:
@@ -517,6 +525,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
                 allow_http=settings.allow_private_targets,
                 store=deps.store,
                 queue=deps.fetches,
+                options=options,
             )
             return _created(job, "job created, its file to be fetched")
         job, form = jobs.create_upload_job(
@@ -528,6 +537,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
             ttl_seconds=settings.upload_url_ttl_seconds,
             store=deps.store,
             blobs=deps.blobs,
+            options=options,
         )
         return _created(job, "job created, awaiting its upload", upload=form)
 
@@ -535,7 +545,14 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
     status = 202 if request.url is not None else 201
     if not idempotency_key:
         return _json(status, create())
-    fingerprint = idempotency.fingerprint("json", request.type, request.filename, request.url, request.column or "")
+    fingerprint = idempotency.fingerprint(
+        "json",
+        request.type,
+        request.filename,
+        request.url,
+        request.column or "",
+        *(o for o in (options.country, options.country_column) if o),
+    )
     return _json(status, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 

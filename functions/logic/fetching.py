@@ -10,6 +10,7 @@ from functions.logic.intake import upload_key
 from functions.logic.jobs import (
     FinalizerPort,
     JobStorePort,
+    PhoneOptions,
     StatusPort,
     check_type,
     fail_unstarted,
@@ -65,6 +66,7 @@ def create_remote_job(
     allow_http: bool,
     store: JobStorePort,
     queue: FetchRequestPort,
+    options: PhoneOptions = PhoneOptions(),  # noqa: B008 - frozen, shared safely
 ) -> Job:
     """A job whose file the service fetches from `url` (queued until fetched); nothing is reserved before the
     file's rows are counted (the splitter)."""
@@ -78,6 +80,8 @@ def create_remote_job(
         source_key="",
         filename=filename_of(url),
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         created_at=utcnow(),
         source_url=url,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from functions.enrich import countries
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
 from functions.logic import csv_input, intake
 from functions.models import JOB_TYPES, Job, JobStatus
@@ -95,6 +96,35 @@ def check_type(job_type: str) -> str:
 
 
 @dataclass(frozen=True)
+class PhoneOptions:
+    """A phone job's options: the region numbers without `+` are read in, and the column naming each row's."""
+
+    country: str | None = None
+    country_column: str | None = None
+
+
+def check_phone_options(job_type: str, country: str | None, country_column: str | None) -> PhoneOptions:
+    """The job's phone options, checked: 400 invalid_parameter for a country that is not a region, or for options
+    given to a job that is not a phone job (they would be ignored there)."""
+    for name, value in (("country", country), ("country_column", country_column)):
+        if value and job_type != "phone":
+            raise InputError(f"`{name}` applies to phone jobs only", code="invalid_parameter", parameter=name)
+    try:
+        code = countries.checked_country(country)
+    except ValueError as exc:
+        raise InputError(str(exc), code="invalid_parameter", parameter="country") from exc
+    return PhoneOptions(code, (country_column or "").strip() or None)
+
+
+def check_country_column(layout: csv_input.CsvLayout, named: str | None) -> None:
+    """400 column_not_found when the job names a country column the file does not have."""
+    if named and countries.country_column(list(layout.header), named, layout.column_index) is None:
+        raise InputError(
+            f"no column {named!r} for the rows' country", code="column_not_found", available=list(layout.header)
+        )
+
+
+@dataclass(frozen=True)
 class CheckedUpload:
     """An uploaded file that can become a job: its normalized type, how it is read, and its data rows."""
 
@@ -103,7 +133,15 @@ class CheckedUpload:
     total_rows: int
 
 
-def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: int, max_bytes: int) -> CheckedUpload:
+def check_upload(
+    job_type: str,
+    body: bytes,
+    column: str | None,
+    *,
+    max_rows: int,
+    max_bytes: int,
+    options: PhoneOptions = PhoneOptions(),
+) -> CheckedUpload:
     """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count): creating a job
     and previewing one share it, so a preview refuses exactly what creating would."""
     job_type = check_type(job_type)
@@ -114,6 +152,7 @@ def check_upload(job_type: str, body: bytes, column: str | None, *, max_rows: in
     if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise InputError("the file is empty", code="empty_file")
     layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
+    check_country_column(layout, options.country_column)
     return CheckedUpload(job_type, layout, intake.count_rows(csv_input.iter_rows([body], layout), max_rows))
 
 
@@ -130,9 +169,10 @@ def create_job(
     credits: ReservingPort,
     blobs: BlobPort,
     request_id: str | None = None,
+    options: PhoneOptions = PhoneOptions(),
 ) -> Job:
     """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
-    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes, options=options)
     layout, total = checked.layout, checked.total_rows
     now = utcnow()
     job = Job(
@@ -143,6 +183,8 @@ def create_job(
         source_key="",
         filename=filename,
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         created_at=now,
         total_rows=total,
         delimiter=layout.delimiter,
@@ -178,6 +220,7 @@ def create_upload_job(
     ttl_seconds: int,
     store: JobStorePort,
     blobs: PresignPort,
+    options: PhoneOptions = PhoneOptions(),
 ) -> tuple[Job, dict[str, Any]]:
     """A job waiting for its file (`awaiting_upload`) and the presigned S3 form to send the file with.
 
@@ -194,6 +237,8 @@ def create_upload_job(
         source_key="",
         filename=filename,
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         created_at=iso(now),
         upload_expires_at=iso(expires),
     )
@@ -323,6 +368,8 @@ def status_view(
         "type": job.type,
         "filename": job.filename,
         "column": job.column or job.detected_column,
+        "country": job.country,
+        "country_column": job.country_column,
         "total_rows": total,
         "processed": job.processed,
         "succeeded": job.succeeded,

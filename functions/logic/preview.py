@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from functions.enrich import enrich_values, result_columns
+from functions.enrich import countries, enrich_values, result_columns
 from functions.errors import InsufficientCreditsError
 from functions.logic import csv_input, variants
-from functions.logic.jobs import BalancePort, check_upload
+from functions.logic.jobs import BalancePort, PhoneOptions, check_upload
 from functions.models import RowResult
 
 SAMPLE_ROWS = 10
@@ -26,7 +26,8 @@ def preview(
     max_rows: int,
     max_bytes: int,
     credits: BalancePort,
-    enrich: Enrich = enrich_values,
+    enrich: Enrich | None = None,
+    options: PhoneOptions = PhoneOptions(),  # noqa: B008 - frozen, shared safely
 ) -> dict[str, Any]:
     """What `POST /api/bulk-jobs` would do with this form, without doing it.
 
@@ -34,7 +35,7 @@ def preview(
     it, so every refusal is the one creating the job would give (402 included). The sample rows are enriched with
     the offline sources only: previewing asks no provider (DNS, RDAP, websites, Have I Been Pwned) and costs nothing.
     """
-    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes, options=options)
     layout, total = checked.layout, checked.total_rows
     balance = credits.account_credits(account_id) or 0
     if balance < total:
@@ -43,7 +44,11 @@ def preview(
         )
     sample = list(itertools.islice(csv_input.iter_rows([body], layout), SAMPLE_ROWS))
     values = [row[layout.column_index] if layout.column_index < len(row) else "" for row in sample]
-    outcomes = enrich(checked.job_type, values)
+    if enrich is not None:
+        outcomes = enrich(checked.job_type, values)
+    else:
+        regions = countries.row_regions(layout.header, sample, options.country_column, layout.column_index)
+        outcomes = enrich_values(checked.job_type, values, country=options.country, regions=regions)
     columns = result_columns(checked.job_type)
     return {
         "type": checked.job_type,

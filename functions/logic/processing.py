@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from functions.enrich import enrich_values, result_columns
+from functions.enrich import countries, enrich_values, result_columns
 from functions.enrich.online import OFFLINE, Sources, count_unasked, settle_unasked
 from functions.logic import results
 from functions.logic.jobs import FinalizerPort
@@ -112,7 +112,12 @@ def process_batch(
         _finish_if_last(job, finalizer)
         return False
     values = [row[batch.column_index] if batch.column_index < len(row) else "" for row in batch.rows]
-    row_results = enrich_values(job.type, values, sources)
+    regions = (
+        countries.row_regions(batch.header, batch.rows, job.country_column, batch.column_index)
+        if job.type == "phone"
+        else None
+    )
+    row_results = enrich_values(job.type, values, sources, country=job.country, regions=regions)
     unasked = count_unasked(row_results)
     if unasked:
         if requeue is not None and _defer(batch, unasked, store, requeue):

@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 
 from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input, intake
-from functions.logic.jobs import BalancePort, FinalizerPort, JobStorePort, check_type, utcnow
+from functions.logic.jobs import BalancePort, FinalizerPort, JobStorePort, check_country_column, check_type, utcnow
 from functions.models import Batch, Job, JobStatus, StoredLayout
 from functions.observability import logger
 
@@ -217,6 +217,7 @@ def split_job(
             head, chunks = _with_head(iter(chunks))
             layout = csv_input.sniff(head, job.type, job.column)
             store.record_layout(job.id, list(layout.header), layout.column, intake.layout_record(layout))
+        check_country_column(layout, job.country_column)
         total = job.total_rows
         if total is None:
             total = intake.count_rows(csv_input.iter_rows(chunks, layout), limits.max_rows)

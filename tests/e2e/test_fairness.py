@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,7 +17,7 @@ import pytest
 import requests
 
 from functions.logic.results import PLAIN_NUMBER
-from tests.e2e.conftest import Server, new_account, post_job, status, wait_ended
+from tests.e2e.conftest import ROOT, Server, new_account, post_job, status, wait_ended
 from tests.helpers import email_csv, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -189,3 +193,60 @@ def job_account(server: Server, job_id: str) -> str:
     )
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=server.bucket, Prefix="results/").get("Contents", [])]
     return next(k.split("/")[1] for k in keys if k.endswith(f"/{job_id}.csv"))
+
+
+def test_phones_are_read_in_the_jobs_country_or_the_rows_own(server: Server, tmp_path: Path) -> None:
+    # Given a German customer's numbers written nationally, and an account (the deployment's default region is US)
+    account = new_account(server, 1000)
+    source = tmp_path / "kunden.csv"
+    source.write_text("Name;Telefon\r\nAda;030 7654321\r\nBob;089 1234567\r\n", encoding="utf-8")
+    out = tmp_path / "kunden.enriched.csv"
+    # When the job is created from the CLI with --country DE
+    run = subprocess.run(
+        [sys.executable, "-m", "local.cli", "jobs", "create", str(source), "--type", "phone"]
+        + ["--country", "DE", "--wait", "--download", str(out)],  # noqa: RUF005 - the command as typed
+        cwd=ROOT,
+        env={**os.environ, "BULKAPI_URL": server.base_url, "BULKAPI_KEY": account.key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then the numbers are German, ok and charged
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert [(r["e164"], r["region"], r["status"]) for r in rows] == [
+        ("+49307654321", "DE", "ok"),
+        ("+49891234567", "DE", "ok"),
+    ]
+    final = json.loads(run.stdout.strip().splitlines()[-1])
+    assert final["country"] == "DE" and final["credits_used"] == 2
+    # Given the same numbers with a per-row `Land` column instead (one row says France, one names no country)
+    session = server.session(account.key)
+    body = "Name,Telefon,Land\r\nAda,030 7654321,Deutschland\r\nCleo,01 23 45 67 89,France\r\nDan,030 7654321,\r\n"
+    # When the preview and the job read them without a job country
+    preview = session.post(
+        f"{server.base_url}/api/bulk-jobs/preview",
+        files={"file": ("mixed.csv", body.encode(), "text/csv")},
+        data={"type": "phone"},
+        timeout=60,
+    )
+    assert preview.status_code == 200, preview.text
+    assert [r["enrichment"]["e164"] for r in preview.json()["rows"]] == ["+49307654321", "+33123456789", None]
+    job = finished(session, server, body.encode(), job_type="phone")
+    result = list(csv.DictReader(io.StringIO(fetch(session, server, job["id"]).content.decode("utf-8-sig"))))
+    # Then each row is read in its own country, and a row without one in the deployment's default (US): not a valid
+    # US number, so invalid and free
+    assert [(r["e164"], r["status"]) for r in result] == [
+        ("+49307654321", "ok"),
+        ("+33123456789", "ok"),
+        ("", "invalid"),
+    ]
+    assert result[2]["error"] == "invalid_phone" and result[2]["reason"] == "not_valid_in_US"
+    assert job["credits_used"] == 2
+    # And a country that is not a region, or on a job of another type, is refused
+    for data in ({"type": "phone", "country": "XX"}, {"type": "email", "country": "DE"}):
+        refused = session.post(
+            f"{server.base_url}/api/bulk-jobs", files={"file": ("a.csv", body.encode(), "text/csv")}, data=data
+        )
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_parameter", refused.text
