@@ -202,9 +202,9 @@ def test_phones_are_read_in_the_jobs_country_or_the_rows_own(server: Server, tmp
     source.write_text("Name;Telefon\r\nAda;030 7654321\r\nBob;089 1234567\r\n", encoding="utf-8")
     out = tmp_path / "kunden.enriched.csv"
     # When the job is created from the CLI with --country DE
+    command = ["jobs", "create", str(source), "--type", "phone", "--country", "DE", "--wait", "--download", str(out)]
     run = subprocess.run(
-        [sys.executable, "-m", "local.cli", "jobs", "create", str(source), "--type", "phone"]
-        + ["--country", "DE", "--wait", "--download", str(out)],  # noqa: RUF005 - the command as typed
+        [sys.executable, "-m", "local.cli", *command],
         cwd=ROOT,
         env={**os.environ, "BULKAPI_URL": server.base_url, "BULKAPI_KEY": account.key},
         capture_output=True,
