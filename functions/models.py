@@ -87,6 +87,8 @@ class Job(BaseModel):
     succeeded: int = 0
     invalid: int = 0
     failed: int = 0
+    # Rows repeating an earlier row's value: not charged (their status and enrichment are the first occurrence's).
+    duplicates: int = 0
     credits_reserved: int = 0
     credits_used: int = 0
     credits_settled: bool = False
@@ -114,6 +116,9 @@ class Batch(BaseModel):
     deferrals: int = Field(default=0, ge=0)
     unasked: int | None = None
     stalls: int = Field(default=0, ge=0)
+    # Rows repeating an earlier row's value (functions/logic/duplicates.py): [row, first row, value], 0-based data
+    # rows; the value to enrich is given when the first occurrence is in an earlier batch, else it is copied.
+    duplicates: list[tuple[int, int, str | None]] = Field(default_factory=list)
 
 
 class RowResult(BaseModel):
@@ -122,6 +127,8 @@ class RowResult(BaseModel):
     status: RowStatus
     error: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # The 1-based data row whose value this row repeats (its status and enrichment are that row's; not charged).
+    duplicate_of: int | None = None
 
 
 class BatchCounts(BaseModel):
@@ -132,6 +139,7 @@ class BatchCounts(BaseModel):
     invalid: int = 0
     failed: int = 0
     credits: int = 0
+    duplicates: int = 0
 
 
 class JobEvent(BaseModel):
@@ -147,6 +155,7 @@ class JobEvent(BaseModel):
     invalid: int
     failed: int
     credits_used: int
+    duplicates: int = 0
     result_bucket: str | None
     result_key: str | None
     error: str | None = None
@@ -260,6 +269,10 @@ class JobStatusResponse(_Strict):
     succeeded: int
     invalid: int
     failed: int
+    duplicates: int = Field(
+        description="rows repeating an earlier row's value (the type's normalized value): same status and "
+        "enrichment as the first occurrence, `duplicate_of` in the result, not charged"
+    )
     percent: float
     eta_seconds: float | None
     credits_reserved: int
@@ -452,6 +465,7 @@ class JobEventData(BaseModel):
     invalid: int
     failed: int
     credits_used: int
+    duplicates: int = Field(default=0, description="rows repeating an earlier row's value, not charged")
     error: str | None
     completed_at: str | None
     download_url: str | None

@@ -375,6 +375,7 @@ def status_view(
         "succeeded": job.succeeded,
         "invalid": job.invalid,
         "failed": job.failed,
+        "duplicates": job.duplicates,
         "percent": percent if not job.status == JobStatus.COMPLETED else 100.0,
         "eta_seconds": eta,
         "credits_reserved": job.credits_reserved,

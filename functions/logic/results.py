@@ -11,7 +11,8 @@ from typing import Any
 from functions.models import RowResult
 
 BOM = "\ufeff"
-TRAILER = ("status", "error")
+# Added after the enrichment columns; the row status is always the second-to-last column (variants read it there).
+TRAILER = ("duplicate_of", "status", "error")
 
 # The spreadsheet formula guard (OWASP's CSV-injection advice, made to hold whatever delimiter the file is opened
 # with). A spreadsheet runs a field as a formula when it starts with one of TRIGGERS. Fields start at a row's start, at
@@ -141,7 +142,8 @@ def part_rows(
         if len(original) < width:
             original += [""] * (width - len(original))
         extra = [cell(result.data.get(col)) for col in enrich_columns]
-        writer.writerow(guard_row([*original, *extra, result.status, result.error or ""]))
+        trailer = [cell(result.duplicate_of), result.status, result.error or ""]
+        writer.writerow(guard_row([*original, *extra, *trailer]))
     return buf.getvalue().encode("utf-8")
 
 

@@ -73,14 +73,16 @@ def test_no_cell_becomes_a_formula_whatever_delimiter_the_file_is_opened_with() 
         assert formula_fields(data) == []
         # And the guard is undone exactly (what formula_guard=off and JSON Lines give)
         read_back = list(csv.reader(io.StringIO(data.decode(), newline=""), delimiter=delimiter))
-        assert [results.unguard_row(r)[:-2] for r in read_back] == [r + [""] * (3 - len(r)) for r in rows]
+        assert [results.unguard_row(r)[:-3] for r in read_back] == [r + [""] * (3 - len(r)) for r in rows]
 
 
 def test_header_keeps_input_columns_and_renames_colliding_added_ones() -> None:
     # Given an input that already has a `status` and a `domain` column
     header = results.result_header(["Email", "status", "domain"], 4, ["domain", "validity"], "email")
     # Then the input columns stay as they are (padded to the widest row) and added ones get a prefix
-    assert header == ["Email", "status", "domain", "column_4", "email_domain", "validity", "email_status", "error"]
+    assert header == [
+        *["Email", "status", "domain", "column_4", "email_domain", "validity", "duplicate_of", "email_status", "error"]
+    ]
 
 
 def test_part_rows_pad_short_rows_escape_and_end_with_status_and_error() -> None:
@@ -93,11 +95,11 @@ def test_part_rows_pad_short_rows_escape_and_end_with_status_and_error() -> None
     ]
     # When the part is written for a 2-column header
     data = results.part_rows(rows, outcome, ["validity", "is_role"], 2)
-    # Then each row has 2 original cells, then the type's columns, then status and error
+    # Then each row has 2 original cells, then the type's columns, then duplicate_of, status and error
     assert read(data) == [
-        ["'=cmd()", "a@b.com", "valid", "false", "ok", ""],
-        ["x", "", "invalid", "", "invalid", "invalid_email"],
-        ["note\r\nline 2", "c@d.com", "valid", "true", "ok", ""],
+        ["'=cmd()", "a@b.com", "valid", "false", "", "ok", ""],
+        ["x", "", "invalid", "", "", "invalid", "invalid_email"],
+        ["note\r\nline 2", "c@d.com", "valid", "true", "", "ok", ""],
     ]
 
 
@@ -106,10 +108,14 @@ def test_assemble_concatenates_parts_in_order_with_a_bom_header() -> None:
     p0 = results.part_rows([["a@x.com"]], [RowResult(status="ok", data={"v": 1})], ["v"], 1)
     p1 = results.part_rows([["b@x.com"]], [RowResult(status="ok", data={"v": 2})], ["v"], 1)
     # When they are assembled
-    data = b"".join(results.assemble(["email", "v", "status", "error"], 1, 1, 3, [[p0], [p1]]))
+    data = b"".join(results.assemble(["email", "v", "duplicate_of", "status", "error"], 1, 1, 4, [[p0], [p1]]))
     # Then the file starts with a UTF-8 BOM and holds the rows in part order
     assert data.startswith(b"\xef\xbb\xbf")
-    assert read(data) == [["email", "v", "status", "error"], ["a@x.com", "1", "ok", ""], ["b@x.com", "2", "ok", ""]]
+    assert read(data) == [
+        ["email", "v", "duplicate_of", "status", "error"],
+        ["a@x.com", "1", "", "ok", ""],
+        ["b@x.com", "2", "", "ok", ""],
+    ]
 
 
 def test_assemble_realigns_when_a_row_is_wider_than_the_header() -> None:
@@ -119,10 +125,10 @@ def test_assemble_realigns_when_a_row_is_wider_than_the_header() -> None:
     )
     # When assembled with the widest row known (2)
     header = results.result_header(["email"], 2, [], "email")
-    data = b"".join(results.assemble(header, 2, 1, 2, [[part]]))
+    data = b"".join(results.assemble(header, 2, 1, 3, [[part]]))
     # Then every row has the same number of cells and nothing was dropped
     assert read(data) == [
-        ["email", "column_2", "status", "error"],
-        ["a@x.com", "", "ok", ""],
-        ["b@x.com", "extra", "ok", ""],
+        ["email", "column_2", "duplicate_of", "status", "error"],
+        ["a@x.com", "", "", "ok", ""],
+        ["b@x.com", "extra", "", "ok", ""],
     ]

@@ -43,7 +43,7 @@ def job(**fields: Any) -> Job:
 
 
 def result_csv(delimiter: str = ";") -> bytes:
-    header = ["Name", "Email", "validity", "status", "error"]
+    header = ["Name", "Email", "validity", "duplicate_of", "status", "error"]
     rows = [
         ["Zoë", "zoe@example.de", "valid", "ok", ""],
         ["Bad; one", "not-an-email", "invalid", "invalid", "invalid_email"],
@@ -132,7 +132,7 @@ def test_a_status_filter_keeps_only_those_rows_in_order_with_the_header() -> Non
     out, built = run(Variant(("ok",), "csv", "semicolon"), result_csv())
     assert out.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(out.decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert rows[0] == ["Name", "Email", "validity", "status", "error"]
+    assert rows[0] == ["Name", "Email", "validity", "duplicate_of", "status", "error"]
     assert [r[0] for r in rows[1:]] == ["Zoë", "Line\nbreak"] and built.rows == 2 and built.size == len(out)
 
 
@@ -151,10 +151,18 @@ def test_json_lines_give_one_object_per_row_without_the_spreadsheet_guard() -> N
             "Name": "Bad; one",
             "Email": "not-an-email",
             "validity": "invalid",
+            "duplicate_of": "",
             "status": "invalid",
             "error": "invalid_email",
         },
-        {"Name": "-cmd", "Email": "x@example.de", "validity": "", "status": "error", "error": "provider_timeout"},
+        {
+            "Name": "-cmd",
+            "Email": "x@example.de",
+            "validity": "",
+            "duplicate_of": "",
+            "status": "error",
+            "error": "provider_timeout",
+        },
     ]
     assert not out.startswith(b"\xef\xbb\xbf") and built.rows == 2
 
