@@ -250,3 +250,45 @@ def test_phones_are_read_in_the_jobs_country_or_the_rows_own(server: Server, tmp
             f"{server.base_url}/api/bulk-jobs", files={"file": ("a.csv", body.encode(), "text/csv")}, data=data
         )
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_parameter", refused.text
+
+
+ENRICHMENT = ("normalized", "domain", "validity", "reason", "first_name", "last_name", "status", "error")
+
+
+def test_a_value_repeated_across_batches_is_charged_once_and_every_row_comes_back(slow_server: Server) -> None:
+    # Given 100 rows in batches of 25: 65 distinct addresses, 5 invalid values and 30 repeats of earlier addresses
+    # (written in other cases or with a display name), spread over every batch
+    account = new_account(slow_server, 1000)
+    session = slow_server.session(account.key)
+    distinct = [f"person{i}@example{i % 3}.com" for i in range(65)]
+    rows = [*distinct, *(f"broken-{i}" for i in range(5))]
+    for n in range(30):
+        first = distinct[(n * 7) % 65]
+        repeat = first.upper() if n % 3 == 0 else (f"Person {n} <{first}>" if n % 3 == 1 else first)
+        rows.insert(5 + n * 3, repeat)
+    assert len(rows) == 100
+    body = ("Email\r\n" + "\r\n".join(f'"{r}"' for r in rows) + "\r\n").encode()
+    # When the job runs
+    job = finished(session, slow_server, body)
+    # Then only the distinct valid addresses are charged, in the status and in the ledger
+    assert (job["credits_used"], job["duplicates"], job["succeeded"], job["invalid"]) == (65, 30, 95, 5)
+
+    def charged() -> int:
+        """What the job's ledger entries (its reservation and refund) take from the balance."""
+        return -sum(int(e["amount"]) for e in account.entries() if e["job_id"] == job["id"])
+
+    assert wait_for(lambda: charged() == 65 and charged(), timeout=60, what="the refund") == len(distinct)
+    account.assert_balanced()
+    # And every row comes back in input order; a repeat carries the row of its first occurrence and that row's
+    # status and enrichment
+    result = list(csv.DictReader(io.StringIO(fetch(session, slow_server, job["id"]).content.decode("utf-8-sig"))))
+    assert [r["Email"] for r in result] == rows
+    repeats = [(i, r) for i, r in enumerate(result) if r["duplicate_of"]]
+    assert len(repeats) == 30
+    for index, row in repeats:
+        first = result[int(row["duplicate_of"]) - 1]
+        assert int(row["duplicate_of"]) - 1 < index and not first["duplicate_of"]
+        assert first["normalized"] == row["Email"].split("<")[-1].rstrip(">").lower()
+        assert [row[c] for c in ENRICHMENT] == [first[c] for c in ENRICHMENT]
+    # And the webhook payload's source, the status, says how many rows were repeats
+    assert status(session, slow_server, job["id"])["duplicates"] == 30
