@@ -172,14 +172,18 @@ def test_an_expired_results_variants_answer_410(server: Server) -> None:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    client.delete_object(Bucket=server.bucket, Key=f"results/{job_account(server, job['id'])}/{job['id']}.csv")
+    account_id = job_account(server, job["id"])
+    folder = f"results/{account_id}/{job['id']}/"
+    assert len(client.list_objects_v2(Bucket=server.bucket, Prefix=folder).get("Contents", [])) == 2
+    client.delete_object(Bucket=server.bucket, Key=f"results/{account_id}/{job['id']}.csv")
     # Then the result and every variant answer 410 result_expired, however recently they were built
     for params in ({}, {"format": "jsonl"}, {"status": "ok", "delimiter": "semicolon"}, {"status": "invalid"}):
         resp = session.get(f"{server.base_url}/api/bulk-jobs/download", params={"id": job["id"], **params}, timeout=30)
         assert resp.status_code == 410 and resp.json()["error"] == "result_expired", (params, resp.text)
-    # And the status offers none of them
+    # And the status offers none of them, and the variants' files are deleted with the result
     listed = status(session, server, job["id"])
     assert listed["result_ready"] is False and not any(v["ready"] for v in listed["variants"])
+    assert client.list_objects_v2(Bucket=server.bucket, Prefix=folder).get("Contents", []) == []
 
 
 def job_account(server: Server, job_id: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from functions.errors import InputError
+from functions.errors import GoneError, InputError
 from functions.logic import downloads, results, variants
 from functions.logic.variants import Variant
 from functions.models import Job, JobStatus
@@ -232,7 +232,10 @@ class Bucket:
         return Writer(self, key)
 
     def purge(self, prefix: str, *, exact: bool = False) -> int:
-        return 1 if self.objects.pop(prefix, None) is not None else 0
+        gone = [k for k in self.objects if (k == prefix if exact else k.startswith(prefix))]
+        for key in gone:
+            del self.objects[key]
+        return len(gone)
 
 
 class Store:
@@ -322,3 +325,24 @@ def test_a_variant_finished_after_its_job_was_purged_is_deleted_again() -> None:
     assert variants.build(JOB, "ok.comma.csv", store=store, blobs=bucket) == "no_job"
     assert set(bucket.objects) == {RESULT}
     store.record_variant = original  # type: ignore[method-assign]
+
+
+def test_a_variant_lives_exactly_as_long_as_its_result_and_is_deleted_with_it() -> None:
+    # Given a built variant, then the result removed (what the bucket's retention rule does on its day)
+    store, bucket, queue = Store([job()]), Bucket({RESULT: result_csv()}), Queue()
+    wanted = Variant(("ok",), "jsonl", None)
+    ask(store, bucket, queue, wanted)
+    assert variants.build(JOB, "ok.jsonl", store=store, blobs=bucket) == "built"
+    del bucket.objects[RESULT]
+    # When the variant is asked for
+    with pytest.raises(GoneError) as err:
+        ask(store, bucket, queue, wanted)
+    # Then it answers 410 like its result, and its file is deleted with it
+    assert err.value.code == "result_expired"
+    assert not [k for k in bucket.objects if k.startswith(f"results/acct_a/{JOB}/")]
+    # And past the result's date every variant answers 410 even while its files are still there
+    store2, bucket2 = Store([job(result_at="2029-11-01T00:00:00.000Z")]), Bucket({RESULT: result_csv()})
+    bucket2.objects[f"results/acct_a/{JOB}/ok.jsonl"] = b"{}"
+    with pytest.raises(GoneError):
+        ask(store2, bucket2, queue, wanted)
+    assert list(bucket2.objects) == [RESULT]
