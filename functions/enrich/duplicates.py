@@ -26,8 +26,9 @@ _IPV4_WITH_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$")
 def _email(text: str) -> str | None:
     match = _ADDRESS.search(text) if "<" in text else None
     address = match.group(1) if match else text
-    if "@" not in address or any(c.isspace() for c in address):
-        return None
+    local, _, domain = address.rpartition("@")
+    if not local or "." not in domain.strip(".") or any(c.isspace() for c in address):
+        return None  # cannot be an address: invalid, and free anyway
     return address.lower()
 
 
