@@ -296,3 +296,43 @@ def test_a_value_repeated_across_batches_is_charged_once_and_every_row_comes_bac
         assert [row[c] for c in ENRICHMENT] == [first[c] for c in ENRICHMENT]
     # And the webhook payload's source, the status, says how many rows were repeats
     assert status(session, slow_server, job["id"])["duplicates"] == 30
+
+
+def cli(server: Server, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`bulkapi ...` as a script runs it (stdin and stdout are not terminals)."""
+    return subprocess.run(
+        [sys.executable, "-m", "local.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, "BULKAPI_URL": server.base_url, "BULKAPI_KEY": key},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_cancel_never_deletes_and_delete_needs_yes_without_a_terminal(server: Server) -> None:
+    # Given a completed job
+    account = new_account(server, 100)
+    session = server.session(account.key)
+    job = finished(session, server, email_csv(10))
+    # When it is cancelled from the CLI
+    cancel = cli(server, account.key, "jobs", "cancel", job["id"])
+    # Then the CLI reports job_finished (exit 2) and the job and its result are still there
+    assert cancel.returncode == 2 and "job_finished" in cancel.stderr, cancel.stderr
+    assert fetch(session, server, job["id"]).status_code == 200
+    # When it is deleted from a script without --yes
+    refused = cli(server, account.key, "jobs", "delete", job["id"])
+    # Then nothing is deleted: a script must say --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert status(session, server, job["id"])["status"] == "completed"
+    # When it is deleted with --yes (once its credits are settled)
+    deleted = wait_for(
+        lambda: (r := cli(server, account.key, "jobs", "delete", job["id"], "--yes")).returncode == 0 and r,
+        timeout=60,
+        what="the purge",
+    )
+    # Then the job is gone
+    assert json.loads(deleted.stdout) == {"id": job["id"], "status": "deleted"}
+    assert session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job["id"]}, timeout=30).status_code == 404
