@@ -30,6 +30,9 @@ TRIGGERS = ("=", "+", "-", "@")
 FIELD_BREAKS = re.compile(r"([,;\t|\r\n])")
 PLAIN_NUMBER = re.compile(r"[0-9 ()+\-.,/%]*[0-9][0-9 ()+\-.,/%]*")
 _LEAD = " \"'"
+# A cell starting with none of these and holding no field break cannot need the guard.
+_MAY_START = frozenset(" \"'\t\r\n=+-@")
+_ANY_BREAK = re.compile(r"[,;\t|\r\n]")
 
 
 def _runs_as_formula(text: str, *, cell_start: bool = False, exempt_numbers: bool = False) -> bool:
@@ -67,12 +70,16 @@ def guard_cell(value: str, *, first: bool = False) -> str:
 
     `first`: the cell is the first of its row (no plain-number exemption; see above).
     """
+    if not value or (value[0] not in _MAY_START and not _ANY_BREAK.search(value)):
+        return value  # the common case, decided in one scan: nothing can start a formula here
     inside = _guard_inside(value)
     return "'" + inside if _guard_start(value, inside, first) else inside
 
 
 def unguard_cell(value: str, *, first: bool = False) -> str:
     """The cell as it was before `guard_cell` (exactly: `unguard_cell(guard_cell(c)) == c` for every cell)."""
+    if "'" not in value:  # the guard only ever adds apostrophes: most cells have none
+        return value
     pieces = FIELD_BREAKS.split(value)
     for i in range(2, len(pieces), 2):
         if pieces[i].startswith("'") and _runs_as_formula(pieces[i][1:]):
