@@ -33,7 +33,7 @@ import dns.rdatatype
 import dns.rrset
 
 from functions.enrich import enrich_values
-from functions.enrich.sources import from_settings
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 
 FIRST = ["john", "jane", "maria", "mohammed", "li", "olga", "pierre", "anna", "james", "sofia", "raj", "yuki"]

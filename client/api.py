@@ -19,6 +19,8 @@ from httpx_sse import connect_sse
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Files up to this size go through the multipart route; larger ones through the presigned upload (README: Limits).
 MULTIPART_MAX_BYTES = 4 * 1024 * 1024
+# A larger file is previewed from its head: its first MiB, with its whole size (README: Previews).
+PREVIEW_HEAD_BYTES = 1024 * 1024
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # Per read/write, not in all: a large upload or download may take minutes, a stalled one is given up. Streams send
 # a keep-alive comment every 15 s, so a minute without a byte means the connection is gone.
@@ -85,15 +87,16 @@ class Client:
         job_type: str,
         column: str | None = None,
         idempotency_key: str | None = None,
-        **options: str | None,
+        sheet: str | None = None,
+        **phone: str | None,
     ) -> dict[str, Any]:
-        """Create a job from a CSV: multipart up to 4 MiB, else the presigned upload straight to storage.
-
-        `options`: a phone job's `country` and `country_column`."""
+        """Create a job from a file (CSV, .gz, .zip, .xlsx): multipart up to 4 MiB, else the presigned upload
+        straight to storage. `phone`: a phone job's `country` and `country_column`."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        given = {k: v for k, v in {"column": column, **options}.items() if v}
+        given = {"column": column, "sheet": sheet, **phone}
+        options = {k: v for k, v in given.items() if v}
         if file.stat().st_size <= MULTIPART_MAX_BYTES:
-            data = {"type": job_type, **given}
+            data = {"type": job_type, **options}
             with file.open("rb") as handle:
                 return self._json(
                     "POST",
@@ -102,7 +105,7 @@ class Client:
                     data=data,
                     headers=headers,
                 )
-        body = {"type": job_type, "filename": file.name, **given}
+        body = {"type": job_type, "filename": file.name, **options}
         job = self._json("POST", "/api/bulk-jobs", json=body, headers=headers)
         upload = job["upload"]
         with file.open("rb") as handle:
@@ -119,13 +122,21 @@ class Client:
             raise ApiError(answer.status_code, "upload_failed", f"storage refused the upload: {answer.text[:300]}")
         return job
 
-    def preview(self, file: Path, job_type: str, column: str | None = None, **options: str | None) -> dict[str, Any]:
-        """What creating the job would read and cost, with the first rows enriched; creates nothing."""
-        data = {"type": job_type, **{k: v for k, v in {"column": column, **options}.items() if v}}
+    def preview(
+        self, file: Path, job_type: str, column: str | None = None, sheet: str | None = None, **phone: str | None
+    ) -> dict[str, Any]:
+        """What creating the job would read and cost, with the first rows enriched; creates nothing. A file over
+        the form's 4 MiB is previewed from its first MiB (the answer says `truncated` and estimates its rows)."""
+        given = {"column": column, "sheet": sheet, **phone}
+        data = {"type": job_type, **{k: v for k, v in given.items() if v}}
+        size = file.stat().st_size
         with file.open("rb") as handle:
-            return self._json(
-                "POST", "/api/bulk-jobs/preview", files={"file": (file.name, handle, "text/csv")}, data=data
-            )
+            if size <= MULTIPART_MAX_BYTES:
+                content = handle.read()
+            else:
+                content = handle.read(PREVIEW_HEAD_BYTES)
+                data["file_size"] = str(size)
+        return self._json("POST", "/api/bulk-jobs/preview", files={"file": (file.name, content, "text/csv")}, data=data)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """A job's status and progress."""

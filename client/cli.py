@@ -43,10 +43,11 @@ def add_commands(sub: Any) -> None:
 
     jobs = sub.add_parser("jobs", help="bulk jobs: create, list, status, cancel, delete, download, preview")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
-    create = jobs_sub.add_parser("create", parents=[common], help="create a job from a CSV file")
+    create = jobs_sub.add_parser("create", parents=[common], help="create a job from a file (CSV, .gz, .zip, .xlsx)")
     create.add_argument("file", type=Path)
     create.add_argument("--type", required=True, choices=JOB_TYPES)
     create.add_argument("--column", help="the column to enrich (header name or 1-based number)")
+    create.add_argument("--sheet", help="a workbook's sheet to read (default: the first)")
     _phone_options(create)
     create.add_argument("--wait", action="store_true", help="show progress until the job ends")
     create.add_argument("--download", type=Path, metavar="OUT", help="when it ends, download the result to OUT")
@@ -56,6 +57,7 @@ def add_commands(sub: Any) -> None:
     preview.add_argument("file", type=Path)
     preview.add_argument("--type", required=True, choices=JOB_TYPES)
     preview.add_argument("--column")
+    preview.add_argument("--sheet", help="a workbook's sheet to read (default: the first)")
     _phone_options(preview)
     listing = jobs_sub.add_parser("list", parents=[common], help="your most recent jobs")
     listing.add_argument("--limit", type=int, default=20)
@@ -101,6 +103,7 @@ def _phone_options(parser: argparse.ArgumentParser) -> None:
 
 def _variant_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", dest="row_status", help="only rows with these statuses, e.g. ok,invalid")
+    parser.add_argument("--validity", help="email jobs: only rows with these verdicts, e.g. valid or valid,risky")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="the file format (default csv)")
     parser.add_argument("--delimiter", choices=("comma", "semicolon", "tab", "pipe"))
     parser.add_argument("--formula-guard", choices=("on", "off"), help="CSV: the spreadsheet formula guard (on)")
@@ -162,6 +165,7 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
             args.type,
             args.column,
             args.idempotency_key,
+            args.sheet,
             country=args.country,
             country_column=args.country_column,
         )
@@ -176,7 +180,9 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
         return 0 if final["status"] == "completed" else EXIT_CODES["input"]
     if sub == "preview":
         out.record(
-            client.preview(args.file, args.type, args.column, country=args.country, country_column=args.country_column)
+            client.preview(
+                args.file, args.type, args.column, args.sheet, country=args.country, country_column=args.country_column
+            )
         )
     elif sub == "list":
         out.records(client.jobs(args.limit, args.status))
@@ -197,6 +203,7 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
 def _download(client: Client, job_id: str, target: Path, args: argparse.Namespace, out: Output) -> None:
     variant = {
         "status": args.row_status or "",
+        "validity": args.validity or "",
         "format": args.format or "",
         "delimiter": args.delimiter or "",
         "formula_guard": args.formula_guard or "",

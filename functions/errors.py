@@ -121,6 +121,12 @@ API_ERRORS: dict[str, int] = {
     "not_csv": 400,
     "malformed_csv": 400,
     "column_not_found": 400,
+    "unsupported_format": 400,
+    "invalid_archive": 400,
+    "archive_has_several_files": 400,
+    "encrypted_file": 400,
+    "incomplete_archive": 400,
+    "sheet_not_found": 400,
     "too_many_rows": 400,
     "too_many_columns": 400,
     "row_too_large": 400,
@@ -130,6 +136,7 @@ API_ERRORS: dict[str, int] = {
     # webhooks
     "invalid_webhook_url": 400,
     "invalid_events": 400,
+    "too_many_webhooks": 400,
     "unauthorized": 401,
     # answered by API Gateway itself, deployed (infra/auth.py GATEWAY_ANSWERS)
     "account_not_enabled": 403,

@@ -57,6 +57,8 @@ class Job(BaseModel):
     # name when the customer named it.
     country: str | None = None
     country_column: str | None = None
+    # A workbook's sheet to read (by name); None: the first.
+    sheet: str | None = None
     created_at: str
     started_at: str | None = None
     completed_at: str | None = None
@@ -74,6 +76,10 @@ class Job(BaseModel):
     # A presigned upload: until when the form may be used. A remote file: where it is fetched from.
     upload_expires_at: str | None = None
     source_url: str | None = None
+    # A remote file's fetch: when its latest attempt started (the sweeper times a URL job from it, not from its
+    # creation: a job may wait for a fetch slot), and when the file was stored.
+    fetch_started_at: str | None = None
+    fetched_at: str | None = None
     # How far the split has read the file (bytes), while total_rows is not known yet.
     split_bytes_read: int | None = None
     split_bytes_total: int | None = None
@@ -96,6 +102,8 @@ class Job(BaseModel):
     result_rows: int | None = None
     # When the result was written: it is kept `retention_days` from then (the bucket's lifecycle rule).
     result_at: str | None = None
+    # The result's rows counted by verdict, line type, country...: functions/logic/summary.py (set with the result).
+    summary: dict[str, dict[str, int]] | None = None
     # Set when a DELETE began purging the job: it reads as gone from then on, and nothing is added to it.
     purging_at: str | None = None
     error: str | None = None
@@ -160,6 +168,7 @@ class JobEvent(BaseModel):
     result_key: str | None
     error: str | None = None
     completed_at: str | None
+    summary: dict[str, dict[str, int]] | None = None
 
 
 # --- the API's contract: request and response bodies (the OpenAPI document is generated from these) ---------------
@@ -218,6 +227,9 @@ class JobCreateRequest(_Strict):
         description="phone jobs: the column naming each row's country (header name or 1-based number); default: a "
         "column named like one (`country`, `country_code`, `region`, `land`, `pays`, ...)",
     )
+    sheet: str | None = Field(
+        default=None, max_length=COLUMN_MAX, description="an XLSX file's sheet to read, by name; default: the first"
+    )
 
 
 class UploadForm(_Strict):
@@ -243,15 +255,28 @@ class JobCreatedResponse(_Strict):
 
 
 class VariantView(_Strict):
-    """A form of the result: which row statuses, which format, which delimiter; whether it can be downloaded."""
+    """A form of the result: which row statuses and verdicts, which format, which delimiter; whether it can be
+    downloaded."""
 
     name: str
     status: list[RowStatus]
+    validity: list[Literal["valid", "risky", "invalid", "unknown"]] | None = Field(
+        default=None, description="email jobs: the verdicts kept (null: every row)"
+    )
     format: Literal["csv", "jsonl"]
     delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
     formula_guard: bool = Field(description="CSV cells carry the spreadsheet formula guard (`formula_guard=on`)")
     ready: bool
     rows: int | None
+
+
+SUMMARY_DESCRIPTION = (
+    "the result's rows counted once the result is assembled (null before): per dimension, each bucket's count; the "
+    "counts of each dimension add up to the result's rows (`total_rows` for a completed job). email: `validity` "
+    "(valid, risky, invalid, unknown); phone: `line_type` and `region`; ip: `country`; domain: `dns` and "
+    "`public_suffix`; company: `country` and `website`; darkweb: `breached`. A row without a value is `unknown`."
+)
+SUMMARY_EXAMPLE = {"validity": {"valid": 812, "risky": 97, "invalid": 64, "unknown": 27}}
 
 
 class JobStatusResponse(_Strict):
@@ -290,6 +315,9 @@ class JobStatusResponse(_Strict):
         description="how far the file has been read; moves from the first second, before `total_rows` is known"
     )
     split_bytes_total: int | None = Field(description="the file's size, once its reading has started")
+    summary: dict[str, dict[str, int]] | None = Field(
+        default=None, description=SUMMARY_DESCRIPTION, examples=[SUMMARY_EXAMPLE]
+    )
     # One job's status only (not the list): the result and each variant of it asked for so far.
     variants: list[VariantView] | None = None
 
@@ -328,6 +356,16 @@ class JobPreviewResponse(_Strict):
     type: str
     detected: DetectedLayout
     columns: list[str]
+    format: Literal["csv", "gzip", "zip", "xlsx"] = Field(description="what the file is, by its content")
+    sheet: str | None = Field(default=None, description="the workbook's sheet read (xlsx)")
+    truncated: bool = Field(
+        default=False,
+        description="the preview read a head of the file (a `file_size` larger than the part sent, or more than "
+        "1 MiB of content in a compressed file or workbook): `total_rows` counts the rows of that head",
+    )
+    estimated_total_rows: int | None = Field(
+        default=None, description="for a head sent with `file_size`: the rows the whole file likely has"
+    )
     total_rows: int
     credits_required: int
     balance: int
@@ -469,6 +507,9 @@ class JobEventData(BaseModel):
     error: str | None
     completed_at: str | None
     download_url: str | None
+    summary: dict[str, dict[str, int]] | None = Field(
+        default=None, description=SUMMARY_DESCRIPTION, examples=[SUMMARY_EXAMPLE]
+    )
 
 
 class WebhookEvent(BaseModel):

@@ -27,6 +27,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -126,32 +127,136 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class PinnedHTTPConnection(http.client.HTTPConnection):
-    """Plain HTTP to a checked IP address; the Host header still names the original host."""
+class _Deadline:
+    """A whole-exchange deadline on a socket: before every read and write the socket's timeout becomes the time left
+    (at most `idle_timeout`). urllib3's and http.client's timeouts bound each operation, not their sum, so a server
+    that sends a byte (or a header line) every few seconds would otherwise hold a connection for as long as it likes.
+    """
 
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+    deadline: float | None = None
+    idle_timeout: float | None = None
+
+    def _arm(self) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the exchange's time is up")
+        sock: Any = self
+        sock.settimeout(left if self.idle_timeout is None else min(self.idle_timeout, left))
+
+
+class DeadlineSocket(_Deadline, socket.socket):
+    """A TCP socket whose every read and write ends by its deadline (see `_Deadline`)."""
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """Read, within the time left."""
+        self._arm()
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Read, within the time left."""
+        self._arm()
+        return super().recv(bufsize, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Write, within the time left."""
+        self._arm()
+        super().sendall(data, flags)
+
+
+class DeadlineSSLSocket(_Deadline, ssl.SSLSocket):
+    """A TLS socket whose every read and write ends by its deadline (the handshake by the timeout set before it)."""
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        """Read, within the time left."""
+        self._arm()
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        """Read, within the time left."""
+        self._arm()
+        return super().recv(buflen, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Write, within the time left."""
+        self._arm()
+        super().sendall(data, flags)
+
+
+@functools.cache
+def _deadline_tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.sslsocket_class = DeadlineSSLSocket
+    return context
+
+
+def _connect(address: str, port: int, timeout: float, deadline: float | None) -> socket.socket:
+    """A TCP connection to exactly `address`; with a deadline, one whose every operation ends by it."""
+    if deadline is None:
+        return socket.create_connection((address, port), timeout)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the exchange's time is up")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = DeadlineSocket(family, socket.SOCK_STREAM)
+    sock.deadline, sock.idle_timeout = deadline, timeout
+    try:
+        sock.settimeout(min(timeout, left))
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to a checked IP address; the Host header still names the original host.
+
+    `timeout` bounds each operation; `deadline` (a time.monotonic() value), when given, bounds all of them together:
+    the connect, the request, the status line and headers, and every read of the body.
+    """
+
+    def __init__(self, host: str, address: str, port: int, timeout: float, deadline: float | None = None) -> None:
         super().__init__(host, port, timeout=timeout)
         self.pinned_address = address
+        self.op_timeout = timeout
+        self.deadline = deadline
 
     def connect(self) -> None:
         """Connect to the pinned address, never to a fresh resolution of the host name."""
-        self.sock = socket.create_connection((self.pinned_address, self.port), self.timeout)
+        self.sock = _connect(self.pinned_address, self.port, self.op_timeout, self.deadline)
 
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to a checked IP address, with SNI and certificate checks for the original host name."""
+    """HTTPS to a checked IP address, with SNI and certificate checks for the original host name (and `deadline` as
+    for PinnedHTTPConnection; the TLS handshake is bounded by the time left when it starts)."""
 
     def __init__(
-        self, host: str, address: str, port: int, timeout: float, context: ssl.SSLContext | None = None
+        self,
+        host: str,
+        address: str,
+        port: int,
+        timeout: float,
+        context: ssl.SSLContext | None = None,
+        deadline: float | None = None,
     ) -> None:
-        super().__init__(host, port, timeout=timeout, context=context or _tls_context())
+        default = _deadline_tls_context() if deadline is not None else _tls_context()
+        super().__init__(host, port, timeout=timeout, context=context or default)
         self.pinned_address = address
+        self.op_timeout = timeout
+        self.deadline = deadline
 
     def connect(self) -> None:
         """Connect to the pinned address and verify the certificate against the host name."""
-        sock = socket.create_connection((self.pinned_address, self.port), self.timeout)
+        sock = _connect(self.pinned_address, self.port, self.op_timeout, self.deadline)
         try:
-            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+            if self.deadline is not None:
+                sock.settimeout(max(0.001, min(self.op_timeout, self.deadline - time.monotonic())))
+            tls = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
         except BaseException:
             sock.close()
             raise
+        if isinstance(tls, _Deadline):
+            tls.deadline, tls.idle_timeout = self.deadline, self.op_timeout
+        self.sock = tls

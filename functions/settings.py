@@ -27,6 +27,8 @@ class LimitsSettings(StorageSettings):
 
     max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    # The largest content a file may have once uncompressed (a gzip's, a ZIP's, a workbook's; a CSV's is its size).
+    max_file_bytes: int = Field(default=1024**3, ge=1)
 
 
 class ApiSettings(LimitsSettings):
@@ -76,6 +78,11 @@ class FetcherSettings(StorageSettings):
     fetch_timeout_seconds: float = Field(default=600.0, gt=0)
     # Locally: http to localhost is allowed, as for webhooks. Deployed: https to public addresses only.
     allow_private_targets: bool = False
+    # Where a fetch goes back to wait when its account holds all of its fetch slots (bulkapi:fetchConcurrencyPerAccount
+    # of the bulkapi:fetchConcurrency fetches at once), and for how long.
+    fetch_queue_url: str
+    fetch_slots_per_account: int = Field(default=2, ge=1)
+    fetch_slot_wait_seconds: int = Field(default=30, ge=1, le=900)
 
 
 class EnrichSettings(BaseModel):
@@ -142,20 +149,28 @@ class WebhookSettings(StorageSettings):
     retry_queue_url: str
     api_base_url: str = ""
     allow_private_targets: bool = False
+    # One attempt's time in all: connect, request, the receiver's answer (a trickling receiver is cut off).
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # Test hook: each delivery's fan-out dies once after recording it, before queuing it (only the local e2e tests).
+    local_crash_after_record: bool = False
 
 
 class SweeperSettings(StorageSettings):
     """The scheduled sweeper: how long a job may sit before it is ended."""
 
     finalizer_arn: str
-    start_after_seconds: int = Field(default=900, ge=60)
+    start_after_seconds: int = Field(default=900, ge=1)
     split_lease_seconds: int = Field(default=900, ge=1)
     stalled_after_seconds: int = Field(default=6 * 3600, ge=60)
     # A presigned upload's job fails `upload_expired` this long after its form expired with no file (an upload that
     # started just before the expiry may still be arriving). The TTL is the API's: no job can expire younger.
     upload_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     upload_grace_seconds: int = Field(default=300, ge=0)
+    # A URL job is timed from its fetch, not from its creation: it may wait this long for a fetch slot (the fetch
+    # queue's retention), and a started fetch may take this long (the fetcher's timeout, and the queue's visibility
+    # timeout before a crashed fetch is tried again) before the job fails `fetch_failed`.
+    fetch_wait_seconds: int = Field(default=24 * 3600, ge=1)
+    fetch_lease_seconds: int = Field(default=15 * 60 + 90 * 60, ge=1)
 
 
 class AuthorizerSettings(BaseModel):

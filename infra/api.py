@@ -1,8 +1,8 @@
 """The REST API: API Gateway -> the api function (Powertools resolver), every route but the streamed ones proxied.
 
-Authentication is API Gateway's: every method has a Lambda REQUEST authorizer (infra/auth.py). The keyed methods
-(the default) pass `requestContext.authorizer.account_id` to the functions (functions/auth.py); the public routes
-(health, docs, the OpenAPI document, the console) go to the api function through the public authorizer.
+Authentication is API Gateway's: every method but the public routes has a Lambda REQUEST authorizer
+(infra/auth.py), which passes `requestContext.authorizer.account_id` to the functions (functions/auth.py); the
+public routes (health, docs, the OpenAPI document, the console) go to the api function with no authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
 Lambda proxy invocation carries at most 6 MB and binary bodies arrive base64-encoded (4/3 larger), see
@@ -15,6 +15,7 @@ STREAM`) from the stream function (the ASGI app behind the Lambda Web Adapter); 
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from aws_cdk import Annotations, Duration
@@ -43,8 +44,29 @@ STREAMING_ROUTES = (
 # binary bodies (multipart/form-data), so the largest upload that reaches the function is about 3/4 of that,
 # less the event's headers and multipart framing.
 MAX_PROXY_UPLOAD_BYTES = 6_291_456 * 3 // 4 - 64 * 1024
+# What one line of the stage's access log carries (JSON): who (the account the authorizer named, the client IP),
+# what (method, route, status, size), how long (the gateway's, the integration's and the authorizer's latency) and
+# why it failed (the gateway's error message and type, the integration's error). No bodies, no headers, no keys.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "account": "$context.authorizer.principalId",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integration.latency",
+    "authorizerLatency": "$context.authorizer.latency",
+    "error": "$context.error.message",
+    "errorType": "$context.error.responseType",
+    "integrationError": "$context.integration.error",
+    "wafResponseCode": "$context.wafResponseCode",
+}
 COGNITO_REASON = (
-    "Authorized by the API's Lambda REQUEST authorizer (hashed API keys in the jobs table, or the public routes); "
+    "Authorized by the API's Lambda REQUEST authorizer (hashed API keys in the jobs table); "
     "bulkapi has API keys, not Cognito users, so a Cognito user pool authorizer has nothing to check."
 )
 
@@ -153,37 +175,33 @@ class ApiConstruct(Construct):
                 throttling_rate_limit=config.api_rate_limit,
                 throttling_burst_limit=config.api_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=False,
-                ),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
                 # Execution logs for errors only, never bodies: requests carry customers' e-mails and files.
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
                 metrics_enabled=True,
-                tracing_enabled=True,
+                tracing_enabled=config.tracing,
             ),
         )
+        # The public routes invoke no authorizer: API Gateway sends them straight to the api function, which
+        # needs no account for them (a Lambda here would cost an invocation per health check and decide nothing).
         public = apigw.LambdaIntegration(self.function)
         self.public_methods = [
             resource_for(self.rest_api.root, path).add_method(
-                "GET",
-                public,
-                authorizer=authorizer.public.authorizer,
-                authorization_type=authorizer.public.authorization_type,
-                api_key_required=False,
+                "GET", public, authorization_type=apigw.AuthorizationType.NONE, api_key_required=False
             )
             for path in PUBLIC_ROUTES
         ]
+        for method in self.public_methods:
+            for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                acknowledge(
+                    resource_of(method),
+                    rule,
+                    f"{method.resource.path} is public by design (health check, API docs, the OpenAPI document, the "
+                    "web console page): it reads no account's data, and every other method has the key authorizer.",
+                )
         self.usage_plan = authorizer.limit(self.rest_api, config)
-        self._acknowledge(waf=config.waf)
+        self._acknowledge(waf=config.waf_enabled)
         # Creates jobs (uploads/; a presigned POST form is signed with this role, so it needs PutObject there too),
         # serves results (presigned GET on results/), cancels or purges, starts the finalizer
         # of a cancelled job. In the table: jobs and credits (transactions of Put/Update), the ledger and
@@ -222,6 +240,7 @@ class ApiConstruct(Construct):
             acknowledge(
                 resource_of(self.rest_api.deployment_stage),
                 "AwsSolutions-APIG3",
-                "WAF is an operator decision (a web ACL costs per month and per request): turn it on with "
-                "-c bulkapi:waf=true; keys are checked by the authorizer and each account is throttled by its plan.",
+                "WAF is off for this non-production stage (bulkapi:waf=false or a stage that is not production): "
+                "a web ACL costs per month and per request; keys are checked by the authorizer and each account is "
+                "throttled by its plan. Production stages get WAF by default.",
             )

@@ -5,9 +5,8 @@
   the jobs table and answers with `context.account_id` and `usageIdentifierKey`. API Gateway caches its answer per
   Authorization header for `CACHE_SECONDS` (30 s): a revoked key stops working within that. A request without the
   header is refused by API Gateway before any invocation.
-- The public routes get the public authorizer: the same function, without identity sources and without caching,
-  which allows exactly those paths. So every method of the API has an authorizer (cdk-nag APIG4 holds without
-  acknowledgements) and what is public is decided in one place (`functions/logic/authorizer.py` PUBLIC_ROUTES).
+- The public routes (`functions/logic/authorizer.py` PUBLIC_ROUTES) have no authorizer: API Gateway sends them
+  to the api function without invoking anything (infra/api.py acknowledges cdk-nag's APIG4 on each of them).
 - Per-account limits: the API's key source is AUTHORIZER, every keyed method requires an API key, and the usage plan
   throttles each API key separately. The authorizer's `usageIdentifierKey` is the account id, so each account needs an
   API Gateway API key whose value is its account id, in the plan (`bulkapi admin usage-key`, README).
@@ -52,7 +51,7 @@ GATEWAY_ANSWERS: dict[str, tuple[str, str, str]] = {
 
 
 class AuthorizerConstruct(Construct):
-    """The authorizer function and its two API Gateway authorizers; `protected` and `public` are method options."""
+    """The authorizer function and its API Gateway authorizer; `protected` is the keyed methods' options."""
 
     def __init__(
         self,
@@ -81,23 +80,10 @@ class AuthorizerConstruct(Construct):
             identity_sources=[apigw.IdentitySource.header("Authorization")],
             results_cache_ttl=Duration.seconds(CACHE_SECONDS),
         )
-        # No identity source is allowed only without caching: each public request is decided on its own.
-        self.public_authorizer = apigw.RequestAuthorizer(
-            self,
-            "PublicAuthorizer",
-            handler=self.function,
-            identity_sources=[],
-            results_cache_ttl=Duration.seconds(0),
-        )
         self.protected = apigw.MethodOptions(
             authorizer=self.key_authorizer,
             authorization_type=apigw.AuthorizationType.CUSTOM,
             api_key_required=True,
-        )
-        self.public = apigw.MethodOptions(
-            authorizer=self.public_authorizer,
-            authorization_type=apigw.AuthorizationType.CUSTOM,
-            api_key_required=False,
         )
 
     def limit(self, rest_api: apigw.RestApi, config: StackConfig) -> apigw.UsagePlan:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from constructs import Node
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 CONTEXT_PREFIX = "bulkapi:"
@@ -22,6 +22,15 @@ class StackConfig(BaseModel):
 
     # Names the stack (`BulkApi-<stage>`: letters, digits, hyphens) and the API Gateway stage.
     stage: str = Field(default="prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+    # A stage that serves customers: it needs an alarm target and gets WAF by default. Unset: a stage named `prod`
+    # or `prod-...` is one, any other (dev, staging, pr-42) is not.
+    production: bool | None = None
+    # A throw-away stage (CI, a pull request's preview): no termination protection, so `cdk destroy` just works.
+    ephemeral: bool = False
+    # Adopt a table or bucket that already exists (a restore from PITR, a migration) instead of the stack's own:
+    # its name; the stack then neither creates nor owns it (README "Restoring the jobs table").
+    existing_jobs_table: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    existing_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     # Limits the API and the splitter enforce.
     max_rows_per_job: int = Field(default=1_000_000, ge=1)
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
@@ -53,8 +62,9 @@ class StackConfig(BaseModel):
     # (empty): no reservation (an account whose concurrency quota is 10 cannot reserve any).
     api_reserved_concurrency: int | None = Field(default=20, ge=1)
     stream_reserved_concurrency: int | None = Field(default=10, ge=1)
-    # AWS WAF on the API stage: AWS's common rule set and a rate-based rule per client IP (requests per 5 minutes).
-    waf: bool = False
+    # AWS WAF on the API stage: AWS's managed rule sets and a rate-based rule per client IP (requests per 5 minutes).
+    # Unset: on for production stages.
+    waf: bool | None = None
     waf_rate_limit: int = Field(default=2000, ge=10)
     # Enrichment: phone numbers without `+`, the answer cache, and which online providers are on (keys: the secret).
     phone_default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
@@ -71,6 +81,19 @@ class StackConfig(BaseModel):
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     alarm_topic_arn: str | None = None
     work_age_alarm_minutes: int = Field(default=30, ge=1)
+    # Remote files (jobs from a URL): fetches at once (the fetcher's MaximumConcurrency), and how many of them one
+    # account may hold, fewer than all, so one account's slow URLs never hold every fetch.
+    fetch_concurrency: int = Field(default=5, ge=2, le=1000)
+    fetch_concurrency_per_account: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _fetch_share(self) -> StackConfig:
+        if self.fetch_concurrency_per_account >= self.fetch_concurrency:
+            raise ValueError(
+                f"bulkapi:fetchConcurrencyPerAccount ({self.fetch_concurrency_per_account}) must be below "
+                f"bulkapi:fetchConcurrency ({self.fetch_concurrency}): one account may not hold every fetch"
+            )
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -83,6 +106,10 @@ class StackConfig(BaseModel):
     @field_validator(
         "alarm_topic_arn",
         "alarm_email",
+        "production",
+        "waf",
+        "existing_jobs_table",
+        "existing_bucket",
         "web_adapter_layer_arn",
         "api_reserved_concurrency",
         "stream_reserved_concurrency",
@@ -91,6 +118,24 @@ class StackConfig(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _production_is_not_ephemeral(self) -> StackConfig:
+        if self.production and self.ephemeral:
+            raise ValueError("a production stage cannot be ephemeral (bulkapi:production and bulkapi:ephemeral)")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        """Whether the stage serves customers: `bulkapi:production`, else a stage named `prod` or `prod-...`."""
+        if self.production is not None:
+            return self.production
+        return not self.ephemeral and (self.stage == "prod" or self.stage.startswith("prod-"))
+
+    @property
+    def waf_enabled(self) -> bool:
+        """WAF on the stage: `bulkapi:waf`, else on for production stages."""
+        return self.is_production if self.waf is None else self.waf
 
     @staticmethod
     def context_key(field: str) -> str:

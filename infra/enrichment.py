@@ -20,6 +20,11 @@ from functions.logic import inline
 from functions.settings import StreamSettings
 from infra.config import StackConfig
 from infra.nag import acknowledge, resource_of
+from infra.storage import pin_logical_id
+
+# Pinned like the jobs table's (infra/storage.py): a replaced cache only costs provider calls, but a moved construct
+# should not silently swap tables.
+CACHE_TABLE_ID = "EnrichmentAnswerCache436005D6"
 
 
 def provider_budget(config: StackConfig) -> float:
@@ -59,6 +64,7 @@ class EnrichmentConstruct(Construct):
             # Only provider answers that expire within a day: nothing to keep when the stack goes.
             removal_policy=RemovalPolicy.DESTROY,
         )
+        pin_logical_id(self.cache, CACHE_TABLE_ID)
         self.secret = secretsmanager.Secret(
             self,
             "ProviderKeys",

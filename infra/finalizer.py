@@ -1,7 +1,8 @@
 """The finalizer: a Standard state machine (JSONPath) whose tasks are the finalizer function's actions.
 
 Assemble -> Complete; any failure that survives the retries goes to MarkFailed, which ends the job `failed`
-and still publishes its event. The local runtime executes this very definition (see local/resources.py).
+and still publishes its event; the execution then succeeds (JobMarkedFailed), so a failed execution means the
+finalizer itself broke. The local runtime executes this very definition (see local/resources.py).
 
 Time budget: every task has its own timeout and one retrier (States.ALL, which also matches States.Timeout and the
 Lambda service errors), so the longest run is a sum the synth checks: Assemble retried to its last attempt, then
@@ -24,7 +25,7 @@ from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import FunctionFactory, retention
-from infra.nag import acknowledge, policy_of
+from infra.nag import acknowledge, policy_of, resource_of
 from infra.storage import StorageConstruct
 
 # Assembling streams every part file and re-uploads them: the function may take its whole timeout.
@@ -133,9 +134,12 @@ class FinalizerConstruct(Construct):
         )
         for task in (assemble, complete):
             task.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
-        failed = sfn.Fail(self, "JobFailed", error="JobFailed", cause="the job could not be finalized")
+        # A job marked failed is a clean end: the execution succeeds, so the state machine's ExecutionsFailed (the
+        # FinalizerFailed alarm) counts only executions where the finalizer itself broke, MarkFailed included. A
+        # customer's bad file or empty balance pages nobody; the job's status and JobsFailed metric tell it.
+        marked = sfn.Succeed(self, "JobMarkedFailed", comment="the job ended failed; the finalizer did its work")
         definition = assemble.next(complete).next(sfn.Succeed(self, "Done"))
-        mark_failed.next(failed)
+        mark_failed.next(marked)
         # Under /aws/vendedlogs/: CloudWatch Logs then needs no resource-policy entry per log group for the
         # delivery (busy accounts hit that policy's size limit). Named after the stack, so stages do not collide.
         self.log_group = log_group = logs.LogGroup(
@@ -151,10 +155,17 @@ class FinalizerConstruct(Construct):
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=MACHINE_TIMEOUT,
-            tracing_enabled=True,
+            tracing_enabled=config.tracing,
             # ALL: a few states per job, and the execution history of a failed job is what an operator reads first.
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
+        if not config.tracing:
+            acknowledge(
+                resource_of(self.state_machine),
+                "AwsSolutions-SF2",
+                "X-Ray follows bulkapi:tracing (off here) on every part of the stack: the functions, the API stage "
+                "and this state machine; its execution history and logs (level ALL) show each job's steps.",
+            )
         function_id = Stack.of(self).get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             policy_of(self.state_machine.role),

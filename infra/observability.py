@@ -7,13 +7,16 @@ RowsDeadLettered (dead-letter handler).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -25,6 +28,20 @@ from infra.config import StackConfig
 from infra.functions import METRICS_NAMESPACE
 
 PERIOD = Duration.minutes(5)
+# Thresholds are rates (or gauges), and an alarm fires only when M of the last N periods breach: one stray 5xx or
+# one failed invocation pages nobody; a problem that lasts 10 minutes of 15 does. README "Alarms" lists each.
+SUSTAINED = (2, 3)
+# A gauge that should be empty (a DLQ without a consumer) or a lost event: the first datapoint is the problem.
+AT_ONCE = (1, 1)
+# Error and 5xx rates, in percent of the invocations or requests of the period.
+ERROR_RATE_PERCENT = 5
+THROTTLE_RATE_PERCENT = 1
+# A function whose p99 duration passes this share of its timeout is about to time out.
+DURATION_SHARE = 0.8
+# The API's p99 latency (proxied routes; the streamed routes run as long as their stream) in milliseconds.
+API_P99_LATENCY_MS = 10_000
+# Functions invoked asynchronously (S3 notifications, EventBridge rules): Lambda drops an event after its retries.
+ASYNC_HANDLERS = ("splitter", "webhooks", "sweeper")
 # Every alarm description ends with what to do: `Runbook: ...` (what the notification e-mail shows first).
 RUNBOOK_PREFIX = "Runbook: "
 SERVICE_DIMENSION = {"service": "bulkapi"}
@@ -55,8 +72,10 @@ class Monitored:
     worker: lambda_.IFunction
     state_machine: sfn.IStateMachine
     rest_api: apigw.RestApi
-    # handler name -> function (FunctionFactory.by_handler): each gets an errors alarm with its runbook line.
-    functions: dict[str, lambda_.IFunction]
+    # handler name -> function (FunctionFactory.by_handler): each gets errors, throttles and duration alarms.
+    functions: dict[str, lambda_.Function]
+    # The tables whose throttled requests raise an alarm.
+    tables: dict[str, dynamodb.ITableV2]
 
 
 # What to do when a function's Errors alarm fires, per handler. A handler missing here fails the synth, so a new
@@ -86,6 +105,35 @@ def _camel(handler: str) -> str:
     return "".join(part.capitalize() for part in handler.split("_"))
 
 
+def proxied_latency(rest_api: apigw.RestApi) -> cw.Metric:
+    """p99 latency of the `{proxy+}` method (every route but the streamed ones, which last as long as their stream,
+    and the public pages): API Gateway's detailed metrics, by API, stage, resource and method."""
+    return cw.Metric(
+        namespace="AWS/ApiGateway",
+        metric_name="Latency",
+        dimensions_map={
+            "ApiName": rest_api.rest_api_name,
+            "Stage": rest_api.deployment_stage.stage_name,
+            "Resource": "/{proxy+}",
+            "Method": "ANY",
+        },
+        statistic="p99",
+        period=PERIOD,
+    )
+
+
+def rate(part: cw.IMetric, whole: cw.IMetric, label: str, *, whole_includes_part: bool = True) -> cw.MathExpression:
+    """`part` in percent of `whole` per period (0 when nothing happened); `whole_includes_part=False` when the
+    whole is counted without the part (Lambda's Invocations do not count throttled ones)."""
+    total = "whole" if whole_includes_part else "(whole + part)"
+    return cw.MathExpression(
+        expression=f"IF({total} > 0, 100 * part / {total}, 0)",
+        using_metrics={"part": part, "whole": whole},
+        period=PERIOD,
+        label=label,
+    )
+
+
 class ObservabilityConstruct(Construct):
     """A CloudWatch dashboard, alarms, and the SNS topic every alarm notifies (plus an existing one if given)."""
 
@@ -104,9 +152,33 @@ class ObservabilityConstruct(Construct):
         self._widgets(monitored)
 
     def _topic(self, config: StackConfig) -> sns.Topic:
-        topic = sns.Topic(self, "AlarmTopic", display_name=f"bulkapi {config.stage} alarms", enforce_ssl=True)
-        # enforce_ssl writes a topic policy, which replaces SNS's default one: CloudWatch needs its own grant.
         stack = Stack.of(self)
+        # Encrypted with a key of the stack's own: SNS's AWS-managed key (alias/aws/sns) cannot be used by CloudWatch
+        # alarms, whose service principal needs kms:GenerateDataKey* and kms:Decrypt on the key.
+        self.key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"bulkapi {config.stage}: encrypts the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsEncrypt",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"bulkapi {config.stage} alarms",
+            enforce_ssl=True,
+            master_key=self.key,
+        )
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: CloudWatch needs its own grant.
         topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
@@ -126,13 +198,22 @@ class ObservabilityConstruct(Construct):
         return topic
 
     def _alarms(self, config: StackConfig, m: Monitored) -> list[cw.Alarm]:
-        def alarm(name: str, metric: cw.IMetric, threshold: float, what: str, runbook: str) -> cw.Alarm:
+        def alarm(
+            name: str,
+            metric: cw.IMetric,
+            threshold: float,
+            what: str,
+            runbook: str,
+            m_of_n: tuple[int, int] = SUSTAINED,
+        ) -> cw.Alarm:
+            datapoints, periods = m_of_n
             return cw.Alarm(
                 self,
                 name,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=1,
+                datapoints_to_alarm=datapoints,
+                evaluation_periods=periods,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 alarm_description=f"{what} {RUNBOOK_PREFIX}{runbook}",
@@ -146,7 +227,7 @@ class ObservabilityConstruct(Construct):
                 "WorkDlqDepth",
                 queue_depth(m.work_dlq),
                 0,
-                "A work batch exhausted its retries and waits in the work DLQ.",
+                "A work batch exhausted its retries and stayed in the work DLQ for 10 minutes.",
                 "the dead-letter function normally drains it within seconds (counting the rows failed); a depth that "
                 "stays up means that function fails too: read its logs, then README 'Dead letters'.",
             ),
@@ -156,6 +237,7 @@ class ObservabilityConstruct(Construct):
                 0,
                 "Rows were counted as failed because their batch exhausted its retries.",
                 "read the worker's logs for the cause (provider outage, bad input, bug).",
+                AT_ONCE,
             ),
             alarm(
                 "WebhookDlqDepth",
@@ -163,6 +245,7 @@ class ObservabilityConstruct(Construct):
                 0,
                 "The webhook sender failed on bulk_job.* events for 24 h; they wait in the webhook DLQ.",
                 "read the sender's logs, fix, then replay the events (README 'Dead letters').",
+                AT_ONCE,
             ),
             alarm(
                 "WebhookRetryDlqDepth",
@@ -170,6 +253,7 @@ class ObservabilityConstruct(Construct):
                 0,
                 "Webhook retries kept failing inside the sender (not at the receiver).",
                 "read the sender's logs, fix, then `aws sqs start-message-move-task` on WebhookRetryDlqArn.",
+                AT_ONCE,
             ),
             alarm(
                 "FetchDlqDepth",
@@ -177,6 +261,7 @@ class ObservabilityConstruct(Construct):
                 0,
                 "A remote file's fetch kept failing inside the fetcher; its job waits until the sweeper fails it.",
                 "read the fetcher's logs, fix, then `aws sqs start-message-move-task` on the fetch DLQ.",
+                AT_ONCE,
             ),
             alarm(
                 "VariantDlqDepth",
@@ -185,6 +270,7 @@ class ObservabilityConstruct(Construct):
                 "Building a download variant kept failing; its downloads answer 202 until a request 20 minutes "
                 "later asks for it again.",
                 "read the variants function's logs, fix, then `aws sqs start-message-move-task` on the variant DLQ.",
+                AT_ONCE,
             ),
             alarm(
                 "OldestWork",
@@ -205,29 +291,122 @@ class ObservabilityConstruct(Construct):
                     label="finalizer executions failed or timed out",
                 ),
                 0,
-                "A finalizer execution failed or timed out even on its MarkFailed path.",
-                "open the execution in Step Functions (its name is the job id); the job may not be terminal: "
-                "start a new execution with the job id once the cause is fixed.",
+                "A finalizer execution failed or timed out: the finalizer itself broke, even its MarkFailed step "
+                "(a job that fails cleanly, for a bad file or missing credits, ends the execution Succeeded).",
+                "open the execution in Step Functions (its name is the job id); once the cause is fixed, "
+                "`aws stepfunctions redrive-execution --execution-arn <arn>` reruns it from the failed step "
+                "(README 'Alarms').",
+                AT_ONCE,
+            ),
+            alarm(
+                "StateMachineThrottled",
+                m.state_machine.metric(
+                    "ExecutionThrottled", period=PERIOD, statistic="Sum", label="finalizer executions throttled"
+                ),
+                0,
+                "Step Functions throttled starting finalizer executions (StartExecution over the account's quota).",
+                "the worker or sweeper that started it retries; if it lasts, ask AWS for a higher StartExecution "
+                "quota or look for a loop starting executions (their logs).",
             ),
             alarm(
                 "Api5xx",
-                m.rest_api.metric_server_error(period=PERIOD, statistic="Sum"),
-                0,
-                "API Gateway answered 5xx: callers got errors.",
+                rate(
+                    m.rest_api.metric_server_error(period=PERIOD, statistic="Sum"),
+                    m.rest_api.metric_count(period=PERIOD, statistic="Sum"),
+                    "5xx in % of requests",
+                ),
+                ERROR_RATE_PERCENT,
+                f"More than {ERROR_RATE_PERCENT}% of the API's answers were 5xx in 10 of 15 minutes.",
                 "check the Errors alarms of the api, stream and authorizer functions and the API's execution logs "
                 "(ERROR level) for integration timeouts.",
             ),
+            alarm(
+                "ApiLatencyP99",
+                proxied_latency(m.rest_api),
+                API_P99_LATENCY_MS,
+                f"The API's p99 latency (proxied routes) was above {API_P99_LATENCY_MS} ms in 10 of 15 minutes.",
+                "compare IntegrationLatency (the functions) with Latency (the gateway); check the api function's "
+                "duration and throttle alarms and DynamoDB throttling.",
+            ),
+            *(
+                alarm(
+                    f"{_camel(name)}TableThrottled",
+                    cw.MathExpression(
+                        expression="(reads + writes) / PERIOD(reads)",
+                        using_metrics={
+                            "reads": table.metric("ReadThrottleEvents", period=PERIOD, statistic="Sum"),
+                            "writes": table.metric("WriteThrottleEvents", period=PERIOD, statistic="Sum"),
+                        },
+                        period=PERIOD,
+                        label=f"{name} table throttled requests per second",
+                    ),
+                    0,
+                    f"DynamoDB throttled requests on the {name} table in 10 of 15 minutes.",
+                    "on-demand tables throttle above twice their previous peak or a hot partition: read which "
+                    "function retries (its logs); warm the table with pre-warming or spread the keys.",
+                )
+                for name, table in sorted(m.tables.items())
+            ),
         ]
         for handler, fn in sorted(m.functions.items()):
-            if handler not in FUNCTION_RUNBOOKS:
-                raise ValueError(f"no runbook line for the {handler} function's errors alarm (FUNCTION_RUNBOOKS)")
+            alarms += self._function_alarms(alarm, handler, fn)
+        return alarms
+
+    @staticmethod
+    def _function_alarms(alarm: Callable[..., cw.Alarm], handler: str, fn: lambda_.Function) -> list[cw.Alarm]:
+        """Errors and throttles as rates, p99 duration near the timeout; dropped events for async functions."""
+        if handler not in FUNCTION_RUNBOOKS:
+            raise ValueError(f"no runbook line for the {handler} function's errors alarm (FUNCTION_RUNBOOKS)")
+        if fn.timeout is None:
+            raise ValueError(f"the {handler} function has no timeout to measure its duration against")
+        name = _camel(handler)
+        invocations = fn.metric_invocations(period=PERIOD, statistic="Sum")
+        limit_ms = DURATION_SHARE * fn.timeout.to_milliseconds()
+        alarms = [
+            alarm(
+                f"{name}Errors",
+                rate(fn.metric_errors(period=PERIOD, statistic="Sum"), invocations, "errors in %"),
+                ERROR_RATE_PERCENT,
+                f"More than {ERROR_RATE_PERCENT}% of the {handler} function's invocations failed (crash, timeout or "
+                "an unhandled error) in 10 of 15 minutes.",
+                FUNCTION_RUNBOOKS[handler],
+            ),
+            alarm(
+                f"{name}Throttles",
+                rate(
+                    fn.metric_throttles(period=PERIOD, statistic="Sum"),
+                    invocations,
+                    "throttles in %",
+                    whole_includes_part=False,
+                ),
+                THROTTLE_RATE_PERCENT,
+                f"Lambda throttled more than {THROTTLE_RATE_PERCENT}% of the {handler} function's invocations in "
+                "10 of 15 minutes (its reserved concurrency, an event source's maximum, or the account's quota).",
+                "callers got 429/502 or the event source retried: raise the function's concurrency "
+                "(bulkapi:apiReservedConcurrency, streamReservedConcurrency, workerMaxConcurrency) or the account's "
+                "Lambda quota.",
+            ),
+            alarm(
+                f"{name}Duration",
+                fn.metric_duration(period=PERIOD, statistic="p99"),
+                limit_ms,
+                f"The {handler} function's p99 duration passed {DURATION_SHARE:.0%} of its "
+                f"{fn.timeout.to_seconds():.0f} s timeout in 10 of 15 minutes: invocations are about to time out.",
+                "read its logs for slow calls (a provider, DynamoDB or S3); raise the memory (more CPU) or split "
+                "the work before it times out.",
+            ),
+        ]
+        if handler in ASYNC_HANDLERS:
             alarms.append(
                 alarm(
-                    f"{_camel(handler)}Errors",
-                    fn.metric_errors(period=PERIOD, statistic="Sum"),
+                    f"{name}AsyncEventsDropped",
+                    fn.metric("AsyncEventsDropped", period=PERIOD, statistic="Sum"),
                     0,
-                    f"Invocations of the {handler} function failed (crash, timeout or an unhandled error).",
-                    FUNCTION_RUNBOOKS[handler],
+                    f"Lambda dropped events sent to the {handler} function asynchronously: its retries failed and "
+                    "no destination took them.",
+                    "read the function's logs at that time; the events are gone from Lambda, find what they were "
+                    "(an upload's job, a job's webhook) from the logs and redo it.",
+                    AT_ONCE,
                 )
             )
         return alarms

@@ -44,7 +44,8 @@ class BulkApiStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config = StackConfig.from_node(self.node)
-        # On every taggable resource (CDK's tag aspect) and on the stack itself (CloudFormation stack tags): cost
+        check_alarm_target(config)
+        # On every taggable resource (CDK's tag aspect; the stack's own tags are given in build_app): cost
         # allocation and "which stage is this?" in the console.
         Tags.of(self).add("project", PROJECT_TAG)
         Tags.of(self).add("stage", config.stage)
@@ -103,7 +104,7 @@ class BulkApiStack(Stack):
             web_adapter_layer_arn=config.web_adapter_layer_arn,
             reserved_concurrency=config.stream_reserved_concurrency,
         )
-        if config.waf:
+        if config.waf_enabled:
             WafConstruct(self, "Waf", config=config, stage=api.rest_api.deployment_stage)
         acknowledge_cognito(api.rest_api)
         self.webhooks = webhooks = WebhooksConstruct(
@@ -116,6 +117,8 @@ class BulkApiStack(Stack):
             storage=storage,
             state_machine=finalizer.state_machine,
             upload_url_ttl_seconds=config.upload_url_ttl_seconds,
+            fetch_wait_seconds=fetch.wait_seconds,
+            fetch_lease_seconds=fetch.lease_seconds,
         )
         self.observability = observability = ObservabilityConstruct(
             self,
@@ -132,6 +135,7 @@ class BulkApiStack(Stack):
                 state_machine=finalizer.state_machine,
                 rest_api=api.rest_api,
                 functions=dict(functions.by_handler),
+                tables={"jobs": storage.table, "answer_cache": enrichment.cache},
             ),
         )
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL of the REST API (append api/...)")
@@ -201,6 +205,17 @@ class BulkApiStack(Stack):
         )
 
 
+def check_alarm_target(config: StackConfig) -> None:
+    """A production stage's alarms must reach a person: refuse to synthesize one that notifies nobody."""
+    if config.is_production and not (config.alarm_email or config.alarm_topic_arn):
+        raise ValueError(
+            f"stage {config.stage!r} is a production stage, but its alarms would notify nobody. Give them a "
+            "target: -c bulkapi:alarmEmail=ops@example.com (an address to subscribe; confirm AWS's e-mail), or "
+            "-c bulkapi:alarmTopicArn=arn:aws:sns:<region>:<account>:<topic> (an existing topic), or set it in "
+            "cdk.json. A stage that serves no customers can say so: -c bulkapi:production=false."
+        )
+
+
 def _cli_context() -> dict[str, Any]:
     # The CDK CLI hands cdk.json + `-c` values to the app in CDK_CONTEXT_JSON.
     raw = os.environ.get("CDK_CONTEXT_JSON")
@@ -220,8 +235,17 @@ def build_app(
     merged = {**cdk_json_context(), **(context or {})}
     StackConfig.check_keys({**merged, **_cli_context()})
     app = App(context=merged, outdir=outdir) if outdir else App(context=merged)
-    stage = StackConfig.from_node(app.node).stage
-    BulkApiStack(app, stack_name(stage), env=Environment(region=region) if region else None)
+    config = StackConfig.from_node(app.node)
+    BulkApiStack(
+        app,
+        stack_name(config.stage),
+        env=Environment(region=region) if region else None,
+        # CloudFormation then refuses `cdk destroy` (and a delete from the console) until it is turned off by hand.
+        termination_protection=not config.ephemeral,
+        # Stack tags are given explicitly (@aws-cdk/core:explicitStackTags): CloudFormation propagates them to
+        # what it creates, including resources CDK cannot tag.
+        tags={"project": PROJECT_TAG, "stage": config.stage},
+    )
     if nag:
         add_checks(app)
     return app

@@ -6,7 +6,7 @@ lifecycle rules live in one place, and each function is granted only the prefixe
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.nag import acknowledge, policy_of
+from infra.nag import acknowledge, policy_of, resource_of
 
 # Prefixes that only stage work: a job needs them for minutes, results/ is what callers download.
 STAGING_PREFIXES = ("uploads/", "drop/", "parts/", "rejected/")
@@ -25,10 +25,32 @@ ACTIVE_INDEX = "active"
 # Data and logs outlive the stack (`cdk destroy`, a replacement), but a first deploy that rolls back deletes what it
 # created: plain RETAIN would leave an empty bucket or table behind that blocks nothing yet costs and confuses.
 RETAINED = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+# The logical ids of the resources that hold customer data or audit logs, pinned: CloudFormation replaces a resource
+# whose logical id changes (a new, empty table; the old one kept aside), so a renamed or moved construct must not
+# change them. These are the ids the stack has always had; tests/infra/test_storage.py holds them, and
+# `./dev cdk-check` refuses a change that would replace or delete one.
+JOBS_TABLE_ID = "StorageJobs4C7573CB"
+BUCKET_ID = "StorageBucket5CB7C8EA"
+ACCESS_LOGS_ID = "StorageAccessLogs96FB524C"
+
+
+def pin_logical_id(construct: Construct, logical_id: str) -> None:
+    """Give an L2 construct's CloudFormation resource a fixed logical id, whatever its construct path."""
+    resource = construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource to pin")
+    resource.override_logical_id(logical_id)
 
 
 class StorageConstruct(Construct):
-    """The data bucket, its access-log bucket and the jobs table, with per-prefix and per-action grants."""
+    """The data bucket, its access-log bucket and the jobs table, with per-prefix and per-action grants.
+
+    `bulkapi:existingJobsTable` / `bulkapi:existingBucket` adopt a table or bucket that exists already (grants,
+    settings and outputs then name it); the stack then has no table or bucket resource of its own.
+    """
+
+    table: dynamodb.ITableV2
+    bucket: s3.IBucket
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
         super().__init__(scope, construct_id)
@@ -45,8 +67,27 @@ class StorageConstruct(Construct):
                 s3.LifecycleRule(id="expire-logs", expiration=Duration.days(config.access_log_expiry_days))
             ],
         )
+        pin_logical_id(self.access_logs, ACCESS_LOGS_ID)
+        if config.existing_bucket:
+            self.bucket = s3.Bucket.from_bucket_name(self, "Bucket", config.existing_bucket)
+            # cdk-nag passes a bucket that receives another's access logs; the adopted bucket logs where it already
+            # did, so nothing here names this one as its target any more.
+            acknowledge(
+                resource_of(self.access_logs),
+                "AwsSolutions-S1",
+                "This is the access-log bucket: it keeps the logs written before the data bucket was adopted "
+                "(bulkapi:existingBucket); logging a log bucket into itself would loop.",
+            )
+        else:
+            self.bucket = self._bucket(config)
+        if config.existing_jobs_table:
+            self.table = dynamodb.TableV2.from_table_name(self, "Jobs", config.existing_jobs_table)
+        else:
+            self.table = self._table(config)
+
+    def _bucket(self, config: StackConfig) -> s3.Bucket:
         staging = Duration.days(config.staging_expiry_days)
-        self.bucket = s3.Bucket(
+        bucket = s3.Bucket(
             self,
             "Bucket",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -83,7 +124,11 @@ class StorageConstruct(Construct):
                 ),
             ],
         )
-        self.table = dynamodb.TableV2(
+        pin_logical_id(bucket, BUCKET_ID)
+        return bucket
+
+    def _table(self, config: StackConfig) -> dynamodb.TableV2:
+        table = dynamodb.TableV2(
             self,
             "Jobs",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
@@ -110,6 +155,8 @@ class StorageConstruct(Construct):
                 ),
             ],
         )
+        pin_logical_id(table, JOBS_TABLE_ID)
+        return table
 
     def grant_objects(self, fn: lambda_.Function, prefix: str, *actions: str) -> iam.Grant:
         """Object actions (`GetObject`, `PutObject`, ...) on the keys under one prefix, and nothing else."""
@@ -120,10 +167,13 @@ class StorageConstruct(Construct):
             actions=[f"s3:{action}" for action in actions],
             resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
         )
-        bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        # cdk-nag names the resource as the template spells it: the stack's bucket by its ARN attribute, an adopted
+        # one by its literal ARN.
+        own = isinstance(self.bucket, s3.Bucket)
+        arn = f"<{BUCKET_ID}.Arn>" if own else f"arn:<AWS::Partition>:s3:::{self.bucket.bucket_name}"
         acknowledge(
             policy_of(fn.role),
-            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+            f"AwsSolutions-IAM5[Resource::{arn}/{prefix}*]",
             f"Keys under {prefix} are named per account and job at run time, so the grant names the prefix; "
             f"it allows only {', '.join(actions)} there.",
         )

@@ -33,10 +33,12 @@ class SweeperConstruct(Construct):
         storage: StorageConstruct,
         state_machine: sfn.IStateMachine,
         upload_url_ttl_seconds: int,
+        fetch_wait_seconds: int,
+        fetch_lease_seconds: int,
     ) -> None:
         super().__init__(scope, construct_id)
         # The thresholds (start_after, split_lease, stalled_after, upload_grace) keep the settings model's defaults;
-        # the upload form's lifetime is the API's.
+        # the upload form's lifetime is the API's, a URL job's fetch windows the fetch queue's (infra/fetch.py).
         self.function = functions.make(
             self,
             "Sweeper",
@@ -46,6 +48,8 @@ class SweeperConstruct(Construct):
                 "bucket": storage.bucket.bucket_name,
                 "finalizer_arn": state_machine.state_machine_arn,
                 "upload_url_ttl_seconds": str(upload_url_ttl_seconds),
+                "fetch_wait_seconds": str(fetch_wait_seconds),
+                "fetch_lease_seconds": str(fetch_lease_seconds),
             },
             timeout=Duration.minutes(5),
             memory=512,
@@ -63,3 +67,7 @@ class SweeperConstruct(Construct):
         storage.grant_index_query(self.function, ACTIVE_INDEX)
         storage.grant_jobs(self.function, "GetItem", "UpdateItem")
         state_machine.grant_start_execution(self.function)
+        # Looks for an expired upload form's file before failing its job (HEAD): GetObject under uploads/, and
+        # ListBucket so that an absent file answers 404 rather than 403 (S3 hides absence from those who cannot list).
+        storage.grant_objects(self.function, "uploads/", "GetObject")
+        storage.grant_bucket(self.function, "ListBucket")

@@ -1,7 +1,10 @@
-"""AWS WAF on the API stage, behind `-c bulkapi:waf=true`: AWS's common rule set and a rate-based rule per client IP.
+"""AWS WAF on the API stage: AWS's managed rule sets and a rate-based rule per client IP.
 
-Off by default: a web ACL costs per month, per rule and per request. The common rule set's SizeRestrictions_BODY
-blocks bodies over 8 KB, which every CSV upload and most inline lists exceed, so that one rule only counts.
+On by default for production stages (`bulkapi:waf`, StackConfig.waf_enabled): a web ACL costs per month, per rule
+and per request, so other stages go without unless asked. The rules: the common rule set (its SizeRestrictions_BODY
+blocks bodies over 8 KB, which every CSV upload and most inline lists exceed, so that one rule only counts), known
+bad inputs (Log4j-style payloads, exploit paths), Amazon's IP reputation list (hosts seen in attacks and scans),
+and a per-IP rate limit that stops a flood of requests with invented keys before each costs an authorizer call.
 """
 
 from __future__ import annotations
@@ -13,8 +16,23 @@ from constructs import Construct
 from infra.config import StackConfig
 
 COMMON_RULES = "AWSManagedRulesCommonRuleSet"
+KNOWN_BAD_INPUTS = "AWSManagedRulesKnownBadInputsRuleSet"
+IP_REPUTATION = "AWSManagedRulesAmazonIpReputationList"
 # Rules of the common set that would refuse the API's own traffic: counted, not blocked.
 COUNTED_RULES = ("SizeRestrictions_BODY",)
+
+
+def _managed(name: str, priority: int, metric: str) -> wafv2.CfnWebACL.RuleProperty:
+    """One of AWS's managed rule groups, with its own actions."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(vendor_name="AWS", name=name)
+        ),
+        visibility_config=_visibility(metric),
+    )
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -55,9 +73,11 @@ class WafConstruct(Construct):
                     ),
                     visibility_config=_visibility(f"{name}-common"),
                 ),
+                _managed(KNOWN_BAD_INPUTS, 1, f"{name}-bad-inputs"),
+                _managed(IP_REPUTATION, 2, f"{name}-ip-reputation"),
                 wafv2.CfnWebACL.RuleProperty(
                     name="RatePerIp",
-                    priority=1,
+                    priority=3,
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(

@@ -18,7 +18,7 @@ from functions.adapters.credits import CreditStore
 from functions.errors import BulkApiError
 from functions.logic import accounts
 from functions.settings import ApiSettings, load
-from local.runtime import API_HANDLER, LocalRuntime, Options
+from local.runtime import API_HANDLER, LocalRuntime, Options, is_loopback
 from local.template import CACHE
 
 # Said at every start: moto keeps everything in this process tree's memory (see README "Running locally").
@@ -26,6 +26,18 @@ STATE_NOTICE = (
     "in memory only: stopping bulkapi serve loses every job, file, account, key, webhook and balance "
     "(set BULKAPI_DEV_TOKEN to keep the same dev key)"
 )
+
+
+def private_targets_notice(options: Options) -> str:
+    """What `bulkapi serve` says about URL jobs and webhooks to this machine's own services."""
+    if options.private_targets:
+        return "allowed (URL jobs and webhooks may reach http://localhost, 127.0.0.1 and [::1]: the API is on loopback)"
+    if not is_loopback(options.host):
+        return (
+            f"off: the API listens on {options.host}, so URL jobs and webhooks reach public https addresses only "
+            "(as deployed); listen on 127.0.0.1 to allow localhost targets"
+        )
+    return "off (BULKAPI_ALLOW_PRIVATE_TARGETS=false): public https addresses only, as deployed"
 
 
 def state_file(port: int) -> Path:
@@ -50,6 +62,7 @@ def serve(host: str, port: int) -> int:
         f"  jobs table:    {runtime.table}\n"
         f"  try:           curl -H 'Authorization: Bearer {runtime.api_key}' {runtime.base_url}/api/health\n"
         f"  state:         {STATE_NOTICE}\n"
+        f"  private URLs:  {private_targets_notice(runtime.options)}\n"
         f"Ctrl-C stops everything.",
         flush=True,
     )
@@ -230,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin":
         return admin(args)
     if args.command == "openapi":
-        from functions.handlers import contract
+        from functions.handlers import api
 
-        contract.main()
+        print(json.dumps(api.document(), indent=2, sort_keys=True))
         return 0
     return 2
 

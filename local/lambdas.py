@@ -17,6 +17,7 @@ import functools
 import importlib
 import importlib.util
 import json
+import os
 import threading
 import time
 import traceback
@@ -184,7 +185,11 @@ class Invoker:
     """Runs functions by name or logical id; counts invocations for tests and benchmarks."""
 
     def __init__(
-        self, functions: dict[str, LocalFunction], processes: int = 0, poison_batch: int | None = None
+        self,
+        functions: dict[str, LocalFunction],
+        processes: int = 0,
+        poison_batch: int | None = None,
+        hold_splitter: str | None = None,
     ) -> None:
         self.functions = functions
         self.by_name = {fn.name: fn for fn in functions.values()}
@@ -195,6 +200,9 @@ class Invoker:
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
         # Test hook (BULKAPI_LOCAL_POISON_BATCH): work batch number that fails every time, for every job.
         self.poison_batch = poison_batch
+        # Test hook (BULKAPI_LOCAL_HOLD_SPLITTER): while this file exists, splitter invocations wait, as behind a
+        # backlog of large files (the S3 events queue up; nothing is lost).
+        self.hold_splitter = hold_splitter
         # Function processes by pool name (POOLS); none when `processes` is 0 (everything in this process).
         self.pools: dict[str, FunctionProcesses] = {}
         # The highest peak memory (KiB) an invocation of each function reported, since the last reset.
@@ -272,6 +280,9 @@ class Invoker:
             self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
         if self.poison_batch is not None and fn.handler == WORKER and event.get("Records"):
             return self._with_poison(fn, event, self.poison_batch)
+        if self.hold_splitter is not None and fn.handler == SPLITTER:
+            while os.path.exists(self.hold_splitter):
+                time.sleep(0.1)
         return self._invoke(fn, event)
 
     def _with_poison(self, fn: LocalFunction, event: dict[str, Any], poison: int) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -66,7 +67,16 @@ class Options:
     authorizer_cache_seconds: int | None = None
     # Test hook: every delivery of this work batch number fails, as if the worker raised on it (poison).
     poison_batch: int | None = None
+    # Test hook: while this file exists, splitter invocations wait (a splitter backlog, made deterministic).
+    hold_splitter: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def private_targets(self) -> bool:
+        """Whether URL jobs and webhooks may reach loopback services: only while the API itself listens on loopback
+        (a remote caller of an API bound to 0.0.0.0 would otherwise read this machine's services through URL jobs),
+        and unless BULKAPI_ALLOW_PRIVATE_TARGETS=false asks for the deployed rules."""
+        return is_loopback(self.host) and self.overrides.get("BULKAPI_ALLOW_PRIVATE_TARGETS", "true").lower() != "false"
 
     @classmethod
     def from_env(cls, host: str, port: int) -> Options:
@@ -91,6 +101,7 @@ class Options:
             if env.get("BULKAPI_LOCAL_AUTHORIZER_CACHE_SECONDS")
             else None,
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
+            hold_splitter=env.get("BULKAPI_LOCAL_HOLD_SPLITTER") or None,
             overrides=overrides,
         )
 
@@ -98,6 +109,16 @@ class Options:
         """CDK context for the local synth: a setting that shapes the stack, not only a function (CORS origins also
         add the API's preflight methods, which the local gateway then answers as API Gateway does)."""
         return {key: self.overrides[var] for var, key in TEMPLATE_CONTEXT.items() if self.overrides.get(var)}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `--host` is a loopback address (or `localhost`): only this machine can reach the API."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def scheduled_event(rule_arn: str) -> dict[str, Any]:
@@ -180,7 +201,10 @@ class LocalRuntime:
         self.topology = topology
         self._apply_function_env(topology)
         self.invoker = lambdas.Invoker(
-            topology.functions, processes=self.options.processes, poison_batch=self.options.poison_batch
+            topology.functions,
+            processes=self.options.processes,
+            poison_batch=self.options.poison_batch,
+            hold_splitter=self.options.hold_splitter,
         )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
@@ -314,9 +338,16 @@ class LocalRuntime:
 
     def _apply_function_env(self, topology: Topology) -> None:
         # Each function is composed from exactly its template environment (functions/composition.py), plus what
-        # differs locally for the settings it declares: webhooks and URL fetches may go to localhost, and the
-        # BULKAPI_<SETTING> overrides. No function sees another's settings.
-        local = {"BULKAPI_ALLOW_PRIVATE_TARGETS": "true", **self.options.overrides}
+        # differs locally for the settings it declares: webhooks and URL fetches may go to localhost (only while the
+        # API listens on loopback), and the BULKAPI_<SETTING> overrides. No function sees another's settings.
+        private = "true" if self.options.private_targets else "false"
+        local = {**self.options.overrides, "BULKAPI_ALLOW_PRIVATE_TARGETS": private}
+        if self.options.overrides.get("BULKAPI_ALLOW_PRIVATE_TARGETS", "").lower() == "true" and private == "false":
+            print(
+                f"warning: BULKAPI_ALLOW_PRIVATE_TARGETS=true is ignored: the API listens on {self.options.host}, "
+                "not on loopback",
+                flush=True,
+            )
         used: set[str] = set()
         shared: dict[str, str] = {}
         for fn in topology.functions.values():
@@ -351,7 +382,7 @@ class LocalRuntime:
                 WebhookStore(self.table),
                 DEV_ACCOUNT,
                 {"url": self.options.dev_webhook_url},
-                targets=WebhookHttp(allow_private=True),
+                targets=WebhookHttp(allow_private=self.options.private_targets),
             )
             self.dev_webhook_secret = created["secret"]
 

@@ -17,10 +17,12 @@ CACHE = ROOT / ".cache"
 # What the template depends on: a change to any of these re-synthesizes.
 SOURCES = ["app.py", "cdk.json", "infra", "functions/settings.py", "pyproject.toml"]
 
+# Not a production stage: nothing here pages anyone or sits behind WAF, so the stack needs no alarm target.
 _SYNTH = """
 import json, sys
 from infra.stack import build_app, the_stack
-app = build_app({"aws:cdk:bundling-stacks": [], **json.loads(sys.argv[3])}, outdir=sys.argv[1])
+context = {"aws:cdk:bundling-stacks": [], "bulkapi:production": False, **json.loads(sys.argv[3])}
+app = build_app(context, outdir=sys.argv[1])
 template = app.synth().get_stack_by_name(the_stack(app).stack_name).template
 json.dump(template, open(sys.argv[2], "w"))
 """

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from functions.enrich import darkweb
 from functions.enrich._common import ProviderFailure
+from functions.enrich.facts import DarkwebResult
 from functions.models import Job, JobStatus
+from functions.providers import hibp
 
 
 class JobsInMemory:
@@ -74,6 +75,6 @@ class CleanBreaches:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
+    def lookup_many(self, queries: Sequence[str]) -> list[DarkwebResult | ProviderFailure]:
         self.asked += queries
-        return [darkweb.summarize(q, []) for q in queries]
+        return [hibp.summarize(q, []) for q in queries]

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -26,6 +28,7 @@ def test_ruff_format_is_applied() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a cold mypy --strict over the CDK types takes a minute or more
 def test_mypy_strict_passes() -> None:
     result = run(str(BIN / "mypy"), "functions", "infra", "local", "client")
     assert result.returncode == 0, result.stdout + result.stderr

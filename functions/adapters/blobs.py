@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +86,23 @@ class BlobStore:
             raise StoreError(f"could not read {key}") from exc
         size = resp.get("ContentLength")
         return OpenedObject(int(size) if size is not None else None, resp.get("ETag"), resp["Body"].iter_chunks(CHUNK))
+
+    def read_range(self, key: str, start: int, length: int, if_match: str | None = None) -> bytes:
+        """`length` bytes of the object from `start` (fewer at its end): random access to an archive's directory;
+        with `if_match`, only that version (else the InputError `upload_changed`)."""
+        extra = {"IfMatch": if_match} if if_match else {}
+        try:
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}", **extra)
+            return bytes(resp["Body"].read())
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                raise InputError(
+                    "the file was replaced while it was being read; send it again", code="upload_changed"
+                ) from exc
+            if code in ("InvalidRange", "416"):
+                return b""
+            raise StoreError(f"could not read {key}") from exc
 
     def copy(self, source_key: str, dest_key: str) -> None:
         """Server-side copy within the bucket."""
@@ -190,17 +207,23 @@ class StreamingWriter:
         if len(self.buffer) >= PART_SIZE:
             self._flush_part()
 
-    def append_objects(self, keys: Iterable[str], prefetch: int = PREFETCH) -> None:
-        """Append the objects at `keys`, in order."""
+    def append_objects(
+        self,
+        keys: Iterable[str],
+        observe: Callable[[str, bytes | None], None] | None = None,
+        prefetch: int = PREFETCH,
+    ) -> None:
+        """Append the objects at `keys`, in order; `observe` sees each one's key and bytes as it is appended (None for
+        an object S3 copies, whose bytes never come here)."""
         pending: deque[Future[_Fetched]] = deque()
         remaining = iter(keys)
         with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="append") as pool:
             for key in remaining:
                 pending.append(pool.submit(self._fetch, key))
                 if len(pending) >= prefetch:
-                    self._append(pending.popleft().result())
+                    self._append(pending.popleft().result(), observe)
             while pending:
-                self._append(pending.popleft().result())
+                self._append(pending.popleft().result(), observe)
 
     def _fetch(self, key: str) -> _Fetched:
         try:
@@ -213,7 +236,9 @@ class StreamingWriter:
             return _Fetched(key, size, None)
         return _Fetched(key, size, resp["Body"].read())
 
-    def _append(self, fetched: _Fetched) -> None:
+    def _append(self, fetched: _Fetched, observe: Callable[[str, bytes | None], None] | None) -> None:
+        if observe is not None:
+            observe(fetched.key, fetched.data)
         if fetched.data is not None:
             self.write(fetched.data)
             return

@@ -26,7 +26,7 @@ def build(settings: EnrichSettings) -> Sources:
     """The sources these settings turn on, with the secret's keys and the DynamoDB answer cache when configured."""
     # The providers (DNS, RDAP, HTTP clients) load with the first request that enriches, not with the handler.
     from functions.adapters.cache import AnswerCache
-    from functions.enrich.sources import from_settings, with_secrets
+    from functions.providers.sources import from_settings, with_secrets
 
     if settings.provider_secret_arn:
         settings = with_secrets(settings, _secret(settings.provider_secret_arn))

@@ -105,6 +105,28 @@ class JobStore:
             ),
         )
 
+    def start_fetch(self, job_id: str, now: str) -> Job | None:
+        """Note that a queued job's fetch starts now (the sweeper times it from here); None when it is not queued."""
+        return self._update_job(
+            job_id,
+            "could not start the fetch",
+            UpdateExpression="SET fetch_started_at = :now",
+            ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=ser({":now": now, ":queued": "queued"}),
+        )
+
+    def finish_fetch(self, job_id: str, now: str) -> None:
+        """Note that a queued job's file is stored (it now waits for the split, as any uploaded file)."""
+        self._update_job(
+            job_id,
+            "could not record the fetch",
+            UpdateExpression="SET fetched_at = :now",
+            ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=ser({":now": now, ":queued": "queued"}),
+        )
+
     def record_layout(self, job_id: str, header: list[str], column: str, layout: StoredLayout) -> None:
         """Record the detected layout as soon as the file is sniffed, so no later read sniffs it again (its delimiter
         and encoding also on their own: the result is written in the input's delimiter)."""
@@ -275,13 +297,17 @@ class JobStore:
             ExpressionAttributeValues=ser(values),
         )
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
-        """Store where the assembled result is and when it was written; downloads are possible from then on."""
+    def record_result(
+        self, job_id: str, result_key: str, result_rows: int, now: str, summary: dict[str, dict[str, int]]
+    ) -> Job:
+        """Store where the assembled result is, when it was written and its summary; downloads are possible from then
+        on."""
         resp = self.ddb.update_item(
             TableName=self.table,
             Key=job_key(job_id),
-            UpdateExpression="SET result_key = :k, result_rows = :n, result_at = :now",
-            ExpressionAttributeValues=ser({":k": result_key, ":n": result_rows, ":now": now}),
+            UpdateExpression="SET result_key = :k, result_rows = :n, result_at = :now, #sum = :sum",
+            ExpressionAttributeNames={"#sum": "summary"},
+            ExpressionAttributeValues=ser({":k": result_key, ":n": result_rows, ":now": now, ":sum": summary}),
             ReturnValues="ALL_NEW",
         )
         return self._to_job(resp["Attributes"])

@@ -70,10 +70,15 @@ class FetchQueue:
         self.url = queue_url
         self.sqs = client or aws_client("sqs")
 
-    def request_fetch(self, job_id: str) -> None:
-        """Queue the fetch of a job's file; raises StoreError when SQS does not take it."""
+    def request_fetch(self, job_id: str, delay_seconds: int = 0) -> None:
+        """Queue the fetch of a job's file (after `delay_seconds`, at most SQS's 15 minutes); raises StoreError when
+        SQS does not take it."""
         try:
-            self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"job_id": job_id}))
+            self.sqs.send_message(
+                QueueUrl=self.url,
+                MessageBody=json.dumps({"job_id": job_id}),
+                DelaySeconds=max(0, min(delay_seconds, 900)),
+            )
         except ClientError as exc:
             raise StoreError("could not queue the fetch") from exc
 

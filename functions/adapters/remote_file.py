@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from functions.adapters.blobs import BlobStore
 from functions.errors import FetchError
+from functions.logic.urls import UrlError, clean_url
 from functions.netguard import (
     LOOPBACK_HOSTS,
     BlockedTargetError,
@@ -29,16 +30,19 @@ CHUNK = 256 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-def check_hop(url: str, allow_private: bool) -> tuple[str, int, str]:
-    """The host, port and address of one hop, resolved once; raises FetchError (fetch_blocked, fetch_failed)."""
-    parts = urlsplit(url)
+def check_hop(url: str, allow_private: bool) -> tuple[str, str, int, str]:
+    """One hop, checked like the URL the job was created with (functions/logic/urls.py: no user info, no whitespace or
+    control characters) and resolved once: the URL as requested, its host, port and address. Raises FetchError
+    (fetch_blocked, fetch_failed)."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise FetchError(f"the URL is not valid: {exc}", code="fetch_failed") from exc
+        url = clean_url(url, schemes=("http", "https"))
+    except UrlError as exc:
+        raise FetchError(
+            f"the URL may not be fetched: {exc}", code="fetch_blocked" if exc.blocked else "fetch_failed"
+        ) from exc
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        raise FetchError(f"{parts.scheme or 'this'} URLs are not fetched; give an https URL", code="fetch_blocked")
     if parts.scheme == "http" and not (allow_private and host in LOOPBACK_HOSTS):
         raise FetchError("only https URLs are fetched", code="fetch_blocked")
     try:
@@ -47,11 +51,17 @@ def check_hop(url: str, allow_private: bool) -> tuple[str, int, str]:
         raise FetchError(f"the URL may not be fetched: {exc}", code="fetch_blocked") from exc
     except OSError as exc:
         raise FetchError(f"the host {host} does not resolve ({exc})", code="fetch_failed") from exc
-    return host, port, address
+    return url, host, port, address
 
 
 class RemoteFiles:
-    """Fetches URLs into the bucket under one deployment's rules."""
+    """Fetches URLs into the bucket under one deployment's rules.
+
+    `timeout_seconds` bounds the whole fetch, every hop included: each socket operation (connect, TLS handshake,
+    request, status line, every header line, every read of the body) gets only the time left (functions/netguard.py),
+    so neither a server that trickles its headers nor one that sends a byte every few seconds holds a fetch past it.
+    `socket_timeout` bounds a single operation (a server that goes silent).
+    """
 
     def __init__(
         self, blobs: BlobStore, *, allow_private: bool, timeout_seconds: float, socket_timeout: float = 30.0
@@ -65,7 +75,7 @@ class RemoteFiles:
         """Stream the file at `url` into `key`; the bytes stored. Raises FetchError with the reason's code."""
         deadline = time.monotonic() + self.timeout
         for _ in range(MAX_REDIRECTS + 1):
-            conn, response = self._open(url)
+            url, conn, response = self._open(url, deadline)
             try:
                 location = response.getheader("location") if response.status in REDIRECTS else None
                 if location:
@@ -78,20 +88,25 @@ class RemoteFiles:
                 conn.close()
         raise FetchError(f"more than {MAX_REDIRECTS} redirects", code="fetch_failed")
 
-    def _open(self, url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        host, port, address = check_hop(url, self.allow_private)
+    def _late(self) -> FetchError:
+        return FetchError(f"the download took longer than {self.timeout:g} s", code="fetch_failed")
+
+    def _open(self, url: str, deadline: float) -> tuple[str, http.client.HTTPConnection, http.client.HTTPResponse]:
+        url, host, port, address = check_hop(url, self.allow_private)
         parts = urlsplit(url)
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
-            conn = PinnedHTTPSConnection(host, address, port, self.socket_timeout)
+            conn = PinnedHTTPSConnection(host, address, port, self.socket_timeout, deadline=deadline)
         else:
-            conn = PinnedHTTPConnection(host, address, port, self.socket_timeout)
+            conn = PinnedHTTPConnection(host, address, port, self.socket_timeout, deadline=deadline)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             conn.request("GET", path, headers={"user-agent": "bulkapi-fetch/1", "accept-encoding": "identity"})
-            return conn, conn.getresponse()
+            return url, conn, conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            if time.monotonic() >= deadline:
+                raise self._late() from exc
             raise FetchError(f"{host} could not be reached: {type(exc).__name__}: {exc}", code="fetch_failed") from exc
 
     def _store(self, response: http.client.HTTPResponse, key: str, max_bytes: int, deadline: float) -> int:
@@ -101,16 +116,20 @@ class RemoteFiles:
         writer = self.blobs.writer(key)
         size = 0
         try:
+            # Every socket read inside is bounded by the time left (netguard's deadline sockets), however the
+            # server spaces its bytes; past the deadline a read raises TimeoutError.
             while chunk := response.read(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
                     raise _too_large(max_bytes)
-                if time.monotonic() > deadline:
-                    raise FetchError(f"the download took longer than {self.timeout:.0f} s", code="fetch_failed")
                 writer.write(chunk)
+            if time.monotonic() > deadline:
+                raise self._late()
             writer.close()
         except (OSError, http.client.HTTPException) as exc:
             writer.abort()
+            if time.monotonic() >= deadline:
+                raise self._late() from exc
             raise FetchError(f"the download broke off: {type(exc).__name__}: {exc}", code="fetch_failed") from exc
         except BaseException:
             writer.abort()

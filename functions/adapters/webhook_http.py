@@ -7,12 +7,14 @@ receiver's answer is kept (1 KB) only from a public address.
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
+from functions.logic.urls import UrlError, clean_url
 from functions.logic.webhooks import Attempt, InvalidTargetError
 from functions.netguard import (
     LOOPBACK_HOSTS,
@@ -29,29 +31,30 @@ MAX_STORED_BODY = 1024
 MAX_READ_BODY = 64 * 1024
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Refuse what cannot be an HTTPS endpoint (http only to a loopback host, and only when allowed locally)."""
-    parts = urlsplit(url)
+def check_url(url: str, allow_private: bool) -> str:
+    """The URL as it will be requested (non-ASCII percent-encoded, functions/logic/urls.py); refuse what cannot be an
+    HTTPS endpoint: whitespace, control or excluded characters, user info, http except to a loopback host locally."""
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as exc:
-        raise InvalidTargetError(f"the webhook URL is not valid: {exc}") from exc
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidTargetError("the webhook URL must be an absolute https URL")
+        url = clean_url(url, schemes=("https", "http"))
+    except UrlError as exc:
+        raise InvalidTargetError(f"the webhook URL cannot be used: {exc}") from exc
+    parts = urlsplit(url)
     if parts.scheme != "https" and not (allow_private and parts.hostname in LOOPBACK_HOSTS):
         raise InvalidTargetError("webhook URLs must use https (locally, http to localhost is allowed)")
+    return url
 
 
-def check_target(url: str, allow_private: bool, resolve: Resolver = resolve_webhook_target) -> str:
-    """Check the URL and its host, resolving the name once; the address to send to. Raises InvalidTargetError.
+def check_target(url: str, allow_private: bool, resolve: Resolver = resolve_webhook_target) -> tuple[str, str]:
+    """Check the URL and its host, resolving the name once: the URL as requested, and the address to send to.
+    Raises InvalidTargetError.
 
     Deployed: only public addresses. Locally (allow_private): also `localhost`, `127.0.0.1` and `[::1]` as written.
     """
-    check_url(url, allow_private)
+    url = check_url(url, allow_private)
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        return resolve(parts.hostname or "", port, allow_private)
+        return url, resolve(parts.hostname or "", port, allow_private)
     except BlockedTargetError as exc:
         raise InvalidTargetError(f"the webhook URL may not be used: {exc}") from exc
     except OSError as exc:
@@ -68,15 +71,26 @@ def send(
     allow_private: bool,
     resolve: Resolver = resolve_webhook_target,
 ) -> Attempt:
-    """One signed POST; never raises for what the receiver does (the answer is the Attempt).
+    """One signed POST within `timeout` in all (connect, request, answer); never raises: whatever goes wrong, the
+    receiver's answer or our own failure (a URL stored before it was checked, a name that no longer resolves, a bug)
+    is the Attempt, recorded and retried like any failed delivery.
 
     The answer's body is kept only from a public address: a loopback port may be another local service (the AWS
     emulation answered a test with its bucket list), and its text is not the caller's to read.
     """
     try:
-        address = check_target(url, allow_private, resolve)
+        return _send(url, msg_id, payload, secret, timeout=timeout, allow_private=allow_private, resolve=resolve)
     except InvalidTargetError as exc:
-        return Attempt(0, "", f"invalid_target: {exc}")
+        return Attempt(0, "", f"invalid_target: {exc}"[:MAX_STORED_BODY])
+    except Exception as exc:  # the attempt is recorded whatever happened; a raise would lose it
+        return Attempt(0, "", f"{type(exc).__name__}: {exc}"[:MAX_STORED_BODY])
+
+
+def _send(
+    url: str, msg_id: str, payload: str, secret: str, *, timeout: float, allow_private: bool, resolve: Resolver
+) -> Attempt:
+    deadline = time.monotonic() + timeout
+    url, address = check_target(url, allow_private, resolve)
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     now = datetime.now(UTC)
@@ -90,9 +104,9 @@ def send(
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
-        conn = PinnedHTTPSConnection(parts.hostname or "", address, port, timeout)
+        conn = PinnedHTTPSConnection(parts.hostname or "", address, port, timeout, deadline=deadline)
     else:
-        conn = PinnedHTTPConnection(parts.hostname or "", address, port, timeout)
+        conn = PinnedHTTPConnection(parts.hostname or "", address, port, timeout, deadline=deadline)
     try:
         conn.request("POST", path, body=payload.encode(), headers=headers)
         response = conn.getresponse()
@@ -114,9 +128,10 @@ class WebhookHttp:
         self.timeout = timeout
         self.resolve = resolve
 
-    def check(self, url: str) -> None:
-        """Refuse a URL that may not receive webhooks (InvalidTargetError), resolving its name once."""
-        check_target(url, self.allow_private, self.resolve)
+    def check(self, url: str) -> str:
+        """The URL as it will be requested; refuse one that may not receive webhooks (InvalidTargetError), resolving
+        its name once."""
+        return check_target(url, self.allow_private, self.resolve)[0]
 
     def send(self, url: str, msg_id: str, payload: str, secret: str) -> Attempt:
         """One signed POST (see `send`)."""

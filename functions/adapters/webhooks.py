@@ -106,6 +106,26 @@ class WebhookStore:
             raise StoreError("could not record the delivery") from exc
         return True
 
+    def get_delivery(self, delivery: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored delivery (its status), or None."""
+        resp = self.ddb.get_item(TableName=self.table, Key=self._delivery_key(delivery), ConsistentRead=True)
+        return des(resp["Item"]) if "Item" in resp else None
+
+    def mark_queued(self, delivery: dict[str, Any]) -> None:
+        """A pending delivery's first attempt is queued (an attempt that already ran keeps its own status)."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=self._delivery_key(delivery),
+                UpdateExpression="SET #s = :queued",
+                ConditionExpression="#s = :pending",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=ser({":queued": "queued", ":pending": "pending"}),
+            )
+        except ClientError as exc:
+            if not is_conditional(exc):
+                raise StoreError("could not record the delivery as queued") from exc
+
     def record_attempt(self, delivery: dict[str, Any], attempt: Attempt, status: str, now: str) -> None:
         """Store the latest attempt's outcome on the delivery."""
         self.ddb.update_item(

@@ -93,7 +93,7 @@ class CompanyResult(BaseModel):
     country_hint_source: str | None
     legal_form_countries: str | None
     reason: str | None
-    # The home page of a domain input (functions/enrich/website.py); empty unless the website source is on.
+    # The home page of a domain input (functions/providers/website.py); empty unless the website source is on.
     website_url: str | None = None
     website_status: int | None = None
     website_title: str | None = None

@@ -3,7 +3,7 @@
 Offline, each value is checked first: a value that is neither an email address nor a domain is `invalid`
 (`invalid_darkweb_query`, not charged). Every other row asks the provider once per distinct query; with no provider
 configured it answers `error` / `provider_not_configured` (not charged). The provider is injected through
-`enrich_with`; `configured_provider()` builds Have I Been Pwned v3 when `BULKAPI_HIBP_API_KEY` is set:
+`Sources`; `functions/providers/hibp.py` is Have I Been Pwned v3, built when `BULKAPI_HIBP_API_KEY` is set:
 
 - an email address: `GET {base}/breachedaccount/{account}?truncateResponse=false` (404 means not breached);
 - a domain: `GET {base}/breaches?domain={domain}`, the breaches of services run on that domain (HIBP's
@@ -17,31 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from functions.enrich._common import EMPTY_VALUE, ProviderFailure, columns_of, invalid, through_provider
+from functions.enrich._common import EMPTY_VALUE, columns_of, invalid, through_provider
 from functions.enrich._hosts import HostError, parse_target, split, to_host
-from functions.enrich._http import PROVIDER_BAD_RESPONSE, JsonClient, ProviderError
+from functions.enrich.facts import DarkwebResult
 from functions.enrich.online import OFFLINE, Sources
 from functions.models import RowResult
 
 INVALID = "invalid_darkweb_query"
-
-
-class DarkwebResult(BaseModel):
-    """The columns of a darkweb row."""
-
-    query: str | None
-    query_type: str | None
-    breached: bool | None
-    breach_count: int | None
-    breaches: str | None
-    latest_breach: str | None
-    data_classes: str | None
-    from_cache: bool | None = None
 
 
 COLUMNS: tuple[str, ...] = columns_of(DarkwebResult)
@@ -72,63 +57,6 @@ def query_type(query: str) -> str:
 
 def _known_offline(query: str) -> dict[str, Any]:
     return {"query": query, "query_type": query_type(query)}
-
-
-HIBP_DEFAULT_BASE_URL = "https://haveibeenpwned.com/api/v3"
-
-
-class _Breach(BaseModel):
-    """The fields of an HIBP breach this type reports."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = Field(alias="Name")
-    breach_date: str | None = Field(default=None, alias="BreachDate")
-    data_classes: list[str] = Field(default_factory=list, alias="DataClasses")
-
-
-_BREACHES = TypeAdapter(list[_Breach])
-
-
-def summarize(query: str, breaches: Sequence[_Breach]) -> DarkwebResult:
-    """A darkweb row from a list of breaches (empty: not breached)."""
-    dates = [b.breach_date for b in breaches if b.breach_date]
-    classes = sorted({c for b in breaches for c in b.data_classes})
-    return DarkwebResult(
-        query=query,
-        query_type=query_type(query),
-        breached=bool(breaches),
-        breach_count=len(breaches),
-        breaches=";".join(b.name for b in breaches) or None,
-        latest_breach=max(dates) if dates else None,
-        data_classes=";".join(classes) or None,
-    )
-
-
-class HibpProvider:
-    """Have I Been Pwned v3: breached accounts by email address, breached services by domain."""
-
-    def __init__(self, api_key: str, base_url: str = HIBP_DEFAULT_BASE_URL, client: JsonClient | None = None) -> None:
-        self._api_key = api_key
-        self._base_url = base_url.rstrip("/")
-        self._client = client or JsonClient("hibp")
-
-    def lookup(self, query: str) -> DarkwebResult:
-        """The breaches of one normalized query; raises ProviderError when HIBP cannot answer."""
-        if "@" in query:
-            url = f"{self._base_url}/breachedaccount/{quote(query, safe='')}?truncateResponse=false"
-        else:
-            url = f"{self._base_url}/breaches?domain={quote(query, safe='')}"
-        body = self._client.get_json(url, {"hibp-api-key": self._api_key}, absent=(404,))
-        try:
-            breaches = _BREACHES.validate_python(body or [])
-        except ValidationError as exc:
-            raise ProviderError(PROVIDER_BAD_RESPONSE, "not a list of breaches") from exc
-        return summarize(query, breaches)
-
-    def lookup_many(self, queries: Sequence[str]) -> list[DarkwebResult | ProviderFailure]:
-        """One answer per query, looked up concurrently within the client's limits."""
-        return self._client.map_queries(self.lookup, queries)
 
 
 def enrich(values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:

@@ -41,7 +41,7 @@ class DomainResult(BaseModel):
     port: int | None
     path: str | None
     reason: str | None = None
-    # DNS of the registrable domain (functions/enrich/dns_lookup.py); empty unless DNS is on.
+    # DNS of the registrable domain (functions/providers/dns_resolver.py); empty unless DNS is on.
     dns_exists: bool | None = None
     mx: str | None = None
     mx_null: bool | None = None
@@ -50,7 +50,7 @@ class DomainResult(BaseModel):
     spf: str | None = None
     dmarc: str | None = None
     dmarc_policy: str | None = None
-    # RDAP of the registrable domain (functions/enrich/rdap.py); empty unless RDAP is on.
+    # RDAP of the registrable domain (functions/providers/rdap.py); empty unless RDAP is on.
     registered: bool | None = None
     registrar: str | None = None
     registered_at: str | None = None

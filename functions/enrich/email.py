@@ -80,7 +80,7 @@ class EmailResult(BaseModel):
     last_name: str | None
     full_name: str | None
     company_guess: str | None
-    # DNS of the mail domain (functions/enrich/dns_lookup.py); empty unless DNS is on.
+    # DNS of the mail domain (functions/providers/dns_resolver.py); empty unless DNS is on.
     dns_exists: bool | None = None
     mx: str | None = None
     mx_null: bool | None = None

@@ -60,7 +60,7 @@ class IpResult(BaseModel):
     as_name: str | None
     as_network: str | None
     reason: str | None
-    # RDAP of the address's network (functions/enrich/rdap.py), globally routable addresses only; empty unless on.
+    # RDAP of the address's network (functions/providers/rdap.py), globally routable addresses only; empty unless on.
     network_name: str | None = None
     network_handle: str | None = None
     network_range: str | None = None

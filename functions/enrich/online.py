@@ -20,19 +20,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from functions.enrich._common import ProviderFailure
+from functions.enrich.facts import DarkwebResult, DnsFacts, DomainRegistration, GoogleResult, IpNetwork, WebsiteFacts
 from functions.models import RowResult
-
-if TYPE_CHECKING:
-    from functions.enrich.darkweb import DarkwebResult
-    from functions.enrich.dns_lookup import DnsFacts
-    from functions.enrich.google import GoogleResult
-    from functions.enrich.rdap import DomainRegistration, IpNetwork
-    from functions.enrich.website import WebsiteFacts
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +174,7 @@ class Source(Generic[T]):
 
 @dataclass(frozen=True)
 class Sources:
-    """The online sources a batch may use (built once per cold start, functions/enrich/sources.py); None: off."""
+    """The online sources a batch may use (built once per cold start, functions/providers/sources.py); None: off."""
 
     dns: Source[DnsFacts] | None = None
     rdap_domain: Source[DomainRegistration] | None = None

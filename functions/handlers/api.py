@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ CURSOR_MAX = 1024
 LEDGER_PAGE_MAX = 1000
 IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
 # The fields of the multipart form that creates a job.
-FORM_FIELDS = frozenset({"file", "type", "column", "country", "country_column"})
+FORM_FIELDS = frozenset({"file", "type", "column", "sheet", "file_size", "country", "country_column"})
 # A body field whose validation failure has a code of its own.
 FIELD_CODES = {"url": "invalid_webhook_url", "events": "invalid_events"}
 
@@ -357,10 +358,16 @@ def health() -> Response[HealthResponse]:
     return _json(200, HealthResponse(status="ok"))
 
 
+@functools.cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of this API (built once per process; `bulkapi openapi` prints it)."""
+    return contract.build(app)
+
+
 @app.get("/api/openapi.json", summary="This document (no key)", tags=["service"])
 def openapi_document() -> Response[dict[str, Any]]:
     """The OpenAPI 3.1 document of this API."""
-    return _json(200, contract.document())
+    return _json(200, document())
 
 
 @app.get(
@@ -371,7 +378,7 @@ def openapi_document() -> Response[dict[str, Any]]:
 )
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page())
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page(document()))
 
 
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
@@ -418,7 +425,24 @@ def _job_form() -> tuple[Upload, str, str | None, jobs.PhoneOptions]:
     return upload, job_type, upload.fields.get("column") or None, options
 
 
-@app.post("/api/bulk-jobs/preview", summary="Preview a job from a CSV (multipart); creates nothing", tags=["jobs"])
+def _file_size(value: str | None) -> int | None:
+    """The preview form's `file_size`: the whole file's size when `file` is its head."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise InputError("`file_size` must be a whole number of bytes", code="invalid_parameter", parameter="file_size")
+    return int(value)
+
+
+@app.post(
+    "/api/bulk-jobs/preview",
+    summary="Preview a job from a file (multipart), or from the head of a larger one; creates nothing",
+    description="The form of `POST /api/bulk-jobs` (`file`, `type`, optional `column`, `sheet`). A file larger than "
+    "the form takes (4 MiB) is previewed from its head: send its first 1 MiB as `file` and its whole size as "
+    "`file_size`; the answer says `truncated: true`, counts the head's rows and estimates the file's. A ZIP or XLSX "
+    "file cannot be read from its head (its directory is at its end): send it whole, or create the job directly.",
+    tags=["jobs"],
+)
 def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
     deps = _deps()
@@ -433,6 +457,9 @@ def preview_job() -> Response[JobPreviewResponse]:
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
         credits=deps.credits,
+        file_size=_file_size(upload.fields.get("file_size")),
+        sheet=upload.fields.get("sheet") or None,
+        max_file_bytes=settings.max_file_bytes,
     )
     return _json(200, {"filename": upload.filename, **answer})
 
@@ -460,6 +487,13 @@ def create_job(
             raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
         return _create_without_file(body, idempotency_key, deps)
     upload, job_type, column, options = _job_form()
+    if "file_size" in upload.fields:
+        raise InputError(
+            "`file_size` goes with a preview of a file's head; a job takes the whole file",
+            code="unknown_parameter",
+            parameter="file_size",
+        )
+    sheet = upload.fields.get("sheet") or None
 
     def create() -> dict[str, Any]:
         job = jobs.create_job(
@@ -468,8 +502,10 @@ def create_job(
             filename=upload.filename,
             body=upload.file or b"",
             column=column,
+            sheet=sheet,
             max_rows=settings.max_rows_per_job,
             max_bytes=settings.max_upload_bytes,
+            max_file_bytes=settings.max_file_bytes,
             store=deps.store,
             credits=deps.credits,
             blobs=deps.blobs,
@@ -481,7 +517,11 @@ def create_job(
     if not idempotency_key:
         return _json(202, create())
     fingerprint = idempotency.fingerprint(
-        upload.file, job_type, column or "", *(o for o in (options.country, options.country_column) if o)
+        upload.file,
+        job_type,
+        column or "",
+        *([sheet] if sheet else []),
+        *(o for o in (options.country, options.country_column) if o),
     )
     return _json(202, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
@@ -522,6 +562,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
                 job_type=request.type,
                 url=request.url,
                 column=request.column,
+                sheet=request.sheet,
                 allow_http=settings.allow_private_targets,
                 store=deps.store,
                 queue=deps.fetches,
@@ -533,6 +574,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
             job_type=request.type,
             filename=request.filename or "",
             column=request.column,
+            sheet=request.sheet,
             max_object_bytes=settings.max_upload_object_bytes,
             ttl_seconds=settings.upload_url_ttl_seconds,
             store=deps.store,
@@ -545,12 +587,14 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
     status = 202 if request.url is not None else 201
     if not idempotency_key:
         return _json(status, create())
+    sheet = [request.sheet] if request.sheet else []
     fingerprint = idempotency.fingerprint(
         "json",
         request.type,
         request.filename,
         request.url,
         request.column or "",
+        *sheet,
         *(o for o in (options.country, options.country_column) if o),
     )
     return _json(status, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
@@ -654,9 +698,20 @@ def download(
         str | None,
         Query(max_length=64, description="only rows with these statuses: comma-separated ok, invalid, error"),
     ] = None,
-    format: Annotated[str | None, Query(max_length=16, description="csv (default) or jsonl")] = None,
+    format: Annotated[
+        str | None,
+        Query(max_length=16, description="csv (default), jsonl, or xlsx (a workbook, always by link: 303 or `url`)"),
+    ] = None,
     delimiter: Annotated[
         str | None, Query(max_length=16, description="comma, semicolon, tab or pipe; default: the upload's")
+    ] = None,
+    validity: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="email jobs: only rows with these verdicts, comma-separated valid, risky, invalid, unknown "
+            "(an `error` row is unknown); the file is named after them (`leads.enriched.valid.csv`)",
+        ),
     ] = None,
     formula_guard: Annotated[
         str | None,
@@ -672,7 +727,7 @@ def download(
     p = _deps()
     settings = p.settings
     job = jobs.get_job_for(p.store, _account(), id)
-    variant = variants.parse(job, status, format, delimiter, formula_guard)
+    variant = variants.parse(job, status, format, delimiter, validity, formula_guard)
     # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
     # key, nor read a cross-origin download): 200 {"url", "filename"}, whatever the size.
     link_only = (frontdoor.header(app.current_event.headers, "accept") or "").startswith("application/json")

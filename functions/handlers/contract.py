@@ -10,7 +10,6 @@ frame) and the webhook deliveries (the document's `webhooks`). Served at `GET /a
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -194,9 +193,24 @@ FORM: dict[str, Any] = {
         "required": ["file", "type"],
         "additionalProperties": False,
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "the CSV (at most 4 MiB)"},
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "the file, at most 4 MiB: CSV, gzip (.csv.gz), ZIP of one CSV or XLSX, or XLSX, told "
+                "apart by content; a preview may take the first 1 MiB of a larger one, with `file_size`",
+            },
             "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
             "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
+            "sheet": {
+                "type": "string",
+                "maxLength": 255,
+                "description": "a workbook's sheet, by name (default: first)",
+            },
+            "file_size": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "preview only: the whole file's size in bytes, when `file` is its head",
+            },
         },
     }
 }
@@ -208,8 +222,25 @@ CREATE_FORM = {
         "application/json": {"schema": _ref("JobCreateRequest")},
     },
 }
-# The preview takes the form only (a file to look at).
-PREVIEW_FORM = {"required": True, "content": {"multipart/form-data": FORM}}
+# The preview takes the form only (a file to look at), or the head of a larger file with its size.
+PREVIEW_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                **FORM["schema"],
+                "properties": {
+                    **FORM["schema"]["properties"],
+                    "file_size": {
+                        "type": "string",
+                        "pattern": "^[0-9]+$",
+                        "description": "the whole file's size in bytes, when `file` is its first 1 MiB",
+                    },
+                },
+            }
+        }
+    },
+}
 
 
 SSE_EVENT = {
@@ -283,24 +314,11 @@ def build(app: Any) -> dict[str, Any]:
     return doc
 
 
-@cache
-def document() -> dict[str, Any]:
-    """The document of this deployment's API (built once per process)."""
-    from functions.handlers import api
-
-    return build(api.app)
-
-
-def swagger_page() -> str:
+def swagger_page(document: dict[str, Any]) -> str:
     """A docs page for the document, with Swagger UI's own files inlined (no CDN needed)."""
     from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 
     assets = Path(generate_swagger_html.__code__.co_filename).parent
     js = (assets / "swagger-ui-bundle.min.js").read_text()
     css = (assets / "swagger-ui.min.css").read_text()
-    return generate_swagger_html(json.dumps(document()), js, css, "", None)
-
-
-def main() -> None:
-    """Print the document (`bulkapi openapi > openapi.json`)."""
-    print(json.dumps(document(), indent=2, sort_keys=True))
+    return generate_swagger_html(json.dumps(document), js, css, "", None)

@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.adapters.blobs import BlobStore
+from functions.adapters.fetch_slots import FetchSlots
 from functions.adapters.jobs import JobStore
-from functions.adapters.messaging import Finalizer
+from functions.adapters.messaging import FetchQueue, Finalizer
 from functions.adapters.remote_file import RemoteFiles
 from functions.composition import Function, Handler
 from functions.handlers.batch import sqs_handler
@@ -27,6 +28,9 @@ class Deps:
     fetcher: Any
     finalizer: Any
     max_bytes: int
+    slots: Any
+    queue: Any
+    slot_wait_seconds: int
 
     @classmethod
     def from_settings(cls, settings: FetcherSettings) -> Deps:
@@ -40,6 +44,14 @@ class Deps:
             ),
             finalizer=Finalizer(settings.finalizer_arn),
             max_bytes=settings.max_upload_object_bytes,
+            # A slot lapses shortly after its fetch's time limit, should the fetcher die holding it.
+            slots=FetchSlots(
+                settings.jobs_table,
+                per_account=settings.fetch_slots_per_account,
+                hold_seconds=settings.fetch_timeout_seconds + 60,
+            ),
+            queue=FetchQueue(settings.fetch_queue_url),
+            slot_wait_seconds=settings.fetch_slot_wait_seconds,
         )
 
 
@@ -51,9 +63,16 @@ def handler_for(deps: Deps) -> Handler:
         job_id = str(json.loads(record.body)["job_id"])
         logger.append_keys(job_id=job_id)
         outcome = fetch_job(
-            job_id, store=deps.store, fetcher=deps.fetcher, finalizer=deps.finalizer, max_bytes=deps.max_bytes
+            job_id,
+            store=deps.store,
+            fetcher=deps.fetcher,
+            finalizer=deps.finalizer,
+            max_bytes=deps.max_bytes,
+            slots=deps.slots,
+            queue=deps.queue,
+            slot_wait_seconds=deps.slot_wait_seconds,
         )
-        if outcome != "skipped":
+        if outcome not in ("skipped", "deferred"):
             metrics.add_metric(name="FilesFetched" if outcome == "fetched" else "FetchesFailed", unit="Count", value=1)
 
     return sqs_handler(record_handler)

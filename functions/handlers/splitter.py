@@ -47,6 +47,7 @@ class Deps:
                 lease_seconds=settings.split_lease_seconds,
                 max_message_bytes=MAX_MESSAGE_BYTES,
                 phone_region=checked_region(settings.phone_default_region),
+                max_file_bytes=settings.max_file_bytes,
             ),
         )
 
@@ -64,8 +65,10 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
         head = blobs.head(key)
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
-        column = (head.get("Metadata") or {}).get("column")
-        job = splitting.job_for_drop(key, etag, sequencer, store, deps.credits, blobs, column)
+        metadata = head.get("Metadata") or {}
+        job = splitting.job_for_drop(
+            key, etag, sequencer, store, deps.credits, blobs, metadata.get("column"), metadata.get("sheet")
+        )
         if job is None:
             return "rejected"
     else:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import Finalizer
 from functions.composition import Function, Handler
@@ -22,12 +23,15 @@ class Deps:
 
     store: Any
     finalizer: Any
+    files: Any
     settings: SweeperSettings
 
     @classmethod
     def from_settings(cls, settings: SweeperSettings) -> Deps:
         """The real adapters."""
-        return cls(JobStore(settings.jobs_table), Finalizer(settings.finalizer_arn), settings)
+        return cls(
+            JobStore(settings.jobs_table), Finalizer(settings.finalizer_arn), BlobStore(settings.bucket), settings
+        )
 
 
 def handler_for(deps: Deps) -> Handler:
@@ -42,11 +46,14 @@ def handler_for(deps: Deps) -> Handler:
         outcome = sweeper.sweep(
             deps.store,
             deps.finalizer,
+            files=deps.files,
             start_after=timedelta(seconds=settings.start_after_seconds),
             split_lease=timedelta(seconds=settings.split_lease_seconds),
             stalled_after=timedelta(seconds=settings.stalled_after_seconds),
             upload_ttl=timedelta(seconds=settings.upload_url_ttl_seconds),
             upload_grace=timedelta(seconds=settings.upload_grace_seconds),
+            fetch_wait=timedelta(seconds=settings.fetch_wait_seconds),
+            fetch_lease=timedelta(seconds=settings.fetch_lease_seconds),
         )
         if outcome["failed"]:
             metrics.add_metric(name="JobsSwept", unit="Count", value=len(outcome["failed"]))

@@ -18,7 +18,7 @@ from functions.settings import WebhookSettings
 
 
 def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
-    """What receivers get about a job: id, status, counts, credits and where to download the result."""
+    """What receivers get about a job: id, status, counts, credits, the summary and where to download the result."""
     data = {
         k: detail.get(k)
         for k in (
@@ -34,6 +34,7 @@ def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
             "duplicates",
             "error",
             "completed_at",
+            "summary",
         )
     }
     data["download_url"] = (
@@ -42,6 +43,28 @@ def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
         else None
     )
     return data
+
+
+class CrashBeforeQueueing:
+    """Test hook (BULKAPI_LOCAL_CRASH_AFTER_RECORD=true, never set by the stack): the first time each delivery is to be
+    queued, the invocation dies as one killed there would, after the fan-out recorded the delivery and before its
+    attempt was queued. The event's redelivery must then bring it to the receiver."""
+
+    def __init__(self, retries: RetryQueue) -> None:
+        self.retries = retries
+        self.crashed: set[str] = set()
+
+    def schedule(self, delivery: dict[str, Any], delay_seconds: int) -> None:
+        """Die the first time for this delivery, else queue."""
+        if delivery["id"] not in self.crashed:
+            self.crashed.add(delivery["id"])
+            logger.warning("sender killed after recording a delivery (test hook)", delivery=delivery["id"])
+            raise RuntimeError(f"sender killed after recording {delivery['id']} (BULKAPI_LOCAL_CRASH_AFTER_RECORD)")
+        self.retries.schedule(delivery, delay_seconds)
+
+    def requeue(self, body: dict[str, Any], remaining: float) -> None:
+        """Queue a not-yet-due message again."""
+        self.retries.requeue(body, remaining)
 
 
 @dataclass(frozen=True)
@@ -56,9 +79,12 @@ class Deps:
     @classmethod
     def from_settings(cls, settings: WebhookSettings) -> Deps:
         """The real adapters."""
+        retries: Any = RetryQueue(settings.retry_queue_url)
+        if settings.local_crash_after_record:
+            retries = CrashBeforeQueueing(retries)
         return cls(
             store=WebhookStore(settings.jobs_table),
-            retries=RetryQueue(settings.retry_queue_url),
+            retries=retries,
             sender=WebhookHttp(allow_private=settings.allow_private_targets, timeout=settings.timeout_seconds),
             api_base_url=settings.api_base_url,
         )
@@ -67,7 +93,7 @@ class Deps:
 def _on_event(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     detail = dict(event["detail"])
     event_type = str(event["detail-type"])
-    statuses = webhooks.fan_out(
+    queued = webhooks.fan_out(
         str(detail["account_id"]),
         event_type,
         f"{detail['id']}_{detail['status']}",
@@ -75,10 +101,9 @@ def _on_event(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         str(event.get("time") or detail.get("completed_at")),
         store=deps.store,
         retries=deps.retries,
-        sender=deps.sender,
     )
-    logger.info("job event fanned out", job_id=detail["id"], event=event_type, deliveries=statuses)
-    return {"deliveries": statuses}
+    logger.info("job event fanned out", job_id=detail["id"], event=event_type, queued=len(queued))
+    return {"queued": queued}
 
 
 def _on_retries(records: list[dict[str, Any]], deps: Deps) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 # Routes anyone may call: the health check, the API's documentation and the web console (which asks for a key).
-# Their methods get the public authorizer, which allows them without a key (infra/auth.py); every other method needs
-# a key. The same set as functions/frontdoor.py PUBLIC_PATHS (a test keeps them equal).
+# Their methods have no authorizer (infra/api.py: API Gateway invokes nothing to let them through); every other
+# method needs a key. The same set as functions/frontdoor.py PUBLIC_PATHS (a test keeps them equal).
 PUBLIC_ROUTES: tuple[str, ...] = ("/api/health", "/api/docs", "/api/openapi.json", "/console")
 # How long API Gateway reuses an answer for the same Authorization header: a revoked key keeps working at most this
 # long (plus DynamoDB's eventually consistent read, well under a second).

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import charset_normalizer
 
 from functions.errors import InputError
+from functions.logic import code_pages
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
@@ -36,6 +37,8 @@ _LEGACY_ENCODINGS = (
     "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "koi8_r", "koi8_u",
     "cp932", "gb18030", "big5", "cp949", "euc_jp",
 )  # fmt: skip
+# The pages charset-normalizer decides alone; the single-byte ones are weighed by functions/logic/code_pages.py.
+_MULTI_BYTE = frozenset(codecs.lookup(name).name for name in ("cp932", "gb18030", "big5", "cp949", "euc_jp"))
 
 # Limits of one data row, so that every accepted file fits a work message and the job's recorded layout.
 # Columns: the header is kept on the job item (DynamoDB: 400 KB an item) and sent with every batch.
@@ -295,15 +298,28 @@ def _detect_encoding(head: bytes) -> str:
 
 def _legacy_encoding(head: bytes) -> str:
     # Legacy Excel on Windows writes the ANSI code page of the user's language: cp1250 (Polish, Czech), cp1251
-    # (Cyrillic), cp1252 (Western Europe)... charset-normalizer tells them apart by which decoding reads as text.
-    # Short Western files often decode identically (or equally well) as cp1250 and cp1252; then cp1252, the most
-    # common, wins. No guess at all (binary data) also falls back to cp1252, and _reject_binary has the last word.
+    # (Cyrillic), cp1252 (Western Europe)... charset-normalizer tells the East Asian multi-byte pages apart. Among the
+    # single-byte pages it often has no answer, or the wrong one, for short files (a Polish name list read as cp1252,
+    # a Turkish one as cp1250): code_pages picks the page whose reading looks like words of a language. Bytes that
+    # read the same in every page (a Western file whose `é` is `é` in cp1250 too) leave cp1252, the most common.
+    # No guess at all (binary data) also falls back to cp1252, and _reject_binary has the last word.
     matches = charset_normalizer.from_bytes(head, cp_isolation=list(_LEGACY_ENCODINGS))
     best = matches.best()
-    if best is None:
-        return "cp1252"
-    as_good = {m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
-    if "cp1252" in as_good | set(best.could_be_from_charset):
+    as_good = {
+        codecs.lookup(m.encoding).name
+        for m in matches
+        if best and (m.chaos, m.coherence) == (best.chaos, best.coherence)
+    }
+    reading = code_pages.best_page(head)
+    if best is not None and codecs.lookup(best.encoding).name in _MULTI_BYTE:
+        # A few bytes read as a couple of CJK characters as well as anything: then only a confident reading in a
+        # single-byte page (`Иван` in cp1251, not in cp949) takes its place.
+        tied = not as_good <= _MULTI_BYTE
+        if not (tied and reading is not None and reading.mean > code_pages.CONFIDENT):
+            return codecs.lookup(best.encoding).name
+    if reading is not None:
+        return codecs.lookup(reading.page).name
+    if best is None or "cp1252" in as_good | set(best.could_be_from_charset):
         return "cp1252"
     return codecs.lookup(best.encoding).name
 

@@ -105,12 +105,13 @@ def result_present(job: Job, blobs: DownloadBlobPort, now: datetime, retention_d
     return blobs.head(job.result_key) is not None
 
 
-def download_name(filename: str, job_id: str, extension: str) -> str:
-    """`leads.csv` -> `leads.enriched.csv` (or `.jsonl`): the upload's name without folders or its extension."""
+def download_name(filename: str, job_id: str, extension: str, segment: str = "") -> str:
+    """`leads.csv` -> `leads.enriched.csv` (or `.jsonl`): the upload's name without folders or its extension; a
+    variant of some rows says which (`leads.enriched.valid.csv`, `leads.enriched.ok.csv`)."""
     base = re.split(r"[/\\]", filename)[-1].strip()
     base = _EXTENSION.sub("", base).strip(" .")
     base = _UNSAFE_NAME_CHARS.sub("_", base) or job_id
-    return f"{base}.enriched.{extension}"
+    return f"{base}.enriched.{segment + '.' if segment else ''}{extension}"
 
 
 def content_disposition(filename: str) -> str:
@@ -130,12 +131,13 @@ def deliver(
     content_type: str,
     inline_max: int,
     url_ttl_seconds: int,
+    segment: str = "",
 ) -> Delivery:
     """The object at `key` as the route answers it: inline up to `inline_max` bytes, else a presigned redirect.
 
     A missing object is an expired result (410), never a storage error: retrying would not bring it back.
     """
-    filename = download_name(job.filename, job.id, extension)
+    filename = download_name(job.filename, job.id, extension, segment)
     disposition = content_disposition(filename)
     head = blobs.head(key)
     if head is None:
@@ -194,8 +196,10 @@ def download(
             blobs=blobs,
             extension=variant.format,
             content_type=variants.CONTENT_TYPES[variant.format],
-            inline_max=inline_max,
+            # A workbook is binary: always by link, never through the API's text answer.
+            inline_max=-1 if variant.format == "xlsx" else inline_max,
             url_ttl_seconds=url_ttl_seconds,
+            segment=variant.segment,
         )
 
     if variant == variants.base_variant(job):

@@ -9,6 +9,8 @@ from functions.errors import InputError, NotFoundError
 from functions.logic.jobs import utcnow
 from functions.logic.webhooks import EVENT_TYPES, Attempt, event_payload, new_secret
 
+# Endpoints one account may register: every job event fans out to each of them (README "Webhooks").
+MAX_ENDPOINTS = 50
 PUBLIC_FIELDS = ("id", "url", "events", "description", "is_active", "created_at", "updated_at")
 TEST_EVENT = "webhook.test"
 
@@ -16,8 +18,9 @@ TEST_EVENT = "webhook.test"
 class TargetPort(Protocol):
     """Webhook URLs: whether one may be used (resolving its name once), and a signed send to it."""
 
-    def check(self, url: str) -> None:
-        """Raise InvalidTargetError when the URL may not receive webhooks."""
+    def check(self, url: str) -> str:
+        """The URL as it will be requested (non-ASCII encoded); raise InvalidTargetError when it may not receive
+        webhooks."""
         ...
 
     def send(self, url: str, msg_id: str, payload: str, secret: str) -> Attempt:
@@ -58,9 +61,9 @@ def _events(value: Any) -> list[str]:
 def _url(value: Any, targets: TargetPort) -> str:
     if not isinstance(value, str) or not value:
         raise InputError("url is required", code="invalid_webhook_url")
-    # Resolved once now, so a private target is refused here instead of collecting a day of failed retries.
-    targets.check(value)
-    return value
+    # Resolved once now, so a private target (or a URL no request line can carry) is refused here instead of
+    # collecting a day of failed retries; stored as it will be requested (`/café` as `/caf%C3%A9`).
+    return targets.check(value)
 
 
 def _owned(store: EndpointStorePort, account_id: str, endpoint_id: str) -> dict[str, Any]:
@@ -77,7 +80,14 @@ def create_endpoint(
     *,
     targets: TargetPort,
 ) -> dict[str, Any]:
-    """A new endpoint (active, all job events unless `events` says otherwise) with its secret."""
+    """A new endpoint (active, all job events unless `events` says otherwise) with its secret; at most MAX_ENDPOINTS
+    per account (400 too_many_webhooks)."""
+    if len(store.list_endpoints(account_id)) >= MAX_ENDPOINTS:
+        raise InputError(
+            f"an account may register at most {MAX_ENDPOINTS} webhook endpoints; delete one first",
+            code="too_many_webhooks",
+            max_webhooks=MAX_ENDPOINTS,
+        )
     now = utcnow()
     endpoint = {
         "id": "wh_" + secrets.token_hex(10),

@@ -17,6 +17,7 @@ from functions.logic.jobs import (
     new_job_id,
     utcnow,
 )
+from functions.logic.urls import UrlError, clean_url
 from functions.models import Job, JobStatus
 from functions.observability import logger
 
@@ -28,33 +29,36 @@ class FetchPort(Protocol):
 
 
 def check_source_url(url: str, *, allow_http: bool) -> str:
-    """A URL the service may try to fetch (its address is judged when it is fetched); 400 invalid_parameter if not.
+    """The URL as it will be fetched (its address is judged when it is fetched); 400 invalid_parameter if it cannot be.
 
-    Deployed only https; locally (`allow_http`) http too. User info (`user:pass@`) is refused: it would be stored
-    with the job and shown back.
+    Deployed only https; locally (`allow_http`) http too. The rules of functions/logic/urls.py: no user info (it
+    would be stored with the job and shown back), no whitespace or control characters (a CR/LF was accepted here and
+    failed the fetch later), non-ASCII text percent-encoded.
     """
-    url = url.strip()
-    parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as exc:
-        raise InputError(f"`url` is not a valid URL: {exc}", code="invalid_parameter", parameter="url") from exc
-    schemes = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise InputError("`url` must be an absolute https URL", code="invalid_parameter", parameter="url")
-    if parts.username is not None or parts.password is not None:
-        raise InputError(
-            "`url` may not carry a user name or password; use a presigned or token URL",
-            code="invalid_parameter",
-            parameter="url",
-        )
-    return url
+        return clean_url(url, schemes=("https", "http") if allow_http else ("https",))
+    except UrlError as exc:
+        raise InputError(f"`url` cannot be fetched: {exc}", code="invalid_parameter", parameter="url") from exc
 
 
 class FetchRequestPort(Protocol):
-    """Queues the fetch of a job's file."""
+    """Queues the fetch of a job's file (after `delay_seconds`)."""
 
-    def request_fetch(self, job_id: str) -> None: ...
+    def request_fetch(self, job_id: str, delay_seconds: int = 0) -> None: ...
+
+
+class FetchSlotsPort(Protocol):
+    """An account's share of the fetcher's concurrent fetches."""
+
+    def acquire(self, account_id: str, job_id: str) -> bool: ...
+    def release(self, account_id: str, job_id: str) -> None: ...
+
+
+class FetchStorePort(StatusPort, Protocol):
+    """What a fetch records on its job."""
+
+    def start_fetch(self, job_id: str, now: str) -> Job | None: ...
+    def finish_fetch(self, job_id: str, now: str) -> None: ...
 
 
 def create_remote_job(
@@ -67,6 +71,7 @@ def create_remote_job(
     store: JobStorePort,
     queue: FetchRequestPort,
     options: PhoneOptions = PhoneOptions(),  # noqa: B008 - frozen, shared safely
+    sheet: str | None = None,
 ) -> Job:
     """A job whose file the service fetches from `url` (queued until fetched); nothing is reserved before the
     file's rows are counted (the splitter)."""
@@ -82,6 +87,7 @@ def create_remote_job(
         column=column or None,
         country=options.country,
         country_column=options.country_column,
+        sheet=sheet or None,
         created_at=utcnow(),
         source_url=url,
     )
@@ -101,26 +107,55 @@ def filename_of(url: str) -> str:
     return name[:255] or "remote.csv"
 
 
-def fetch_job(job_id: str, *, store: StatusPort, fetcher: FetchPort, finalizer: FinalizerPort, max_bytes: int) -> str:
+def fetch_job(
+    job_id: str,
+    *,
+    store: FetchStorePort,
+    fetcher: FetchPort,
+    finalizer: FinalizerPort,
+    max_bytes: int,
+    slots: FetchSlotsPort,
+    queue: FetchRequestPort,
+    slot_wait_seconds: int,
+) -> str:
     """Fetch a queued job's file into its upload key (its S3 event then starts the split, as for any upload).
 
-    A fetch that fails for a reason the customer has to fix ends the job `failed` with the reason's code (and the
-    finalizer publishes it); anything else raises, so the queue retries it.
+    The fetch first takes one of its account's fetch slots; when the account holds all of its share, the fetch is
+    queued again for later ("deferred"), so one account's slow URLs never hold every concurrent fetch. The fetch's
+    start is recorded on the job: the sweeper times a URL job from there, not from its creation. A fetch that fails
+    for a reason the customer has to fix ends the job `failed` with the reason's code (and the finalizer publishes
+    it); anything else raises, so the queue retries it.
     """
     job = store.get_job(job_id)
-    if job is None or job.status != JobStatus.QUEUED or not job.source_url:
+    if job is None or job.status != JobStatus.QUEUED or not job.source_url or job.fetched_at:
         logger.info("fetch skipped", job_id=job_id, status=job.status.value if job else None)
+        return "skipped"
+    if not slots.acquire(job.account_id, job_id):
+        queue.request_fetch(job_id, delay_seconds=slot_wait_seconds)
+        logger.info("fetch deferred: the account holds all its fetch slots", job_id=job_id, wait=slot_wait_seconds)
+        return "deferred"
+    try:
+        return _fetch(job, store=store, fetcher=fetcher, finalizer=finalizer, max_bytes=max_bytes)
+    finally:
+        slots.release(job.account_id, job_id)
+
+
+def _fetch(job: Job, *, store: FetchStorePort, fetcher: FetchPort, finalizer: FinalizerPort, max_bytes: int) -> str:
+    assert job.source_url is not None
+    if store.start_fetch(job.id, utcnow()) is None:
+        logger.info("fetch skipped: the job is no longer queued", job_id=job.id)
         return "skipped"
     host = urlsplit(job.source_url).hostname
     try:
         size = fetcher.fetch(job.source_url, job.source_key, max_bytes=max_bytes)
     except FetchError as exc:
-        logger.info("fetch failed", job_id=job_id, host=host, error=exc.code, reason=exc.message)
+        logger.info("fetch failed", job_id=job.id, host=host, error=exc.code, reason=exc.message)
         failed = store.set_status(
-            job_id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error=exc.code, error_message=exc.message
+            job.id, JobStatus.FAILED, only_from=("queued",), now=utcnow(), error=exc.code, error_message=exc.message
         )
         if failed is not None:
-            finalizer.start(job_id)
+            finalizer.start(job.id)
         return exc.code
-    logger.info("fetched", job_id=job_id, host=host, bytes=size)
+    store.finish_fetch(job.id, utcnow())
+    logger.info("fetched", job_id=job.id, host=host, bytes=size)
     return "fetched"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from functions.enrich import result_columns
@@ -12,6 +12,7 @@ from functions.errors import NotFoundError
 from functions.logic import results
 from functions.logic.jobs import StatusPort, offers_result, utcnow
 from functions.logic.processing import part_key, parts_prefix
+from functions.logic.summary import Tally
 from functions.models import Job, JobEvent, JobStatus
 from functions.observability import logger
 
@@ -19,7 +20,9 @@ from functions.observability import logger
 class FinalStorePort(StatusPort, Protocol):
     """The jobs-table operations the finalizer needs."""
 
-    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job: ...
+    def record_result(
+        self, job_id: str, result_key: str, result_rows: int, now: str, summary: dict[str, dict[str, int]]
+    ) -> Job: ...
 
 
 class SettlePort(Protocol):
@@ -33,7 +36,9 @@ class Writer(Protocol):
     enough to be parts of their own)."""
 
     def write(self, data: bytes) -> None: ...
-    def append_objects(self, keys: Iterable[str]) -> None: ...
+    def append_objects(
+        self, keys: Iterable[str], observe: Callable[[str, bytes | None], None] | None = None
+    ) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -82,23 +87,33 @@ def assemble_result(job_id: str, *, store: FinalStorePort, blobs: FinalBlobPort)
     if not job.max_width:  # the split did not finish (cancelled early): learn the widest row from the parts
         width = max(width, _widest(blobs, job, done, n_added))
     header = results.result_header(header_source, width, columns, job.type)
+    delimiter = job.delimiter or ","
+    tally = Tally(job.type)
+
+    def observe(part: str, data: bytes | None) -> None:
+        # A part large enough for S3 to copy it never passes through the writer: read it for the count.
+        tally.add_part(data if data is not None else b"".join(blobs.stream(part)), delimiter)
+
+    def counted(n: int) -> Iterator[bytes]:
+        data = b"".join(blobs.stream(part_key(job_id, n)))
+        tally.add_part(data, delimiter)
+        yield data
+
     writer = blobs.writer(key)
     try:
-        delimiter = job.delimiter or ","
         writer.write(results.header_bytes(header, delimiter))
         if width <= len(header_source):
             # Parts are written final (escaped, padded to the header, in the result's delimiter): the result is
             # their concatenation.
-            writer.append_objects(part_key(job_id, n) for n in done)
+            writer.append_objects((part_key(job_id, n) for n in done), observe)
         else:
-            parts = (blobs.stream(part_key(job_id, n)) for n in done)
-            for chunk in results.repadded(width, n_added, parts, delimiter):
+            for chunk in results.repadded(width, n_added, (counted(n) for n in done), delimiter):
                 writer.write(chunk)
         writer.close()
     except Exception:
         writer.abort()
         raise
-    store.record_result(job_id, key, job.processed, utcnow())
+    store.record_result(job_id, key, job.processed, utcnow(), tally.summary())
     logger.info("result assembled", job_id=job_id, batches=len(done), rows=job.processed)
     return {"job_id": job_id, "result_key": key, "batches": len(done)}
 
@@ -211,5 +226,6 @@ def publish(job: Job, events: EventPort, bucket: str) -> None:
         result_key=job.result_key if offered else None,
         error=job.error,
         completed_at=job.completed_at,
+        summary=job.summary if offered else None,
     )
     events.put(f"bulk_job.{job.status.value}", event.model_dump(mode="json"))

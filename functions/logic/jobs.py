@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.enrich import countries
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
-from functions.logic import csv_input, intake
+from functions.logic import csv_input, input_formats, intake
 from functions.models import JOB_TYPES, Job, JobStatus
 
 
@@ -130,7 +132,9 @@ class CheckedUpload:
 
     job_type: str
     layout: csv_input.CsvLayout
-    total_rows: int
+    # None for a compressed file or a workbook: the splitter counts its rows (as for a presigned upload).
+    total_rows: int | None
+    kind: input_formats.Kind = input_formats.Kind.CSV
 
 
 def check_upload(
@@ -141,9 +145,15 @@ def check_upload(
     max_rows: int,
     max_bytes: int,
     options: PhoneOptions = PhoneOptions(),
+    sheet: str | None = None,
+    max_file_bytes: int = 1024**3,
 ) -> CheckedUpload:
-    """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count): creating a job
-    and previewing one share it, so a preview refuses exactly what creating would."""
+    """Every check a file passes before it becomes a job (type, size, emptiness, layout, row count).
+
+    A CSV is counted here. A gzip, ZIP or workbook is checked as far as its head tells (its kind, a ZIP's one
+    member and declared size, the layout of its first rows); its rows are counted by the splitter, whose reading
+    never holds the uncompressed content in memory.
+    """
     job_type = check_type(job_type)
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
@@ -151,9 +161,34 @@ def check_upload(
         )
     if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise InputError("the file is empty", code="empty_file")
+    kind = input_formats.kind_of(body[:8])
+    if kind is not input_formats.Kind.CSV:
+        decoded = decode_upload(body, max_file_bytes=max_file_bytes, sheet=sheet)
+        head = read_head(decoded.chunks, csv_input.SNIFF_BYTES)
+        head_layout = csv_input.sniff(head, job_type, column or None)
+        check_country_column(head_layout, options.country_column)
+        return CheckedUpload(job_type, head_layout, None, decoded.kind)
     layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
     check_country_column(layout, options.country_column)
     return CheckedUpload(job_type, layout, intake.count_rows(csv_input.iter_rows([body], layout), max_rows))
+
+
+def decode_upload(
+    body: bytes, *, max_file_bytes: int, sheet: str | None = None, partial: bool = False
+) -> input_formats.Decoded:
+    """An uploaded file (in memory) as a CSV stream, whatever its kind."""
+    source = input_formats.Source(body[: csv_input.SNIFF_BYTES], lambda: iter([body]), lambda: io.BytesIO(body))
+    return input_formats.decode(source, max_bytes=max_file_bytes, sheet=sheet, partial=partial)
+
+
+def read_head(chunks: Iterator[bytes], size: int) -> bytes:
+    """The first `size` bytes of a stream (fewer if it is shorter)."""
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= size:
+            break
+    return bytes(head[:size])
 
 
 def create_job(
@@ -165,14 +200,28 @@ def create_job(
     column: str | None,
     max_rows: int,
     max_bytes: int,
-    store: StatusPort,
+    store: JobStorePort,
     credits: ReservingPort,
     blobs: BlobPort,
     request_id: str | None = None,
     options: PhoneOptions = PhoneOptions(),
+    sheet: str | None = None,
+    max_file_bytes: int = 1024**3,
 ) -> Job:
-    """Validate an uploaded CSV, store the job (queued) reserving its credits, then its file (which starts it)."""
-    checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes, options=options)
+    """Validate an uploaded file, store the job (queued) reserving its credits, then its file (which starts it).
+
+    A compressed file or a workbook is stored as it came; the splitter counts its rows and reserves their credits.
+    """
+    checked = check_upload(
+        job_type,
+        body,
+        column,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        sheet=sheet,
+        max_file_bytes=max_file_bytes,
+        options=options,
+    )
     layout, total = checked.layout, checked.total_rows
     now = utcnow()
     job = Job(
@@ -185,6 +234,7 @@ def create_job(
         column=column or None,
         country=options.country,
         country_column=options.country_column,
+        sheet=sheet or None,
         created_at=now,
         total_rows=total,
         delimiter=layout.delimiter,
@@ -195,8 +245,11 @@ def create_job(
         detected_column=layout.column,
     )
     job.source_key = intake.upload_key(account_id, job.id)
-    # 402 here when the balance is short: nothing stored, nothing sent
-    credits.create_job_reserving(job, now, request_id)
+    if total is None:
+        store.put_new_job(job)  # reserved for when the splitter has counted the rows
+    else:
+        # 402 here when the balance is short: nothing stored, nothing sent
+        credits.create_job_reserving(job, now, request_id)
     try:
         blobs.put(job.source_key, body, metadata={"job-id": job.id, "account-id": account_id})
     except Exception:
@@ -221,6 +274,7 @@ def create_upload_job(
     store: JobStorePort,
     blobs: PresignPort,
     options: PhoneOptions = PhoneOptions(),
+    sheet: str | None = None,
 ) -> tuple[Job, dict[str, Any]]:
     """A job waiting for its file (`awaiting_upload`) and the presigned S3 form to send the file with.
 
@@ -239,6 +293,7 @@ def create_upload_job(
         column=column or None,
         country=options.country,
         country_column=options.country_column,
+        sheet=sheet or None,
         created_at=iso(now),
         upload_expires_at=iso(expires),
     )
@@ -390,6 +445,7 @@ def status_view(
         "upload_expires_at": job.upload_expires_at,
         "split_bytes_read": job.split_bytes_read,
         "split_bytes_total": job.split_bytes_total,
+        "summary": job.summary if offers_result(job) else None,
     }
     return view
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from functions.errors import InputError, InsufficientCreditsError
-from functions.logic import csv_input, intake
+from functions.logic import csv_input, input_formats, intake
 from functions.logic.duplicates import FirstSeen, JobValues
 from functions.logic.jobs import BalancePort, FinalizerPort, JobStorePort, check_country_column, check_type, utcnow
 from functions.models import Batch, Job, JobStatus, StoredLayout
@@ -48,6 +49,7 @@ class SplitBlobPort(Protocol):
     """The bucket operations the splitter needs."""
 
     def open(self, key: str, if_match: str | None = None) -> OpenedObject: ...
+    def read_range(self, key: str, start: int, length: int, if_match: str | None = None) -> bytes: ...
     def put(
         self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
     ) -> None: ...
@@ -84,6 +86,8 @@ class SplitLimits:
     progress_seconds: float = 1.0
     # The deployment's region for phone numbers without `+` (duplicates of phones are found on their E.164 form).
     phone_region: str = "US"
+    # The largest content a file may have once uncompressed (a gzip's, a ZIP's or a workbook's).
+    max_file_bytes: int = 1024**3
 
     def for_rows(self, total_rows: int) -> SplitLimits:
         """These limits for a file of `total_rows`: batches grow so that there are at most MAX_ROW_BATCHES."""
@@ -197,12 +201,19 @@ class _Progress:
 
     def track(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
-            self.read += len(chunk)
-            now = time.monotonic()
-            if now >= self._next:
-                self._next = now + self.every
-                self.store.record_split_progress(self.job_id, self.read, self.total)
+            self.add(len(chunk))
             yield chunk
+
+    def add(self, size: int) -> None:
+        self.read += size
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every
+            self.store.record_split_progress(self.job_id, self.read, self.total)
+
+    def restart(self) -> None:
+        """A second pass over a file read by ranges (an archive) counts from zero again."""
+        self.read = 0
 
     def done(self) -> None:
         self.store.record_split_progress(self.job_id, self.read, self.total)
@@ -244,7 +255,8 @@ def split_job(
     try:
         opened = blobs.open(job.source_key)
         progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
-        chunks = progress.track(opened)
+        file = _File(job, blobs, opened, progress, limits.max_file_bytes)
+        chunks = file.csv_chunks(first=True)
         layout = intake.stored_layout(job)
         if layout is None:
             head, chunks = _with_head(iter(chunks))
@@ -257,7 +269,7 @@ def split_job(
             progress.done()
             _reserve(credits, job, total)
             # The second read must see the file the count saw (a presigned form can be used twice).
-            chunks = iter(blobs.open(job.source_key, if_match=opened.etag))
+            chunks = file.csv_chunks(first=False)
         values = JobValues(
             job.type,
             layout.header,
@@ -291,6 +303,46 @@ def split_job(
     if finished is not None and finished.batches_done >= total_batches:
         finalizer.start(job.id)
     return finished
+
+
+class _File:
+    """A job's stored file as CSV bytes, whatever its kind (CSV, gzip, ZIP, workbook), read once or twice.
+
+    A CSV or gzip file is read as one stream; a ZIP or workbook by ranges (its directory is at its end), of the
+    version first opened (`if_match`), so both passes read the same file.
+    """
+
+    def __init__(
+        self, job: Job, blobs: SplitBlobPort, opened: OpenedObject, progress: _Progress, max_bytes: int
+    ) -> None:
+        self.job, self.blobs, self.opened, self.progress, self.max_bytes = job, blobs, opened, progress, max_bytes
+
+    def csv_chunks(self, *, first: bool) -> Iterator[bytes]:
+        # Only the first pass is counted in the job's progress (split_bytes_read): it is the one that counts rows.
+        raw = self.progress.track(self.opened) if first else self.blobs.open(self.job.source_key, self.opened.etag)
+        head, chunks = _with_head(iter(raw))
+        kind = input_formats.kind_of(head)
+        if kind is input_formats.Kind.CSV:
+            return chunks
+        if kind is input_formats.Kind.ZIP and first:
+            self.progress.restart()  # read by ranges from here on, each counted once
+        source = input_formats.Source(head, lambda: chunks, lambda: self._ranges(track=first))
+        decoded = input_formats.decode(source, max_bytes=self.max_bytes, sheet=self.job.sheet)
+        if first:
+            logger.info("file decoded", job_id=self.job.id, kind=decoded.kind.value, sheet=decoded.sheet)
+        return decoded.chunks
+
+    def _ranges(self, *, track: bool) -> io.BufferedReader:
+        size = self.opened.size or 0
+        key, etag = self.job.source_key, self.opened.etag
+
+        def read_at(start: int, length: int) -> bytes:
+            data = self.blobs.read_range(key, start, length, if_match=etag)
+            if track:
+                self.progress.add(len(data))
+            return data
+
+        return io.BufferedReader(input_formats.RangeFile(size, read_at), buffer_size=input_formats.RANGE_BYTES)
 
 
 def _send(
@@ -362,14 +414,16 @@ def job_for_drop(
     credits: BalancePort,
     blobs: SplitBlobPort,
     column: str | None = None,
+    sheet: str | None = None,
 ) -> Job | None:
     """The job for a dropped file (created on first sight); None when the drop was rejected.
 
-    `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use.
+    `column` comes from the object's `x-amz-meta-column` metadata, the drop's way of saying which column to use;
+    `sheet` from `x-amz-meta-sheet`, a workbook's sheet to read.
     """
     target = intake.route_key(key)
     if not isinstance(target, intake.DropTarget):
-        reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>.csv")
+        reject_drop(blobs, key, "invalid_drop_key", "drop files go to drop/<account_id>/<type>/<name>")
         return None
     try:
         job_type = check_type(target.job_type)
@@ -388,6 +442,7 @@ def job_for_drop(
         source_key=key,
         filename=target.filename,
         column=column or None,
+        sheet=sheet or None,
         created_at=utcnow(),
     )
     if not store.put_new_job(job):

@@ -1,4 +1,5 @@
-"""Variants of a result: only some row statuses, another delimiter, or JSON Lines; built by streaming, kept once.
+"""Variants of a result: only some row statuses or verdicts, another delimiter, or JSON Lines; built by streaming,
+kept once.
 
 A variant is derived from the assembled result, never from the parts (those are staging files, kept a week), and
 is written next to it (`results/<account>/<job>/<name>`), so the bucket's retention rule keeps both alike.
@@ -17,15 +18,19 @@ from typing import Any, Protocol
 from functions.errors import InputError
 from functions.logic import results
 from functions.logic.jobs import utcnow
+from functions.logic.summary import VERDICTS, email_verdict, verdict_offset
 from functions.models import Job
 from functions.observability import logger
 
 STATUSES: tuple[str, ...] = ("ok", "invalid", "error")
 DELIMITERS: dict[str, str] = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
-FORMATS: tuple[str, ...] = ("csv", "jsonl")
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "xlsx")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 GUARD_VALUES: tuple[str, ...] = ("on", "off")
 UNGUARDED = "unguarded"
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8", "xlsx": XLSX_TYPE}
+# A workbook's columns are sized to their longest cell, within these widths (in characters).
+_XLSX_WIDTHS = (8, 60)
 # Output is handed to the writer in pieces of about this size: memory stays flat whatever the result's size.
 _FLUSH_CHARS = 1024 * 1024
 _PIECE_BYTES = 256 * 1024
@@ -33,35 +38,51 @@ _PIECE_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Variant:
-    """Which rows (by row status), which format and, for CSV, which delimiter."""
+    """Which rows (by row status and, for emails, by verdict), which format and, for CSV, which delimiter."""
 
     statuses: tuple[str, ...]
     format: str
     delimiter: str | None
-    # The spreadsheet formula guard (results.guard_cell): CSV only, on unless asked off; JSON Lines never has it.
+    # Email verdicts kept (summary.VERDICTS); empty: every row whatever its verdict.
+    validity: tuple[str, ...] = ()
+    # The spreadsheet formula guard (results.guard_cell): CSV only, on unless asked off; JSON Lines and workbooks
+    # never have it.
     guard: bool = True
 
     @property
     def name(self) -> str:
-        """`ok-invalid.semicolon.csv`, `all.comma.unguarded.csv`, `all.jsonl`: the variant's id, its key's end."""
+        """`ok-invalid.semicolon.csv`, `all+valid-risky.jsonl`, `all.comma.unguarded.csv`: the variant's id, its key's
+        end."""
         rows = "all" if self.statuses == STATUSES else "-".join(self.statuses)
+        if self.validity:
+            rows += "+" + "-".join(self.validity)
         if self.format != "csv":
             return f"{rows}.{self.format}"
         return f"{rows}.{self.delimiter}.csv" if self.guard else f"{rows}.{self.delimiter}.{UNGUARDED}.csv"
+
+    @property
+    def segment(self) -> str:
+        """What the file name says of the rows it holds: `valid`, `ok`, `ok.valid-risky`; empty for every row."""
+        parts = [] if self.statuses == STATUSES else ["-".join(self.statuses)]
+        return ".".join([*parts, "-".join(self.validity)] if self.validity else parts)
 
     @classmethod
     def from_name(cls, name: str) -> Variant:
         """The variant a name stands for (the inverse of `name`)."""
         parts = name.split(".")
-        rows = STATUSES if parts[0] == "all" else tuple(parts[0].split("-"))
+        rows, _, verdicts = parts[0].partition("+")
+        statuses = STATUSES if rows == "all" else tuple(rows.split("-"))
+        validity = tuple(verdicts.split("-")) if verdicts else ()
         csv_file = parts[-1] == "csv"
-        return cls(rows, parts[-1], parts[1] if csv_file else None, guard=csv_file and UNGUARDED not in parts)
+        guard = csv_file and UNGUARDED not in parts
+        return cls(statuses, parts[-1], parts[1] if csv_file else None, validity, guard)
 
     def view(self) -> dict[str, Any]:
         """How the status lists it."""
         return {
             "name": self.name,
             "status": list(self.statuses),
+            "validity": list(self.validity) or None,
             "format": self.format,
             "delimiter": self.delimiter,
             "formula_guard": self.guard,
@@ -82,19 +103,46 @@ def _invalid(parameter: str, message: str, allowed: Iterable[str]) -> InputError
     return InputError(message, code="invalid_parameter", parameter=parameter, allowed=list(allowed))
 
 
+def _validity(job: Job, validity: str | None) -> tuple[str, ...]:
+    if not validity:
+        return ()
+    if verdict_offset(job.type) is None:
+        message = f"validity applies to email jobs; this job is a {job.type} job"
+        raise InputError(message, code="invalid_parameter", parameter="validity")
+    asked = {v.strip().lower() for v in validity.split(",") if v.strip()}
+    if not asked or not asked <= set(VERDICTS):
+        message = "validity must be a comma-separated list of valid, risky, invalid, unknown"
+        raise _invalid("validity", message, VERDICTS)
+    # Every verdict is every row: the same file as no filter, so the same variant.
+    return () if asked == set(VERDICTS) else tuple(v for v in VERDICTS if v in asked)
+
+
+def _statuses(status: str | None) -> tuple[str, ...]:
+    if not status:
+        return STATUSES
+    asked = {s.strip().lower() for s in status.split(",") if s.strip()}
+    if asked and asked <= set(VERDICTS) - set(STATUSES):
+        # `status=valid`: a verdict asked for as a row status (what customers of other verifiers type first).
+        raise _invalid("status", f"{', '.join(sorted(asked))}: a verdict; ask for it with validity=", STATUSES)
+    if not asked or not asked <= set(STATUSES):
+        raise _invalid("status", "status must be a comma-separated list of ok, invalid, error", STATUSES)
+    return tuple(s for s in STATUSES if s in asked)
+
+
 def parse(
-    job: Job, status: str | None, fmt: str | None, delimiter: str | None, formula_guard: str | None = None
+    job: Job,
+    status: str | None,
+    fmt: str | None,
+    delimiter: str | None,
+    validity: str | None = None,
+    formula_guard: str | None = None,
 ) -> Variant:
     """The variant a download asks for; each parameter left out means the result as it is."""
-    statuses = STATUSES
-    if status:
-        asked = {s.strip().lower() for s in status.split(",") if s.strip()}
-        if not asked or not asked <= set(STATUSES):
-            raise _invalid("status", "status must be a comma-separated list of ok, invalid, error", STATUSES)
-        statuses = tuple(s for s in STATUSES if s in asked)
+    statuses = _statuses(status)
+    verdicts = _validity(job, validity)
     chosen_format = (fmt or "csv").strip().lower()
     if chosen_format not in FORMATS:
-        raise _invalid("format", "format must be csv or jsonl", FORMATS)
+        raise _invalid("format", "format must be csv, jsonl or xlsx", FORMATS)
     guard = (formula_guard or "on").strip().lower()
     if guard not in GUARD_VALUES:
         raise _invalid("formula_guard", "formula_guard must be on or off", GUARD_VALUES)
@@ -103,11 +151,11 @@ def parse(
             raise _invalid("delimiter", "delimiter applies to format=csv only", DELIMITERS)
         if formula_guard:
             raise _invalid("formula_guard", "formula_guard applies to format=csv only (JSON Lines has none)", ())
-        return Variant(statuses, chosen_format, None, guard=False)
+        return Variant(statuses, chosen_format, None, verdicts, guard=False)
     chosen = (delimiter or delimiter_name(job.delimiter)).strip().lower()
     if chosen not in DELIMITERS:
         raise _invalid("delimiter", "delimiter must be comma, semicolon, tab or pipe", DELIMITERS)
-    return Variant(statuses, "csv", chosen, guard=guard == "on")
+    return Variant(statuses, "csv", chosen, verdicts, guard=guard == "on")
 
 
 def variant_folder(job: Job) -> str:
@@ -156,13 +204,21 @@ class Built:
     size: int = 0
 
 
-def transform(chunks: Iterable[bytes], source_delimiter: str, variant: Variant, built: Built) -> Iterator[bytes]:
-    """Read a result CSV as a stream and yield the variant's bytes, counting into `built`; memory stays flat."""
+def transform(
+    chunks: Iterable[bytes], source_delimiter: str, variant: Variant, built: Built, verdict_at: int | None = None
+) -> Iterator[bytes]:
+    """Read a result CSV as a stream and yield the variant's bytes, counting into `built`; memory stays flat.
+
+    `verdict_at` is where an email row's `validity` cell is, from the row's end (summary.verdict_offset).
+    """
     reader = csv.reader(_lines(chunks), delimiter=source_delimiter)
     header = next(reader, None)
     if header is None:
         return
     keep = set(variant.statuses)
+    verdicts = set(variant.validity)
+    if verdicts and verdict_at is None:
+        raise ValueError("a validity filter needs the position of the validity cell")
     buf = io.StringIO()
     keys = _json_keys(header)
     writer = csv.writer(buf, delimiter=DELIMITERS[variant.delimiter or "comma"], lineterminator="\r\n")
@@ -173,6 +229,9 @@ def transform(chunks: Iterable[bytes], source_delimiter: str, variant: Variant, 
     for row in reader:
         # The row status is the second-to-last column of every result row (then the error code).
         if len(row) < 2 or row[-2] not in keep:
+            continue
+        # The same reading of the cell as the summary's, so the segments' rows add up to its counts.
+        if verdicts and _verdict(row, verdict_at) not in verdicts:
             continue
         built.rows += 1
         if variant.format == "csv":
@@ -189,6 +248,75 @@ def transform(chunks: Iterable[bytes], source_delimiter: str, variant: Variant, 
     data = buf.getvalue().encode("utf-8")
     built.size += len(data)
     yield data
+
+
+def _verdict(row: list[str], verdict_at: int | None) -> str:
+    return email_verdict(row[verdict_at] if verdict_at and len(row) >= -verdict_at else "")
+
+
+class _Sink:
+    """The file object xlsxwriter writes the finished workbook to: each write goes on to the object writer."""
+
+    def __init__(self, writer: Writer, built: Built) -> None:
+        self.writer, self.built = writer, built
+
+    def write(self, data: bytes) -> int:
+        self.writer.write(bytes(data))
+        self.built.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is held here."""
+
+
+def write_xlsx(
+    chunks: Iterable[bytes],
+    source_delimiter: str,
+    variant: Variant,
+    built: Built,
+    out: Writer,
+    verdict_at: int | None = None,
+) -> None:
+    """Read a result CSV as a stream and write it to `out` as a workbook: every cell a text cell (so `+49 30 ...`,
+    `00123` and `=...` stay what they were, with no formula guard), the header row frozen, columns sized to their
+    cells. xlsxwriter's constant_memory mode keeps one row in memory (the sheet's XML goes to a temporary file, which
+    is zipped into `out` at the end)."""
+    import xlsxwriter  # here: only workbook builds pay its import
+
+    reader = csv.reader(_lines(chunks), delimiter=source_delimiter)
+    header = next(reader, None)
+    book = xlsxwriter.Workbook(
+        _Sink(out, built),
+        {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    sheet = book.add_worksheet("enriched")
+    bold = book.add_format({"bold": True})
+    widths: list[int] = []
+    keep = set(variant.statuses)
+    verdicts = set(variant.validity)
+
+    def put(number: int, row: list[str], style: Any = None) -> None:
+        for column, cell in enumerate(results.unguard_row(row)):
+            sheet.write_string(number, column, cell, style)
+            if column >= len(widths):
+                widths.append(0)
+            widths[column] = max(widths[column], len(cell))
+
+    if header is not None:
+        put(0, header, bold)
+        sheet.freeze_panes(1, 0)
+        for row in reader:
+            # The row status is the second-to-last column of every result row (then the error code).
+            if len(row) < 2 or row[-2] not in keep:
+                continue
+            if verdicts and _verdict(row, verdict_at) not in verdicts:
+                continue
+            built.rows += 1
+            put(built.rows, row)
+    low, high = _XLSX_WIDTHS
+    for column, width in enumerate(widths):
+        sheet.set_column(column, column, min(high, max(low, width + 2)))
+    book.close()
 
 
 # --- the build ----------------------------------------------------------------------------------------------------
@@ -239,8 +367,12 @@ def build(job_id: str, name: str, *, store: VariantStorePort, blobs: VariantBlob
     built = Built()
     writer = blobs.writer(key, CONTENT_TYPES[variant.format].split(";")[0])
     try:
-        for data in transform(blobs.stream(job.result_key), job.delimiter or ",", variant, built):
-            writer.write(data)
+        rows = blobs.stream(job.result_key)
+        if variant.format == "xlsx":
+            write_xlsx(rows, job.delimiter or ",", variant, built, writer, verdict_offset(job.type))
+        else:
+            for data in transform(rows, job.delimiter or ",", variant, built, verdict_offset(job.type)):
+                writer.write(data)
         writer.close()
     except Exception:
         writer.abort()

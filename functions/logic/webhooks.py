@@ -1,8 +1,11 @@
 """Webhooks: Standard Webhooks signatures, a stable id per event, retries with backoff, SSRF-safe delivery.
 
 An event for an account fans out to each active endpoint subscribed to it; each (event, endpoint) pair is a
-delivery with a fixed `webhook-id`, re-signed at every attempt. A 2xx ends it, a 410 disables the endpoint,
-anything else is retried on RETRY_SCHEDULE (first retry within 10 s, the last about 24 h after the event).
+delivery with a fixed `webhook-id`, re-signed at every attempt. The fan-out only records each delivery (`pending`)
+and queues its first attempt (`queued`), so an event's fan-out takes the same short time however slow the receivers
+are, and a sender that dies between the two leaves a `pending` delivery that the event's redelivery queues again.
+A 2xx ends a delivery, a 410 disables the endpoint, anything else is retried on RETRY_SCHEDULE (first retry within
+10 s, the last about 24 h after the event).
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class WebhookStorePort(Protocol):
     def active_endpoints(self, account_id: str, event_type: str) -> list[dict[str, Any]]: ...
     def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any] | None: ...
     def start_delivery(self, delivery: dict[str, Any]) -> bool: ...
+    def get_delivery(self, delivery: dict[str, Any]) -> dict[str, Any] | None: ...
+    def mark_queued(self, delivery: dict[str, Any]) -> None: ...
     def record_attempt(self, delivery: dict[str, Any], attempt: Attempt, status: str, now: str) -> None: ...
     def disable_endpoint(self, account_id: str, endpoint_id: str, now: str) -> None: ...
 
@@ -101,10 +106,13 @@ def fan_out(
     *,
     store: WebhookStorePort,
     retries: RetryPort,
-    sender: SenderPort,
 ) -> list[str]:
-    """Create one delivery per subscribed endpoint and make its first attempt; returns the delivery statuses."""
-    statuses = []
+    """Record one delivery per subscribed endpoint and queue its first attempt; the ids of the deliveries queued.
+
+    Replaying an event is safe: a delivery already queued or attempted is left to its attempts; one still `pending`
+    (the sender died after recording it, before queuing it) is queued now.
+    """
+    queued = []
     for endpoint in store.active_endpoints(account_id, event_type):
         delivery = {
             "id": message_id(event_id, endpoint["id"]),
@@ -116,9 +124,13 @@ def fan_out(
             "created_at": event_time,
         }
         if not store.start_delivery(delivery):
-            continue  # the same event arrived twice: its delivery already exists
-        statuses.append(attempt(delivery, store=store, retries=retries, sender=sender))
-    return statuses
+            existing = store.get_delivery(delivery)
+            if existing is None or existing.get("status") != "pending":
+                continue  # the same event arrived twice: this delivery's attempts are under way
+        retries.schedule(delivery, 0)
+        store.mark_queued(delivery)
+        queued.append(delivery["id"])
+    return queued
 
 
 def attempt(delivery: dict[str, Any], *, store: WebhookStorePort, retries: RetryPort, sender: SenderPort) -> str:
@@ -128,7 +140,10 @@ def attempt(delivery: dict[str, Any], *, store: WebhookStorePort, retries: Retry
     if endpoint is None or not endpoint.get("is_active", True):
         store.record_attempt(delivery, Attempt(0, "", "endpoint_inactive"), "cancelled", now)
         return "cancelled"
-    result = sender.send(endpoint["url"], delivery["id"], delivery["payload"], endpoint["secret"])
+    try:
+        result = sender.send(endpoint["url"], delivery["id"], delivery["payload"], endpoint["secret"])
+    except Exception as exc:  # the sender should not raise; if it does, the attempt is recorded and retried anyway
+        result = Attempt(0, "", f"{type(exc).__name__}: {exc}"[:1024])
     delivery["attempts"] = int(delivery.get("attempts", 0)) + 1
     if result.delivered:
         status = "delivered"

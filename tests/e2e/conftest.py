@@ -126,13 +126,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(tmp: Path, **env: str) -> Server:
+def start_server(tmp: Path, host: str | None = None, **env: str) -> Server:
     # Port 0: the server binds any free port and prints it. A port chosen here and bound by the server seconds later
     # was taken in between once (CI: "Address already in use").
     log_path = tmp / f"serve-{uuid.uuid4().hex[:8]}.log"
     log = log_path.open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "local.cli", "serve", "--port", "0", *(["--host", host] if host else [])],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

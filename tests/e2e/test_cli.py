@@ -54,6 +54,14 @@ def test_create_waits_with_progress_then_downloads_every_row(server: Server, tmp
     sent = list(csv.DictReader(io.StringIO(source.read_text(), newline="")))
     assert [r["Email"] for r in rows] == [r["Email"] for r in sent]
     assert sum(r["status"] == "ok" for r in rows) == final["credits_used"] == 1000 - account.balance
+    # And the final status carries the summary, whose invalid segment downloads with --validity
+    assert final["summary"]["validity"]["invalid"] == 10 and sum(final["summary"]["validity"].values()) == 500
+    segment = tmp_path / "invalid.csv"
+    run = bulkapi(server, account.key, "jobs", "download", final["id"], "--validity", "invalid", "--out", str(segment))
+    assert run.returncode == 0, run.stderr
+    assert [r["Email"] for r in parse_result(segment.read_bytes())] == [
+        r["Email"] for r in rows if r["validity"] == "invalid"
+    ]
 
 
 def test_lookup_reads_stdin_and_streams_one_json_line_per_input(server: Server) -> None:

@@ -117,7 +117,9 @@ def test_job_larger_than_the_balance_is_refused_with_402(server: Server) -> None
         (b"", "email", 400, "empty_file"),
         (b"Email\r\n", "email", 400, "no_rows"),
         (b"a@example.com\n", "fax", 400, "unsupported_type"),
-        (b"PK\x03\x04\x14\x00\x06\x00binary-xlsx" + bytes(range(256)), "email", 400, "not_csv"),
+        # A ZIP or workbook is read (tests/e2e/test_input_formats.py); a damaged one is refused as such
+        (b"PK\x03\x04\x14\x00\x06\x00binary-xlsx" + bytes(range(256)), "email", 400, "invalid_archive"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(256), "email", 400, "unsupported_format"),
         (b"Name,City\r\nAda,London\r\nBob,Paris\r\n", "email", 400, "column_not_found"),
         # Up to 1,000,000 rows a job, but a form through the API carries at most 4 MiB (larger: a presigned upload)
         (email_csv(120_000), "email", 413, "file_too_large"),

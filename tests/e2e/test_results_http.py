@@ -178,9 +178,9 @@ def test_download_variants_filtered_json_lines_and_other_delimiters(server: Serv
     assert rows[1][0] == "Müller; Jürgen 0"
     # When only the invalid rows are asked for, as JSON Lines
     invalid = ready_variant(session, server, job["id"], status="invalid", format="jsonl")
-    # Then they come (after a 202 while it is built), one object per row, named .jsonl
+    # Then they come (after a 202 while it is built), one object per row, named after their segment, .jsonl
     assert invalid.status_code == 200 and invalid.headers["Content-Type"].startswith("application/x-ndjson")
-    assert invalid.headers["Content-Disposition"] == 'attachment; filename="kunden.enriched.jsonl"'
+    assert invalid.headers["Content-Disposition"] == 'attachment; filename="kunden.enriched.invalid.jsonl"'
     objects = [json.loads(line) for line in invalid.content.decode("utf-8").splitlines()]
     assert [o["Nr"] for o in objects] == ["4", "9"] and {o["status"] for o in objects} == {"invalid"}
     # When the ok rows are asked for comma-separated
@@ -268,6 +268,11 @@ def test_preview_answers_every_refusal_exactly_as_creating_the_job(
 
 # Exports of legacy Excel on Windows in each language's ANSI code page: names and cities as customers write them.
 LEGACY_FILES = {
+    # A short name list charset-normalizer alone read as cp1252 (issue 21): only `ń` and `ó` outside ASCII.
+    "polish-names-cp1250": ("cp1250", [("Agnieszka Wójcik", "Poznań"), ("Zofia Kamińska", "Opole")]),
+    "hungarian-cp1250": ("cp1250", [("Erdős Pál", "Győr"), ("Kovács Éva", "Pécs"), ("Szűcs Ödön", "Debrecen")]),
+    "greek-cp1253": ("cp1253", [("Γιώργος Παπαδόπουλος", "Αθήνα"), ("Μαρία Οικονόμου", "Θεσσαλονίκη")]),
+    "turkish-cp1254": ("cp1254", [("Çağrı Öztürk", "İzmir"), ("Gülşen Aydın", "Eskişehir"), ("Şükrü Yıldız", "Muğla")]),
     "polish-cp1250": (
         "cp1250",
         [

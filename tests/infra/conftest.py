@@ -18,6 +18,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 
 SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
+# The default stage (cdk.json: prod) is a production stage, which refuses to synthesize without an alarm target:
+# tests synthesize it as an operator would deploy it, with an address subscribed.
+ALARM_EMAIL = "ops@example.com"
+SYNTH_CONTEXT: dict[str, Any] = {**SKIP_BUNDLING, "bulkapi:alarmEmail": ALARM_EMAIL}
 
 
 @dataclass
@@ -46,12 +50,13 @@ class Synth:
 
     def logical_id(self, construct: Any) -> str:
         """The logical id of an L2 construct's CloudFormation resource."""
-        return str(self.stack.get_logical_id(construct.node.default_child))
+        # The resource's own logical id, pinned ones (override_logical_id) included.
+        return str(self.stack.resolve(construct.node.default_child.logical_id))
 
 
 def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
     """Synthesize with cdk-nag; a validation failure is recorded, not raised, so the other tests still run."""
-    app = build_app({**SKIP_BUNDLING, **(context or {})}, outdir=str(outdir), nag=True)
+    app = build_app({**SYNTH_CONTEXT, **(context or {})}, outdir=str(outdir), nag=True)
     stack = the_stack(app)
     error = None
     try:
@@ -64,7 +69,7 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The stack as `cdk synth` builds it from cdk.json, bundling skipped."""
+    """The stack as `cdk deploy -c bulkapi:alarmEmail=...` builds it from cdk.json, bundling skipped."""
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
 
 
@@ -72,3 +77,19 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def template(synth: Synth) -> Template:
     """The template, for aws_cdk.assertions."""
     return Template.from_json(synth.template)
+
+
+@pytest.fixture(scope="session")
+def dev_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """A throw-away non-production stage as CI would deploy it: no alarm target, marked ephemeral, no reserved
+    concurrency (a new AWS account cannot reserve any)."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out.dev"),
+        {
+            "bulkapi:stage": "dev",
+            "bulkapi:alarmEmail": "",
+            "bulkapi:ephemeral": "true",
+            "bulkapi:apiReservedConcurrency": "",
+            "bulkapi:streamReservedConcurrency": "",
+        },
+    )

@@ -38,7 +38,8 @@ def test_stage_is_throttled_logged_and_traced(synth: Synth, template: Template) 
         "AWS::ApiGateway::Stage",
         {
             "StageName": config.stage,
-            "TracingEnabled": True,
+            # X-Ray as bulkapi:tracing says (off in cdk.json), like the functions and the state machine
+            "TracingEnabled": config.tracing,
             "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
             "MethodSettings": [
                 Match.object_like(
@@ -57,6 +58,21 @@ def test_stage_is_throttled_logged_and_traced(synth: Synth, template: Template) 
     template.has_resource_properties(
         "AWS::ApiGateway::RestApi", {"BinaryMediaTypes": Match.array_with(["multipart/form-data"])}
     )
+
+
+def test_access_log_lines_carry_the_account_the_latencies_and_the_error(synth: Synth) -> None:
+    (stage,) = synth.resources("AWS::ApiGateway::Stage").values()
+    fields = json.loads(stage["Properties"]["AccessLogSetting"]["Format"])
+    # Who: the account the authorizer named (principalId) and the client; how long; and why it failed
+    assert fields["account"] == "$context.authorizer.principalId"
+    assert fields["ip"] == "$context.identity.sourceIp"
+    assert {"$context.responseLatency", "$context.integration.latency", "$context.authorizer.latency"} <= set(
+        fields.values()
+    )
+    assert fields["error"] == "$context.error.message"
+    assert fields["integrationError"] == "$context.integration.error"
+    # And no request or response content
+    assert not any("body" in value.lower() or "header" in value.lower() for value in fields.values())
 
 
 def test_outputs_name_what_operators_need(template: Template) -> None:

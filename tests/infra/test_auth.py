@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from functions.logic.authorizer import CACHE_SECONDS, PUBLIC_ROUTES
+from infra.waf import IP_REPUTATION, KNOWN_BAD_INPUTS
 from local.authorizer import resource_paths
-from tests.infra.conftest import Synth, synthesize
+from tests.infra.conftest import Synth
 
 
 def _resource_paths(synth: Synth) -> dict[str, str]:
@@ -31,14 +29,15 @@ def _methods(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_every_non_public_route_has_the_key_authorizer_and_needs_an_api_key(synth: Synth) -> None:
     key = {"Ref": synth.logical_id(synth.stack.authorizer.key_authorizer)}
-    public = {"Ref": synth.logical_id(synth.stack.authorizer.public_authorizer)}
     methods = [(p, m, props) for p, m, props in _methods(synth) if m != "OPTIONS"]
     assert len(methods) > len(PUBLIC_ROUTES)
     for path, http_method, props in methods:
-        assert props["AuthorizationType"] == "CUSTOM", (path, http_method)
         if path in PUBLIC_ROUTES:
-            assert (props["AuthorizerId"], props["ApiKeyRequired"]) == (public, False), (path, http_method)
+            # The public routes invoke no Lambda at all: no authorizer, no key
+            assert props["AuthorizationType"] == "NONE", (path, http_method)
+            assert "AuthorizerId" not in props and props["ApiKeyRequired"] is False, (path, http_method)
         else:
+            assert props["AuthorizationType"] == "CUSTOM", (path, http_method)
             assert (props["AuthorizerId"], props["ApiKeyRequired"]) == (key, True), (path, http_method)
     # And each public route exists, as GET
     assert {p for p, m, _ in methods if p in PUBLIC_ROUTES and m == "GET"} == set(PUBLIC_ROUTES)
@@ -46,16 +45,13 @@ def test_every_non_public_route_has_the_key_authorizer_and_needs_an_api_key(synt
 
 def test_the_key_authorizer_is_cached_per_authorization_header_for_the_documented_ttl(synth: Synth) -> None:
     authorizers = synth.resources("AWS::ApiGateway::Authorizer")
-    key = authorizers[synth.logical_id(synth.stack.authorizer.key_authorizer)]["Properties"]
-    public = authorizers[synth.logical_id(synth.stack.authorizer.public_authorizer)]["Properties"]
-    fn_id = synth.logical_id(synth.stack.authorizer.function)
-    for props in (key, public):
-        assert props["Type"] == "REQUEST"
-        assert fn_id in json.dumps(props["AuthorizerUri"])
-    assert key["IdentitySource"] == "method.request.header.Authorization"
-    assert key["AuthorizerResultTtlInSeconds"] == CACHE_SECONDS == 30
-    # The public one decides each request on its own (no identity source is only allowed without a cache)
-    assert public["AuthorizerResultTtlInSeconds"] == 0 and not public.get("IdentitySource")
+    # One authorizer: the key authorizer (the always-allow public one is gone)
+    (props,) = [a["Properties"] for a in authorizers.values()]
+    assert list(authorizers) == [synth.logical_id(synth.stack.authorizer.key_authorizer)]
+    assert props["Type"] == "REQUEST"
+    assert synth.logical_id(synth.stack.authorizer.function) in json.dumps(props["AuthorizerUri"])
+    assert props["IdentitySource"] == "method.request.header.Authorization"
+    assert props["AuthorizerResultTtlInSeconds"] == CACHE_SECONDS == 30
 
 
 def test_the_authorizer_function_may_only_read_items_of_the_jobs_table(synth: Synth) -> None:
@@ -109,50 +105,56 @@ def test_api_and_stream_functions_have_reserved_concurrency_from_context(synth: 
     assert stream["ReservedConcurrentExecutions"] == synth.config.stream_reserved_concurrency
 
 
-def test_no_apig4_acknowledgement_and_cog4_only_where_a_lambda_authorizer_decides(synth: Synth) -> None:
+def test_apig4_is_acknowledged_only_on_the_public_routes_and_cog4_only_where_an_authorizer_decides(
+    synth: Synth,
+) -> None:
     from tests.infra.test_security import _acknowledgements
 
+    public_methods = {m.node.default_child.node.path for m in synth.stack.api.public_methods}  # type: ignore[union-attr]
     for construct, rules in _acknowledgements(synth.stack.node.root):
         names = {r.removeprefix("Annotation::") for r in rules}
-        assert "AwsSolutions-APIG4" not in names, construct.node.path
-        if "AwsSolutions-COG4" in names:
+        if "AwsSolutions-APIG4" in names:
+            assert construct.node.path in public_methods, construct.node.path
+        if "AwsSolutions-COG4" in names and construct.node.path not in public_methods:
             method = synth.template["Resources"][synth.stack.get_logical_id(construct)]  # type: ignore[arg-type]
             assert method["Type"] == "AWS::ApiGateway::Method", construct.node.path
             assert method["Properties"]["AuthorizationType"] == "CUSTOM", construct.node.path
 
 
-@pytest.fixture(scope="module")
-def waf_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """WAF on, concurrency reservations off."""
-    out: Path = tmp_path_factory.mktemp("cdk.out.waf")
-    return synthesize(
-        out, {"bulkapi:waf": "true", "bulkapi:apiReservedConcurrency": "", "bulkapi:streamReservedConcurrency": ""}
-    )
-
-
-def test_waf_switch_attaches_common_rules_and_a_rate_rule_to_the_stage(waf_synth: Synth) -> None:
-    assert waf_synth.validation_error is None, waf_synth.validation_error
-    (acl,) = waf_synth.resources("AWS::WAFv2::WebACL").values()
+def test_production_stages_get_waf_with_managed_rules_and_a_rate_rule(synth: Synth) -> None:
+    # Given the default stage, prod: a production stage, with no bulkapi:waf set
+    assert synth.config.is_production and synth.config.waf is None
+    (acl,) = synth.resources("AWS::WAFv2::WebACL").values()
     rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
+    # Then AWS's common rules, known bad inputs and the IP reputation list apply, and a per-IP rate rule blocks
+    for name in ("AWSManagedRulesCommonRuleSet", KNOWN_BAD_INPUTS, IP_REPUTATION):
+        group = rules[name]["Statement"]["ManagedRuleGroupStatement"]
+        assert group["VendorName"] == "AWS" and group["Name"] == name
+        assert rules[name]["OverrideAction"] == {"None": {}}, name
     common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
-    assert common["VendorName"] == "AWS"
     # The 8 KB body rule would block every upload: it only counts
     assert {o["Name"]: o["ActionToUse"] for o in common["RuleActionOverrides"]} == {
         "SizeRestrictions_BODY": {"Count": {}}
     }
     rate = rules["RatePerIp"]
     assert rate["Action"] == {"Block": {}}
-    assert rate["Statement"]["RateBasedStatement"]["Limit"] == waf_synth.config.waf_rate_limit
-    (association,) = waf_synth.resources("AWS::WAFv2::WebACLAssociation").values()
+    assert rate["Statement"]["RateBasedStatement"]["Limit"] == synth.config.waf_rate_limit
+    assert len({r["Priority"] for r in rules.values()}) == len(rules)
+    (association,) = synth.resources("AWS::WAFv2::WebACLAssociation").values()
+    assert association["Properties"]["WebACLArn"] == {
+        "Fn::GetAtt": [next(iter(synth.resources("AWS::WAFv2::WebACL"))), "Arn"]
+    }
     assert "stages" in json.dumps(association["Properties"]["ResourceArn"])
 
 
-def test_without_waf_there_is_no_web_acl_and_without_reservations_no_reserved_concurrency(
-    synth: Synth, waf_synth: Synth
+def test_other_stages_have_no_web_acl_by_default_and_without_reservations_no_reserved_concurrency(
+    dev_synth: Synth,
 ) -> None:
-    assert synth.resources("AWS::WAFv2::WebACL") == {}
-    for fn in (waf_synth.stack.api.function, waf_synth.stack.streaming.function):
+    assert dev_synth.validation_error is None, dev_synth.validation_error
+    assert not dev_synth.config.is_production
+    assert dev_synth.resources("AWS::WAFv2::WebACL") == {}
+    for fn in (dev_synth.stack.api.function, dev_synth.stack.streaming.function):
         assert (
             "ReservedConcurrentExecutions"
-            not in waf_synth.template["Resources"][waf_synth.logical_id(fn)]["Properties"]
+            not in dev_synth.template["Resources"][dev_synth.logical_id(fn)]["Properties"]
         )

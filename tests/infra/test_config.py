@@ -34,3 +34,14 @@ def test_alarm_email_must_be_an_address_and_empty_means_none() -> None:
     assert StackConfig.model_validate({"alarm_email": "ops@example.com"}).alarm_email == "ops@example.com"
     with pytest.raises(ValidationError):
         StackConfig.model_validate({"alarm_email": "ops"})
+
+
+def test_one_account_may_never_hold_every_fetch() -> None:
+    # A per-account share of the fetches below their total is a setting like any other
+    assert (
+        StackConfig.model_validate({"fetch_concurrency": "8", "fetch_concurrency_per_account": "3"}).fetch_concurrency
+        == 8
+    )
+    # But a share that lets one account take every fetch slot is refused, naming both keys
+    with pytest.raises(ValidationError, match="bulkapi:fetchConcurrencyPerAccount"):
+        StackConfig(fetch_concurrency=5, fetch_concurrency_per_account=5)

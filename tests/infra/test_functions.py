@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import DockerImage
+from packaging.requirements import Requirement
 
 from functions.settings import env_names
 from infra import layer as layer_module
@@ -106,31 +107,52 @@ def test_runtime_variables_cannot_carry_or_replace_settings() -> None:
         runtime_environment("stream", settings_env, {"POWERTOOLS_METRICS_NAMESPACE": "other"})
 
 
-def test_layer_requirements_come_from_pyproject_and_pip_targets_lambda(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[project]\nname = "x"\ndependencies = ["pydantic==2.14.4", "boto3>=1.40,<2"]\n')
+def test_the_layer_lock_pins_every_runtime_dependency_of_pyproject_with_hashes() -> None:
+    # Given pyproject's runtime dependencies and the hash-locked requirements the layer is built from
+    pins = layer_module.locked()
+    entries = layer_module.lock_entries()
+    # Then every dependency is pinned there, at a version its specifier allows (else: run ./dev lock)
+    for requirement in map(Requirement, layer_module.requirements()):
+        name = layer_module.canonical(requirement.name)
+        assert name in pins, f"{requirement} is not in {layer_module.LOCK.name}: run ./dev lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (requirement, pins[name])
+    # And the extras' packages too (aws-lambda-powertools[tracer] needs the X-Ray SDK)
+    assert "aws-xray-sdk" in pins
+    # And every package of the closure has one exact version and the hashes of its files
+    assert set(entries) == set(pins) and len(pins) > len(layer_module.requirements())
+    for name, entry in entries.items():
+        assert "--hash=sha256:" in entry, name
+    # And the sdist-only packages that are built here are among them
+    assert {layer_module.canonical(n) for n in layer_module.BUILT_LOCALLY} <= set(pins)
 
-    reqs = layer_module.requirements(pyproject)
-    command = layer_module.pip_command(reqs, tmp_path / "python", tmp_path / "wheels")
 
-    assert reqs == ["pydantic==2.14.4", "boto3>=1.40,<2"]
+def test_pip_installs_the_lock_for_lambda_with_hashes_checked(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.txt"
+    lock.write_text("example==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+
+    command = layer_module.pip_command(lock, tmp_path / "python")
+
     assert command[command.index("--platform") + 1] == "manylinux2014_aarch64"
     assert command[command.index("--python-version") + 1] == "3.12"
-    assert {"--only-binary=:all:", "--implementation", "cp"} <= set(command) and command[-2:] == reqs
-    assert layer_module.layer_hash(reqs) != layer_module.layer_hash([*reqs, "idna==3.20"])
+    assert {"--only-binary=:all:", "--implementation", "cp", "--require-hashes", "--no-deps"} <= set(command)
+    assert command[-2:] == ["-r", str(lock)]
+    assert layer_module.lock_entries(lock) == {"example": "example==1.0 \\\n--hash=sha256:" + "0" * 64}
+    # A changed lock is another layer build
+    assert layer_module.layer_hash(lock.read_text()) != layer_module.layer_hash(lock.read_text() + "idna==3.20\n")
 
 
 def test_local_bundling_copies_a_cached_build_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a cached build for these requirements (so no network and no pip)
-    reqs = ["example==1.0"]
+    # Given a cached build for this lock (so no network and no pip)
+    lock = tmp_path / "lock.txt"
+    lock.write_text("example==1.0\n")
     monkeypatch.setattr(layer_module, "CACHE", tmp_path / "cache")
-    cached = tmp_path / "cache" / layer_module.layer_hash(reqs) / "python" / "example"
+    cached = tmp_path / "cache" / layer_module.layer_hash(lock.read_text()) / "python" / "example"
     cached.mkdir(parents=True)
     (cached / "__init__.py").write_text("VALUE = 1\n")
 
     # When CDK asks the local bundler for the asset
     out = tmp_path / "asset"
-    bundled = layer_module.PipLayerBundling(reqs).try_bundle(str(out), image=DockerImage.from_registry("local-only"))
+    bundled = layer_module.PipLayerBundling(lock).try_bundle(str(out), image=DockerImage.from_registry("local-only"))
 
     # Then it bundled locally, in Lambda's layer layout
     assert bundled is True
@@ -144,11 +166,20 @@ def test_tracing_switch_turns_x_ray_on_everywhere(tmp_path: Path) -> None:
         # Then every function traces actively and Powertools' Tracer is not switched off
         assert props["TracingConfig"] == {"Mode": "Active"}, lid
         assert "POWERTOOLS_TRACE_DISABLED" not in props["Environment"]["Variables"], lid
+    # And the API stage and the state machine trace too (bulkapi:tracing governs X-Ray everywhere)
+    (stage,) = traced.resources("AWS::ApiGateway::Stage").values()
+    (machine,) = traced.resources("AWS::StepFunctions::StateMachine").values()
+    assert stage["Properties"]["TracingEnabled"] is True
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
     # And the X-Ray permissions this needs are acknowledged, so cdk-nag stays clean
     assert traced.validation_error is None, traced.validation_error
 
 
 def test_without_tracing_powertools_tracer_is_switched_off(synth: Synth) -> None:
     assert synth.config.tracing is False
+    (stage,) = synth.resources("AWS::ApiGateway::Stage").values()
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    assert stage["Properties"]["TracingEnabled"] is False
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": False}
     for lid, (_, props) in _project_functions(synth).items():
         assert props["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true", lid

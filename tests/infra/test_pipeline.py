@@ -9,7 +9,7 @@ from aws_cdk.assertions import Capture, Match, Matcher, Template
 from infra.config import StackConfig, cdk_json_context
 from infra.pipeline import VISIBILITY_FACTOR
 from local import template as local_template
-from tests.infra.conftest import Synth
+from tests.infra.conftest import ALARM_EMAIL, Synth
 
 
 def _function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
@@ -142,8 +142,8 @@ def test_local_runtime_reads_the_same_topology(synth: Synth) -> None:
             if StackConfig.context_key(name) in cdk_json_context()
         }
     )
-    # Then the stack was built with exactly it
-    assert synth.config == declared
+    # Then the stack was built with exactly it (and the alarm address the tests deploy with, conftest.py)
+    assert synth.config == declared.model_copy(update={"alarm_email": ALARM_EMAIL})
     mapping = next(
         m["Properties"]
         for m in synth.resources("AWS::Lambda::EventSourceMapping").values()

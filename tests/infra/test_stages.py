@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.config import StackConfig
-from infra.stack import stack_name
-from tests.infra.conftest import Synth, synthesize
+from infra.stack import build_app, check_alarm_target, stack_name
+from tests.infra.conftest import SKIP_BUNDLING, Synth
 
 # Properties named `...Name` that are not account-wide physical names: metric and index names, an inline policy's
 # name (scoped to its role), an API stage's name (scoped to its API), and the like.
@@ -25,10 +27,10 @@ def physical_names(template: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+@pytest.fixture
+def dev(dev_synth: Synth) -> Synth:
     """A second stage, synthesized next to the default one."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out.dev"), {"bulkapi:stage": "dev"})
+    return dev_synth
 
 
 def test_the_stack_is_named_after_its_stage(synth: Synth, dev: Synth) -> None:
@@ -61,3 +63,37 @@ def test_stage_names_that_cannot_name_a_stack_are_refused() -> None:
     for bad in ("under_score", "-leading", "x" * 33, ""):
         with pytest.raises(ValueError):
             StackConfig(stage=bad)
+
+
+def test_termination_protection_is_on_for_every_stage_not_marked_ephemeral(synth: Synth, dev: Synth) -> None:
+    # Given the default stage and a stage marked -c bulkapi:ephemeral=true
+    assert not synth.config.ephemeral and dev.config.ephemeral
+    # Then the cloud assembly the CDK CLI deploys asks CloudFormation to protect only the first from deletion
+    for stage, protected in ((synth, True), (dev, False)):
+        manifest = json.loads((stage.outdir / "manifest.json").read_text())
+        properties = manifest["artifacts"][stage.stack.artifact_id]["properties"]
+        assert properties.get("terminationProtection", False) is protected, stage.stack.stack_name
+
+
+def test_a_production_stage_without_an_alarm_target_does_not_synthesize(tmp_path: Path) -> None:
+    # Given the default stage (prod) with neither bulkapi:alarmEmail nor bulkapi:alarmTopicArn
+    with pytest.raises(ValueError) as refused:
+        build_app({**SKIP_BUNDLING, "bulkapi:alarmEmail": "", "bulkapi:alarmTopicArn": ""}, outdir=str(tmp_path))
+    # Then the message says which stage and how to give its alarms a target
+    message = str(refused.value)
+    assert "'prod' is a production stage" in message
+    assert "-c bulkapi:alarmEmail=" in message and "-c bulkapi:alarmTopicArn=" in message
+    assert "bulkapi:production=false" in message
+
+
+def test_either_alarm_target_satisfies_a_production_stage_and_other_stages_need_none() -> None:
+    check_alarm_target(StackConfig(stage="prod", alarm_email="ops@example.com"))
+    check_alarm_target(StackConfig(stage="prod-eu", alarm_topic_arn="arn:aws:sns:eu-west-1:123456789012:pager"))
+    check_alarm_target(StackConfig(stage="dev"))
+    check_alarm_target(StackConfig(stage="prod", production=False))
+    with pytest.raises(ValueError):
+        check_alarm_target(StackConfig(stage="staging", production=True))
+    with pytest.raises(ValueError):
+        check_alarm_target(StackConfig(stage="prod-eu"))
+    with pytest.raises(ValueError):
+        StackConfig(production=True, ephemeral=True)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
+from constructs import Construct
 
-from infra.storage import RESULTS_PREFIX, STAGING_PREFIXES
-from tests.infra.conftest import Synth
+from infra.config import StackConfig, cdk_json_context
+from infra.storage import RESULTS_PREFIX, STAGING_PREFIXES, StorageConstruct
+from tests.infra.conftest import Synth, synthesize
 
 TLS_ONLY = Match.object_like(
     {
@@ -146,3 +150,88 @@ def test_the_data_bucket_lets_the_console_page_post_a_presigned_upload_and_nothi
     assert [rule["AllowedMethods"] for rule in rules] == [["POST"]]
     origins = json.dumps(rules[0]["AllowedOrigins"])
     assert "execute-api" in origins and '"*"' not in origins
+
+
+# The logical ids the deployed stacks have had from the start, written out here (not imported): CloudFormation
+# replaces a resource whose logical id changes, so a refactor that moves or renames one of these constructs must
+# keep them. Changing a value here means a new, empty table or bucket in every deployed stage.
+PINNED = {
+    "StorageJobs4C7573CB": ("AWS::DynamoDB::GlobalTable", "jobs table"),
+    "EnrichmentAnswerCache436005D6": ("AWS::DynamoDB::GlobalTable", "answer cache"),
+    "StorageBucket5CB7C8EA": ("AWS::S3::Bucket", "data bucket"),
+    "StorageAccessLogs96FB524C": ("AWS::S3::Bucket", "access-log bucket"),
+}
+
+
+def test_stateful_resources_keep_their_logical_ids(synth: Synth) -> None:
+    resources = synth.template["Resources"]
+    stack = synth.stack
+    # Each construct's resource has its pinned id, whatever its construct path
+    assert {
+        synth.logical_id(stack.storage.table): "jobs table",
+        synth.logical_id(stack.enrichment.cache): "answer cache",
+        synth.logical_id(stack.storage.bucket): "data bucket",
+        synth.logical_id(stack.storage.access_logs): "access-log bucket",
+    } == {lid: what for lid, (_, what) in PINNED.items()}
+    for lid, (cfn_type, what) in PINNED.items():
+        assert resources[lid]["Type"] == cfn_type, what
+    # And they are the only tables and buckets: a new one would need its id pinned too
+    stateful = {lid for lid, r in resources.items() if r["Type"] in ("AWS::DynamoDB::GlobalTable", "AWS::S3::Bucket")}
+    assert stateful == set(PINNED)
+    # And the jobs table keeps the key schema every item is written under (a change replaces the table)
+    assert resources["StorageJobs4C7573CB"]["Properties"]["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+
+
+def test_renaming_or_moving_a_stateful_construct_keeps_its_logical_id() -> None:
+    # Given the storage construct built under two different construct paths (a refactor's rename and move)
+    ids = []
+    for parent_id, storage_id in (("", "Storage"), ("Data", "Store")):
+        stack = Stack(App(context=cdk_json_context()), "S")
+        parent = Construct(stack, parent_id) if parent_id else stack
+        storage = StorageConstruct(parent, storage_id, config=StackConfig())
+        ids.append({stack.resolve(c.node.default_child.logical_id) for c in (storage.table, storage.bucket)})  # type: ignore[union-attr]
+    # Then CloudFormation sees the same table and bucket
+    assert ids[0] == ids[1] == {"StorageJobs4C7573CB", "StorageBucket5CB7C8EA"}
+
+
+RESTORED_TABLE = "bulkapi-prod-jobs-restored"
+EXISTING_BUCKET = "acme-bulkapi-data"
+
+
+@pytest.fixture(scope="module")
+def adopted(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The stack pointed at a restored jobs table and an existing bucket."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out.adopted"),
+        {"bulkapi:existingJobsTable": RESTORED_TABLE, "bulkapi:existingBucket": EXISTING_BUCKET},
+    )
+
+
+@pytest.mark.slow
+def test_an_existing_table_and_bucket_are_adopted_with_their_grants(adopted: Synth) -> None:
+    resources = adopted.template["Resources"]
+    # Given -c bulkapi:existingJobsTable=... -c bulkapi:existingBucket=...
+    # Then the stack creates no jobs table and no data bucket of its own (the cache and the access-log bucket stay)
+    assert "StorageJobs4C7573CB" not in resources and "StorageBucket5CB7C8EA" not in resources
+    assert set(adopted.resources("AWS::DynamoDB::GlobalTable")) == {"EnrichmentAnswerCache436005D6"}
+    assert set(adopted.resources("AWS::S3::Bucket")) == {"StorageAccessLogs96FB524C"}
+    # And every function that names the table or the bucket names the adopted ones
+    envs = [
+        f["Properties"].get("Environment", {}).get("Variables", {})
+        for f in adopted.resources("AWS::Lambda::Function").values()
+    ]
+    tables = {env["BULKAPI_JOBS_TABLE"] for env in envs if "BULKAPI_JOBS_TABLE" in env}
+    buckets = {env["BULKAPI_BUCKET"] for env in envs if "BULKAPI_BUCKET" in env}
+    assert tables == {RESTORED_TABLE} and buckets == {EXISTING_BUCKET}
+    # And the grants still work: they name the adopted table (and its indexes) and the bucket's prefixes
+    policies = json.dumps([p["Properties"]["PolicyDocument"] for p in adopted.resources("AWS::IAM::Policy").values()])
+    assert f":table/{RESTORED_TABLE}" in policies and f":table/{RESTORED_TABLE}/index/by_account" in policies
+    assert f":s3:::{EXISTING_BUCKET}/uploads/*" in policies
+    # And new files in the adopted bucket still reach the splitter
+    (notifications,) = adopted.resources("Custom::S3BucketNotifications").values()
+    assert notifications["Properties"]["BucketName"] == EXISTING_BUCKET
+    # And cdk-nag is satisfied with the acknowledgements that name the adopted bucket
+    assert adopted.validation_error is None, adopted.validation_error

@@ -63,13 +63,15 @@ def test_sweeper_queries_the_active_index_moves_jobs_and_starts_the_finalizer_on
     table = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.table), "Arn"]}
     index = {"Fn::Join": ["", [table, f"/index/{ACTIVE_INDEX}"]]}
     machine = {"Ref": synth.logical_id(synth.stack.finalizer.state_machine)}
+    bucket = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.bucket), "Arn"]}
+    uploads = {"Fn::Join": ["", [bucket, "/uploads/*"]]}
 
     def key(value: object) -> str:
         return json.dumps(value, sort_keys=True)
 
     # Then it writes its own logs (no X-Ray without bulkapi:tracing), queries only the active index, reads and
-    # updates job items,
-    # starts the finalizer, and nothing else (no bucket access, no Put/Delete, no Query on the table itself)
+    # updates job items, starts the finalizer, looks for uploaded files (HEAD under uploads/, with ListBucket so an
+    # absent file answers 404), and nothing else (no Put/Delete, no Query on the table itself)
     granted = {(action, key(s["Resource"])) for s in statements for action in _actions(s)}
     assert granted == {
         ("logs:CreateLogStream", key({"Fn::GetAtt": [log_group, "Arn"]})),
@@ -78,5 +80,31 @@ def test_sweeper_queries_the_active_index_moves_jobs_and_starts_the_finalizer_on
         ("dynamodb:GetItem", key(table)),
         ("dynamodb:UpdateItem", key(table)),
         ("states:StartExecution", key(machine)),
+        ("s3:GetObject", key(uploads)),
+        ("s3:ListBucket", key(bucket)),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
+
+
+def test_fetches_are_capped_in_all_and_per_account_and_the_sweeper_times_url_jobs_from_their_fetch(
+    synth: Synth,
+) -> None:
+    # Given the fetcher's event source, its settings and the sweeper's
+    fetcher = synth.logical_id(synth.stack.fetch.function)
+    (mapping,) = [
+        m["Properties"]
+        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": fetcher}
+    ]
+    fetch_env = synth.template["Resources"][fetcher]["Properties"]["Environment"]["Variables"]
+    sweeper = synth.template["Resources"][synth.logical_id(synth.stack.sweeper.function)]["Properties"]
+    sweep_env = sweeper["Environment"]["Variables"]
+    queue = synth.template["Resources"][synth.logical_id(synth.stack.fetch.queue)]["Properties"]
+    # Then bulkapi:fetchConcurrency fetches run at once, and one account takes at most its share of them
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == synth.config.fetch_concurrency == 5
+    assert fetch_env["BULKAPI_FETCH_SLOTS_PER_ACCOUNT"] == str(synth.config.fetch_concurrency_per_account) == "2"
+    # And the sweeper lets a URL job wait for a slot as long as its fetch request lives, and a started fetch its
+    # time limit plus the wait before a crashed one is tried again (not 15 minutes from the job's creation)
+    assert int(sweep_env["BULKAPI_FETCH_WAIT_SECONDS"]) == queue["MessageRetentionPeriod"] == 86_400
+    fetch_timeout = synth.template["Resources"][fetcher]["Properties"]["Timeout"]
+    assert int(sweep_env["BULKAPI_FETCH_LEASE_SECONDS"]) == fetch_timeout + queue["VisibilityTimeout"]

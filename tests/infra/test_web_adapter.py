@@ -18,7 +18,7 @@ from infra.web_adapter import (
     UnknownRegionError,
     layer_arn,
 )
-from tests.infra.conftest import SKIP_BUNDLING, Synth
+from tests.infra.conftest import SYNTH_CONTEXT, Synth
 
 ARM64_LAYER = re.compile(r"^arn:(aws|aws-cn):lambda:(?P<region>[a-z0-9-]+):\d{12}:layer:LambdaAdapterLayerArm64:\d+$")
 
@@ -29,7 +29,7 @@ def _stream_layers(template: dict[str, Any], synth_stack: Any) -> list[Any]:
 
 
 def _synth_template(tmp_path: Path, context: dict[str, Any] | None = None, region: str | None = None) -> Any:
-    app = build_app({**SKIP_BUNDLING, **(context or {})}, outdir=str(tmp_path), region=region)
+    app = build_app({**SYNTH_CONTEXT, **(context or {})}, outdir=str(tmp_path), region=region)
     stack = the_stack(app)
     app.synth()
     return stack, json.loads((tmp_path / f"{stack.artifact_id}.template.json").read_text())
@@ -75,14 +75,14 @@ def test_the_override_wins_over_the_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize("region", ["xx-nowhere-1", *sorted(CHINA_X86_64_ONLY)])
 def test_an_unknown_region_fails_the_synth_naming_the_override(region: str) -> None:
     with pytest.raises(UnknownRegionError, match=OVERRIDE_KEY) as failure:
-        build_app(SKIP_BUNDLING, region=region)
+        build_app(SYNTH_CONTEXT, region=region)
     if region in CHINA_X86_64_ONLY:
         assert "x86_64" in str(failure.value)
 
 
 def test_an_unknown_region_with_the_override_synthesizes() -> None:
     arn = f"arn:aws-cn:lambda:cn-north-1:123456789012:layer:{WEB_ADAPTER_LAYER}:3"
-    app = build_app({**SKIP_BUNDLING, OVERRIDE_KEY: arn}, region="cn-north-1")
+    app = build_app({**SYNTH_CONTEXT, OVERRIDE_KEY: arn}, region="cn-north-1")
     assert layer_arn("cn-north-1", arn) == arn
     assert the_stack(app).region == "cn-north-1"
 

@@ -226,6 +226,8 @@ def test_worker_failing_mid_batch_is_retried_and_counts_stay_exact(
     assert (job.status, job.processed, job.succeeded, job.invalid, job.failed) == ("completed", 1000, 980, 20, 0)
     rows = download(api, job.id)
     assert [r["Row"] for r in rows] == [str(i) for i in range(1000)]
+    # And the summary counts each row once, by its verdict in the result
+    assert job.summary == {"validity": {"valid": 980, "risky": 0, "invalid": 20, "unknown": 0}}
 
 
 def test_batch_exhausting_retries_goes_to_dlq_and_job_still_ends(
@@ -243,6 +245,8 @@ def test_batch_exhausting_retries_goes_to_dlq_and_job_still_ends(
     assert [r["Row"] for r in rows] == [str(i) for i in range(300)]
     assert {r["status"] for r in rows[100:200]} == {"error"}
     assert {r["error"] for r in rows[100:200]} == {"processing_failed"}
+    # And the summary has them as unknown: no verdict was reached, yet every row is counted
+    assert job.summary == {"validity": {"valid": 200, "risky": 0, "invalid": 0, "unknown": 100}}
     assert flaky_batches["calls"][(created["id"], 1)] >= 5
 
 

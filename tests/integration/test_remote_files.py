@@ -4,6 +4,7 @@ size cap, redirects re-checked at every hop, and the deployed address rules."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +15,7 @@ from functions.adapters.remote_file import RemoteFiles
 from functions.errors import FetchError
 from local.runtime import LocalRuntime
 
+TRICKLE = 0.2  # seconds between the bytes (or header lines) of the slow routes
 BIG = b"email\r\n" + b"".join(b"user%d@example.com\r\n" % i for i in range(600_000))  # ~13 MB: a multipart upload
 
 
@@ -29,6 +31,12 @@ class Files(BaseHTTPRequestHandler):
             "/moved": lambda: self._redirect("/leads.csv"),
             "/to-metadata": lambda: self._redirect("http://169.254.169.254/latest/meta-data/"),
             "/loop": lambda: self._redirect("/loop"),
+            "/trickle.csv": self._trickle,
+            "/slow-headers.csv": self._slow_headers,
+            "/to-userinfo": lambda: self._redirect(
+                f"http://user:secret@127.0.0.1:{self.server.server_address[1]}/leads.csv"
+            ),
+            "/to-space": lambda: self._redirect("/leads .csv"),
         }
         route = routes.get(self.path)
         if route is None:
@@ -52,6 +60,23 @@ class Files(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
 
+    def _trickle(self) -> None:
+        # Headers at once, then one byte at a time, with no Content-Length: every read gets something.
+        self.send_response(200)
+        self.end_headers()
+        for _ in range(200):
+            self.wfile.write(b"x")
+            self.wfile.flush()
+            time.sleep(TRICKLE)
+
+    def _slow_headers(self) -> None:
+        # The status line at once, then a header line at a time: the response never starts.
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(200):
+            self.wfile.write(b"X-Pad-%d: y\r\n" % i)
+            self.wfile.flush()
+            time.sleep(TRICKLE)
+
     def _redirect(self, location: str) -> None:
         self.send_response(302)
         self.send_header("Location", location)
@@ -62,6 +87,7 @@ class Files(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -121,3 +147,29 @@ def test_deployed_rules_fetch_nothing_from_a_private_address(origin: str, blobs:
     with pytest.raises(FetchError) as err:
         deployed.fetch(path.format(port=origin.rsplit(":", 1)[1]), "uploads/acct_t/job_private.csv", max_bytes=1000)
     assert err.value.code == "fetch_blocked"
+
+
+@pytest.mark.parametrize("path", ["/trickle.csv", "/slow-headers.csv"])
+def test_a_server_that_trickles_is_cut_off_at_the_fetch_deadline(origin: str, blobs: BlobStore, path: str) -> None:
+    # Given a fetch capped at 1.5 s in all, and a server that sends something every 0.2 s (never idle for the 30 s a
+    # single socket operation may take): its body byte by byte, or its header lines one by one
+    fetcher = RemoteFiles(blobs, allow_private=True, timeout_seconds=1.5)
+    key = f"uploads/acct_t/job_trickle{path.replace('/', '_')}"
+    started = time.monotonic()
+    # When it is fetched
+    with pytest.raises(FetchError) as err:
+        fetcher.fetch(f"{origin}{path}", key, max_bytes=1_000_000)
+    elapsed = time.monotonic() - started
+    # Then the fetch fails at the deadline (it ran 300 s against a 20 s cap before), and nothing is stored
+    assert err.value.code == "fetch_failed" and "longer than 1.5 s" in err.value.message, err.value.message
+    assert 1.4 < elapsed < 3.0, elapsed
+    assert blobs.head(key) is None
+
+
+@pytest.mark.parametrize(("path", "code"), [("/to-userinfo", "fetch_blocked"), ("/to-space", "fetch_failed")])
+def test_every_redirect_is_checked_like_the_first_url(origin: str, blobs: BlobStore, path: str, code: str) -> None:
+    # A redirect to a URL with user info (followed before: only the first URL was checked), or to one that no request
+    # line can carry, ends the fetch with a reason instead of a crash
+    with pytest.raises(FetchError) as err:
+        local(blobs).fetch(f"{origin}{path}", f"uploads/acct_t/job{path.replace('/', '_')}.csv", max_bytes=1000)
+    assert err.value.code == code, err.value.message

@@ -26,7 +26,11 @@ def test_parts_of_5_mib_and_more_are_copied_by_s3_and_the_rest_streamed_in_order
     # When a result is written as a header followed by those objects, in order
     writer = blobs.writer(f"results/test/{prefix.split('/')[1]}.csv")
     writer.write(b"header\r\n")
-    writer.append_objects(f"{prefix}{i:06d}.csv" for i in range(len(bodies)))
+    seen: list[tuple[str, int | None]] = []
+    writer.append_objects(
+        (f"{prefix}{i:06d}.csv" for i in range(len(bodies))),
+        lambda key, data: seen.append((key, None if data is None else len(data))),
+    )
     writer.close()
     # Then the result is exactly the concatenation
     result = blobs.get(f"results/test/{prefix.split('/')[1]}.csv")
@@ -34,6 +38,10 @@ def test_parts_of_5_mib_and_more_are_copied_by_s3_and_the_rest_streamed_in_order
     # And the large parts were copied by S3, not streamed: whole when they start a part (5 MiB and 6 MiB right after
     # a copy), else what is left of them once the bytes before them were topped up to a whole part
     assert writer.copied_parts == 5
+    # And the observer (the finalizer's summary count) saw every object in order: the bytes of those streamed, None
+    # for those S3 copied from the first byte on (it reads those itself)
+    assert [key for key, _ in seen] == [f"{prefix}{i:06d}.csv" for i in range(len(bodies))]
+    assert [n for _, n in seen] == [size if size < MIN_PART_SIZE else None for size in sizes]
     # And deleting the prefix removes every part file
     assert blobs.purge(prefix) == len(bodies)
     assert runtime.client("s3").list_objects_v2(Bucket=runtime.bucket, Prefix=prefix).get("KeyCount") == 0

@@ -141,3 +141,37 @@ def test_local_schedules_parse_rate_expressions_and_refuse_the_rest() -> None:
     # And a cron expression is refused rather than silently never run
     with pytest.raises(ValueError, match="unsupported schedule"):
         rate_seconds("cron(0 12 * * ? *)")
+
+
+def test_an_expired_upload_form_fails_its_job_only_when_the_bucket_has_no_file(
+    store: JobStore, runtime: LocalRuntime, account: str
+) -> None:
+    # Given two presigned jobs whose forms expired long ago (the sweeper's 5-minute grace is over); one's file is in
+    # the bucket (it landed before the expiry, while the splitter was busy), the other's never came
+    def awaiting(name: str) -> Job:
+        job = new_job(store, account, created=timedelta(hours=3))
+        job.status, job.upload_expires_at = JobStatus.AWAITING_UPLOAD, stamp(timedelta(hours=2))
+        job.source_key = f"uploads/{account}/{job.id}-{name}.csv"
+        store.ddb.update_item(
+            TableName=store.table,
+            Key={"pk": {"S": f"JOB#{job.id}"}, "sk": {"S": "JOB"}},
+            UpdateExpression="SET #s = :s, upload_expires_at = :e, source_key = :k",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":s": {"S": "awaiting_upload"},
+                ":e": {"S": job.upload_expires_at},
+                ":k": {"S": job.source_key},
+            },
+        )
+        return job
+
+    landed, absent = awaiting("landed"), awaiting("absent")
+    BlobStore(runtime.bucket).put(landed.source_key, b"email\r\na@example.com\r\n")
+    # When the sweeper runs (it asks S3 with a HEAD on each upload key)
+    outcome = sweep(runtime)
+    # Then only the job without a file is failed upload_expired
+    assert absent.id in outcome["failed"] and landed.id not in outcome["failed"]
+    failed, waiting = store.get_job(absent.id), store.get_job(landed.id)
+    assert failed is not None and (failed.status, failed.error) == (JobStatus.FAILED, "upload_expired")
+    # (its file's S3 event may already have started the split: it is waiting or moving, not failed)
+    assert waiting is not None and waiting.status != JobStatus.FAILED and waiting.error is None

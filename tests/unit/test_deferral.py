@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from functions.enrich import darkweb
+from functions.enrich.facts import DarkwebResult
 from functions.enrich.online import Source, Sources
 from functions.logic.processing import MAX_STALLS, process_batch
 from functions.models import Batch, BatchCounts, Job, JobStatus
@@ -73,7 +73,7 @@ def sources(provider: CleanBreaches, cache: MemoryCache, per_turn: int) -> Sourc
     ticks = iter(range(10_000))
     # The clock moves one second per reading: the deadline is read at 0, the check before chunk k reads k.
     hibp = Source(
-        "hibp", darkweb.DarkwebResult, provider.lookup_many, cache,
+        "hibp", DarkwebResult, provider.lookup_many, cache,
         budget_seconds=per_turn + 0.5, chunk=1, clock=lambda: float(next(ticks)),
     )  # fmt: skip
     return Sources(hibp=hibp)

@@ -7,13 +7,14 @@ from typing import Any
 
 from functions.enrich import darkweb
 from functions.enrich._common import ProviderFailure
+from functions.enrich.facts import DarkwebResult
 from functions.enrich.online import Source, Sources
 from functions.models import RowResult
 
 
 def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
     """Enrich with this provider as the batch's hibp source (no cache)."""
-    return darkweb.enrich(values, Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many)))
+    return darkweb.enrich(values, Sources(hibp=Source("hibp", DarkwebResult, provider.lookup_many)))
 
 
 class FakeBreaches:
@@ -22,15 +23,15 @@ class FakeBreaches:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
+    def lookup_many(self, queries: Sequence[str]) -> list[DarkwebResult | ProviderFailure]:
         self.calls.append(list(queries))
-        out: list[darkweb.DarkwebResult | ProviderFailure] = []
+        out: list[DarkwebResult | ProviderFailure] = []
         for q in queries:
             if q.startswith("timeout-"):
                 out.append(ProviderFailure("provider_timeout"))
                 continue
             out.append(
-                darkweb.DarkwebResult(
+                DarkwebResult(
                     query=q,
                     query_type=darkweb.query_type(q),
                     breached=True,
@@ -85,7 +86,7 @@ def test_provider_is_asked_once_per_distinct_query_and_failures_stay_per_row() -
 def test_a_provider_that_raises_fails_its_rows_not_the_batch() -> None:
     # Given a provider that blows up
     class Broken:
-        def lookup_many(self, queries: Sequence[str]) -> list[darkweb.DarkwebResult | ProviderFailure]:
+        def lookup_many(self, queries: Sequence[str]) -> list[DarkwebResult | ProviderFailure]:
             raise RuntimeError("boom")
 
     # When a batch goes through it

@@ -7,13 +7,14 @@ from typing import Any
 
 from functions.enrich import google
 from functions.enrich._common import ProviderFailure
+from functions.enrich.facts import GoogleResult
 from functions.enrich.online import Source, Sources
 from functions.models import RowResult
 
 
 def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
     """Enrich with this provider as the batch's search source (no cache)."""
-    return google.enrich(values, Sources(search=Source("search", google.GoogleResult, provider.lookup_many)))
+    return google.enrich(values, Sources(search=Source("search", GoogleResult, provider.lookup_many)))
 
 
 def test_without_provider_every_query_is_a_not_configured_error() -> None:
@@ -47,9 +48,9 @@ def test_columns_are_fixed_flat_result_groups() -> None:
 def test_provider_results_become_row_data() -> None:
     # Given a provider answering one query
     class OneResult:
-        def lookup_many(self, queries: Sequence[str]) -> list[google.GoogleResult | ProviderFailure]:
+        def lookup_many(self, queries: Sequence[str]) -> list[GoogleResult | ProviderFailure]:
             return [
-                google.GoogleResult(
+                GoogleResult(
                     query=q, total_results=1, result_count=1, result_1_title="Example", result_1_url="https://x.test/"
                 )
                 for q in queries

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from functions.enrich import phone
-from functions.enrich.sources import from_settings
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 
 

@@ -8,9 +8,9 @@ import dns.rcode
 import pytest
 
 from functions.enrich import domain, email
-from functions.enrich.dns_lookup import DnsFacts
 from functions.enrich.online import Source, Sources
-from functions.enrich.sources import from_settings
+from functions.providers.dns_resolver import DnsFacts
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 from tests.fakes import MemoryCache
 from tests.unit.test_provider_dns import (

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from functions.enrich import domain, ip
-from functions.enrich.sources import from_settings
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 from tests.unit.test_provider_http import Reply, ScriptedServer, Seen, scripted_server
 from tests.unit.test_provider_rdap import ARIN_GOOGLE, VERISIGN_GOOGLE

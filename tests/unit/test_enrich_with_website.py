@@ -9,8 +9,8 @@ import pytest
 from functions.enrich import company
 from functions.enrich._common import ProviderFailure
 from functions.enrich.online import Source, Sources
-from functions.enrich.sources import from_settings
-from functions.enrich.website import WebsiteFacts, WebsiteProvider
+from functions.providers.sources import from_settings
+from functions.providers.website import WebsiteFacts, WebsiteProvider
 from functions.settings import EnrichSettings
 from tests.unit.test_provider_http import Reply, ScriptedServer, Sleeps, scripted_server
 from tests.unit.test_provider_website import HOME, HTML

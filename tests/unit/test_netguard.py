@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from functions.netguard import BlockedTargetError, is_allowed, resolve_public, resolve_webhook_target
+from functions.netguard import (
+    BlockedTargetError,
+    DeadlineSSLSocket,
+    PinnedHTTPSConnection,
+    is_allowed,
+    resolve_public,
+    resolve_webhook_target,
+)
 
 PUBLIC = ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"]
 PRIVATE = ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "100.64.0.1", "::1", "fd12:3456::1", "::ffff:10.0.0.1"]
@@ -135,3 +150,65 @@ def test_public_hosts_are_allowed_under_both_rules(host: str) -> None:
 def test_a_name_that_does_not_resolve_is_an_os_error() -> None:
     with pytest.raises(OSError):
         resolve_webhook_target("nowhere.example.com", 443, allow_loopback=False, getaddrinfo=DNS)
+
+
+def _self_signed(tmp_path: Any) -> tuple[str, str]:
+    """A certificate and key for `localhost` (files under tmp_path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_a_tls_server_that_trickles_its_body_is_cut_off_at_the_connections_deadline(tmp_path: Any) -> None:
+    # Given a TLS server that answers at once, then sends its body a byte every 0.2 s (never idle for 30 s)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(*_self_signed(tmp_path))
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+            try:
+                for _ in range(100):
+                    tls.sendall(b"x")
+                    time.sleep(0.2)
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    # (the test's certificate is self-signed: a client context that does not verify it, with the deadline sockets)
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    client.sslsocket_class = DeadlineSSLSocket
+    started = time.monotonic()
+    conn = PinnedHTTPSConnection(
+        "localhost", "127.0.0.1", listener.getsockname()[1], 30, context=client, deadline=started + 1.0
+    )
+    # When its body is read
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    with pytest.raises(TimeoutError):
+        while response.read(1024):
+            pass
+    # Then the read ends at the connection's deadline, not after the 30 s a single read may wait
+    assert 0.9 < time.monotonic() - started < 2.0
+    conn.close()
+    listener.close()

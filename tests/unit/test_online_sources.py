@@ -8,9 +8,10 @@ from pydantic import BaseModel
 
 from functions.enrich import darkweb
 from functions.enrich._common import ProviderFailure
+from functions.enrich.facts import DarkwebResult
 from functions.enrich.online import Source, Sources, augment
-from functions.enrich.sources import from_settings
 from functions.models import RowResult
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 from tests.fakes import CleanBreaches, MemoryCache
 
@@ -133,7 +134,7 @@ def test_augment_merges_answers_into_ok_rows_and_failures_become_uncharged_error
 def test_cached_darkweb_answers_are_marked_and_cost_no_second_lookup() -> None:
     # Given the darkweb type with a provider behind a cache
     provider, cache = CleanBreaches(), MemoryCache()
-    sources = Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many, cache))
+    sources = Sources(hibp=Source("hibp", DarkwebResult, provider.lookup_many, cache))
     # When the same address is enriched in two batches
     first = darkweb.enrich(["a@example.com"], sources)
     second = darkweb.enrich(["A@Example.com"], sources)

@@ -18,8 +18,8 @@ import dns.rrset
 import pytest
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich._http import ProviderError
-from functions.enrich.dns_lookup import DnsFacts, DnsProvider, parse_nameserver
+from functions.providers.dns_resolver import DnsFacts, DnsProvider, parse_nameserver
+from functions.providers.http_client import ProviderError
 from tests.unit.test_provider_http import Sleeps
 
 # Timeouts are short only where a test waits for one; a server that answers gets a margin for a loaded CI machine

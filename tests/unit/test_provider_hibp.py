@@ -8,16 +8,18 @@ from typing import Any
 import pytest
 
 from functions.enrich import darkweb
+from functions.enrich.facts import DarkwebResult
 from functions.enrich.online import Source, Sources
-from functions.enrich.sources import from_settings
 from functions.models import RowResult
+from functions.providers.hibp import HibpProvider
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 from tests.unit.test_provider_http import Reply, ScriptedServer, Sleeps, quick_client, scripted_server
 
 
 def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
     """Enrich with this provider as the batch's hibp source (no cache)."""
-    return darkweb.enrich(values, Sources(hibp=Source("hibp", darkweb.DarkwebResult, provider.lookup_many)))
+    return darkweb.enrich(values, Sources(hibp=Source("hibp", DarkwebResult, provider.lookup_many)))
 
 
 @pytest.fixture
@@ -37,9 +39,9 @@ ADOBE = {
 LINKEDIN = {"Name": "LinkedIn", "BreachDate": "2012-05-05", "DataClasses": ["Email addresses", "Passwords"]}
 
 
-def hibp(server: ScriptedServer, sleeps: Sleeps | None = None, **policy: object) -> darkweb.HibpProvider:
+def hibp(server: ScriptedServer, sleeps: Sleeps | None = None, **policy: object) -> HibpProvider:
     """An HIBP provider pointed at the test server with tiny timeouts and recorded backoff."""
-    return darkweb.HibpProvider("test-key", server.url, quick_client("hibp-test", sleeps, **policy))
+    return HibpProvider("test-key", server.url, quick_client("hibp-test", sleeps, **policy))
 
 
 def test_not_configured_without_a_key() -> None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich._http import HttpPolicy, JsonClient, ProviderError, RateLimiter
+from functions.providers.http_client import HttpPolicy, JsonClient, ProviderError, RateLimiter
 
 CLIENT_TIMEOUT = 0.2
 

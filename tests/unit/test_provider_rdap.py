@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich.rdap import DomainRegistration, IpNetwork, RdapProvider
+from functions.providers.rdap import DomainRegistration, IpNetwork, RdapProvider
 from tests.unit.test_provider_http import Reply, ScriptedServer, Seen, Sleeps, quick_client, scripted_server
 
 

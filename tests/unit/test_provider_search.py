@@ -8,16 +8,18 @@ from typing import Any
 import pytest
 
 from functions.enrich import google
+from functions.enrich.facts import GoogleResult
 from functions.enrich.online import Source, Sources
-from functions.enrich.sources import from_settings
 from functions.models import RowResult
+from functions.providers.search import SearchProvider
+from functions.providers.sources import from_settings
 from functions.settings import EnrichSettings
 from tests.unit.test_provider_http import Reply, ScriptedServer, Sleeps, quick_client, scripted_server
 
 
 def enrich_through(values: list[str], provider: Any) -> list[RowResult]:
     """Enrich with this provider as the batch's search source (no cache)."""
-    return google.enrich(values, Sources(search=Source("search", google.GoogleResult, provider.lookup_many)))
+    return google.enrich(values, Sources(search=Source("search", GoogleResult, provider.lookup_many)))
 
 
 @pytest.fixture
@@ -33,9 +35,9 @@ ANSWER = {
 }
 
 
-def search(server: ScriptedServer, sleeps: Sleeps | None = None, **policy: object) -> google.SearchProvider:
+def search(server: ScriptedServer, sleeps: Sleeps | None = None, **policy: object) -> SearchProvider:
     """A search provider pointed at the test server with tiny timeouts and recorded backoff."""
-    return google.SearchProvider("test-key", "engine-1", server.url, quick_client("search-test", sleeps, **policy))
+    return SearchProvider("test-key", "engine-1", server.url, quick_client("search-test", sleeps, **policy))
 
 
 @pytest.mark.parametrize("given", [{}, {"search_api_key": "k"}, {"search_engine_id": "cx"}])

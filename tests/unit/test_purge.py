@@ -129,7 +129,9 @@ def test_another_accounts_job_is_not_found() -> None:
 
 
 class Finishing(Store):
-    def record_result(self, job_id: str, result_key: str, result_rows: int, now: str) -> Job:
+    def record_result(
+        self, job_id: str, result_key: str, result_rows: int, now: str, summary: dict[str, dict[str, int]]
+    ) -> Job:
         raise AssertionError("not called")
 
 

@@ -8,14 +8,15 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich._http import HttpPolicy, JsonClient
-from functions.enrich.darkweb import DarkwebResult, HibpProvider
-from functions.enrich.dns_lookup import DnsFacts, DnsProvider
-from functions.enrich.google import GoogleResult, SearchProvider
+from functions.enrich.facts import DarkwebResult, DnsFacts, DomainRegistration, GoogleResult, IpNetwork, WebsiteFacts
 from functions.enrich.online import CachePort, Source, Sources
 from functions.enrich.phone import checked_region
-from functions.enrich.rdap import DomainRegistration, IpNetwork, RdapProvider
-from functions.enrich.website import WebsiteFacts, WebsiteProvider
+from functions.providers.dns_resolver import DnsProvider
+from functions.providers.hibp import HibpProvider
+from functions.providers.http_client import HttpPolicy, JsonClient
+from functions.providers.rdap import RdapProvider
+from functions.providers.search import SearchProvider
+from functions.providers.website import WebsiteProvider
 from functions.settings import SECRET_FIELDS, EnrichSettings
 
 T = TypeVar("T", bound=BaseModel)

@@ -39,12 +39,12 @@ from html.parser import HTMLParser
 from urllib.parse import quote, urljoin, urlsplit
 
 import idna
-from pydantic import BaseModel
 
 from functions.enrich._common import ProviderFailure
 from functions.enrich._hosts import is_ip_address
-from functions.enrich._http import PROVIDER_ERROR, USER_AGENT, ProviderError, retry_after_seconds
+from functions.enrich.facts import WebsiteFacts
 from functions.netguard import BlockedTargetError, PinnedHTTPConnection, PinnedHTTPSConnection, resolve_public
+from functions.providers.http_client import PROVIDER_ERROR, USER_AGENT, ProviderError, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +81,6 @@ SOCIAL_NETWORKS: dict[str, tuple[str, ...]] = {
 _SHARE_PATHS = frozenset({"sharer", "sharer.php", "share", "share.php", "intent", "sharearticle", "sharing", "dialog"})
 
 Resolver = Callable[[str, int, bool], str]
-
-
-class WebsiteFacts(BaseModel):
-    """What a company's home page says about it."""
-
-    website_url: str | None
-    website_status: int | None
-    website_title: str | None
-    website_description: str | None
-    linkedin: str | None
-    twitter: str | None
-    facebook: str | None
-    instagram: str | None
-    youtube: str | None
-    github: str | None
 
 
 def social_network(href: str) -> tuple[str, str] | None:

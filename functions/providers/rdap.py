@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.enrich._common import ProviderFailure
 from functions.enrich._hosts import HostError, to_host
-from functions.enrich._http import PROVIDER_BAD_RESPONSE, JsonClient, ProviderError
+from functions.enrich.facts import DomainRegistration, IpNetwork
+from functions.providers.http_client import PROVIDER_BAD_RESPONSE, JsonClient, ProviderError
 
 RDAP_DEFAULT_BASE_URL = "https://rdap.org"
 RDAP_NOT_FOUND = "rdap_not_found"
@@ -34,31 +35,6 @@ RDAP_INVALID_QUERY = "rdap_invalid_query"
 _HEADERS = {"Accept": "application/rdap+json"}
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class DomainRegistration(BaseModel):
-    """The registration of a domain name as its registry publishes it."""
-
-    registrar: str | None
-    registered_at: str | None
-    expires_at: str | None
-    updated_at: str | None
-    rdap_status: str | None
-    registered: bool
-
-
-class IpNetwork(BaseModel):
-    """The network an IP address belongs to, as its regional internet registry publishes it."""
-
-    network_name: str | None
-    network_handle: str | None
-    network_range: str | None
-    network_cidr: str | None
-    network_country: str | None
-    network_type: str | None
-    network_owner: str | None
-    network_registered_at: str | None
-    network_updated_at: str | None
 
 
 class _Event(BaseModel):

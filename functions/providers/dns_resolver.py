@@ -46,10 +46,10 @@ import dns.resolver
 import dns.rrset
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.TXT import TXT
-from pydantic import BaseModel
 
 from functions.enrich._common import ProviderFailure
-from functions.enrich._http import ProviderError, RateLimiter
+from functions.enrich.facts import DnsFacts
+from functions.providers.http_client import ProviderError, RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -72,19 +72,6 @@ _QUESTIONS: tuple[tuple[bool, dns.rdatatype.RdataType], ...] = (
     (True, dns.rdatatype.TXT),
 )
 _DMARC_POLICIES = frozenset({"none", "quarantine", "reject"})
-
-
-class DnsFacts(BaseModel):
-    """The DNS columns of a domain."""
-
-    dns_exists: bool
-    mx: str | None = None
-    mx_null: bool = False
-    has_a: bool = False
-    has_aaaa: bool = False
-    spf: str | None = None
-    dmarc: str | None = None
-    dmarc_policy: str | None = None
 
 
 class _NoSuchName:
