@@ -204,8 +204,10 @@ def test_unknown_variant_parameters_are_400_naming_the_parameter(server: Server)
     job = finished_job(session, server, email_csv(3))
     for params, parameter in (
         ({"status": "valid"}, "status"),
-        ({"format": "xlsx"}, "format"),
+        ({"format": "xls"}, "format"),
         ({"delimiter": ":"}, "delimiter"),
+        ({"formula_guard": "maybe"}, "formula_guard"),
+        ({"format": "jsonl", "formula_guard": "off"}, "formula_guard"),
     ):
         resp = download(session, server, job["id"], **params)
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_parameter", resp.text
