@@ -208,8 +208,9 @@ class ApiConstruct(Construct):
         # webhook endpoints (Query on the key, DeleteItem when an endpoint is removed), Idempotency-Key records
         # (Powertools deletes a record whose request failed), job lists through the by_account index.
         # DELETE of an ended job purges its files, every version (the bucket is versioned): the upload or drop,
-        # its parts, its result and the result's variants.
-        purge = ("DeleteObject", "DeleteObjectVersion")
+        # its parts, its result and the result's variants. Every delete names a version (DeleteObjects with VersionId),
+        # which needs s3:DeleteObjectVersion only (`bulkapi iam-report`: s3:DeleteObject was never used).
+        purge = ("DeleteObjectVersion",)
         storage.grant_objects(self.function, "uploads/", "PutObject", *purge)
         storage.grant_objects(self.function, "results/", "GetObject", *purge)
         storage.grant_objects(self.function, "parts/", *purge)
@@ -220,9 +221,9 @@ class ApiConstruct(Construct):
         )
         state_machine.grant_start_execution(self.function)
         # A download of a result variant that does not exist yet asks the variants function to build it.
-        variant_queue.grant_send_messages(self.function)
+        variant_queue.grant(self.function, "sqs:SendMessage")
         # A job from a URL: its fetch is queued for the fetcher (infra/fetch.py).
-        fetch_queue.grant_send_messages(self.function)
+        fetch_queue.grant(self.function, "sqs:SendMessage")
 
     @property
     def url(self) -> str:

@@ -65,7 +65,6 @@ class DownloadsConstruct(Construct):
             "GetObject",
             "PutObject",
             "AbortMultipartUpload",
-            "DeleteObject",
             "DeleteObjectVersion",
         )
         storage.grant_list_versions(self.function, "results/")

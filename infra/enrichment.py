@@ -102,4 +102,7 @@ class EnrichmentConstruct(Construct):
             actions=["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
             resource_arns=[self.cache.table_arn],
         )
-        self.secret.grant_read(fn)
+        # GetSecretValue only: CDK's grant_read adds DescribeSecret, which no function calls (`bulkapi iam-report`).
+        iam.Grant.add_to_principal(
+            grantee=fn, actions=["secretsmanager:GetSecretValue"], resource_arns=[self.secret.secret_arn]
+        )

@@ -182,10 +182,11 @@ class FinalizerConstruct(Construct):
         # Complete/MarkFailed move the job, settle credits and publish bulk_job.* events.
         # The result is an S3 multipart upload built from the part files (UploadPartCopy for large ones); once the
         # job has ended its part files are deleted for good, every version (the bucket is versioned: it reads that
-        # once, then ListBucketVersions under parts/ only).
-        storage.grant_objects(self.function, "parts/", "GetObject", "DeleteObject", "DeleteObjectVersion")
+        # ListBucketVersions under parts/ only).
+        # (Deletes name versions: DeleteObjectVersion only.) On results/: GetObject because a retried Assemble looks for
+        # the result it already wrote (HeadObject), AbortMultipartUpload because a failed assembly aborts its upload.
+        storage.grant_objects(self.function, "parts/", "GetObject", "DeleteObjectVersion")
         storage.grant_objects(self.function, "results/", "GetObject", "PutObject", "AbortMultipartUpload")
         storage.grant_list_versions(self.function, "parts/")
-        storage.grant_bucket(self.function, "GetBucketVersioning")
         storage.grant_jobs(self.function, "GetItem", "PutItem", "UpdateItem")
         bus.grant_put_events_to(self.function)

@@ -66,6 +66,8 @@ class Monitored:
     work_queue: sqs.IQueue
     work_dlq: sqs.IQueue
     webhook_dlq: sqs.IQueue
+    # The splitter's on-failure destination: S3 events it failed on 3 times.
+    split_failures: sqs.IQueue
     webhook_retry_dlq: sqs.IQueue
     variant_dlq: sqs.IQueue
     fetch_dlq: sqs.IQueue
@@ -84,13 +86,14 @@ FUNCTION_RUNBOOKS: dict[str, str] = {
     "api": "read the api function's logs (request id in the 5xx answer); an outage of DynamoDB or S3 shows there too.",
     "stream": "read the stream function's logs; a crash ends the client's stream early (it is charged for what it "
     "got). Check the Web Adapter layer and uvicorn start-up after a deploy.",
-    "splitter": "read the splitter's logs for the key; the S3 event is retried twice, then the sweeper fails the job "
-    "as split_failed after its lease.",
+    "splitter": "read the splitter's logs for the key; the S3 event is retried twice, then it waits in the split "
+    "failures queue (SplitFailuresDepth) and the sweeper fails the job as split_failed after its lease.",
     "worker": "read the worker's logs; its batches are retried, then dead-lettered (WorkDlqDepth).",
     "dead_letter": "read the dead-letter function's logs: the batch stays in the work DLQ until it succeeds "
     "(README 'Dead letters').",
     "finalizer": "open the failed executions in Step Functions (name = job id); MarkFailed ends the job failed.",
-    "webhooks": "read the sender's logs; EventBridge retries, then the event goes to the webhook DLQ.",
+    "webhooks": "read the sender's logs; Lambda retries the event twice, then it goes to the webhook DLQ "
+    "(WebhookDlqDepth).",
     "sweeper": "read the sweeper's logs; the next run (5 min) retries, but stuck jobs stay stuck while it fails.",
     "authorizer": "read the authorizer's logs: callers get 500 from API Gateway while it fails (DynamoDB outage, "
     "throttling); raise its reserved concurrency if it is throttled.",
@@ -243,9 +246,18 @@ class ObservabilityConstruct(Construct):
                 "WebhookDlqDepth",
                 queue_depth(m.webhook_dlq),
                 0,
-                "The webhook sender failed on bulk_job.* events for 24 h; they wait in the webhook DLQ.",
+                "The webhook sender failed 3 times on a bulk_job.* event (or EventBridge could not hand it to Lambda "
+                "for 24 h); it waits in the webhook DLQ.",
                 "read the sender's logs, fix, then replay the events (README 'Dead letters').",
                 AT_ONCE,
+            ),
+            alarm(
+                "SplitFailuresDepth",
+                queue_depth(m.split_failures),
+                0,
+                "The splitter failed 3 times on an S3 event (an upload or a drop); it waits in the split failures "
+                "queue and its job is failed by the sweeper.",
+                "read the splitter's logs for the key, fix, then replay the events (README 'Dead letters').",
             ),
             alarm(
                 "WebhookRetryDlqDepth",
@@ -440,6 +452,9 @@ class ObservabilityConstruct(Construct):
                     m.work_queue.metric_approximate_number_of_messages_visible(label="work queue", period=PERIOD),
                     m.work_dlq.metric_approximate_number_of_messages_visible(label="work DLQ", period=PERIOD),
                     m.webhook_dlq.metric_approximate_number_of_messages_visible(label="webhook DLQ", period=PERIOD),
+                    m.split_failures.metric_approximate_number_of_messages_visible(
+                        label="split failures", period=PERIOD
+                    ),
                     m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(
                         label="webhook retry DLQ", period=PERIOD
                     ),

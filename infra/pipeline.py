@@ -5,9 +5,11 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -23,6 +25,30 @@ from infra.storage import StorageConstruct
 VISIBILITY_FACTOR = 6
 # Prefixes whose new objects become jobs: API uploads and operators' direct drops.
 SPLIT_PREFIXES = ("uploads/", "drop/")
+# S3 invokes the splitter asynchronously. Lambda's default retries (2, after about 1 and 3 minutes) fit inside the
+# split lease (15 min, functions/settings.py) before the sweeper fails the job; an SQS queue in between would return
+# a failed event only after its visibility timeout (6 x 15 min), long after that.
+ASYNC_RETRIES = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
+
+
+def failure_queue(scope: Construct, construct_id: str, what: str) -> sqs.Queue:
+    """A queue where Lambda puts the asynchronous events a function gave up on (its on-failure destination): kept
+    14 days for an operator to read and redrive (README "Dead letters"); an alarm watches its depth."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        retention_period=Duration.days(14),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+    )
+    acknowledge(
+        resource_of(queue),
+        "AwsSolutions-SQS3",
+        f"This queue is itself where failures end: the on-failure destination of {what} (Lambda "
+        "EventInvokeConfig), which cdk-nag cannot see as it is not an SQS redrive policy.",
+    )
+    return queue
 
 
 class PipelineConstruct(Construct):
@@ -83,7 +109,7 @@ class PipelineConstruct(Construct):
         # Only the worker enriches (and sends a batch back when a provider's budget ran out); the dead-letter
         # handler shares its settings model but calls no provider.
         enrichment.grant(self.worker)
-        self.queue.grant_send_messages(self.worker)
+        self.queue.grant(self.worker, "sqs:SendMessage")
         for prefix in SPLIT_PREFIXES:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
@@ -91,6 +117,13 @@ class PipelineConstruct(Construct):
                 s3.NotificationKeyFilter(prefix=prefix),
             )
         self._acknowledge_notifications_handler()
+        # Without a destination Lambda drops an S3 event after its retries: the file would never become work.
+        self.split_failures = failure_queue(self, "SplitFailures", "the splitter's S3 events")
+        self.splitter.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.split_failures),
+            retry_attempts=ASYNC_RETRIES,
+            max_event_age=ASYNC_MAX_EVENT_AGE,
+        )
         self.worker.add_event_source(
             sources.SqsEventSource(
                 self.queue,
@@ -108,11 +141,13 @@ class PipelineConstruct(Construct):
     def _grant(self, storage: StorageConstruct, state_machine: sfn.IStateMachine, bus: events.IEventBus) -> None:
         # The splitter reads what arrives, moves unusable drops to rejected/ (copy + delete) and creates the
         # job item of a dropped file; it queues work, may start the finalizer of an empty job and emits events.
-        storage.grant_objects(self.splitter, "uploads/", "GetObject")
+        # An upload whose job is gone (a form sent again after the job was purged) is deleted with its versions.
+        storage.grant_objects(self.splitter, "uploads/", "GetObject", "DeleteObjectVersion")
+        storage.grant_list_versions(self.splitter, "uploads/")
         storage.grant_objects(self.splitter, "drop/", "GetObject", "DeleteObject")
         storage.grant_objects(self.splitter, "rejected/", "PutObject")
         storage.grant_jobs(self.splitter, "GetItem", "PutItem", "UpdateItem")
-        self.queue.grant_send_messages(self.splitter)
+        self.queue.grant(self.splitter, "sqs:SendMessage")
         bus.grant_put_events_to(self.splitter)
         state_machine.grant_start_execution(self.splitter)
         # Workers write their batch's part file and count the batch; the last one starts the finalizer.

@@ -128,6 +128,7 @@ class BulkApiStack(Stack):
                 work_queue=pipeline.queue,
                 work_dlq=pipeline.dlq,
                 webhook_dlq=webhooks.dlq,
+                split_failures=pipeline.split_failures,
                 webhook_retry_dlq=webhooks.retry_dlq,
                 variant_dlq=downloads.dlq,
                 fetch_dlq=fetch.dlq,
@@ -177,7 +178,25 @@ class BulkApiStack(Stack):
             self,
             "WebhookDlqUrl",
             value=webhooks.dlq.queue_url,
-            description="bulk_job.* events the webhook sender failed on (EventBridge gave up after 24 h)",
+            description="bulk_job.* events the webhook sender failed on 3 times (or EventBridge could not deliver)",
+        )
+        CfnOutput(
+            self,
+            "WebhookSenderName",
+            value=webhooks.function.function_name,
+            description="The webhook sender: where a replay of the webhook DLQ's events is invoked",
+        )
+        CfnOutput(
+            self,
+            "SplitFailuresUrl",
+            value=pipeline.split_failures.queue_url,
+            description="S3 events the splitter failed on 3 times (Lambda on-failure destination)",
+        )
+        CfnOutput(
+            self,
+            "SplitterName",
+            value=pipeline.splitter.function_name,
+            description="The splitter: where a replay of the split failures is invoked",
         )
         CfnOutput(
             self,

@@ -59,7 +59,9 @@ class SweeperConstruct(Construct):
             "Schedule",
             description="bulkapi: end jobs that would otherwise stay unfinished",
             schedule=events.Schedule.rate(SCHEDULE),
-            # A sweep older than the next one is worth nothing: the next run covers the same jobs.
+            # A sweep older than the next one is worth nothing: the next run covers the same jobs. For the same reason
+            # the sweeper (invoked asynchronously) has no on-failure destination: a dropped tick carries no data, and
+            # SweeperErrors fires while runs fail.
             targets=[targets.LambdaFunction(self.function, retry_attempts=2, max_event_age=SCHEDULE)],
         )
         # Lists unfinished jobs (keys only) through the index, reads each one and moves its status;

@@ -45,9 +45,31 @@ def state_file(port: int) -> Path:
     return CACHE / f"local-runtime-{port}.json"
 
 
-def serve(host: str, port: int) -> int:
+def write_private(path: Path, data: dict[str, object]) -> None:
+    """Write JSON readable and writable by this user only (mode 0600, from the first byte on)."""
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out)
+    os.chmod(tmp, 0o600)  # an existing file keeps its mode through O_CREAT
+    tmp.replace(path)
+
+
+def serve(host: str, port: int, template: str | None = None) -> int:
     """Start the local runtime and block until SIGINT/SIGTERM."""
-    runtime = LocalRuntime(Options.from_env(host, port))
+    from local.iam import TemplateError
+    from local.resources import check_template
+
+    options = Options.from_env(host, port)
+    if template is not None:
+        try:
+            options.template = json.loads(Path(template).read_text())
+            check_template(options.template)
+        except (OSError, ValueError, TemplateError) as exc:
+            print(f"bulkapi: cannot run the template {template}: {exc}", file=sys.stderr, flush=True)
+            return 2
+    runtime = LocalRuntime(options)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -57,7 +79,8 @@ def serve(host: str, port: int) -> int:
         f"bulkapi is ready\n"
         f"  API:           {runtime.base_url}\n"
         f"  API key:       {runtime.api_key}\n"
-        f"  S3 endpoint:   {runtime.endpoint}   (any access key / secret)\n"
+        f"  S3 endpoint:   {runtime.endpoint}   (signed requests only: keys in the credentials file)\n"
+        f"  credentials:   {state_file(runtime.port)}\n"
         f"  upload bucket: {runtime.bucket}   (drop CSVs at drop/acct_dev/<type>/<name>.csv)\n"
         f"  jobs table:    {runtime.table}\n"
         f"  try:           curl -H 'Authorization: Bearer {runtime.api_key}' {runtime.base_url}/api/health\n"
@@ -67,11 +90,15 @@ def serve(host: str, port: int) -> int:
         flush=True,
     )
     state = state_file(runtime.port)
-    state.parent.mkdir(exist_ok=True)
-    state.write_text(
-        json.dumps(
-            {
+    assert runtime.emulation is not None
+    write_private(
+        state,
+        {
+            **{
                 "endpoint": runtime.endpoint,
+                # The runtime's keys (random per start): the only ones besides the functions' the emulation accepts.
+                "access_key_id": runtime.emulation.access_key_id,
+                "secret_access_key": runtime.emulation.secret,
                 "table": runtime.table,
                 "bucket": runtime.bucket,
                 "base_url": runtime.base_url,
@@ -79,7 +106,7 @@ def serve(host: str, port: int) -> int:
                 # How long the API keeps a checked key: what `admin revoke-key` reports.
                 "key_cache_seconds": load(ApiSettings, runtime.function_env(API_HANDLER)).key_cache_seconds,
             }
-        )
+        },
     )
     try:
         stop.wait()
@@ -114,8 +141,8 @@ def _admin_stores(table: str | None, region: str | None, port: int) -> tuple[Acc
         "dynamodb",
         endpoint_url=state["endpoint"],
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - the emulation accepts any credentials
+        aws_access_key_id=state["access_key_id"],
+        aws_secret_access_key=state["secret_access_key"],
     )
     return AccountStore(state["table"], client=ddb), CreditStore(state["table"], client=ddb)
 
@@ -174,6 +201,24 @@ def admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def iam_report(reset: bool, as_json: bool) -> int:
+    """Print, per function role, the grants no recorded run of the local runtime used."""
+    from local import iam
+    from local.runtime import USAGE_DIR
+
+    paths = sorted(USAGE_DIR.glob("*.json")) if USAGE_DIR.exists() else []
+    if not paths:
+        print(f"no usage recorded yet in {USAGE_DIR}: run the tests (or bulkapi serve) first", file=sys.stderr)
+        return 1
+    report = iam.unused_grants(iam.load_records(paths))
+    print(json.dumps(report, indent=1) if as_json else iam.format_report(report))
+    print(f"({len(paths)} recorded runs in {USAGE_DIR})", file=sys.stderr)
+    if reset:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    return 0
+
+
 def _target_options(parser: argparse.ArgumentParser, default: str | None) -> None:
     """--table, --region, --port: which jobs table the admin commands work on. With `default` SUPPRESS (the
     subcommands' copy), an option left out there does not overwrite what was given before the subcommand."""
@@ -200,7 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve = sub.add_parser("serve", help="run the API locally (embedded AWS emulation, no Docker)")
     p_serve.add_argument("--host", default=os.environ.get("BULKAPI_HOST", "127.0.0.1"))
     p_serve.add_argument("--port", type=int, default=int(os.environ.get("BULKAPI_PORT", "8080")))
+    p_serve.add_argument(
+        "--template", help="run this synthesized template (cdk synth output) instead of synthesizing the app"
+    )
     sub.add_parser("openapi", help="print the API's OpenAPI 3.1 document (bulkapi openapi > openapi.json)")
+    p_report = sub.add_parser(
+        "iam-report", help="per function role: the granted actions no recorded local run used (least privilege)"
+    )
+    p_report.add_argument("--reset", action="store_true", help="delete the records after printing")
+    p_report.add_argument("--json", action="store_true", help="print JSON")
     p_admin = sub.add_parser("admin", help="manage accounts, credits and API keys")
     _target_options(p_admin, None)
     # The same options after the subcommand (`admin create-account Acme --port 8290`); given there, they win.
@@ -239,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in client_cli.COMMANDS:
         return client_cli.run(args)
     if args.command == "serve":
-        return serve(args.host, args.port)
+        return serve(args.host, args.port, args.template)
+    if args.command == "iam-report":
+        return iam_report(args.reset, args.json)
     if args.command == "admin":
         return admin(args)
     if args.command == "openapi":

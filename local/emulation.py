@@ -8,6 +8,9 @@ Requests are counted by service and operation (for the benchmarks) at `/_bulkapi
 moto's server applies concurrent requests without a lock: 8 threads x 300 conditional `ADD`s on one DynamoDB item
 lost about 7% of the increments, and concurrent SQS receives handed one message to two consumers. The emulation
 therefore applies each request to a service whose state the project mutates one at a time (`AtomicDispatcher`).
+
+In front of it all, `local.guard.Guard` lets in only requests signed by a principal the runtime made (the runtime
+itself, each function's role, the state machine's role) and authorizes each against that principal's policies.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ import io
 import json
 import logging
 import os
+import secrets
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
+from local.guard import PRINCIPALS_PATH, TOKEN_HEADER, USAGE_PATH, Guard
+from local.iam import Principal
 from local.lifetime import exit_with_parent
 
 COUNTS_PATH = "/_bulkapi/requests"
@@ -340,6 +347,35 @@ def _patch_lambda(invoke_url: str) -> None:
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
 
 
+def _patch_states_credentials(guard: Guard) -> None:
+    """moto's Step Functions executor calls Lambda over HTTP with the fixed keys "ak"/"sk": sign those calls with the
+    state machine role's keys instead, so they are checked against that role like every other call."""
+    import boto3
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    states: list[Principal] = []
+
+    def remember(principals: list[Principal]) -> None:
+        states.extend(p for p in principals if p.name == "states")
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        client = original(region, service, state_credentials)
+        if not states:
+            return client
+        session = boto3.session.Session(
+            aws_access_key_id=states[-1].access_key_id, aws_secret_access_key=states[-1].secret
+        )
+        return session.client(
+            service, region_name=region, endpoint_url=client.meta.endpoint_url, config=client.meta.config
+        )
+
+    guard.on_principals = remember
+    boto_client.boto_client_for = boto_client_for
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
 # Objects larger than this live in temp files rather than in the emulation's memory (moto's default is 5 MiB, which
 # kept every part file of a job, 220 MB for 1,000,000 email rows, in memory until the job ended).
 KEY_BUFFER_BYTES = 64 * 1024
@@ -364,6 +400,8 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
 
     # moto's Step Functions executor calls Lambda back on localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
+    # The bucket's own CORS rules answer browsers (local/guard.py); moto's answers every origin.
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
     _files_for_objects()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _patch_lambda(invoke_url)
@@ -376,10 +414,25 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     dispatcher = AtomicDispatcher(DomainDispatcherApplication(create_backend_app))
     _patch_sqs_wait(dispatcher)
-    app = CountingApp(dispatcher)
+    runtime = Principal("runtime", "", os.environ.pop(KEY_ID_VAR), os.environ.pop(SECRET_VAR), unrestricted=True)
+    app = Guard(CountingApp(dispatcher), runtime)
+    _patch_states_credentials(app)
+    # Ctrl-C reaches the whole process group; the runtime ends this process (SIGTERM) once it has read what the
+    # functions used (bulkapi iam-report), and it goes with the runtime if that dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, fd=fd)
     server.serve_forever()
+
+
+# The runtime's own keys, handed to the emulation process in its environment (readable by this user only).
+KEY_ID_VAR = "BULKAPI_EMULATION_KEY_ID"
+SECRET_VAR = "BULKAPI_EMULATION_SECRET"  # noqa: S105 - the name of a variable
+
+
+def new_keys(name: str) -> tuple[str, str]:
+    """A random access key id (AKIA-like, naming its holder for readers of the logs) and secret."""
+    return f"LOCAL{name.upper()[:8]}{secrets.token_hex(6).upper()}", secrets.token_urlsafe(30)
 
 
 # The listen backlog werkzeug gives a server it binds itself.
@@ -397,6 +450,8 @@ class EmulationProcess:
         self.port = int(self.socket.getsockname()[1])
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        # The runtime's keys: every request must be signed with them or with keys registered through them.
+        self.access_key_id, self.secret = new_keys("runtime")
 
     def start(self, timeout: float = 60) -> None:
         """Start it and wait until it answers."""
@@ -418,6 +473,7 @@ class EmulationProcess:
                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 stdin=subprocess.DEVNULL,
                 pass_fds=(fd,),
+                env={**os.environ, KEY_ID_VAR: self.access_key_id, SECRET_VAR: self.secret},
             )
         finally:
             # The process has its own copy; connections made before it accepts wait in the backlog.
@@ -434,11 +490,25 @@ class EmulationProcess:
                 time.sleep(0.05)
         raise RuntimeError("the AWS emulation did not start")
 
+    def _control(self, path: str, method: str = "GET", data: bytes | None = None) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            self.endpoint + path, data=data, method=method, headers={TOKEN_HEADER[5:].replace("_", "-"): self.secret}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())
+
     def counts(self, reset: bool = False) -> dict[str, int]:
         """Requests served so far by `service.Operation` (optionally resetting the counters)."""
-        request = urllib.request.Request(self.endpoint + COUNTS_PATH, method="DELETE" if reset else "GET")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
-            return dict(json.loads(response.read()))
+        return dict(self._control(COUNTS_PATH, "DELETE" if reset else "GET"))
+
+    def register(self, principals: Sequence[Principal], cors: dict[str, list[dict[str, Any]]]) -> None:
+        """Tell the emulation the principals (access keys and their roles' policies) and the buckets' CORS rules."""
+        body = json.dumps({"principals": [p.to_json() for p in principals], "cors": cors}).encode()
+        self._control(PRINCIPALS_PATH, "POST", body)
+
+    def usage(self) -> dict[str, Any]:
+        """What each principal used (and was refused), with the roles' statements: local/iam.py `Enforcer.usage`."""
+        return dict(self._control(USAGE_PATH))
 
     def stop(self) -> None:
         """Terminate the process (its state is in memory only)."""

@@ -1,9 +1,10 @@
 """Local Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
 
-Most functions run in this process. The heavy ones (splitter, worker, dead-letter, finalizer) can run in function
-processes instead (local/processes.py), the way Lambda gives each function, and each concurrent invocation of it, its
-own execution environment: their CPU work then runs beside the API, the pollers and the other handlers instead of
-competing for one GIL, each function's memory can be measured on its own, and a process that dies is replaced.
+Every function of the stack except the stream function (an ASGI app the gateway serves: see README "How the local
+runtime differs from AWS") runs in function processes (local/processes.py), the way Lambda gives each function, and each
+concurrent invocation of it, its own execution environment: their CPU work runs beside the API and the pollers
+instead of competing for one GIL, each function's memory is measured on its own, a process that dies is replaced,
+and an invocation that runs past its function's Timeout or MemorySize is killed as Lambda kills it.
 
 moto cannot run a function without Docker. Step Functions tasks reach functions through moto's Lambda
 backend, whose `LambdaFunction._invoke_lambda` the emulation process patches to call back here
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from functions.adapters.aws import credentials as aws_credentials
 from functions.composition import Function
-from local.processes import EnvironmentExited, FunctionProcesses
+from local.processes import EnvironmentExited, FunctionProcesses, InvocationOutOfMemory, InvocationTimedOut
 from local.resources import ACCOUNT, REGION, LocalFunction
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -40,7 +42,7 @@ class LambdaContext:
     """The attributes of the Lambda context object that Powertools and our handlers read."""
 
     function_name: str
-    timeout_seconds: int
+    timeout_seconds: float
     memory_limit_in_mb: int = 1024
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/local"
@@ -71,19 +73,59 @@ DEAD_LETTER = "functions.handlers.dead_letter.lambda_handler"
 FINALIZER = "functions.handlers.finalizer.lambda_handler"
 # Streams a whole result (up to a million rows) through csv: CPU-bound like the worker, in a process of its own.
 VARIANTS = "functions.handlers.variants.lambda_handler"
+WEBHOOKS = "functions.handlers.webhooks.lambda_handler"
+SWEEPER = "functions.handlers.sweeper.lambda_handler"
+FETCHER = "functions.handlers.fetcher.lambda_handler"
+API = "functions.handlers.api.lambda_handler"
+AUTHORIZER = "functions.handlers.authorizer.lambda_handler"
 
-# Functions that run in function processes, and the pool of processes (execution environments) each runs in. Lambda
-# gives every function environments of its own, so memory is measured per function (bench/e2e.py); the dead-letter
-# function, which runs the worker's code on its rare exhausted batches, shares the worker's. The worker pool has
-# `processes` processes, the others one each.
+# Functions that run in function processes, and the pool of processes (execution environments) each runs in: every
+# function environments of its own, as in Lambda, so memory is measured and limited per function (bench/e2e.py). The
+# worker pool has `processes` processes, the others one each.
 POOLS: dict[str, str] = {
     SPLITTER: "splitter",
     WORKER: "worker",
-    DEAD_LETTER: "worker",
+    DEAD_LETTER: "dead_letter",
     FINALIZER: "finalizer",
     VARIANTS: "variants",
+    WEBHOOKS: "webhooks",
+    SWEEPER: "sweeper",
+    FETCHER: "fetcher",
+    API: "api",
+    AUTHORIZER: "authorizer",
 }
+# The front door's pools grow while every environment is busy, as Lambda scales out, up to this many (requests
+# beyond wait for one). The api starts with two, so one slow request (a webhook test waiting on its receiver) does
+# not make the next wait for a cold start.
+GROWING_POOLS: dict[str, int] = {"api": 8, "authorizer": 4}
+INITIAL_PROCESSES: dict[str, int] = {"api": 2}
 ISOLATABLE: frozenset[str] = frozenset(POOLS)
+# The largest BULKAPI_LOCAL_TIMEOUT_FACTOR: a slow machine may lengthen every timeout this much, never end it.
+MAX_TIMEOUT_FACTOR = 20.0
+# Pools started at their first invocation (a cold start of a second or two) rather than with the runtime: functions
+# that most local runs never invoke, or only minutes in.
+LAZY_POOLS: frozenset[str] = frozenset({"dead_letter", "sweeper", "fetcher"})
+# Test hook (BULKAPI_LOCAL_FAULT): what an injected fault makes an invocation do. `raise`: the handler raises;
+# `sleep`: it sleeps past its timeout; `allocate`: it allocates memory past its MemorySize.
+FAULT_KINDS = ("raise", "sleep", "allocate")
+
+
+def parse_faults(spec: str) -> dict[str, tuple[str, int | None]]:
+    """`webhooks:raise,worker:sleep:1` -> {"webhooks": ("raise", None), "worker": ("sleep", 1)}: the function (its
+    handler module), the fault, and how many invocations get it (none: every one)."""
+    faults: dict[str, tuple[str, int | None]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        function, _, rest = item.partition(":")
+        kind, _, times = rest.partition(":")
+        if kind not in FAULT_KINDS or not function:
+            raise ValueError(f"BULKAPI_LOCAL_FAULT: {item!r} is not <function>:{'|'.join(FAULT_KINDS)}[:<times>]")
+        faults[function] = (kind, int(times) if times else None)
+    return faults
+
+
+def short_name(handler: str) -> str:
+    """functions.handlers.worker.lambda_handler -> worker."""
+    return handler.removeprefix("functions.handlers.").removesuffix(".lambda_handler")
 
 
 # Handlers that keep per-request state in module globals (the api handler's resolver context, ports, key cache):
@@ -94,10 +136,23 @@ ONE_EVENT_AT_A_TIME: frozenset[str] = frozenset({"functions.handlers.api.lambda_
 
 
 def _compose(entry: Any, env: dict[str, str]) -> Handler:
-    """The handler composed from the function's own environment (its composition root, functions/composition.py)."""
+    """The handler composed from the function's own environment (its composition root, functions/composition.py),
+    making its AWS calls with the function's own keys (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` of `env`, as
+    Lambda puts its role's keys in the function's environment), so that each is checked against its role."""
     if not isinstance(entry, Function):
         raise TypeError(f"{entry!r} is not a functions.composition.Function")
-    return entry.build(env)
+    keys = (env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY"))
+    if keys[0] is None or keys[1] is None:
+        return entry.build(env)
+    key_id, secret = keys[0], keys[1]
+    with aws_credentials(key_id, secret):
+        built = entry.build(env)
+
+    def as_its_role(event: Any, context: Any) -> Any:
+        with aws_credentials(key_id, secret):
+            return built(event, context)
+
+    return as_its_role
 
 
 def _new_environment(handler: str, env: dict[str, str]) -> Handler:
@@ -125,6 +180,9 @@ def _warm(pool: str, handlers: list[str]) -> None:
     # Named after its function (`ps`, /proc/<pid>/comm: fn-worker, ...), so tools and tests can tell them apart.
     with contextlib.suppress(OSError):
         Path("/proc/self/comm").write_text(f"fn-{pool}"[:15])
+    # A function process holds no runtime keys: each invocation brings its function's own (its role's), and a call
+    # made outside one (a thread the handler did not give its context) is refused as from an unknown key.
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = "LOCALNOFUNCTION", "none"
     # Import the handlers (and through them boto3, Powertools, the enrichment libraries) before the first event.
     for handler in handlers:
         _load(handler)
@@ -165,8 +223,27 @@ def _drop_metrics() -> None:
     metrics.clear_metrics()
 
 
+def _injected(fault: str, timeout: float, memory_mb: int) -> None:
+    """Do what a BULKAPI_LOCAL_FAULT asks of this invocation."""
+    if fault == "raise":
+        raise RuntimeError("injected fault: this invocation fails (BULKAPI_LOCAL_FAULT)")
+    if fault == "sleep":
+        time.sleep(timeout * 2 + 5)  # killed at its timeout long before it wakes
+    elif fault == "allocate":
+        # Written, not only reserved, so the pages are resident; capped at twice the limit in case nothing kills it.
+        hog = [bytearray(b"\x01") * (16 << 20) for _ in range(memory_mb // 8 + 4)]
+        time.sleep(10)
+        hog.clear()
+
+
 def _invoke_in_child(
-    handler: str, event: dict[str, Any], name: str, timeout: int, env: dict[str, str]
+    handler: str,
+    event: dict[str, Any],
+    name: str,
+    timeout: float,
+    env: dict[str, str],
+    memory_mb: int,
+    fault: str | None,
 ) -> tuple[bool, Any]:
     """Run one invocation; the answer carries the process's peak memory during it (as Lambda's REPORT line does)."""
     _reset_peak_rss()
@@ -174,7 +251,9 @@ def _invoke_in_child(
         composed = _composed.get((handler, name))
         if composed is None:
             composed = _composed[(handler, name)] = _compose(_load(handler), env)
-        return True, (composed(event, LambdaContext(name, timeout)), _peak_rss_kb())
+        if fault is not None:
+            _injected(fault, timeout, memory_mb)
+        return True, (composed(event, LambdaContext(name, timeout, memory_mb)), _peak_rss_kb())
     except Exception as exc:
         return False, (type(exc).__name__, str(exc), traceback.format_exc())
     finally:
@@ -190,12 +269,23 @@ class Invoker:
         processes: int = 0,
         poison_batch: int | None = None,
         hold_splitter: str | None = None,
+        *,
+        timeout_factor: float = 1.0,
+        faults: str = "",
     ) -> None:
+        if not 0 < timeout_factor <= MAX_TIMEOUT_FACTOR:
+            raise ValueError(f"the timeout factor must be > 0 and <= {MAX_TIMEOUT_FACTOR}: timeouts scale, never go")
         self.functions = functions
+        # Every function Timeout is multiplied by this (BULKAPI_LOCAL_TIMEOUT_FACTOR) for slow machines or tests.
+        self.timeout_factor = timeout_factor
+        # Test hook (BULKAPI_LOCAL_FAULT): function (handler module) -> (fault kind, invocations left or None: all).
+        self.injected = parse_faults(faults)
+        self.processes = processes
         self.by_name = {fn.name: fn for fn in functions.values()}
         self._handlers: dict[str, Handler] = {}
         self.invocations: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._cold_start = threading.Lock()
         # Test hook: a function logical id -> callable run before the handler (to inject crashes).
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
         # Test hook (BULKAPI_LOCAL_POISON_BATCH): work batch number that fails every time, for every job.
@@ -210,11 +300,18 @@ class Invoker:
         # Idle execution environments of the ONE_EVENT_AT_A_TIME functions, and how many each has.
         self._idle: dict[str, list[Handler]] = {}
         self.environments: dict[str, int] = {}
+        present = {fn.handler for fn in functions.values()}
+        for function, (kind, _) in self.injected.items():
+            fn = next((f for f in functions.values() if short_name(f.handler) == function), None)
+            if fn is None:
+                raise ValueError(f"BULKAPI_LOCAL_FAULT: no function {function}")
+            if kind != "raise" and not self.isolated(fn):
+                raise ValueError(f"BULKAPI_LOCAL_FAULT: {function} runs in the runtime's process; only raise applies")
+        self._members: dict[str, list[str]] = {}
+        for handler in sorted(present & ISOLATABLE):
+            self._members.setdefault(POOLS[handler], []).append(handler)
         if processes > 0:
-            present = {fn.handler for fn in functions.values()} & ISOLATABLE
-            members: dict[str, list[str]] = {}
-            for handler in sorted(present):
-                members.setdefault(POOLS[handler], []).append(handler)
+            members = {pool: handlers for pool, handlers in self._members.items() if pool not in LAZY_POOLS}
             starting = {
                 pool: threading.Thread(target=self._start_pool, args=(pool, handlers, processes))
                 for pool, handlers in members.items()
@@ -228,8 +325,10 @@ class Invoker:
                 raise RuntimeError("the function processes did not start")
 
     def _start_pool(self, pool: str, handlers: list[str], processes: int) -> None:
-        size = processes if pool == "worker" else 1
-        self.pools[pool] = FunctionProcesses(size, functools.partial(_warm, pool, handlers), _invoke_in_child)
+        size = processes if pool == "worker" else INITIAL_PROCESSES.get(pool, 1)
+        self.pools[pool] = FunctionProcesses(
+            size, functools.partial(_warm, pool, handlers), _invoke_in_child, limit=GROWING_POOLS.get(pool)
+        )
 
     @property
     def isolated_pids(self) -> list[int]:
@@ -242,11 +341,24 @@ class Invoker:
 
     def isolated(self, fn: LocalFunction) -> bool:
         """Whether this function's invocations run in function processes."""
-        return fn.handler in POOLS and POOLS[fn.handler] in self.pools
+        return self.processes > 0 and fn.handler in POOLS
 
     def pool_size(self, fn: LocalFunction) -> int:
         """How many processes run this function's invocations (0: it runs in this process)."""
-        return len(self.pools[POOLS[fn.handler]].pids) if self.isolated(fn) else 0
+        if not self.isolated(fn):
+            return 0
+        pool = POOLS[fn.handler]
+        return self.processes if pool == "worker" else GROWING_POOLS.get(pool, 1)
+
+    def _pool(self, fn: LocalFunction) -> FunctionProcesses:
+        name = POOLS[fn.handler]
+        pool = self.pools.get(name)
+        if pool is None:
+            with self._cold_start:  # one cold start at a time; the others wait for it
+                if name not in self.pools:
+                    self._start_pool(name, self._members[name], self.processes)
+                pool = self.pools[name]
+        return pool
 
     def close(self) -> None:
         """Stop the function processes (in-flight invocations are abandoned, as when a runtime is killed)."""
@@ -298,17 +410,33 @@ class Invoker:
         failures = list(result.get("batchItemFailures", [])) + [{"itemIdentifier": r["messageId"]} for r in poisoned]
         return {**result, "batchItemFailures": failures}
 
+    def _take_fault(self, fn: LocalFunction) -> str | None:
+        with self._lock:
+            function = short_name(fn.handler)
+            if function not in self.injected:
+                return None
+            kind, left = self.injected[function]
+            if left is not None:
+                if left <= 0:
+                    return None
+                self.injected[function] = (kind, left - 1)
+        print(f"{fn.name}: this invocation gets the injected fault {kind!r} (BULKAPI_LOCAL_FAULT)", flush=True)
+        return kind
+
     def _invoke(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
         try:
             fault = self.faults.get(fn.logical_id)
             if fault is not None:
                 fault(event)
+            injected = self._take_fault(fn)
             if self.isolated(fn):
-                return self._invoke_isolated(fn, event)
+                return self._invoke_isolated(fn, event, injected)
+            if injected is not None:
+                _injected(injected, fn.timeout, fn.memory)
             try:
                 if fn.handler in ONE_EVENT_AT_A_TIME:
                     return self._invoke_in_environment(fn, event)
-                return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout))
+                return self.handler(fn)(event, LambdaContext(fn.name, fn.timeout * self.timeout_factor, fn.memory))
             finally:
                 _drop_metrics()
         except InvocationError:
@@ -327,21 +455,29 @@ class Invoker:
             # The first environment is the imported module itself (what tests patch); the others are new instances.
             handler = self.handler(fn) if created == 1 else _new_environment(fn.handler, fn.env)
         try:
-            return handler(event, LambdaContext(fn.name, fn.timeout))
+            return handler(event, LambdaContext(fn.name, fn.timeout * self.timeout_factor, fn.memory))
         finally:
             with self._lock:
                 self._idle[fn.logical_id].append(handler)
 
-    def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
-        pool = self.pools[POOLS[fn.handler]]
+    def _invoke_isolated(self, fn: LocalFunction, event: dict[str, Any], fault: str | None) -> Any:
+        pool = self._pool(fn)
+        timeout = fn.timeout * self.timeout_factor
         try:
-            ok, value = pool.invoke(fn.handler, event, fn.name, fn.timeout, fn.env)
+            ok, value = pool.invoke((fn.handler, event, fn.name, timeout, fn.env, fn.memory, fault))
+        except InvocationTimedOut as exc:
+            # What Lambda logs and answers; its environment is gone (the next invocation is a cold start).
+            print(f"{fn.name}: {exc}; a new function process replaces it", flush=True)
+            raise InvocationError("Sandbox.Timedout", str(exc)) from exc
+        except InvocationOutOfMemory as exc:
+            print(f"{fn.name}: Runtime.OutOfMemory: {exc}; a new function process replaces it", flush=True)
+            raise InvocationError("Runtime.OutOfMemory", str(exc)) from exc
         except EnvironmentExited as exc:
             print(f"{fn.name}: {exc}; a new function process replaces it", flush=True)
             raise InvocationError("Runtime.ExitError", str(exc)) from exc
         if ok:
             result, peak_kb = value
-            name = POOLS[fn.handler] if fn.handler != DEAD_LETTER else "dead_letter"
+            name = POOLS[fn.handler]
             with self._lock:
                 self.peak_rss_kb[name] = max(self.peak_rss_kb.get(name, 0), int(peak_kb))
             return result

@@ -32,12 +32,34 @@ class LocalFunction:
     handler: str
     env: dict[str, str]
     timeout: int
+    # MemorySize in MB (Lambda's default when the template leaves it out).
+    memory: int = 128
+    # How Lambda handles this function's asynchronous invocations (AWS::Lambda::EventInvokeConfig, DeadLetterConfig).
+    asynchronous: AsyncConfig = field(default_factory=lambda: AsyncConfig())
+
+
+# AWS's defaults for asynchronous invocations without an EventInvokeConfig: 2 retries, events up to 6 hours old.
+DEFAULT_ASYNC_RETRIES = 2
+DEFAULT_ASYNC_EVENT_AGE = 6 * 3600
+
+
+@dataclass
+class AsyncConfig:
+    """A function's asynchronous invocation settings: retries of a function error, the oldest event still tried,
+    and where an event goes once both are spent (an on-failure destination, the function's dead-letter queue)."""
+
+    max_retries: int = DEFAULT_ASYNC_RETRIES
+    max_event_age: int = DEFAULT_ASYNC_EVENT_AGE
+    on_failure: str | None = None  # destination ARN
+    dead_letter: str | None = None  # DeadLetterConfig.TargetArn
 
 
 @dataclass
 class QueueMapping:
     """An event source mapping (or a shadow queue standing in for S3/EventBridge -> Lambda)."""
 
+    # "sqs": an event source mapping; "s3" / "events": a shadow queue standing in for Lambda's own queue of
+    # asynchronous invocations (local/wiring.py invokes each event as Lambda's async invoke does).
     kind: str  # "sqs" | "s3" | "events"
     queue_url: str
     queue_arn: str
@@ -85,6 +107,11 @@ class Topology:
 
 def _name(logical_id: str, limit: int = 63) -> str:
     return f"{PREFIX}-{re.sub(r'[^a-z0-9-]', '', logical_id.lower())}"[:limit]
+
+
+def local_name(logical_id: str) -> str:
+    """The name a template resource (a queue, a table, a function) has in the local runtime."""
+    return _name(logical_id)
 
 
 def _dummy_zip() -> bytes:
@@ -144,6 +171,7 @@ class ResourceBuilder:
         self._queues()
         self._buses()
         self._functions()
+        self._async_configs()
         self._state_machines()
         self._event_source_mappings()
         self._bucket_notifications()
@@ -262,9 +290,24 @@ class ResourceBuilder:
                 Code={"ZipFile": code},
                 Timeout=int(props.get("Timeout", 3)),
             )
+            dead_letter = self.resolve(props.get("DeadLetterConfig", {})).get("TargetArn")
             self.topology.functions[lid] = LocalFunction(
-                lid, self.refs[lid], handler, env, int(props.get("Timeout", 3))
+                lid,
+                self.refs[lid],
+                handler,
+                env,
+                int(props.get("Timeout", 3)),
+                memory=int(props.get("MemorySize", 128)),
+                asynchronous=AsyncConfig(dead_letter=dead_letter or None),
             )
+
+    def _async_configs(self) -> None:
+        for _, res in self.of_type("AWS::Lambda::EventInvokeConfig"):
+            props = self.resolve(res["Properties"])
+            config = self.topology.functions[self._function_of(props["FunctionName"])].asynchronous
+            config.max_retries = int(props.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES))
+            config.max_event_age = int(props.get("MaximumEventAgeInSeconds", DEFAULT_ASYNC_EVENT_AGE))
+            config.on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") or None
 
     def _state_machines(self) -> None:
         role = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-states"
@@ -343,3 +386,68 @@ class ResourceBuilder:
                     )
                 )
             events.put_targets(Rule=rule, EventBusName=bus, Targets=targets)
+
+
+# Resource types the local runtime creates or wires (above), and those it has no need of: what they do deployed (logs,
+# alarms, the gateway's settings, the web ACL) is not part of what a function can observe locally.
+RUNS = frozenset(
+    {
+        "AWS::S3::Bucket",
+        "AWS::DynamoDB::Table",
+        "AWS::DynamoDB::GlobalTable",
+        "AWS::SecretsManager::Secret",
+        "AWS::SQS::Queue",
+        "AWS::Events::EventBus",
+        "AWS::Events::Rule",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::StepFunctions::StateMachine",
+        "Custom::S3BucketNotifications",
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGateway::Resource",
+        "AWS::ApiGateway::Method",
+        "AWS::ApiGateway::Authorizer",
+    }
+)
+NOT_NEEDED_PREFIXES = (
+    "AWS::Logs::",
+    "AWS::CloudWatch::",
+    "AWS::SNS::",
+    "AWS::WAFv2::",
+    "AWS::ApiGateway::",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::CDK::Metadata",
+)
+
+
+def check_template(template: dict[str, Any]) -> None:
+    """Refuse a template the local runtime cannot run faithfully, naming the resource and the reason."""
+    from local.iam import TemplateError, function_roles
+
+    resources = template.get("Resources")
+    if not isinstance(resources, dict) or not resources:
+        raise TemplateError("the template has no Resources")
+    for lid, res in resources.items():
+        kind = str(res.get("Type", ""))
+        if kind not in RUNS and not kind.startswith(NOT_NEEDED_PREFIXES):
+            raise TemplateError(f"{lid}: the resource type {kind} is not emulated by the local runtime")
+        props = res.get("Properties", {})
+        if kind == "AWS::StepFunctions::StateMachine":
+            definition = props.get("DefinitionString")
+            if definition is None:
+                raise TemplateError(f"{lid}: a state machine without DefinitionString (S3 definitions are not run)")
+            if "JSONata" in json.dumps(definition):
+                raise TemplateError(f"{lid}: JSONata state machines are not run by moto's executor (use JSONPath)")
+        if kind == "AWS::Events::Rule" and "ScheduleExpression" in props and "EventPattern" not in props:
+            try:
+                rate_seconds(str(props["ScheduleExpression"]))
+            except ValueError as exc:
+                raise TemplateError(f"{lid}: {exc}") from exc
+    function_roles(template)

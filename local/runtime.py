@@ -18,15 +18,17 @@ import boto3
 from botocore.config import Config
 
 from functions.settings import FUNCTION_SETTINGS, PREFIX, StreamSettings, env_names, load
-from local import lambdas
+from local import iam, lambdas
 from local.authorizer import LocalAuthorizers
-from local.emulation import EmulationProcess
+from local.emulation import EmulationProcess, new_keys
 from local.gateway import Gateway
-from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology
-from local.template import load_template
-from local.wiring import Poller
+from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology, check_template
+from local.template import CACHE, load_template
+from local.wiring import AsyncInvocations, Poller
 
 DEV_ACCOUNT = "acct_dev"
+# Where each run leaves what its functions used (`bulkapi iam-report` reads them).
+USAGE_DIR = CACHE / "iam-usage"
 API_HANDLER = "functions.handlers.api.lambda_handler"
 # The stream function's Lambda handler is its start script (uvicorn behind the Lambda Web Adapter; infra/streaming.py).
 STREAM_HANDLER = "functions/run.sh"
@@ -69,7 +71,14 @@ class Options:
     poison_batch: int | None = None
     # Test hook: while this file exists, splitter invocations wait (a splitter backlog, made deterministic).
     hold_splitter: str | None = None
+    # Every function's Timeout is multiplied by this (a slow machine may need more time; never 0: it never turns
+    # them off; local/lambdas.py MAX_TIMEOUT_FACTOR is the largest).
+    timeout_factor: float = 1.0
+    # Test hook: faults injected into functions' invocations (local/lambdas.py parse_faults), e.g. "webhooks:raise".
+    fault: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
+    # A synthesized template to run instead of synthesizing one (`bulkapi serve --template`).
+    template: dict[str, Any] | None = None
 
     @property
     def private_targets(self) -> bool:
@@ -102,6 +111,8 @@ class Options:
             else None,
             poison_batch=int(env["BULKAPI_LOCAL_POISON_BATCH"]) if env.get("BULKAPI_LOCAL_POISON_BATCH") else None,
             hold_splitter=env.get("BULKAPI_LOCAL_HOLD_SPLITTER") or None,
+            timeout_factor=float(env.get("BULKAPI_LOCAL_TIMEOUT_FACTOR") or 1.0),
+            fault=env.get("BULKAPI_LOCAL_FAULT", ""),
             overrides=overrides,
         )
 
@@ -181,6 +192,7 @@ class LocalRuntime:
         self.emulation: EmulationProcess | None = None
         self.invoke_endpoint: InvokeEndpoint | None = None
         self.pollers: list[Poller] = []
+        self.asynchronous: AsyncInvocations | None = None
         self.schedules: list[threading.Thread] = []
         self._schedules_stop = threading.Event()
         self.gateway: Gateway | None = None
@@ -189,27 +201,34 @@ class LocalRuntime:
         self.endpoint = ""
         self._saved_env: dict[str, str | None] = {}
         self.dev_webhook_secret: str | None = None
+        self.principals: list[iam.Principal] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> LocalRuntime:
         """Start the emulation, create the resources, start the wiring and the API; returns when ready."""
         # Metrics are disabled locally; Powertools still warns on every flush with nothing in it.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        template = load_template(self.options.template_context())
+        template = self.options.template or load_template(self.options.template_context())
+        check_template(template)
         self._start_moto()
-        topology = ResourceBuilder(template, self.client, self.options.visibility_timeout).build()
+        builder = ResourceBuilder(template, self.client, self.options.visibility_timeout)
+        topology = builder.build()
         self.topology = topology
         self._apply_function_env(topology)
+        self._register_principals(template, builder)
         self.invoker = lambdas.Invoker(
             topology.functions,
             processes=self.options.processes,
             poison_batch=self.options.poison_batch,
             hold_splitter=self.options.hold_splitter,
+            timeout_factor=self.options.timeout_factor,
+            faults=self.options.fault,
         )
         assert self.invoke_endpoint is not None
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
         sqs = self.client("sqs")
+        self.asynchronous = AsyncInvocations(self.invoker, self.client, self.options.retry_delay)
         for mapping in topology.mappings:
             cap = self.options.concurrency_cap
             if self.invoker.isolated(topology.functions[mapping.function]):
@@ -218,10 +237,13 @@ class LocalRuntime:
             poller = Poller(
                 mapping,
                 self.invoker,
-                sqs,
+                # Lambda's event source mapping reads the queue with the function's role; a shadow queue (S3 or
+                # EventBridge -> Lambda, which AWS delivers itself) is the runtime's.
+                self.function_client("sqs", mapping.function) if mapping.kind == "sqs" else sqs,
                 concurrency_cap=cap,
                 retry_delay=self.options.retry_delay,
                 wait_seconds=self.options.poll_wait_seconds,
+                asynchronous=self.asynchronous,
             )
             poller.start()
             self.pollers.append(poller)
@@ -240,13 +262,14 @@ class LocalRuntime:
             self.options.port,
             self.invoker,
             api,
-            asgi_app=stream.create_app(
-                stream.Deps.from_settings(load(StreamSettings, self.topology.functions[stream_id].env))
-            ),
+            asgi_app=self._as_function(stream_id, stream.create_app, StreamSettings, stream.Deps.from_settings),
             asgi_paths=stream.PATHS,
             authorizers=authorizers,
         )
         self.gateway.start()
+        # The web console (served by the API) posts large files straight to the bucket: the bucket's CORS rules allow
+        # the API's origin, as deployed they allow the API's execute-api host.
+        self._register_cors(template, builder, [self.base_url])
         # Webhook payloads link to the download route; the port is only known once the gateway is bound.
         if "BULKAPI_API_BASE_URL" not in self.options.overrides:
             for fn in topology.functions.values():
@@ -261,11 +284,14 @@ class LocalRuntime:
         self._schedules_stop.set()
         for poller in self.pollers:
             poller.stop()
+        if self.asynchronous is not None:
+            self.asynchronous.stop()
         if self.invoke_endpoint is not None:
             self.invoke_endpoint.stop()
         if self.invoker is not None:
             self.invoker.close()
         if self.emulation is not None:
+            self._save_usage()
             self.emulation.stop()
         for var, value in self._saved_env.items():
             if value is None:
@@ -295,8 +321,9 @@ class LocalRuntime:
         self._set_env(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
+                # The runtime's own keys (random per start): this process and the operator's tools act with them.
+                "AWS_ACCESS_KEY_ID": self.emulation.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.emulation.secret,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
@@ -305,32 +332,110 @@ class LocalRuntime:
             }
         )
         # The adapters cache clients; a new endpoint needs new clients.
-        from functions.adapters.aws import client as cached_client
+        from functions.adapters.aws import clear_clients
 
-        cached_client.cache_clear()
+        clear_clients()
 
     def client(self, service: str) -> Any:
-        """A boto3 client pointed at the emulation."""
+        """A boto3 client pointed at the emulation, with the runtime's own keys (allowed everything)."""
+        assert self.emulation is not None
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the emulation accepts any credentials
+            aws_access_key_id=self.emulation.access_key_id,
+            aws_secret_access_key=self.emulation.secret,
             config=Config(retries={"max_attempts": 3}),
         )
 
+    def function_client(self, service: str, logical_id: str) -> Any:
+        """A boto3 client with a function's keys: it may do what the function's role allows, nothing more."""
+        assert self.topology is not None
+        env = self.topology.functions[logical_id].env
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            config=Config(retries={"max_attempts": 3}),
+        )
+
+    def _register_principals(self, template: dict[str, Any], builder: ResourceBuilder) -> None:
+        # Each function gets keys of its own (random per start), in its environment as Lambda gives a function its
+        # role's; the emulation checks every call made with them against the role's policies from the template.
+        assert self.topology is not None and self.emulation is not None
+        statements = iam.role_statements(template, builder.resolve)
+        roles = iam.function_roles(template)
+        principals = []
+        for lid, fn in self.topology.functions.items():
+            key_id, secret = new_keys(fn.handler.rsplit(".", 2)[-2] if "." in fn.handler else "fn")
+            principals.append(iam.Principal(fn.name, roles[lid], key_id, secret, statements[roles[lid]]))
+            fn.env.update({"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
+        for _, res in builder.of_type("AWS::StepFunctions::StateMachine"):
+            role = iam.role_of(res["Properties"].get("RoleArn"))
+            if role is not None and role in statements:
+                key_id, secret = new_keys("states")
+                principals.append(iam.Principal("states", role, key_id, secret, statements[role]))
+        self.principals = principals
+        self.emulation.register(principals, {})
+
+    def _register_cors(self, template: dict[str, Any], builder: ResourceBuilder, local_origins: list[str]) -> None:
+        assert self.emulation is not None
+        cors: dict[str, list[dict[str, Any]]] = {}
+        for lid, res in builder.of_type("AWS::S3::Bucket"):
+            rules = builder.resolve(res.get("Properties", {}).get("CorsConfiguration", {}).get("CorsRules", []))
+            if rules:
+                cors[builder.refs[lid]] = [
+                    {**rule, "AllowedOrigins": [*rule.get("AllowedOrigins", []), *local_origins]} for rule in rules
+                ]
+        self.emulation.register([], cors)
+
+    def _as_function(self, logical_id: str, create: Any, settings: type[Any], deps: Any) -> Any:
+        """An in-process ASGI function (the stream) built and run with its own keys, like the queue-driven ones."""
+        assert self.topology is not None
+        from functions.adapters.aws import credentials
+
+        env = self.topology.functions[logical_id].env
+        keys = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        with credentials(*keys):
+            app = create(deps(load(settings, env)))
+
+        async def as_its_role(scope: Any, receive: Any, send: Any) -> None:
+            with credentials(*keys):
+                await app(scope, receive, send)
+
+        return as_its_role
+
+    def _save_usage(self) -> None:
+        # What each function used, for `bulkapi iam-report` (least privilege measured over every run, tests included).
+        try:
+            assert self.emulation is not None
+            usage = self.emulation.usage()
+        except (OSError, AssertionError, ValueError):
+            return
+        assert self.topology is not None
+        roles = {p.name: p.role for p in self.principals}
+        sources: dict[str, list[str]] = {}
+        for mapping in self.topology.mappings:
+            if mapping.kind == "sqs":
+                sources.setdefault(roles[self.topology.functions[mapping.function].name], []).append(mapping.queue_arn)
+        usage["event_sources"] = sources
+        # A run of a given template (a rehearsal, or a test's altered one) says what it used, not what the stack grants.
+        usage["synthesized"] = self.options.template is None
+        USAGE_DIR.mkdir(parents=True, exist_ok=True)
+        target = USAGE_DIR / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}.json"
+        target.write_text(json.dumps(usage))
+
     def _start_schedule(self, schedule: LocalSchedule) -> None:
-        # moto never fires schedule rules: a timer invokes the target as EventBridge would, first after one interval.
+        # moto never fires schedule rules: a timer invokes the target as EventBridge would (asynchronously, with the
+        # function's retries), first after one interval.
         interval = self.options.schedule_seconds or schedule.seconds
 
         def run() -> None:
             while not self._schedules_stop.wait(interval):
-                assert self.invoker is not None
-                try:
-                    self.invoker.invoke(schedule.function, scheduled_event(schedule.rule_arn))
-                except lambdas.InvocationError:
-                    pass  # printed by the invoker; the next tick runs again, like the deployed schedule
+                assert self.asynchronous is not None
+                self.asynchronous.invoke(schedule.function, scheduled_event(schedule.rule_arn))
 
         thread = threading.Thread(target=run, name=f"schedule-{schedule.function}", daemon=True)
         thread.start()

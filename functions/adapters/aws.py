@@ -8,13 +8,35 @@ measures it; tests/unit/test_coldstart.py keeps handler imports free of boto3.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
+# The credentials of the function whose code runs in this context (an access key id and its secret), or None: boto3's
+# own chain (in Lambda, the execution role's keys in the environment). The local runtime runs several functions in
+# one process and gives each its own keys, so that each call is checked against that function's role.
+_credentials: ContextVar[tuple[str, str] | None] = ContextVar("bulkapi_aws_credentials", default=None)
 
-@cache
+
+@contextlib.contextmanager
+def credentials(access_key_id: str, secret_access_key: str) -> Iterator[None]:
+    """Clients built or used inside this block sign with these credentials (the local runtime: one function's)."""
+    token = _credentials.set((access_key_id, secret_access_key))
+    try:
+        yield
+    finally:
+        _credentials.reset(token)
+
+
 def client(service: str, signature_version: str | None = None) -> Any:
     """A boto3 client for the service; honours AWS_ENDPOINT_URL, so the local runtime needs no code change."""
+    return _client(service, signature_version, _credentials.get())
+
+
+@cache
+def _client(service: str, signature_version: str | None, keys: tuple[str, str] | None) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -22,7 +44,14 @@ def client(service: str, signature_version: str | None = None) -> Any:
     config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
     if signature_version is not None:
         config = config.merge(Config(signature_version=signature_version))
-    return boto3.client(service, config=config)
+    if keys is None:
+        return boto3.client(service, config=config)
+    return boto3.client(service, config=config, aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
+
+
+def clear_clients() -> None:
+    """Forget the cached clients (the local runtime starts a new emulation, with new keys, at a new endpoint)."""
+    _client.cache_clear()
 
 
 class _DynamoTypes:

@@ -16,9 +16,14 @@ REFRESH_SECONDS = 300.0
 
 
 def _secret(arn: str) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities import parameters  # imports boto3: only when a secret is configured
+    # Imports boto3: only when a secret is configured. The provider gets the adapters' client (the function's own
+    # credentials), not one of its own from the process's default session.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    value = parameters.get_secret(arn, transform="json", max_age=int(REFRESH_SECONDS))
+    from functions.adapters.aws import client
+
+    provider = SecretsProvider(boto3_client=client("secretsmanager"))
+    value = provider.get(arn, transform="json", max_age=int(REFRESH_SECONDS))
     return value if isinstance(value, dict) else {}
 
 

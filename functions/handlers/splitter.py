@@ -59,7 +59,10 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
     if isinstance(target, intake.UploadObject):
         job = store.get_job(target.job_id)
         if job is None or job.source_key != key:
-            logger.warning("upload without a job ignored", key=key)
+            # Its job was purged (or never was: the API writes the job before its file): a presigned form sent
+            # again while still valid lands here. Nothing may keep the file, so it goes, every version of it.
+            deleted = blobs.purge(key, exact=True)
+            logger.warning("upload without a job deleted", key=key, versions=deleted)
             return "no_job"
     elif target is not None:  # a drop (or a file under drop/ that cannot be one: rejected)
         head = blobs.head(key)

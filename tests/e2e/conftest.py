@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -39,6 +40,21 @@ class Server:
     table: str
     process: subprocess.Popen[str]
     log_path: Path | None = None
+    # The file (mode 0600) in which bulkapi serve hands its own AWS keys to the operator's tools.
+    credentials_path: Path | None = None
+
+    def aws(self, service: str, config: Any = None) -> Any:
+        """A boto3 client on the emulation with the runtime's keys (the only ones it accepts besides the functions')."""
+        assert self.credentials_path is not None
+        keys = json.loads(self.credentials_path.read_text())
+        return boto3.client(
+            service,
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=keys["access_key_id"],
+            aws_secret_access_key=keys["secret_access_key"],
+            config=config,
+        )
 
     def session(self, key: str | None = None) -> requests.Session:
         """An HTTP session sending `key` (the dev key by default) as Bearer token."""
@@ -74,13 +90,7 @@ class Account:
 
 def new_account(server: Server, credits: int) -> Account:
     """A second account with its own key (faster than the admin command for tests that only need one)."""
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    ddb = server.aws("dynamodb")
     accounts = AccountStore(server.table, client=ddb)
     account_id = "acct_" + secrets.token_hex(4)
     key = "enc_test_" + secrets.token_hex(12)
@@ -126,13 +136,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(tmp: Path, host: str | None = None, **env: str) -> Server:
+def start_server(tmp: Path, *args: str, host: str | None = None, **env: str) -> Server:
     # Port 0: the server binds any free port and prints it. A port chosen here and bound by the server seconds later
     # was taken in between once (CI: "Address already in use").
     log_path = tmp / f"serve-{uuid.uuid4().hex[:8]}.log"
     log = log_path.open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "serve", "--port", "0", *(["--host", host] if host else [])],
+        [sys.executable, "-m", "local.cli", "serve", "--port", "0", *(["--host", host] if host else []), *args],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -158,6 +168,7 @@ def start_server(tmp: Path, host: str | None = None, **env: str) -> Server:
         fields["jobs table"],
         proc,
         log_path,
+        Path(fields["credentials"]),
     )
     health = requests.get(f"{server.base_url}/api/health", timeout=5)
     assert health.status_code == 200

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import requests
 
@@ -55,13 +54,7 @@ def test_accounts_and_keys_lifecycle(admin_server: Server) -> None:
     credits = session.get(f"{admin_server.base_url}/api/credits", timeout=10).json()
     assert credits["balance"] == 500 and credits["entries"][0]["kind"] == "grant"
     # And the table holds only its hash, never the key itself
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=admin_server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    ddb = admin_server.aws("dynamodb")
     dump = json.dumps(ddb.scan(TableName=admin_server.table)["Items"])
     assert key not in dump
     # When the key is revoked

@@ -1,15 +1,33 @@
-"""Faults injected into `bulkapi serve`: a function process killed mid-job, a batch that always fails."""
+"""Faults injected into `bulkapi serve`: a function process killed mid-job, a batch that always fails, functions past
+their memory size and timeout, a webhook sender that always throws."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
-from tests.e2e.conftest import Server, new_account, post_job, start_server, status, stop_server, wait_ended
+from functions.adapters.jobs import JobStore
+from local.resources import REGION, local_name
+from local.template import load_template
+from tests.e2e.conftest import (
+    Account,
+    Server,
+    new_account,
+    post_job,
+    start_server,
+    status,
+    stop_server,
+    wait_ended,
+)
 from tests.helpers import email_csv, parse_result, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +101,147 @@ def test_killed_function_process_is_replaced_and_the_job_completes_exactly(fault
         lambda: (s := status(session, fault_server, again))["status"] == "completed" and s, timeout=60, what="job 2"
     )
     assert done["processed"] == 50
+
+
+# Each function's first invocation of its kind gets a fault: the splitter allocates past its MemorySize, the worker
+# sleeps past its Timeout (scaled by 0.2: 24 s), the webhook sender raises on every event. The factor scales every
+# function's timeout: at 0.2 the api still has 5.8 s and the authorizer 2 s, plenty on a loaded machine.
+LIMIT_FAULTS = "splitter:allocate:1,worker:sleep:1,webhooks:raise"
+TIMEOUT_FACTOR = 0.2
+
+
+@dataclass
+class LimitedJob:
+    """One job through a server whose functions hit their limits, as it ended."""
+
+    server: Server
+    account: Account
+    job_id: str
+    final: dict[str, Any]
+
+    def log(self) -> str:
+        """What the server printed."""
+        assert self.server.log_path is not None
+        return self.server.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def limited_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimitedJob]:
+    """A 300-row job (3 batches) on a server with LIMIT_FAULTS, run to its end."""
+    srv = start_server(
+        tmp_path_factory.mktemp("limits"),
+        BULKAPI_ROWS_PER_BATCH=str(ROWS_PER_BATCH),
+        BULKAPI_LOCAL_FAULT=LIMIT_FAULTS,
+        BULKAPI_LOCAL_TIMEOUT_FACTOR=str(TIMEOUT_FACTOR),
+    )
+    try:
+        account = new_account(srv, 1_000)
+        session = srv.session(account.key)
+        job_id = post_job(session, srv, email_csv(300)).json()["id"]
+        final = wait_ended(session, srv, job_id, timeout=180, interval=0.2)
+        yield LimitedJob(srv, account, job_id, final)
+    finally:
+        stop_server(srv)
+
+
+def _exact(job: LimitedJob) -> None:
+    assert job.final["status"] == "completed", job.final
+    assert (job.final["processed"], job.final["succeeded"], job.final["failed"]) == (300, 300, 0)
+    assert job.final["credits_used"] == 300
+    wait_for(lambda: job.account.balance == 1_000 - 300, timeout=30, what=f"balance {job.account.balance}")
+
+
+@pytest.mark.slow
+def test_a_splitter_killed_past_its_memory_size_is_retried_as_an_asynchronous_event(limited_job: LimitedJob) -> None:
+    # Given the splitter's first invocation allocates past its MemorySize (1024 MB)
+    # Then it was killed as Lambda kills it (Runtime.OutOfMemory)
+    log = limited_job.log()
+    assert re.search(r"splitter\S*: Runtime\.OutOfMemory: .*resident \d+ MB > MemorySize 1024 MB", log), log[-3000:]
+    # And S3's event was retried (an asynchronous invocation's retry), so the job completed exactly
+    _exact(limited_job)
+
+
+@pytest.mark.slow
+def test_a_worker_past_its_timeout_is_killed_and_its_batch_comes_back(limited_job: LimitedJob) -> None:
+    # Given the worker's first invocation sleeps past its Timeout (120 s, scaled by 0.2)
+    # Then it was killed at 24 s as Lambda kills it
+    log = limited_job.log()
+    assert re.search(r"worker\S*: Task timed out after 24\.00 seconds", log), log[-3000:]
+    # And its batch came back from the queue and was processed: no row failed, none counted twice
+    _exact(limited_job)
+
+
+@pytest.mark.slow
+def test_a_sender_that_always_throws_leaves_the_event_where_its_alarm_counts_it(limited_job: LimitedJob) -> None:
+    # Given the webhook sender raises on every event: the job's bulk_job.completed event failed 3 times
+    # (Lambda's asynchronous retries); the queue the WebhookDlqDepth alarm watches, named as the template names it
+    resources = load_template()["Resources"]
+    alarm = next(r for lid, r in resources.items() if lid.startswith("ObservabilityWebhookDlqDepth"))
+    queue_id = next(d["Value"]["Fn::GetAtt"][0] for d in alarm["Properties"]["Dimensions"] if d["Name"] == "QueueName")
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=limited_job.server.s3_endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    url = sqs.get_queue_url(QueueName=local_name(queue_id))["QueueUrl"]
+
+    def depth() -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    # Then the alarm's metric counts it (the event is not dropped)
+    wait_for(lambda: depth() >= 1, timeout=60, what="the event in the webhook DLQ")
+    # And the message is Lambda's record of the failed invocation: the event to replay and the error
+    bodies = [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    ]
+    record = next(b for b in bodies if b["requestPayload"]["detail"]["id"] == limited_job.job_id)
+    assert record["requestPayload"]["detail-type"] == "bulk_job.completed"
+    assert record["requestPayload"]["detail"]["status"] == "completed"
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert "went to its destination" in limited_job.log()
+
+
+@pytest.mark.slow
+def test_a_finalizer_task_past_its_timeout_is_an_error_step_functions_retries(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given a server whose finalizer's first invocation sleeps past its Timeout (900 s, scaled by 0.02: 18 s); the
+    # job comes in as a drop, so no request meets the api's 0.58 s
+    srv = start_server(
+        tmp_path_factory.mktemp("finalizer-timeout"),
+        BULKAPI_LOCAL_FAULT="finalizer:sleep:1",
+        BULKAPI_LOCAL_TIMEOUT_FACTOR="0.02",
+    )
+    try:
+        account = new_account(srv, 1_000)
+        aws = {
+            "endpoint_url": srv.s3_endpoint,
+            "region_name": REGION,
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
+        boto3.client("s3", **aws).put_object(
+            Bucket=srv.bucket, Key=f"drop/{account.id}/email/leads.csv", Body=email_csv(20)
+        )
+        store = JobStore(srv.table, client=boto3.client("dynamodb", **aws))
+
+        def ended() -> Any:
+            jobs, _ = store.list_jobs(account.id, limit=1, cursor=None, status=None)
+            return jobs and jobs[0].status.is_terminal and jobs[0]
+
+        # When the finalizer's first Assemble task is killed at its timeout
+        job = wait_for(ended, timeout=180, interval=0.5, what="the dropped job to end")
+
+        # Then Step Functions saw the task fail and retried it (its Retry on States.ALL): the job completed exactly
+        assert srv.log_path is not None
+        log = srv.log_path.read_text()
+        assert re.search(r"finalizer\S*: Task timed out after 18\.00 seconds", log), log[-3000:]
+        assert (job.status.value, job.processed, job.succeeded) == ("completed", 20, 20)
+    finally:
+        stop_server(srv)

@@ -7,7 +7,6 @@ import io
 import json
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -18,13 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def s3(server: Server) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return server.aws("s3")
 
 
 def finished_job(session: requests.Session, server: Server, body: bytes, **kwargs: str) -> dict[str, Any]:

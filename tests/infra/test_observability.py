@@ -181,7 +181,13 @@ def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
         for target in rule["Properties"].get("Targets", [])
         if "DeadLetterConfig" in target
     }
-    assert len(dlqs) >= 3 and all(resources[q]["Type"] == "AWS::SQS::Queue" for q in dlqs)
+    # and Lambda's on-failure destinations of asynchronous invocations
+    dlqs |= {
+        c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+        if "OnFailure" in c["Properties"].get("DestinationConfig", {})
+    }
+    assert len(dlqs) >= 4 and all(resources[q]["Type"] == "AWS::SQS::Queue" for q in dlqs)
     # Then each has an alarm on its visible messages
     watched = {
         alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]

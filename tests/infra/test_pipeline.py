@@ -131,6 +131,44 @@ def test_webhook_rule_routes_bulk_job_events_to_the_sender_with_a_dlq(synth: Syn
     )
 
 
+def _async_targets(synth: Synth) -> dict[str, str]:
+    """Functions that S3 or an event pattern rule invokes asynchronously (logical id -> what invokes it); schedule
+    targets are left out: a tick carries no data, the next run does the same work."""
+    functions = synth.resources("AWS::Lambda::Function")
+    targets: dict[str, str] = {}
+    for notification in synth.resources("Custom::S3BucketNotifications").values():
+        for cfg in notification["Properties"]["NotificationConfiguration"].get("LambdaFunctionConfigurations", []):
+            targets[cfg["LambdaFunctionArn"]["Fn::GetAtt"][0]] = "S3"
+    for rule in synth.resources("AWS::Events::Rule").values():
+        if "EventPattern" in rule["Properties"]:
+            for target in rule["Properties"]["Targets"]:
+                arn = target["Arn"].get("Fn::GetAtt", [""])[0]
+                if arn in functions:
+                    targets[arn] = "EventBridge"
+    return targets
+
+
+def test_every_asynchronously_invoked_function_sends_what_it_gave_up_on_to_a_queue(synth: Synth) -> None:
+    # Given the functions S3 and EventBridge invoke asynchronously: the splitter and the webhook sender
+    targets = _async_targets(synth)
+    splitter_id, _ = _function_by_handler(synth, "splitter")
+    sender_id, _ = _function_by_handler(synth, "webhooks")
+    assert {splitter_id: "S3", sender_id: "EventBridge"}.items() <= targets.items()
+    invoke_configs = synth.resources("AWS::Lambda::EventInvokeConfig").values()
+    configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in invoke_configs}
+    for function in targets:
+        # Then each has an EventInvokeConfig whose on-failure destination is an SQS queue (else Lambda drops the
+        # event after its retries), with Lambda's retries and an event age that covers a few hours' outage
+        config = configs[function]
+        destination = config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        assert synth.template["Resources"][destination]["Type"] == "AWS::SQS::Queue"
+        assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] >= 3600
+    # And the sender's destination is the webhook DLQ, the queue WebhookDlqDepth watches and README's replay reads
+    assert configs[sender_id]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] == synth.logical_id(
+        synth.stack.webhooks.dlq
+    )
+
+
 def test_local_runtime_reads_the_same_topology(synth: Synth) -> None:
     # The local runtime builds itself from this very template (local/template.py synthesizes build_app with
     # bundling skipped), so what it must see is: the values of cdk.json, and a re-synthesis when they change.

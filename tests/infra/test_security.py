@@ -87,13 +87,13 @@ def test_stream_function_can_read_and_charge_accounts_and_nothing_more(synth: Sy
         ("dynamodb:BatchGetItem", json.dumps(cache, sort_keys=True)),
         ("dynamodb:BatchWriteItem", json.dumps(cache, sort_keys=True)),
         ("secretsmanager:GetSecretValue", json.dumps(secret, sort_keys=True)),
-        ("secretsmanager:DescribeSecret", json.dumps(secret, sort_keys=True)),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 
 
 LIST = "s3:ListBucketVersions"
-PURGE = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+# Every purge deletes named versions (DeleteObjects with VersionId): s3:DeleteObjectVersion only.
+PURGE = {"s3:DeleteObjectVersion"}
 
 
 def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
@@ -105,14 +105,13 @@ def test_each_function_is_granted_only_its_prefixes(synth: Synth) -> None:
             "drop/": {*PURGE, LIST},
         },
         synth.stack.pipeline.splitter: {
-            "uploads/": {"s3:GetObject"},
+            "uploads/": {"s3:GetObject", *PURGE, LIST},
             "drop/": {"s3:GetObject", "s3:DeleteObject"},
             "rejected/": {"s3:PutObject"},
         },
         synth.stack.pipeline.dead_letter: {"parts/": {"s3:PutObject"}},
         synth.stack.finalizer.function: {
-            "(bucket)": {"s3:GetBucketVersioning"},
-            "parts/": {"s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
+            "parts/": {"s3:GetObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"},
             "results/": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
         },
         synth.stack.fetch.function: {"uploads/": {"s3:PutObject", "s3:AbortMultipartUpload"}},
@@ -148,16 +147,19 @@ def test_only_functions_that_delete_list_object_versions_and_only_under_their_pr
         for statement in _statements(synth, fn)
         if LIST in _actions(statement)
     }
-    # Then only the api (a purge), the variants function (a variant of a purged job) and the finalizer (the part
-    # files of an ended job) list versions, each only under the prefixes it deletes from
+    # Then only the api (a purge), the variants function (a variant of a purged job), the finalizer (the part
+    # files of an ended job) and the splitter (an upload whose job is gone) list versions, each only under the
+    # prefixes it deletes from
     api, builder = synth.stack.api.function.node.path, synth.stack.downloads.function.node.path
     finalizer = synth.stack.finalizer.function.node.path
+    splitter = synth.stack.pipeline.splitter.node.path
     assert all(_actions(statement) == [LIST] for statement in listing.values())
     prefixes = {path: sorted(s["Condition"]["StringLike"]["s3:prefix"]) for path, s in listing.items()}
     assert prefixes == {
         api: ["drop/*", "parts/*", "results/*", "uploads/*"],
         builder: ["results/*"],
         finalizer: ["parts/*"],
+        splitter: ["uploads/*"],
     }
 
 

@@ -33,13 +33,14 @@ def alive(pid: int) -> bool:
 
 
 def test_the_aws_emulation_and_the_function_processes_end_when_the_runtime_is_killed() -> None:
-    # Given a runtime with two worker processes (and one each for the splitter, the finalizer and the variants
-    # function), whose own process dies without stopping anything
+    # Given a runtime with two worker processes, two api processes, and one each for the splitter, the finalizer, the
+    # variants function, the webhook sender and the authorizer (the others start at their first invocation), whose
+    # own process dies without stopping anything
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
     )
     emulation, *functions = (int(pid) for pid in out.stdout.strip().splitlines()[-1].split())
-    assert len(functions) == 5
+    assert len(functions) == 9
     # Then neither its emulation process nor its function processes linger
     for child in (emulation, *functions):
         wait_for(lambda pid=child: not alive(pid), timeout=15, interval=0.2, what=f"process {child} to exit")

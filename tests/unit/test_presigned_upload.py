@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.adapters.aws import client as aws_client
+from functions.adapters.aws import clear_clients
 from functions.adapters.blobs import BlobStore
 from functions.errors import InputError
 from functions.handlers.api import parse_create_request
@@ -98,9 +98,9 @@ def offline_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    aws_client.cache_clear()
+    clear_clients()
     yield
-    aws_client.cache_clear()
+    clear_clients()
 
 
 def test_the_form_is_signed_with_sigv4_for_one_key_a_size_range_and_an_expiry(offline_credentials: None) -> None:
