@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -165,13 +164,7 @@ def test_an_expired_results_variants_answer_410(server: Server) -> None:
     for params in ({"format": "jsonl"}, {"status": "ok", "delimiter": "semicolon"}):
         assert fetch(session, server, job["id"], **params).status_code == 200
     # When the result itself is gone (what the bucket's retention rule does)
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = server.aws("s3")
     account_id = job_account(server, job["id"])
     folder = f"results/{account_id}/{job['id']}/"
     assert len(client.list_objects_v2(Bucket=server.bucket, Prefix=folder).get("Contents", [])) == 2
@@ -188,13 +181,7 @@ def test_an_expired_results_variants_answer_410(server: Server) -> None:
 
 def job_account(server: Server, job_id: str) -> str:
     """The account a job belongs to, from the bucket's result key."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = server.aws("s3")
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=server.bucket, Prefix="results/").get("Contents", [])]
     return next(k.split("/")[1] for k in keys if k.endswith(f"/{job_id}.csv"))
 
