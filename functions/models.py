@@ -59,6 +59,10 @@ class Job(_Model):
     source_key: str
     filename: str = ""
     column: str | None = None
+    # Phone jobs: the region numbers without `+` are read in (after a row's own country column), and that column's
+    # name when the customer named it.
+    country: str | None = None
+    country_column: str | None = None
     # A workbook's sheet to read (by name); None: the first.
     sheet: str | None = None
     created_at: str
@@ -95,6 +99,8 @@ class Job(_Model):
     succeeded: int = 0
     invalid: int = 0
     failed: int = 0
+    # Rows repeating an earlier row's value: not charged (their status and enrichment are the first occurrence's).
+    duplicates: int = 0
     credits_reserved: int = 0
     credits_used: int = 0
     credits_settled: bool = False
@@ -124,6 +130,9 @@ class Batch(_Model):
     deferrals: int = Field(default=0, ge=0)
     unasked: int | None = None
     stalls: int = Field(default=0, ge=0)
+    # Rows repeating an earlier row's value (functions/logic/duplicates.py): [row, first row, value], 0-based data
+    # rows; the value to enrich is given when the first occurrence is in an earlier batch, else it is copied.
+    duplicates: list[tuple[int, int, str | None]] = Field(default_factory=list)
 
 
 class RowResult(_Model):
@@ -132,6 +141,8 @@ class RowResult(_Model):
     status: RowStatus
     error: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # The 1-based data row whose value this row repeats (its status and enrichment are that row's; not charged).
+    duplicate_of: int | None = None
 
 
 class BatchCounts(_Model):
@@ -142,6 +153,7 @@ class BatchCounts(_Model):
     invalid: int = 0
     failed: int = 0
     credits: int = 0
+    duplicates: int = 0
 
 
 class JobEvent(_Model):
@@ -157,6 +169,7 @@ class JobEvent(_Model):
     invalid: int
     failed: int
     credits_used: int
+    duplicates: int = 0
     result_bucket: str | None
     result_key: str | None
     error: str | None = None
@@ -209,6 +222,18 @@ class JobCreateRequest(_Strict):
         description="an https URL of the CSV, fetched by the service (instead of `filename`)",
     )
     column: str | None = Field(default=None, max_length=COLUMN_MAX, description="header name or 1-based number")
+    country: str | None = Field(
+        default=None,
+        max_length=2,
+        description="phone jobs: the ISO 3166 alpha-2 region numbers without `+` are read in (after a row's own "
+        "country column; default: the deployment's)",
+    )
+    country_column: str | None = Field(
+        default=None,
+        max_length=COLUMN_MAX,
+        description="phone jobs: the column naming each row's country (header name or 1-based number); default: a "
+        "column named like one (`country`, `country_code`, `region`, `land`, `pays`, ...)",
+    )
     sheet: str | None = Field(
         default=None, max_length=COLUMN_MAX, description="an XLSX file's sheet to read, by name; default: the first"
     )
@@ -247,6 +272,7 @@ class VariantView(_Strict):
     )
     format: Literal["csv", "jsonl"]
     delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
+    formula_guard: bool = Field(description="CSV cells carry the spreadsheet formula guard (`formula_guard=on`)")
     ready: bool
     rows: int | None
 
@@ -268,11 +294,17 @@ class JobStatusResponse(_Strict):
     type: str
     filename: str
     column: str | None
+    country: str | None = Field(default=None, description="phone jobs: the job's `country` option")
+    country_column: str | None = Field(default=None, description="phone jobs: the rows' country column, if any")
     total_rows: int | None
     processed: int
     succeeded: int
     invalid: int
     failed: int
+    duplicates: int = Field(
+        description="rows repeating an earlier row's value (the type's normalized value): same status and "
+        "enrichment as the first occurrence, `duplicate_of` in the result, not charged"
+    )
     percent: float
     eta_seconds: float | None
     credits_reserved: int
@@ -365,10 +397,11 @@ class LedgerEntry(_Strict):
 
 
 class CreditsResponse(_Strict):
-    """The balance and the most recent ledger entries, newest first."""
+    """The balance and a page of the ledger, newest first; every entry, page after page, sums to the balance."""
 
     balance: int
     entries: list[LedgerEntry]
+    next_cursor: str | None = Field(description="give it as `cursor` for the next page; null on the last page")
 
 
 WEBHOOK_URL_MAX = 2048
@@ -477,6 +510,7 @@ class JobEventData(_Model):
     invalid: int
     failed: int
     credits_used: int
+    duplicates: int = Field(default=0, description="rows repeating an earlier row's value, not charged")
     error: str | None
     completed_at: str | None
     download_url: str | None

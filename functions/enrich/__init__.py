@@ -46,8 +46,22 @@ def get_enricher(job_type: str) -> Enricher:
     return Enricher(job_type, module.COLUMNS, module.enrich)
 
 
-def enrich_values(job_type: str, values: Sequence[str], sources: Sources = OFFLINE) -> list[RowResult]:
-    """Enrich a batch of raw values of one type: one result per value, in order, never raising for one bad value."""
+def enrich_values(
+    job_type: str,
+    values: Sequence[str],
+    sources: Sources = OFFLINE,
+    *,
+    country: str | None = None,
+    regions: Sequence[str | None] | None = None,
+) -> list[RowResult]:
+    """Enrich a batch of raw values of one type: one result per value, in order, never raising for one bad value.
+
+    Phones only: `country` is the job's region, `regions` each row's (from its country column), read in that order
+    before the deployment's default.
+    """
+    if job_type == "phone":
+        phone = importlib.import_module(_REGISTRY["phone"])
+        return list(phone.enrich(values, sources, region=country, regions=regions))
     return get_enricher(job_type).enrich(values, sources)
 
 

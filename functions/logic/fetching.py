@@ -10,6 +10,7 @@ from functions.logic.intake import upload_key
 from functions.logic.jobs import (
     FinalizerPort,
     JobStorePort,
+    PhoneOptions,
     StatusPort,
     check_type,
     fail_unstarted,
@@ -69,6 +70,7 @@ def create_remote_job(
     allow_http: bool,
     store: JobStorePort,
     queue: FetchRequestPort,
+    options: PhoneOptions = PhoneOptions(),  # noqa: B008 - frozen, shared safely
     sheet: str | None = None,
 ) -> Job:
     """A job whose file the service fetches from `url` (queued until fetched); nothing is reserved before the
@@ -83,6 +85,8 @@ def create_remote_job(
         source_key="",
         filename=filename_of(url),
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         sheet=sheet or None,
         created_at=utcnow(),
         source_url=url,
