@@ -271,7 +271,7 @@ def handle_unexpected(exc: Exception) -> Response[Any]:
 def handle_not_found(_: Exception) -> Response[Any]:
     """Unknown routes answer in the same error shape as everything else."""
     event = app.current_event
-    path = event.path.rstrip("/")
+    path = event.path.rstrip("/") or "/"
     allowed = sorted({route.method.upper() for route in app._static_routes if route.path == path})
     if path in contract.STREAM_ROUTES:
         allowed = ["POST"]
