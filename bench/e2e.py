@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -43,14 +44,16 @@ SAMPLES = {
 }
 
 
-def make_csv(rows: int, job_type: str) -> bytes:
-    """A CSV with a name column and a value column of the type."""
+def make_csv(rows: int, job_type: str, duplicates: float = 0.0) -> bytes:
+    """A CSV with a name column and a value column of the type. With `duplicates` (a fraction), the last rows repeat
+    the values of earlier rows picked all over the file (so a repeat's first occurrence is mostly in another batch)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["Name", job_type, "Row"])
     make = SAMPLES[job_type]
+    distinct = rows - int(rows * duplicates)
     for i in range(rows):
-        writer.writerow([f"Person {i}", make(i), i])
+        writer.writerow([f"Person {i}", make(i if i < distinct else (i * 7919) % distinct), i])
     return buf.getvalue().encode()
 
 
@@ -67,7 +70,7 @@ def baseline(body: bytes, job_type: str, batch: int) -> float:
         parts.append([results.part_rows(chunk, out, columns, len(layout.header))])
     header = results.result_header(layout.header, len(layout.header), columns, job_type)
     width = len(layout.header)
-    size = sum(len(c) for c in results.assemble(header, width, width, len(columns) + 2, parts))
+    size = sum(len(c) for c in results.assemble(header, width, width, len(columns) + len(results.TRAILER), parts))
     assert size > 0
     return time.perf_counter() - start
 
@@ -83,10 +86,15 @@ class Run:
     first_progress_seconds: float | None
     first_row_ok: bool
     last_row_ok: bool
+    credits_used: int
+    duplicates: int
 
 
-def _poll_until_done(session: requests.Session, base_url: str, job_id: str, start: float) -> tuple[float, float | None]:
-    """Poll the status until the job completes; when total_rows became known and percent first moved (seconds)."""
+def _poll_until_done(
+    session: requests.Session, base_url: str, job_id: str, start: float
+) -> tuple[float, float | None, dict[str, Any]]:
+    """Poll the status until the job completes; when total_rows became known and percent first moved (seconds), and
+    the final status."""
     known: float | None = None
     moved: float | None = None
     deadline = time.monotonic() + 900
@@ -98,7 +106,7 @@ def _poll_until_done(session: requests.Session, base_url: str, job_id: str, star
         if moved is None and (status["percent"] or 0) > 0:
             moved = now
         if status["status"] == "completed":
-            return (known if known is not None else now), moved
+            return (known if known is not None else now), moved, status
         if status["status"] in ("failed", "cancelled"):
             raise RuntimeError(f"job ended {status}")
         # Often while the count is unknown (that is what is measured), then once a second: polls are requests too.
@@ -126,7 +134,7 @@ def run_job(rt: LocalRuntime, body: bytes, job_type: str, upload: str) -> Run:
         created.raise_for_status()
     uploaded = time.perf_counter() - start
     job_id = created.json()["id"]
-    known, moved = _poll_until_done(session, rt.base_url, job_id, start)
+    known, moved, final = _poll_until_done(session, rt.base_url, job_id, start)
     # A large result is a 303 to the storage URL: follow it, streaming (the bench holds no whole result either).
     result = session.get(f"{rt.base_url}/api/bulk-jobs/download", params={"id": job_id}, timeout=600, stream=True)
     result.raise_for_status()
@@ -148,6 +156,8 @@ def run_job(rt: LocalRuntime, body: bytes, job_type: str, upload: str) -> Run:
         first_progress_seconds=moved,
         first_row_ok=len(data_rows) > 1 and data_rows[1].startswith(b"Person 0,"),
         last_row_ok=last.startswith(b"Person %d," % (rows - 1)),
+        credits_used=int(final["credits_used"]),
+        duplicates=int(final.get("duplicates") or 0),
     )
 
 
@@ -171,11 +181,14 @@ def main() -> None:
     parser.add_argument("--upload", default="form", choices=["form", "presigned"])
     parser.add_argument("--runs", type=int, default=None, help="default: 3 up to 100,000 rows, else 1")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument(
+        "--duplicates", type=float, default=0.0, help="fraction of rows repeating an earlier row's value (e.g. 0.5)"
+    )
     args = parser.parse_args()
     runs_wanted = args.runs or (3 if args.rows <= 100_000 else 1)
     with_baseline = args.baseline if args.baseline is not None else args.rows <= 100_000
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    body = make_csv(args.rows, args.type)
+    body = make_csv(args.rows, args.type, args.duplicates)
     rt = LocalRuntime(
         Options(
             port=0,
@@ -226,6 +239,9 @@ def main() -> None:
                 "file_bytes": len(body),
                 "result_rows": best.result_rows,
                 "result_in_order": best.first_row_ok and best.last_row_ok,
+                "duplicates_fraction": args.duplicates,
+                "duplicates": best.duplicates,
+                "credits_used": best.credits_used,
                 "seconds": round(best.seconds, 3),
                 "seconds_each_run": [round(run[0].seconds, 3) for run in runs],
                 "rows_per_s": round(args.rows / best.seconds, 1),

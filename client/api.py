@@ -91,11 +91,13 @@ class Client:
         column: str | None = None,
         idempotency_key: str | None = None,
         sheet: str | None = None,
+        **phone: str | None,
     ) -> dict[str, Any]:
         """Create a job from a file (CSV, .gz, .zip, .xlsx): multipart up to 4 MiB, else the presigned upload
-        straight to storage."""
+        straight to storage. `phone`: a phone job's `country` and `country_column`."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        options = {**({"column": column} if column else {}), **({"sheet": sheet} if sheet else {})}
+        given = {"column": column, "sheet": sheet, **phone}
+        options = {k: v for k, v in given.items() if v}
         if file.stat().st_size <= MULTIPART_MAX_BYTES:
             data = {"type": job_type, **options}
             with file.open("rb") as handle:
@@ -123,10 +125,13 @@ class Client:
             raise ApiError(answer.status_code, "upload_failed", f"storage refused the upload: {answer.text[:300]}")
         return job
 
-    def preview(self, file: Path, job_type: str, column: str | None = None, sheet: str | None = None) -> dict[str, Any]:
+    def preview(
+        self, file: Path, job_type: str, column: str | None = None, sheet: str | None = None, **phone: str | None
+    ) -> dict[str, Any]:
         """What creating the job would read and cost, with the first rows enriched; creates nothing. A file over
         the form's 4 MiB is previewed from its first MiB (the answer says `truncated` and estimates its rows)."""
-        data = {"type": job_type, **({"column": column} if column else {}), **({"sheet": sheet} if sheet else {})}
+        given = {"column": column, "sheet": sheet, **phone}
+        data = {"type": job_type, **{k: v for k, v in given.items() if v}}
         size = file.stat().st_size
         with file.open("rb") as handle:
             if size <= MULTIPART_MAX_BYTES:
@@ -146,8 +151,12 @@ class Client:
         return list(self._json("GET", "/api/bulk-jobs", params=params)["jobs"])
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a running job, or delete a finished one."""
+        """Cancel a running job (never deletes anything: an ended job answers 409 job_finished)."""
         return self._json("DELETE", "/api/bulk-jobs", params={"id": job_id})
+
+    def purge(self, job_id: str) -> dict[str, Any]:
+        """Delete an ended job: its files and its result (its ledger entries stay)."""
+        return self._json("DELETE", "/api/bulk-jobs", params={"id": job_id, "purge": "true"})
 
     def download(self, job_id: str, out: Path, **variant: str) -> Path:
         """The result (or a variant of it) into `out`, following the redirect of a large one; waits for a variant."""

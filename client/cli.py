@@ -53,6 +53,7 @@ def add_commands(sub: Any) -> None:
     create.add_argument("--type", required=True, choices=JOB_TYPES)
     create.add_argument("--column", help="the column to enrich (header name or 1-based number)")
     create.add_argument("--sheet", help="a workbook's sheet to read (default: the first)")
+    _phone_options(create)
     create.add_argument("--wait", action="store_true", help="show progress until the job ends")
     create.add_argument("--download", type=Path, metavar="OUT", help="when it ends, download the result to OUT")
     _variant_options(create)
@@ -62,12 +63,19 @@ def add_commands(sub: Any) -> None:
     preview.add_argument("--type", required=True, choices=JOB_TYPES)
     preview.add_argument("--column")
     preview.add_argument("--sheet", help="a workbook's sheet to read (default: the first)")
+    _phone_options(preview)
     listing = jobs_sub.add_parser("list", parents=[common], help="your most recent jobs")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--status")
-    for name, text in (("status", "a job's status"), ("cancel", "cancel a running job"), ("delete", "delete a job")):
+    for name, text in (
+        ("status", "a job's status"),
+        ("cancel", "cancel a running job (keeps the rows done so far; never deletes)"),
+        ("delete", "delete an ended job and its result (asks first on a terminal)"),
+    ):
         one = jobs_sub.add_parser(name, parents=[common], help=text)
         one.add_argument("id")
+        if name == "delete":
+            one.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     wait = jobs_sub.add_parser("wait", parents=[common], help="watch a job until it ends (re-attach after Ctrl-C)")
     wait.add_argument("id")
     wait.add_argument("--download", type=Path, metavar="OUT", help="when it ends, download the result to OUT")
@@ -100,11 +108,17 @@ def add_commands(sub: Any) -> None:
     _webhook_changes(hooks_sub, common)
 
 
+def _phone_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--country", help="phone jobs: ISO 3166 alpha-2 region of numbers without + (e.g. DE)")
+    parser.add_argument("--country-column", help="phone jobs: the column naming each row's country")
+
+
 def _variant_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", dest="row_status", help="only rows with these statuses, e.g. ok,invalid")
     parser.add_argument("--validity", help="email jobs: only rows with these verdicts, e.g. valid or valid,risky")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="the file format (default csv)")
     parser.add_argument("--delimiter", choices=("comma", "semicolon", "tab", "pipe"))
+    parser.add_argument("--formula-guard", choices=("on", "off"), help="CSV: the spreadsheet formula guard (on)")
 
 
 def _webhook_changes(hooks_sub: Any, common: argparse.ArgumentParser) -> None:
@@ -183,7 +197,15 @@ def _dispatch(client: Client, args: argparse.Namespace, out: Output) -> int:
 def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
     sub = args.jobs_command
     if sub == "create":
-        job = client.create_job(args.file, args.type, args.column, args.idempotency_key, args.sheet)
+        job = client.create_job(
+            args.file,
+            args.type,
+            args.column,
+            args.idempotency_key,
+            args.sheet,
+            country=args.country,
+            country_column=args.country_column,
+        )
         out.log(f"job {job['id']} created ({job.get('total_rows') or '?'} rows)")
         if not (args.wait or args.download):
             out.record(job)
@@ -192,13 +214,21 @@ def _jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
     if sub == "wait":
         return _wait_and_report(client, args.id, args, out)
     if sub == "preview":
-        out.preview(client.preview(args.file, args.type, args.column, args.sheet))
+        out.preview(
+            client.preview(
+                args.file, args.type, args.column, args.sheet, country=args.country, country_column=args.country_column
+            )
+        )
     elif sub == "list":
         out.records(client.jobs(args.limit, args.status))
     elif sub == "status":
         out.record(client.job(args.id))
-    elif sub in ("cancel", "delete"):
+    elif sub == "cancel":
         out.record(client.cancel(args.id))
+    elif sub == "delete":
+        if not _confirmed(args):
+            return EXIT_CODES["input"]
+        out.record(client.purge(args.id))
     elif args.out is None:
         target = client.download_named(
             args.id, Path.cwd(), ".jsonl" if args.format == "jsonl" else ".csv", **_variant(args)
@@ -251,6 +281,7 @@ def _variant(args: argparse.Namespace) -> dict[str, str]:
         "validity": args.validity or "",
         "format": args.format or "",
         "delimiter": args.delimiter or "",
+        "formula_guard": args.formula_guard or "",
     }
 
 
@@ -482,6 +513,20 @@ def _values(given: list[str]) -> Iterator[str]:
             yield from (line.strip() for line in sys.stdin if line.strip())
         else:
             yield value
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    """Whether deleting a job was confirmed: `--yes`, or `y` typed at the terminal; a script must pass `--yes`."""
+    if args.yes:
+        return True
+    if not _tty(sys.stdin):
+        _fail("confirmation_required", "deleting a job cannot be undone: pass --yes to delete without asking")
+        return False
+    answer = input(f"Delete job {args.id} and its result for good? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        print("bulkapi: not deleted", file=sys.stderr)
+        return False
+    return True
 
 
 def _tty(stream: Any) -> bool:

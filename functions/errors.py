@@ -19,8 +19,16 @@ class BulkApiError(Exception):
         self.details = details
 
     def body(self) -> dict[str, Any]:
-        """The JSON error body: {"error": code, "message": text, ...details}."""
-        return {"error": self.code, "message": self.message, **self.details}
+        """The JSON error body: {"error": code, "code": code, "message": text, ...details}.
+
+        `code` repeats `error` because the official Go client reads `code` (and the Python client `error`).
+        """
+        return error_body(self.code, self.message, **self.details)
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    """Every error body's shape, for answers that raise no exception (the gateways, the stream's routing)."""
+    return {"error": code, "code": code, "message": message, **details}
 
 
 class InputError(BulkApiError):

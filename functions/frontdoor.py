@@ -95,7 +95,7 @@ class KeyCheck:
 
 # --- answers -----------------------------------------------------------------------------------------------------
 def error_answer(exc: BulkApiError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, JSON body and headers of an error: `{"error": code, "message": text, ...details}`."""
+    """Status, JSON body and headers of an error: `{"error": code, "code": code, "message": text, ...details}`."""
     headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else {}
     return exc.status_code, exc.body(), headers
 

@@ -10,13 +10,16 @@ import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PREFIX = "BULKAPI_"
 
 
 class StorageSettings(BaseModel):
     """What every function needs: the jobs table and the bucket (prefixes uploads/, drop/, parts/, results/)."""
+
+    # Built when a function first reads its settings, not at import (bench/coldstart.py).
+    model_config = ConfigDict(defer_build=True)
 
     jobs_table: str
     bucket: str
@@ -65,6 +68,8 @@ class SplitterSettings(LimitsSettings):
     rows_per_batch: int = Field(default=1000, ge=1)
     max_batch_bytes: int = Field(default=200_000, ge=10_000)
     split_lease_seconds: int = Field(default=900, ge=1)
+    # Phone duplicates are found on the E.164 form, read (without `+`) in this region as the worker reads them.
+    phone_default_region: str = "US"
 
 
 class FetcherSettings(StorageSettings):
@@ -89,6 +94,9 @@ class EnrichSettings(BaseModel):
     API keys may be set here (locally) or, in AWS, in the Secrets Manager secret `provider_secret_arn` names: a JSON
     object whose keys are these field names (`hibp_api_key`, `search_api_key`, `search_engine_id`); its values win.
     """
+
+    # Built when a function first reads its settings, not at import (bench/coldstart.py).
+    model_config = ConfigDict(defer_build=True)
 
     # Phone numbers without `+` are read as numbers of this region (ISO 3166 code; ZZ: such numbers are invalid).
     phone_default_region: str = "US"
@@ -173,6 +181,9 @@ class SweeperSettings(StorageSettings):
 
 class AuthorizerSettings(BaseModel):
     """The API's Lambda authorizer: the jobs table holds the hashed keys (KEY#<sha256>)."""
+
+    # Built when a function first reads its settings, not at import (bench/coldstart.py).
+    model_config = ConfigDict(defer_build=True)
 
     jobs_table: str
 

@@ -10,7 +10,7 @@
 - Per-account limits: the API's key source is AUTHORIZER, every keyed method requires an API key, and the usage plan
   throttles each API key separately. The authorizer's `usageIdentifierKey` is the account id, so each account needs an
   API Gateway API key whose value is its account id, in the plan (`bulkapi admin usage-key`, README).
-- Gateway answers (401, 403, 429, authorizer failures) carry the project's error body, `{"error", "message"}`.
+- Gateway answers (401, 403, 429, authorizer failures) carry the project's error body, `{"error", "code", "message"}`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
+from functions.errors import error_body
 from functions.logic.authorizer_decision import CACHE_SECONDS
 from infra.config import StackConfig
 from infra.functions import FunctionFactory
@@ -47,6 +48,9 @@ GATEWAY_ANSWERS: dict[str, tuple[str, str, str]] = {
     ),
     "THROTTLED": ("429", "rate_limited", "too many requests: slow down and retry"),
     "QUOTA_EXCEEDED": ("429", "quota_exceeded", "the account's request quota is used up"),
+    # A body over API Gateway's 10 MB payload limit, refused before any function runs (`bulkapi serve` answers the
+    # same, local/gateway.py).
+    "REQUEST_TOO_LARGE": ("413", "request_too_large", "the request body is larger than the API takes"),
 }
 
 
@@ -102,6 +106,6 @@ class AuthorizerConstruct(Construct):
                 f"Answer{response_type}",
                 type=apigw.ResponseType.of(response_type),
                 status_code=status,
-                templates={"application/json": json.dumps({"error": code, "message": message})},
+                templates={"application/json": json.dumps(error_body(code, message))},
             )
         return plan

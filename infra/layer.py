@@ -34,6 +34,9 @@ CACHE = ROOT / ".cache" / "layer"
 LOCK = ROOT / "infra" / "layer-requirements.txt"
 # Must match infra.functions.RUNTIME / ARCHITECTURE.
 PLATFORM = "manylinux2014_aarch64"
+# The python3.12 runtime is Amazon Linux 2023 (glibc 2.34): wheels built for glibc 2.28 run there too, and some
+# packages publish only those for arm64 (pycares 5).
+NEWER_PLATFORM = "manylinux_2_28_aarch64"
 UV_PLATFORM = "aarch64-manylinux2014"
 PYTHON_VERSION = "3.12"
 # Pure-Python packages published only as an sdist: built into a wheel here (from the hash-checked sdist).
@@ -103,7 +106,7 @@ def requirements(pyproject: Path = PYPROJECT) -> list[str]:
 
 def layer_hash(lock_text: str) -> str:
     """Identifies a layer build: the lock and the target platform."""
-    return hashlib.sha256("\n".join([PLATFORM, PYTHON_VERSION, lock_text]).encode()).hexdigest()[:20]
+    return hashlib.sha256("\n".join([PLATFORM, NEWER_PLATFORM, PYTHON_VERSION, lock_text]).encode()).hexdigest()[:20]
 
 
 def wheel_command(requirements_file: Path, wheelhouse: Path) -> list[str]:
@@ -136,6 +139,8 @@ def pip_command(requirements_file: Path, target: Path) -> list[str]:
         "--no-compile",
         "--platform",
         PLATFORM,
+        "--platform",
+        NEWER_PLATFORM,
         "--implementation",
         "cp",
         "--python-version",

@@ -90,6 +90,7 @@ class PipelineConstruct(Construct):
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "rows_per_batch": str(config.rows_per_batch),
+                "phone_default_region": config.phone_default_region,
             },
             timeout=Duration.minutes(15),
             memory=1024,

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.authorizer_context import REQUEST_CONTEXT_HEADER
+from functions.errors import error_body
 from local.gateway_authorizers import LocalAuthorizers, request_context_header
 from local.lambdas import InvocationError, Invoker
 
@@ -90,7 +91,7 @@ def proxy_event(
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+    return JSONResponse(error_body(code, message), status_code=status)
 
 
 class _BodyTooLarge(Exception):

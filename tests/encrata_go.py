@@ -1,12 +1,17 @@
 """A faithful port of the official Go client's two stream parsers, to check our streams against its rules.
 
 Source: github.com/Encratahq/encrata-go, file `bulk.go` (functions `BulkLookup`, `parseBulkSearchStream`,
-`parseSSEData`), with the `Person` struct of `types.go`. Go's rules that matter here are kept:
+`parseSSEData`), with the `Person` struct of `types.go`, and how it turns an error answer into an error value
+(`newAPIError` of `transport.go`, the types of `errors.go`). Go's rules that matter here are kept:
 - `bufio.Scanner` splits on `\\n`, drops a trailing `\\r`, and fails on a line over 64 KiB (`bufio.MaxScanTokenSize`);
 - `parseSSEData` keeps only lines starting with `data:` and trims the rest;
 - `json.Unmarshal` into `Person` fails when a field's JSON type does not fit (a number into a string field, ...),
   and matches keys to fields case-insensitively;
 - `BulkLookup` makes a `Person` of every data line until `[DONE]`;
+- `newAPIError` unmarshals the body into `{Message "message"; Error "error"; Code "code"}` (ignoring the error, so
+  a body that is not JSON leaves them empty, and a field of another JSON type is left empty), takes `Message`, else
+  `Error`, else the status text as the message, `Code` as the code, and picks the type by status: 401
+  AuthenticationError, 402 InsufficientCreditsError, 400 InvalidRequestError, 429 RateLimitError, else APIError;
 - `parseBulkSearchStream` appends the items of a frame carrying a `results` array instead of the frame, skips a
   frame that is exactly `{"total": N}`, appends every other frame, reads `credits_used` from any frame, and reports
   `len(results)` when `credits_used` is 0.
@@ -207,3 +212,57 @@ def parse_bulk_search_stream(data: bytes) -> BulkSearchResponse:
     if resp.credits_used == 0:
         resp.credits_used = len(resp.results)
     return resp
+
+
+# `net/http`'s StatusText for the statuses the API answers.
+_STATUS_TEXT = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+_ERROR_TYPES = {
+    401: "AuthenticationError",
+    402: "InsufficientCreditsError",
+    400: "InvalidRequestError",
+    429: "RateLimitError",
+}
+
+
+@dataclass
+class GoApiError:
+    """An `EncrataError` with its `apiBase`: the Go type's name, `StatusCode`, `Code` and `Message`."""
+
+    type: str
+    status_code: int
+    code: str
+    message: str
+
+
+def _string_field(data: dict[str, Any], name: str) -> str:
+    """A string field as `encoding/json` fills it: the exact key, else a case-insensitive match; "" for another type."""
+    keys = [k for k in data if k == name] or [k for k in data if k.lower() == name]
+    value = data[keys[-1]] if keys else None
+    return value if isinstance(value, str) else ""
+
+
+def new_api_error(status: int, body: bytes) -> GoApiError:
+    """`newAPIError(status, body, retryAfter)`: what the Go client returns for an answer of 400 or more."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    fields = data if isinstance(data, dict) else {}
+    message = _string_field(fields, "message") or _string_field(fields, "error") or _STATUS_TEXT.get(status, "")
+    return GoApiError(_ERROR_TYPES.get(status, "APIError"), status, _string_field(fields, "code"), message)

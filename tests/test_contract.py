@@ -10,9 +10,18 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from functions.errors import ADMIN_ERRORS, API_ERRORS, JOB_ERRORS, ConflictError, InputError, NotFoundError
+from functions.errors import (
+    ADMIN_ERRORS,
+    API_ERRORS,
+    JOB_ERRORS,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    error_body,
+)
 from functions.handlers import api, contract
 from infra.api_access import GATEWAY_ANSWERS
+from tests.encrata_go import new_api_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,3 +115,75 @@ def test_readme_lists_exactly_the_codes_a_job_can_fail_with() -> None:
     listed = {code for line in table.splitlines()[2:] for code in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
     # Then it names each of them, and nothing else
     assert listed == set(JOB_ERRORS)
+
+
+def test_every_error_answer_is_the_one_shared_shape_with_the_routes_codes_listed() -> None:
+    # Given every operation of the document
+    doc = api.document()
+    listed: set[str] = set()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            codes = op["x-error-codes"]
+            for status, answer in op["responses"].items():
+                if int(status.rstrip("X") or 0) < 400:
+                    continue
+                # Then each error answer is a reference to the shared answer of its status, not a schema of its own
+                assert answer["$ref"] == f"#/components/responses/{contract.RESPONSE_NAMES[int(status)]}"
+                # And names exactly the codes the route lists for that status, each of that status
+                assert all(f"`{code}`" in answer["description"] for code in codes[status]), (method, path)
+                assert {API_ERRORS[code] for code in codes[status]} == {int(status)}
+                listed |= set(codes[status])
+    shared = {r["content"]["application/json"]["schema"]["$ref"] for r in doc["components"]["responses"].values()}
+    assert shared == {"#/components/schemas/ErrorResponse"}
+    assert "code" in doc["components"]["schemas"]["ErrorResponse"]["required"]
+    # And every code the API answers is listed on some operation (but the one for a path that has no operation)
+    assert set(API_ERRORS) - listed == {"route_not_found"}
+
+
+def test_the_go_client_reads_the_code_of_the_gateways_own_answers() -> None:
+    # Given each answer API Gateway gives itself (its template body)
+    for status, code, message in GATEWAY_ANSWERS.values():
+        # When the official Go client turns it into an error
+        go = new_api_error(int(status), json.dumps(error_body(code, message)).encode())
+        # Then its Code is the API's code and its message ours
+        assert (go.code, go.message) == (code, message)
+    # (a body without `code`, as before, left the Go client's Code empty)
+    assert new_api_error(400, b'{"error": "no_rows", "message": "x"}').code == ""
+    assert new_api_error(400, b"{}").type == "InvalidRequestError"
+
+
+def test_every_request_body_has_an_example_for_the_docs_page_to_fill_in() -> None:
+    # Given every operation that takes a body
+    doc = api.document()
+    bodies = [
+        (path, method, media_type, content)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for media_type, content in op.get("requestBody", {}).get("content", {}).items()
+    ]
+    assert bodies
+    for path, method, media_type, content in bodies:
+        if media_type == "multipart/form-data":
+            # Then a form's fields each have one (but the file, which the user picks)
+            fields = content["schema"]["properties"]
+            assert all(prop.get("examples") for name, prop in fields.items() if name != "file"), path
+        else:
+            # Then a JSON body has one, so the page does not send `"string"` for each field
+            assert content.get("example") or content.get("examples"), (method, path)
+
+
+def test_the_download_lists_the_files_media_types_before_the_link() -> None:
+    # Given the download's 200, which is the file (CSV or JSON Lines), or a link to it for `Accept: application/json`
+    served = api.document()["paths"]["/api/bulk-jobs/download"]["get"]["responses"]["200"]["content"]
+    committed = json.loads((ROOT / "openapi.json").read_text())["paths"]["/api/bulk-jobs/download"]["get"]
+    # Then the file's types come first, in the served and the committed document alike: a generator takes the first
+    # media type of a status, and one that took JSON parsed every CSV as JSON
+    assert (
+        list(served)
+        == list(committed["responses"]["200"]["content"])
+        == [
+            "text/csv",
+            "application/x-ndjson",
+            "application/json",
+        ]
+    )

@@ -9,6 +9,7 @@ measures it; tests/unit/test_coldstart.py keeps handler imports free of boto3.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 from functools import cache
@@ -52,6 +53,11 @@ def _client(service: str, signature_version: str | None, keys: tuple[str, str] |
 def clear_clients() -> None:
     """Forget the cached clients (the local runtime starts a new emulation, with new keys, at a new endpoint)."""
     _client.cache_clear()
+    # boto3's default session resolves the environment's keys once and keeps them: a second runtime in one process
+    # (a test worker running several files) signed with the first one's keys ("security token ... invalid").
+    loaded: Any = sys.modules.get("boto3")
+    if loaded is not None:
+        loaded.DEFAULT_SESSION = None
 
 
 class _DynamoTypes:

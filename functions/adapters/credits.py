@@ -8,9 +8,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.adapters.aws import client as aws_client
-from functions.adapters.table import is_conditional, job_key, new_job_item, query_prefix, ser
+from functions.adapters.table import des, is_conditional, job_key, new_job_item, ser
 from functions.errors import InsufficientCreditsError, StoreError
 from functions.models import Job
+
+# The sort keys of an account's ledger entries: LEDGER#<at>#<job or request>#<kind>, so newest first is one query.
+LEDGER_PREFIX = "LEDGER#"
 
 
 def ledger_put(
@@ -20,7 +23,7 @@ def ledger_put(
     # `ref` is the job id, or for an inline request its request id (the entry then has no job).
     entry: dict[str, Any] = {
         "pk": f"ACCOUNT#{account_id}",
-        "sk": f"LEDGER#{now}#{ref}#{kind}",
+        "sk": f"{LEDGER_PREFIX}{now}#{ref}#{kind}",
         "kind": kind,
         "amount": amount,
         "at": now,
@@ -49,9 +52,27 @@ class CreditStore:
 
     def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The account's most recent credit movements, newest first."""
-        items = query_prefix(self.ddb, self.table, f"ACCOUNT#{account_id}", "LEDGER#", newest_first=True, limit=limit)
+        return self.ledger_page(account_id, limit)[0]
+
+    def ledger_page(
+        self, account_id: str, limit: int = 50, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the account's credit movements, newest first, from after the sort key `after`; and the sort key
+        to continue from (None on the last page)."""
+        options: dict[str, Any] = {"Limit": limit}
+        if after is not None:
+            options["ExclusiveStartKey"] = ser({"pk": f"ACCOUNT#{account_id}", "sk": after})
+        resp = self.ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=ser({":pk": f"ACCOUNT#{account_id}", ":prefix": LEDGER_PREFIX}),
+            ScanIndexForward=False,
+            **options,
+        )
+        items = [des(item) for item in resp.get("Items", [])]
         fields = ("job_id", "request_id", "kind", "amount", "at")
-        return [{k: item.get(k) for k in fields} for item in items]
+        last = resp.get("LastEvaluatedKey")
+        return [{k: item.get(k) for k in fields} for item in items], (des(last)["sk"] if last else None)
 
     # --- jobs: reserve when the rows are known, refund what was not used when the job ends ---------------------------
     def _debit(self, account_id: str, amount: int) -> dict[str, Any]:

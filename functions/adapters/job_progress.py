@@ -157,7 +157,7 @@ class JobProgress(JobTable):
                 TableName=self.table,
                 Key=job_key(job_id),
                 UpdateExpression=(
-                    "ADD #done :marker, #n :one, #pending :minus, #p :p, #ok :s, #inv :i, #f :f, #c :c "
+                    "ADD #done :marker, #n :one, #pending :minus, #p :p, #ok :s, #inv :i, #f :f, #c :c, #dup :d "
                     "SET last_progress_at = :now"
                 ),
                 ConditionExpression="#s = :processing AND NOT contains(#done, :batch)",
@@ -172,6 +172,7 @@ class JobProgress(JobTable):
                     "#inv": "invalid",
                     "#f": "failed",
                     "#c": "credits_used",
+                    "#dup": "duplicates",
                 },
                 ExpressionAttributeValues={
                     ":marker": {"NS": [str(batch)]},
@@ -183,6 +184,7 @@ class JobProgress(JobTable):
                     ":i": {"N": str(counts.invalid)},
                     ":f": {"N": str(counts.failed)},
                     ":c": {"N": str(counts.credits)},
+                    ":d": {"N": str(counts.duplicates)},
                     ":processing": {"S": "processing"},
                     ":now": {"S": utcnow()},
                 },

@@ -6,10 +6,16 @@ read them. Keeping them here lets the lookups name them without importing any ne
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
-class DarkwebResult(BaseModel):
+class _Fact(BaseModel):
+    """A provider's answer; its validator is built when first used, not at import (most functions use one or two)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class DarkwebResult(_Fact):
     """The columns of a darkweb row."""
 
     query: str | None
@@ -22,7 +28,7 @@ class DarkwebResult(BaseModel):
     from_cache: bool | None = None
 
 
-class GoogleResult(BaseModel):
+class GoogleResult(_Fact):
     """The columns of a search row."""
 
     query: str | None
@@ -40,7 +46,7 @@ class GoogleResult(BaseModel):
     from_cache: bool | None = None
 
 
-class DnsFacts(BaseModel):
+class DnsFacts(_Fact):
     """The DNS columns of a domain."""
 
     dns_exists: bool
@@ -53,7 +59,7 @@ class DnsFacts(BaseModel):
     dmarc_policy: str | None = None
 
 
-class DomainRegistration(BaseModel):
+class DomainRegistration(_Fact):
     """The registration of a domain name as its registry publishes it."""
 
     registrar: str | None
@@ -64,7 +70,7 @@ class DomainRegistration(BaseModel):
     registered: bool
 
 
-class IpNetwork(BaseModel):
+class IpNetwork(_Fact):
     """The network an IP address belongs to, as its regional internet registry publishes it."""
 
     network_name: str | None
@@ -78,7 +84,7 @@ class IpNetwork(BaseModel):
     network_updated_at: str | None
 
 
-class WebsiteFacts(BaseModel):
+class WebsiteFacts(_Fact):
     """What a company's home page says about it."""
 
     website_url: str | None

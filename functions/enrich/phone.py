@@ -1,10 +1,11 @@
 """Phone: parsing, formats, region, location, carrier, line type and time zones with phonenumbers (offline).
 
 Numbers written without `+` and country code are read in the default region, env var `BULKAPI_PHONE_DEFAULT_REGION`
-(an ISO 3166 alpha-2 code, default `US`; `ZZ` means none: such numbers are then invalid). A row is `invalid` when the
-value cannot be parsed as a number or its length is impossible for its country (`reason` says which, e.g.
-`too_short`, `invalid_country_code`, `local_number_without_area_code`). A possible number outside the assigned
-ranges is `ok` with `is_valid` false. Carrier is the original one for the number's range (numbers get ported).
+(an ISO 3166 alpha-2 code, default `US`; `ZZ` means none: such numbers are then invalid), unless the job names a
+`country` or the row has a country column (`enrich(..., regions=)`). A row is `invalid` when the value cannot be
+parsed as a number, its length is impossible for its country, or it is outside the ranges assigned there (`reason`
+says which, e.g. `too_short`, `invalid_country_code`, `local_number_without_area_code`, `not_valid_in_US`).
+Carrier is the original one for the number's range (numbers get ported).
 """
 
 from __future__ import annotations
@@ -116,11 +117,29 @@ def _one(raw: str, region: str) -> RowResult:
     possibility = phonenumbers.is_possible_number_with_reason(number)
     if possibility != ValidationResult.IS_POSSIBLE:
         return invalid(COLUMNS, INVALID, is_possible=False, reason=_POSSIBILITY_REASONS.get(possibility, "impossible"))
+    if not phonenumbers.is_valid_number(number):
+        # A number outside the ranges assigned in its country reaches nobody: an invalid input, not charged. Without
+        # `+`, the region it was read in is named, since another region may well have been meant.
+        reason = "not_in_an_assigned_range" if value.startswith("+") else f"not_valid_in_{region}"
+        return invalid(COLUMNS, INVALID, is_possible=True, is_valid=False, reason=reason)
     return ok(_describe(number))
 
 
-def enrich(values: Sequence[str], sources: Sources = OFFLINE, region: str | None = None) -> list[RowResult]:
-    """Parse and describe each number (region: for numbers without `+`, default: the sources' region)."""
-    chosen = checked_region(region or sources.phone_region)
-    compute: Callable[[str], RowResult] = functools.partial(_one, region=chosen)
-    return enrich_each(values, COLUMNS, strip_key, compute)
+def enrich(
+    values: Sequence[str],
+    sources: Sources = OFFLINE,
+    region: str | None = None,
+    regions: Sequence[str | None] | None = None,
+) -> list[RowResult]:
+    """Parse and describe each number. Numbers without `+` are read in the row's region (`regions`, one per value,
+    None where the row names none), else `region` (the job's country), else the sources' (the deployment's)."""
+    default = checked_region(region or sources.phone_region)
+    per_row = [r or default for r in regions] if regions is not None else [default] * len(values)
+    out: list[RowResult | None] = [None] * len(values)
+    for chosen in dict.fromkeys(per_row):
+        indexes = [i for i, r in enumerate(per_row) if r == chosen]
+        compute: Callable[[str], RowResult] = functools.partial(_one, region=chosen)
+        results = enrich_each([values[i] for i in indexes], COLUMNS, strip_key, compute)
+        for index, result in zip(indexes, results, strict=True):
+            out[index] = result
+    return [r for r in out if r is not None]

@@ -51,7 +51,8 @@ from functions.errors import (
     UnsupportedMediaTypeError,
 )
 from functions.handlers import contract
-from functions.logic import downloads, fetching, jobs, preview, purge, variants
+from functions.logic import downloads, fetching, jobs, ledger, preview, variants
+from functions.logic import purge as purging
 from functions.logic import webhook_endpoints as hooks
 from functions.logic.function_ports import ApiBlobPort, ApiCreditPort, ApiJobStorePort, JobReplayPort
 from functions.logic.ports import BuildQueuePort, EndpointStorePort, FetchRequestPort, FinalizerPort, TargetPort
@@ -123,10 +124,13 @@ app = RequestResolver(enable_validation=True, response_validation_error_http_cod
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
 INLINE_DOWNLOAD_MAX = 4 * 1024 * 1024
 FILENAME_MAX = 255
+# A job created without its file names it (or its URL) in a small JSON body.
+JSON_BODY_MAX = 64 * 1024
 CURSOR_MAX = 1024
+LEDGER_PAGE_MAX = 1000
 IDEMPOTENCY_KEY_MAX = idempotency.MAX_KEY_LENGTH
 # The fields of the multipart form that creates a job.
-FORM_FIELDS = frozenset({"file", "type", "column", "sheet", "file_size"})
+FORM_FIELDS = frozenset({"file", "type", "column", "sheet", "file_size", "country", "country_column"})
 # A body field whose validation failure has a code of its own.
 FIELD_CODES = {"url": "invalid_webhook_url", "events": "invalid_events"}
 
@@ -236,6 +240,8 @@ def validation_error(errors: Any) -> InputError:
     if kind == "missing":
         return InputError(f"`{name}` is required", code="missing_parameter", parameter=name)
     code = FIELD_CODES.get(name, "invalid_parameter") if where == "body" else "invalid_parameter"
+    if where == "header" and name.lower() == "idempotency-key":
+        code, name = "invalid_idempotency_key", "Idempotency-Key"
     return InputError(f"`{name}`: {text}", code=code, parameter=name)
 
 
@@ -267,7 +273,7 @@ def handle_unexpected(exc: Exception) -> Response[Any]:
 def handle_not_found(_: Exception) -> Response[Any]:
     """Unknown routes answer in the same error shape as everything else."""
     event = app.current_event
-    path = event.path.rstrip("/")
+    path = event.path.rstrip("/") or "/"
     allowed = sorted({route.method.upper() for route in app._static_routes if route.path == path})
     if path in contract.STREAM_ROUTES:
         allowed = ["POST"]
@@ -378,7 +384,13 @@ def openapi_document() -> Response[dict[str, Any]]:
 )
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=contract.swagger_page(document()))
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=contract.swagger_page(document()),
+        # The page shares the console's origin, whose sessionStorage holds the key: the same policy, no framing.
+        headers={"Content-Security-Policy": CONSOLE_POLICY},
+    )
 
 
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
@@ -430,8 +442,8 @@ def root_page() -> Response[str]:
     )
 
 
-def _job_form() -> tuple[Upload, str, str | None]:
-    """The job creation form (also the preview's): the upload, its `type` and optional `column`."""
+def _job_form() -> tuple[Upload, str, str | None, jobs.PhoneOptions]:
+    """The job creation form (also the preview's): the upload, its `type`, optional `column` and phone options."""
     settings = _deps().settings
     content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     body = _body_bytes()
@@ -445,7 +457,10 @@ def _job_form() -> tuple[Upload, str, str | None]:
     job_type = upload.fields.get("type", "")
     if not job_type:
         raise InputError("the `type` field is required", code="missing_type")
-    return upload, job_type, upload.fields.get("column") or None
+    options = jobs.check_phone_options(
+        job_type.strip().lower(), upload.fields.get("country"), upload.fields.get("country_column")
+    )
+    return upload, job_type, upload.fields.get("column") or None, options
 
 
 def _file_size(value: str | None) -> int | None:
@@ -470,12 +485,13 @@ def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
     deps = _deps()
     settings = deps.settings
-    upload, job_type, column = _job_form()
+    upload, job_type, column, options = _job_form()
     answer = preview.preview(
         account_id=_account(),
         job_type=job_type,
         body=upload.file or b"",
         column=column,
+        options=options,
         max_rows=settings.max_rows_per_job,
         max_bytes=settings.max_upload_bytes,
         credits=deps.credits,
@@ -505,10 +521,12 @@ def create_job(
     content_type = frontdoor.header(app.current_event.headers, "content-type") or ""
     if content_type.split(";")[0].strip().lower() == "application/json":
         body = _body_bytes()
-        if len(body) > 64 * 1024:
-            raise PayloadTooLargeError("a job's JSON body is at most 64 KiB", max_bytes=64 * 1024)
+        if len(body) > JSON_BODY_MAX:
+            raise PayloadTooLargeError(
+                f"a job's JSON body is at most {JSON_BODY_MAX} bytes", code="request_too_large", max_bytes=JSON_BODY_MAX
+            )
         return _create_without_file(body, idempotency_key, deps)
-    upload, job_type, column = _job_form()
+    upload, job_type, column, options = _job_form()
     if "file_size" in upload.fields:
         raise InputError(
             "`file_size` goes with a preview of a file's head; a job takes the whole file",
@@ -532,12 +550,19 @@ def create_job(
             credits=deps.credits,
             blobs=deps.blobs,
             request_id=frontdoor.request_id_from_event(app.current_event.raw_event),
+            options=options,
         )
         return _created(job, "job created")
 
     if not idempotency_key:
         return _json(202, create())
-    fingerprint = idempotency.fingerprint(upload.file, job_type, column or "", *([sheet] if sheet else []))
+    fingerprint = idempotency.fingerprint(
+        upload.file,
+        job_type,
+        column or "",
+        *([sheet] if sheet else []),
+        *(o for o in (options.country, options.country_column) if o),
+    )
     return _json(202, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
 
@@ -568,6 +593,7 @@ def _created(job: Job, message: str, upload: dict[str, Any] | None = None) -> di
 def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -> Response[Any]:
     request = parse_create_request(body)
     settings = deps.settings
+    options = jobs.check_phone_options(request.type.strip().lower(), request.country, request.country_column)
 
     def create() -> dict[str, Any]:
         if request.url is not None:
@@ -580,6 +606,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
                 allow_http=settings.allow_private_targets,
                 store=deps.store,
                 queue=deps.fetches,
+                options=options,
             )
             return _created(job, "job created, its file to be fetched")
         job, form = jobs.create_upload_job(
@@ -592,6 +619,7 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
             ttl_seconds=settings.upload_url_ttl_seconds,
             store=deps.store,
             blobs=deps.blobs,
+            options=options,
         )
         return _created(job, "job created, awaiting its upload", upload=form)
 
@@ -601,7 +629,13 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
         return _json(status, create())
     sheet = [request.sheet] if request.sheet else []
     fingerprint = idempotency.fingerprint(
-        "json", request.type, request.filename, request.url, request.column or "", *sheet
+        "json",
+        request.type,
+        request.filename,
+        request.url,
+        request.column or "",
+        *sheet,
+        *(o for o in (options.country, options.country_column) if o),
     )
     return _json(status, deps.idempotency.once(_account(), idempotency_key, fingerprint, create, app.lambda_context))
 
@@ -609,13 +643,14 @@ def _create_without_file(body: bytes, idempotency_key: str | None, deps: Deps) -
 @app.get("/api/bulk-jobs", summary="One job's status (`id`), or the account's jobs", tags=["jobs"])
 def get_job(
     id: Annotated[str | None, Query(min_length=1, max_length=ID_MAX, description="a job's id")] = None,
-    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page (ignored with `id`)")] = 20,
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX, description="`next_cursor` of the last page")] = None,
     status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
 ) -> Response[JobStatusResponse | JobListResponse]:
     """Status and progress of one job (`id`), or the account's jobs newest first (`limit`, `cursor`, `status`)."""
     if id is not None:
-        given = set(app.current_event.multi_value_query_string_parameters or {}) - {"id"}
+        # `limit` is documented with a default, which generated clients always send: it goes with `id`, ignored.
+        given = set(app.current_event.multi_value_query_string_parameters or {}) - {"id", "limit"}
         if given:
             name = sorted(given)[0]
             raise InputError(f"`{name}` does not go with `id`", code="unknown_parameter", parameter=name)
@@ -640,20 +675,37 @@ def get_job(
     return _json(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
 
-@app.get("/api/credits", summary="Balance and ledger", tags=["credits"])
-def credits() -> Response[CreditsResponse]:
-    """The account's balance and its most recent credit movements."""
-    store = _deps().credits
-    return _json(200, {"balance": store.account_credits(_account()) or 0, "entries": store.ledger(_account())})
+@app.get("/api/credits", summary="Balance and ledger, a page at a time", tags=["credits"])
+def credits(
+    limit: Annotated[int, Query(ge=1, le=LEDGER_PAGE_MAX, description="entries per page")] = 50,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX, description="`next_cursor` of the last page")] = None,
+) -> Response[CreditsResponse]:
+    """The account's balance and its credit movements, newest first; follow `next_cursor` to read every entry."""
+    return _json(200, ledger.page(_deps().credits, _account(), limit, cursor))
 
 
-@app.delete("/api/bulk-jobs", summary="Cancel a running job, or purge an ended one", tags=["jobs"])
-def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
-    """Cancel a running job (rows already processed are kept); purge an ended one (its ledger entries stay)."""
+@app.delete(
+    "/api/bulk-jobs",
+    summary="Cancel a running job; with `purge=true`, purge an ended one",
+    description="Without `purge`: a `queued` or `processing` job is cancelled (the rows already processed are kept "
+    "and assembled into its result); a job that has already ended answers 409 `job_finished` and nothing changes "
+    "(a job already cancelled answers its status). With `purge=true`: an ended job's upload, parts, result and "
+    "variants are deleted and its items with them (its ledger entries stay); a job that has not ended, or whose "
+    "unused credits are still being refunded, answers 409 `job_not_finished`.",
+    tags=["jobs"],
+)
+def cancel_job(
+    id: JobId,
+    purge: Annotated[
+        bool, Query(description="true: purge an ended job (its files and items) instead of cancelling")
+    ] = False,
+) -> Response[JobStatusResponse | JobDeletedResponse]:
+    """Cancel a running job (rows already processed are kept); with `purge=true`, purge an ended one."""
     p = _deps()
-    job = purge.delete_job(p.store, p.blobs, p.finalizer, _account(), id)
-    if job is None:
+    if purge:
+        purging.purge_job(p.store, p.blobs, _account(), id)
         return _json(200, {"id": id, "status": "deleted"})
+    job = jobs.cancel_job(p.store, p.finalizer, _account(), id)
     return _json(200, jobs.status_view(job, retention_days=p.settings.retention_days))
 
 
@@ -663,7 +715,8 @@ def cancel_job(id: JobId) -> Response[JobStatusResponse | JobDeletedResponse]:
     tags=["jobs"],
     responses={
         200: {
-            "description": "the result (CSV) or a variant (CSV, JSON Lines)",
+            "description": "the result (CSV) or a variant (CSV, JSON Lines); with `Accept: application/json` only, a "
+            "link to the file instead",
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "application/x-ndjson": {"schema": {"type": "string"}},
@@ -702,13 +755,21 @@ def download(
             "(an `error` row is unknown); the file is named after them (`leads.enriched.valid.csv`)",
         ),
     ] = None,
+    formula_guard: Annotated[
+        str | None,
+        Query(
+            max_length=8,
+            description="CSV: on (default) puts `'` before cells a spreadsheet could run as formulas (README says "
+            "which); off gives every cell exactly as uploaded",
+        ),
+    ] = None,
 ) -> Response[Any]:
     """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
     Retry-After while a variant is being built; 410 once the result has expired."""
     p = _deps()
     settings = p.settings
     job = jobs.get_job_for(p.store, _account(), id)
-    variant = variants.parse(job, status, format, delimiter, validity)
+    variant = variants.parse(job, status, format, delimiter, validity, formula_guard)
     # `Accept: application/json` asks for a link instead of the file (a page cannot follow a redirect with its
     # key, nor read a cross-origin download): 200 {"url", "filename"}, whatever the size.
     link_only = (frontdoor.header(app.current_event.headers, "accept") or "").startswith("application/json")

@@ -48,22 +48,96 @@ REASONS = {
     500: "our fault; the request id identifies it",
     503: "storage is unavailable for a moment; retry",
 }
-# The statuses each route can answer besides its success (401, 500 and 503 apply to every keyed route).
-ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
-    ("get", "/api/bulk-jobs"): (400, 404),
-    ("post", "/api/bulk-jobs"): (400, 402, 409, 413, 422),
-    ("post", "/api/bulk-jobs/preview"): (400, 402, 413),
-    ("delete", "/api/bulk-jobs"): (400, 404, 409),
-    ("get", "/api/bulk-jobs/download"): (400, 404, 409, 410),
-    ("get", "/api/credits"): (400,),
-    ("get", "/api/webhooks"): (400,),
-    ("post", "/api/webhooks"): (400, 415),
-    ("put", "/api/webhooks"): (400, 404, 415),
-    ("delete", "/api/webhooks"): (400, 404, 415),
-    ("post", "/api/webhooks/test"): (400, 404, 415),
-    ("get", "/api/webhooks/deliveries"): (400, 404),
+# The shared answer of each error status (`components/responses`); each operation lists its own codes beside it.
+RESPONSE_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    402: "PaymentRequired",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "ContentTooLarge",
+    415: "UnsupportedMediaType",
+    422: "UnprocessableContent",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
 }
-STREAM_ERRORS = (400, 402, 409, 422)
+# Codes every keyed route can answer: the key, the gateway's per-account limits, a method it does not take, a query
+# parameter it does not take, our faults. A public route answers the same but the key's and the limits'.
+KEYED_CODES = (
+    "unknown_parameter",
+    "unauthorized",
+    "account_not_enabled",
+    "rate_limited",
+    "quota_exceeded",
+    "method_not_allowed",
+    "internal_error",
+    "storage_unavailable",
+)
+PUBLIC_CODES = ("unknown_parameter", "method_not_allowed", "internal_error")
+# A route with a body: one over the gateway's payload limit is refused before the function runs.
+BODY_CODES = ("request_too_large",)
+JSON_BODY_CODES = (*BODY_CODES, "invalid_body", "missing_parameter", "invalid_parameter", "unsupported_media_type")
+FILE_CODES = (
+    "invalid_content_type",
+    "invalid_multipart",
+    "missing_file",
+    "missing_type",
+    "duplicate_field",
+    "invalid_parameter",
+    "unsupported_type",
+    "empty_file",
+    "no_rows",
+    "not_csv",
+    "malformed_csv",
+    "column_not_found",
+    "too_many_rows",
+    "too_many_columns",
+    "row_too_large",
+    "unsupported_format",
+    "invalid_archive",
+    "archive_has_several_files",
+    "encrypted_file",
+    "incomplete_archive",
+    "sheet_not_found",
+    "insufficient_credits",
+    "file_too_large",
+    *BODY_CODES,
+)
+IDEMPOTENCY_CODES = ("invalid_idempotency_key", "idempotency_in_progress", "idempotency_key_reused")
+# The codes each route answers besides those of every route (KEYED_CODES, PUBLIC_CODES): generated clients and
+# readers see them on the operation (`x-error-codes`, and in each error answer's description).
+ROUTE_CODES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("get", "/api/bulk-jobs"): ("invalid_parameter", "invalid_cursor", "job_not_found"),
+    ("post", "/api/bulk-jobs"): (*FILE_CODES, *IDEMPOTENCY_CODES, "invalid_body", "missing_parameter"),
+    ("post", "/api/bulk-jobs/preview"): FILE_CODES,
+    ("delete", "/api/bulk-jobs"): ("invalid_parameter", "missing_parameter", "job_not_found", "job_finished"),
+    ("get", "/api/bulk-jobs/download"): (
+        "invalid_parameter",
+        "missing_parameter",
+        "job_not_found",
+        "job_not_finished",
+        "job_failed",
+        "result_expired",
+    ),
+    ("post", "/api/webhooks"): (*JSON_BODY_CODES, "invalid_webhook_url", "invalid_events", "too_many_webhooks"),
+    ("put", "/api/webhooks"): (*JSON_BODY_CODES, "invalid_webhook_url", "invalid_events", "webhook_not_found"),
+    ("delete", "/api/webhooks"): (*JSON_BODY_CODES, "webhook_not_found"),
+    ("post", "/api/webhooks/test"): (*JSON_BODY_CODES, "webhook_not_found"),
+    ("get", "/api/webhooks/deliveries"): ("invalid_parameter", "missing_parameter", "webhook_not_found"),
+}
+STREAM_CODES = (
+    *BODY_CODES,
+    "invalid_body",
+    "empty_list",
+    "too_many_items",
+    "unsupported_media_type",
+    "insufficient_credits",
+    *IDEMPOTENCY_CODES,
+)
 # Routes whose success is not a 200.
 SUCCESS = {("post", "/api/bulk-jobs"): "202", ("post", "/api/webhooks"): "201"}
 
@@ -123,6 +197,18 @@ STREAM_ROUTES: dict[str, tuple[str, type[BaseModel]]] = {
     "/api/bulk-domain-search": ("domain", InlineQueriesRequest),
     "/api/bulk-ip-search": ("ip", InlineQueriesRequest),
 }
+# What the docs page sends from "Try it out" (a list of "string" is answered, but says nothing).
+STREAM_EXAMPLES: dict[str, dict[str, list[str]]] = {
+    "email": {"emails": ["jane.doe@example.com"]},
+    "google": {"queries": ["bulk email verification"]},
+    "company": {"queries": ["Example Corp"]},
+    "domain": {"queries": ["example.com"]},
+    "ip": {"queries": ["8.8.8.8"]},
+}
+WEBHOOK_EXAMPLES: dict[str, dict[str, Any]] = {
+    "put": {"id": "wh_0123456789abcdef0123", "description": "CRM sync", "is_active": True},
+    "delete": {"id": "wh_0123456789abcdef0123"},
+}
 EMAIL_GRAMMAR = (
     "One `data:` frame per input, in input order (`event: result` or `event: error`), then the totals as an SSE "
     'comment `: done {"total": N, "credits_used": M}` (schema `EmailTotals`), then `data: [DONE]`.'
@@ -137,15 +223,31 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _error_response(status: int) -> dict[str, Any]:
-    codes = sorted(code for code, code_status in API_ERRORS.items() if code_status == status)
-    schema = {"allOf": [_ref("ErrorResponse"), {"properties": {"error": {"enum": codes}}}]}
-    return {"description": REASONS[status], "content": {"application/json": {"schema": schema}}}
+def error_responses() -> dict[str, Any]:
+    """`components/responses`: one answer per error status, all in the one `ErrorResponse` shape."""
+    return {
+        RESPONSE_NAMES[status]: {
+            "description": REASONS[status],
+            "content": {"application/json": {"schema": _ref("ErrorResponse")}},
+        }
+        for status in sorted(set(API_ERRORS.values()))
+    }
 
 
-def _errors_for(statuses: tuple[int, ...], public: bool) -> dict[str, Any]:
-    every = (405, 500) if public else (401, 403, 405, 429, 500, 503)
-    return {str(status): _error_response(status) for status in sorted({*statuses, *every})}
+def _errors_for(codes: tuple[str, ...], public: bool) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """An operation's error answers (references to the shared ones, described with this route's codes), and its
+    codes by status (`x-error-codes`)."""
+    by_status: dict[str, list[str]] = {}
+    for code in sorted({*codes, *(PUBLIC_CODES if public else KEYED_CODES)}):
+        by_status.setdefault(str(API_ERRORS[code]), []).append(code)
+    responses = {
+        status: {
+            "$ref": f"#/components/responses/{RESPONSE_NAMES[int(status)]}",
+            "description": f"{REASONS[int(status)]}: " + ", ".join(f"`{code}`" for code in listed),
+        }
+        for status, listed in sorted(by_status.items())
+    }
+    return responses, dict(sorted(by_status.items()))
 
 
 def _add_schema(doc: dict[str, Any], model: type[BaseModel]) -> None:
@@ -157,6 +259,7 @@ def _add_schema(doc: dict[str, Any], model: type[BaseModel]) -> None:
 
 def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[str, Any]:
     grammar = EMAIL_GRAMMAR if job_type == "email" else SEARCH_GRAMMAR
+    errors, errors_by_status = _errors_for(STREAM_CODES, public=False)
     frames = {"result": _ref("ResultFrame"), "error": _ref("ErrorFrame")}
     if job_type != "email":
         frames["done"] = _ref("SearchSummaryFrame")
@@ -174,7 +277,11 @@ def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[s
                     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                 }
             ],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body.__name__)}}},
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(body.__name__), "example": STREAM_EXAMPLES[job_type]}},
+            },
+            "x-error-codes": errors_by_status,
             "responses": {
                 "200": {
                     "description": grammar,
@@ -186,7 +293,7 @@ def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[s
                         }
                     },
                 },
-                **_errors_for(STREAM_ERRORS, public=False),
+                **errors,
             },
         }
     }
@@ -205,17 +312,24 @@ FORM: dict[str, Any] = {
                 "description": "the file, at most 4 MiB: CSV, gzip (.csv.gz), ZIP of one CSV or XLSX, or XLSX, told "
                 "apart by content; a preview may take the first 1 MiB of a larger one, with `file_size`",
             },
-            "type": {"type": "string", "enum": ["email", "phone", "company", "domain", "ip", "darkweb"]},
-            "column": {"type": "string", "maxLength": 255, "description": "header name or 1-based number"},
+            "type": {
+                "type": "string",
+                "enum": ["email", "phone", "company", "domain", "ip", "darkweb"],
+                "examples": ["email"],
+            },
+            # Without an example, a docs page fills each field with "string", which no file has as a column (nor as
+            # a sheet): the optional fields' examples are empty, which the page leaves out (detected, first sheet).
+            "column": {
+                "type": "string",
+                "maxLength": 255,
+                "description": "header name or 1-based number; empty or left out: detected from the file",
+                "examples": [""],
+            },
             "sheet": {
                 "type": "string",
                 "maxLength": 255,
                 "description": "a workbook's sheet, by name (default: first)",
-            },
-            "file_size": {
-                "type": "string",
-                "pattern": "^[0-9]+$",
-                "description": "preview only: the whole file's size in bytes, when `file` is its head",
+                "examples": [""],
             },
         },
     }
@@ -225,7 +339,19 @@ CREATE_FORM = {
     "content": {
         "multipart/form-data": FORM,
         # The same route without the file: a presigned upload (`filename`) or a URL to fetch (`url`).
-        "application/json": {"schema": _ref("JobCreateRequest")},
+        "application/json": {
+            "schema": _ref("JobCreateRequest"),
+            "examples": {
+                "upload": {
+                    "summary": "a presigned upload (201)",
+                    "value": {"type": "email", "filename": "leads.csv"},
+                },
+                "url": {
+                    "summary": "a file the service fetches (202)",
+                    "value": {"type": "email", "url": "https://example.com/leads.csv"},
+                },
+            },
+        },
     },
 }
 # The preview takes the form only (a file to look at), or the head of a larger file with its size.
@@ -239,8 +365,9 @@ PREVIEW_FORM = {
                     **FORM["schema"]["properties"],
                     "file_size": {
                         "type": "string",
-                        "pattern": "^[0-9]+$",
+                        "pattern": "^[0-9]*$",
                         "description": "the whole file's size in bytes, when `file` is its first 1 MiB",
+                        "examples": [""],
                     },
                 },
             }
@@ -287,6 +414,7 @@ def build(app: Any) -> dict[str, Any]:
     for model in models:
         _add_schema(doc, model)
     doc["components"]["schemas"]["SseEvent"] = SSE_EVENT
+    doc["components"]["responses"] = error_responses()
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             # Powertools' own 422 (request) and 500 (response validation) become our error shapes below.
@@ -297,7 +425,9 @@ def build(app: Any) -> dict[str, Any]:
             public = (method, path) in PUBLIC
             if public:
                 operation["security"] = []
-            operation["responses"].update(_errors_for(ROUTE_ERRORS.get((method, path), (400,)), public))
+            errors, errors_by_status = _errors_for(ROUTE_CODES.get((method, path), ()), public)
+            operation["responses"].update(errors)
+            operation["x-error-codes"] = errors_by_status
     create = doc["paths"]["/api/bulk-jobs"]["post"]
     create["requestBody"] = CREATE_FORM
     create["responses"]["201"] = {
@@ -305,6 +435,14 @@ def build(app: Any) -> dict[str, Any]:
         "description": "a job waiting for its file: send it with the presigned form in `upload`",
     }
     doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = PREVIEW_FORM
+    webhook = doc["paths"]["/api/webhooks"]["post"]["requestBody"]["content"]["application/json"]
+    # A host that resolves: the API refuses one that does not.
+    webhook["example"] = {"url": "https://example.com/bulkapi-webhook", "events": ["bulk_job.completed"]}
+    # The others name an endpoint: the example's id has the shape of one (put the id POST answered in its place).
+    for method, example in WEBHOOK_EXAMPLES.items():
+        doc["paths"]["/api/webhooks"][method]["requestBody"]["content"]["application/json"]["example"] = example
+    test = doc["paths"]["/api/webhooks/test"]["post"]["requestBody"]["content"]["application/json"]
+    test["example"] = WEBHOOK_EXAMPLES["delete"]
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {

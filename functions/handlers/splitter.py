@@ -14,6 +14,7 @@ from functions.adapters.credits import CreditStore
 from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, FinalizerStarter, WorkQueue
 from functions.composition import Function, Handler
+from functions.enrich.phone import checked_region
 from functions.logic import intake, splitting
 from functions.logic.function_ports import SplitterBlobPort
 from functions.logic.ports import FinalizerPort, QueuePort, SplitCreditPort, SplitStorePort
@@ -47,6 +48,7 @@ class Deps:
                 max_rows=settings.max_rows_per_job,
                 lease_seconds=settings.split_lease_seconds,
                 max_message_bytes=MAX_MESSAGE_BYTES,
+                phone_region=checked_region(settings.phone_default_region),
                 max_file_bytes=settings.max_file_bytes,
             ),
         )

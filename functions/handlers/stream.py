@@ -31,7 +31,7 @@ from functions.adapters.enrichment import RefreshingSources
 from functions.adapters.idempotency import InlineReplay
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
-from functions.errors import BulkApiError, InputError
+from functions.errors import BulkApiError, InputError, error_body
 from functions.logic import inline
 from functions.logic.clock import utcnow
 from functions.logic.function_ports import InlineReplayPort, KeyOwnerPort
@@ -272,9 +272,7 @@ async def _api_error(_: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(
-        {"error": code, "message": f"no route {request.method} {request.url.path}"}, status_code=exc.status_code
-    )
+    return JSONResponse(error_body(code, f"no route {request.method} {request.url.path}"), status_code=exc.status_code)
 
 
 def create_app(deps: Deps) -> ASGIApp:

@@ -33,6 +33,7 @@ def job_event_data(detail: dict[str, Any], api_base_url: str) -> dict[str, Any]:
             "invalid",
             "failed",
             "credits_used",
+            "duplicates",
             "error",
             "completed_at",
             "summary",

@@ -11,11 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 from functions.errors import ConflictError, GoneError
-from functions.logic import variants
+from functions.logic import bucket_keys, variants
 from functions.logic.jobs import offers_result, result_expired
 from functions.logic.ports import BuildQueuePort, DownloadBlobPort, VariantRequestPort
 from functions.logic.variants import Variant
 from functions.models import Job, JobStatus
+from functions.observability import logger
 
 # A build not finished after this long is taken to have died (the builder's timeout is 15 minutes): asked again.
 BUILD_STALE = timedelta(minutes=20)
@@ -152,9 +153,20 @@ def download(
 ) -> Delivery | Pending:
     """The result, or one of its variants: delivered when it exists, else its build is started (once) and Pending.
 
-    The result as assembled is the variant with every row, CSV, in the input file's delimiter: always ready.
+    The result as assembled is the variant with every row, CSV, in the input file's delimiter: always ready. A variant
+    lives exactly as long as its result: once the result is past its date or gone, every variant answers 410 too,
+    however recently it was built, and the request that finds this deletes the variants (the bucket's rule would keep
+    a variant built late for up to the retention period after it was built).
     """
-    key = check_result(job, now, retention_days)
+    try:
+        key = check_result(job, now, retention_days)
+        if variant != variants.base_variant(job) and blobs.head(key) is None:
+            raise _gone(job)
+    except GoneError:
+        if job.result_key is not None:
+            dropped = blobs.purge(bucket_keys.variant_folder(job))
+            logger.info("variants of an expired result deleted", job_id=job.id, versions=dropped)
+        raise
 
     def serve(object_key: str) -> Delivery:
         return deliver(
@@ -174,8 +186,6 @@ def download(
     record = store.get_variant(job.id, variant.name)
     if record is not None and record.get("state") == "ready":
         return serve(str(record["key"]))
-    if blobs.head(key) is None:
-        raise _gone(job)
     if store.request_variant(job.id, variant.name, _iso(now), _iso(now - BUILD_STALE)):
         queue.send([json.dumps({"job_id": job.id, "variant": variant.name})])
     return Pending(variant.name, retry_after(job))

@@ -7,7 +7,7 @@ from urllib.parse import unquote, urlsplit
 from functions.errors import FetchError, InputError
 from functions.logic.bucket_keys import upload_key
 from functions.logic.clock import new_job_id, utcnow
-from functions.logic.jobs import check_type, fail_unstarted
+from functions.logic.jobs import PhoneOptions, check_type, fail_unstarted
 from functions.logic.ports import (
     FetchPort,
     FetchRequestPort,
@@ -43,6 +43,7 @@ def create_remote_job(
     allow_http: bool,
     store: JobStorePort,
     queue: FetchRequestPort,
+    options: PhoneOptions = PhoneOptions(),  # noqa: B008 - frozen, shared safely
     sheet: str | None = None,
 ) -> Job:
     """A job whose file the service fetches from `url` (queued until fetched); nothing is reserved before the
@@ -57,6 +58,8 @@ def create_remote_job(
         source_key="",
         filename=filename_of(url),
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         sheet=sheet or None,
         created_at=utcnow(),
         source_url=url,

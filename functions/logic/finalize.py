@@ -175,6 +175,7 @@ def publish(job: Job, events: EventPort, bucket: str) -> None:
         invalid=job.invalid,
         failed=job.failed,
         credits_used=job.credits_used,
+        duplicates=job.duplicates,
         result_bucket=bucket if offered else None,
         result_key=job.result_key if offered else None,
         error=job.error,

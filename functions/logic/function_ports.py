@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from functions.logic.ports import (
-    BalancePort,
     BlobPort,
     DownloadBlobPort,
     JobStorePort,
+    LedgerPort,
     PresignPort,
     PurgeBlobPort,
     PurgeStorePort,
@@ -32,10 +32,8 @@ class ApiJobStorePort(JobStorePort, PurgeStorePort, VariantRequestPort, Protocol
     def variants(self, job_id: str) -> list[dict[str, Any]]: ...
 
 
-class ApiCreditPort(ReservingPort, BalancePort, Protocol):
+class ApiCreditPort(ReservingPort, LedgerPort, Protocol):
     """The credit store as the REST API uses it: reservations, the balance and the ledger."""
-
-    def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
 
 class ApiBlobPort(BlobPort, PresignPort, DownloadBlobPort, PurgeBlobPort, Protocol):

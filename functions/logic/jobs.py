@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.enrich import countries
 from functions.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
 from functions.logic import bucket_keys, csv_input, input_formats, intake
 from functions.logic.clock import iso, new_job_id, utcnow
@@ -35,6 +36,35 @@ def check_type(job_type: str) -> str:
 
 
 @dataclass(frozen=True)
+class PhoneOptions:
+    """A phone job's options: the region numbers without `+` are read in, and the column naming each row's."""
+
+    country: str | None = None
+    country_column: str | None = None
+
+
+def check_phone_options(job_type: str, country: str | None, country_column: str | None) -> PhoneOptions:
+    """The job's phone options, checked: 400 invalid_parameter for a country that is not a region, or for options
+    given to a job that is not a phone job (they would be ignored there)."""
+    for name, value in (("country", country), ("country_column", country_column)):
+        if value and job_type != "phone":
+            raise InputError(f"`{name}` applies to phone jobs only", code="invalid_parameter", parameter=name)
+    try:
+        code = countries.checked_country(country)
+    except ValueError as exc:
+        raise InputError(str(exc), code="invalid_parameter", parameter="country") from exc
+    return PhoneOptions(code, (country_column or "").strip() or None)
+
+
+def check_country_column(layout: csv_input.CsvLayout, named: str | None) -> None:
+    """400 column_not_found when the job names a country column the file does not have."""
+    if named and countries.country_column(list(layout.header), named, layout.column_index) is None:
+        raise InputError(
+            f"no column {named!r} for the rows' country", code="column_not_found", available=list(layout.header)
+        )
+
+
+@dataclass(frozen=True)
 class CheckedUpload:
     """An uploaded file that can become a job: its normalized type, how it is read, and its data rows."""
 
@@ -52,6 +82,7 @@ def check_upload(
     *,
     max_rows: int,
     max_bytes: int,
+    options: PhoneOptions = PhoneOptions(),
     sheet: str | None = None,
     max_file_bytes: int = 1024**3,
 ) -> CheckedUpload:
@@ -72,8 +103,11 @@ def check_upload(
     if kind is not input_formats.Kind.CSV:
         decoded = decode_upload(body, max_file_bytes=max_file_bytes, sheet=sheet)
         head = read_head(decoded.chunks, csv_input.SNIFF_BYTES)
-        return CheckedUpload(job_type, csv_input.sniff(head, job_type, column or None), None, decoded.kind)
+        head_layout = csv_input.sniff(head, job_type, column or None)
+        check_country_column(head_layout, options.country_column)
+        return CheckedUpload(job_type, head_layout, None, decoded.kind)
     layout = csv_input.sniff(body[: csv_input.SNIFF_BYTES], job_type, column or None)
+    check_country_column(layout, options.country_column)
     return CheckedUpload(job_type, layout, intake.count_rows(csv_input.iter_rows([body], layout), max_rows))
 
 
@@ -108,6 +142,7 @@ def create_job(
     credits: ReservingPort,
     blobs: BlobPort,
     request_id: str | None = None,
+    options: PhoneOptions = PhoneOptions(),
     sheet: str | None = None,
     max_file_bytes: int = 1024**3,
 ) -> Job:
@@ -116,7 +151,14 @@ def create_job(
     A compressed file or a workbook is stored as it came; the splitter counts its rows and reserves their credits.
     """
     checked = check_upload(
-        job_type, body, column, max_rows=max_rows, max_bytes=max_bytes, sheet=sheet, max_file_bytes=max_file_bytes
+        job_type,
+        body,
+        column,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        sheet=sheet,
+        max_file_bytes=max_file_bytes,
+        options=options,
     )
     layout, total = checked.layout, checked.total_rows
     now = utcnow()
@@ -128,6 +170,8 @@ def create_job(
         source_key="",
         filename=filename,
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         sheet=sheet or None,
         created_at=now,
         total_rows=total,
@@ -167,6 +211,7 @@ def create_upload_job(
     ttl_seconds: int,
     store: JobStorePort,
     blobs: PresignPort,
+    options: PhoneOptions = PhoneOptions(),
     sheet: str | None = None,
 ) -> tuple[Job, dict[str, Any]]:
     """A job waiting for its file (`awaiting_upload`) and the presigned S3 form to send the file with.
@@ -184,6 +229,8 @@ def create_upload_job(
         source_key="",
         filename=filename,
         column=column or None,
+        country=options.country,
+        country_column=options.country_column,
         sheet=sheet or None,
         created_at=iso(now),
         upload_expires_at=iso(expires),
@@ -314,11 +361,14 @@ def status_view(
         "type": job.type,
         "filename": job.filename,
         "column": job.column or job.detected_column,
+        "country": job.country,
+        "country_column": job.country_column,
         "total_rows": total,
         "processed": job.processed,
         "succeeded": job.succeeded,
         "invalid": job.invalid,
         "failed": job.failed,
+        "duplicates": job.duplicates,
         "percent": percent if not job.status == JobStatus.COMPLETED else 100.0,
         "eta_seconds": eta,
         "credits_reserved": job.credits_reserved,

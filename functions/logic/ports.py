@@ -42,6 +42,14 @@ class BalancePort(Protocol):
     def account_credits(self, account_id: str) -> int | None: ...
 
 
+class LedgerPort(BalancePort, Protocol):
+    """Reads an account's balance and a page of its ledger (the credit store)."""
+
+    def ledger_page(
+        self, account_id: str, limit: int = 50, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
 class ReservingPort(Protocol):
     """Stores a new job together with the reservation of its rows' credits, in one write (the credit store)."""
 
@@ -278,6 +286,7 @@ class DownloadBlobPort(Protocol):
     def head(self, key: str) -> dict[str, Any] | None: ...
     def get_if_exists(self, key: str) -> bytes | None: ...
     def presigned_get(self, key: str, expires: int, disposition: str) -> str: ...
+    def purge(self, prefix: str, *, exact: bool = False) -> int: ...
 
 
 class VariantRequestPort(Protocol):

@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from functions.enrich import enrich_values, result_columns
+from functions.enrich import countries, enrich_values, result_columns
 from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input, input_formats, intake, variants
-from functions.logic.jobs import check_type, check_upload, decode_upload, read_head
+from functions.logic.jobs import PhoneOptions, check_country_column, check_type, check_upload, decode_upload, read_head
 from functions.logic.ports import BalancePort
 from functions.models import RowResult
 
@@ -31,10 +31,11 @@ def preview(
     max_rows: int,
     max_bytes: int,
     credits: BalancePort,
-    enrich: Enrich = enrich_values,
+    enrich: Enrich | None = None,
     file_size: int | None = None,
     sheet: str | None = None,
     max_file_bytes: int = 1024**3,
+    options: PhoneOptions = PhoneOptions(),  # noqa: B008 - frozen, shared safely
 ) -> dict[str, Any]:
     """What `POST /api/bulk-jobs` would do with this form, without doing it.
 
@@ -49,13 +50,14 @@ def preview(
     kind = input_formats.kind_of(body[:8])
     estimate: int | None = None
     if kind is input_formats.Kind.CSV and not partial:
-        checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes)
+        checked = check_upload(job_type, body, column, max_rows=max_rows, max_bytes=max_bytes, options=options)
         layout, total, text, truncated, sheet_read = checked.layout, checked.total_rows or 0, body, False, None
     else:
         kind, layout, total, text, truncated, sheet_read = _head_preview(
             job_type, body, column, sheet=sheet, partial=partial, max_rows=max_rows, max_bytes=max_bytes,
             max_file_bytes=max_file_bytes,
         )  # fmt: skip
+        check_country_column(layout, options.country_column)
         if partial and file_size is not None and kind is input_formats.Kind.CSV:
             # By the share of the file the head is (what a compressed head inflates to is not such a share).
             estimate = round(total * file_size / len(text))
@@ -66,7 +68,11 @@ def preview(
         )
     sample = list(itertools.islice(csv_input.iter_rows([text], layout), SAMPLE_ROWS))
     values = [row[layout.column_index] if layout.column_index < len(row) else "" for row in sample]
-    outcomes = enrich(job_type, values)
+    if enrich is not None:
+        outcomes = enrich(job_type, values)
+    else:
+        regions = countries.row_regions(layout.header, sample, options.country_column, layout.column_index)
+        outcomes = enrich_values(job_type, values, country=options.country, regions=regions)
     columns = result_columns(job_type)
     return {
         "type": job_type,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.enrich import enrich_values, result_columns
+from functions.enrich import countries, enrich_values, result_columns
 from functions.enrich.online import OFFLINE, Sources, count_unasked, settle_unasked
 from functions.logic import results
 from functions.logic.bucket_keys import part_key
@@ -15,12 +15,56 @@ MAX_STALLS = 3
 
 
 def count(row_results: list[RowResult]) -> BatchCounts:
-    """Counters for a batch: ok rows cost one credit each, invalid and error rows nothing."""
+    """Counters for a batch: ok rows cost one credit each, except a repeat of an earlier row's value; invalid and
+    error rows nothing."""
     ok = sum(1 for r in row_results if r.status == "ok")
     invalid = sum(1 for r in row_results if r.status == "invalid")
+    repeats = sum(1 for r in row_results if r.duplicate_of is not None)
+    charged = sum(1 for r in row_results if r.status == "ok" and r.duplicate_of is None)
     return BatchCounts(
-        processed=len(row_results), succeeded=ok, invalid=invalid, failed=len(row_results) - ok - invalid, credits=ok
+        processed=len(row_results),
+        succeeded=ok,
+        invalid=invalid,
+        failed=len(row_results) - ok - invalid,
+        credits=charged,
+        duplicates=repeats,
     )
+
+
+def enrich_batch(job: Job, batch: Batch, sources: Sources) -> list[RowResult]:
+    """Each row's result, a repeated value looked up once: a row whose value an earlier row of this batch had gets a
+    copy of that row's result; one whose first occurrence is in an earlier batch gets the enrichment of the value the
+    splitter gave (the first occurrence's, so the same enrichment; online answers come from the answer cache)."""
+    repeats = {row - batch.first_row: (first, value) for row, first, value in batch.duplicates}
+    asked: list[int] = []  # the rows whose (or whose first occurrence's) value is enriched here
+    values: list[str] = []
+    for i, row in enumerate(batch.rows):
+        if i in repeats:
+            first, value = repeats[i]
+            if value is None:
+                continue
+            values.append(value)
+        else:
+            values.append(row[batch.column_index] if batch.column_index < len(row) else "")
+        asked.append(i)
+    regions = None
+    if job.type == "phone":
+        rows = [batch.rows[i] if i not in repeats else [] for i in asked]  # a repeat's value is E.164: no region
+        regions = countries.row_regions(batch.header, rows, job.country_column, batch.column_index)
+    results = enrich_values(job.type, values, sources, country=job.country, regions=regions)
+    enriched = dict(zip(asked, results, strict=True))
+    out: list[RowResult] = []
+    for i in range(len(batch.rows)):
+        if i not in repeats:
+            out.append(enriched[i])
+            continue
+        first, _ = repeats[i]
+        source = enriched[i] if i in enriched else out[first - batch.first_row]
+        # Built without validation (the source was validated): a copy per repeated row, at 2 us rather than 400.
+        copy = RowResult.model_construct(status=source.status, error=source.error, data=source.data)
+        copy.duplicate_of = first + 1
+        out.append(copy)
+    return out
 
 
 def _finish_if_last(job: Job, finalizer: FinalizerPort) -> None:
@@ -77,8 +121,7 @@ def process_batch(
         logger.info("batch already counted", job_id=batch.job_id, batch=batch.batch)
         _finish_if_last(job, finalizer)
         return False
-    values = [row[batch.column_index] if batch.column_index < len(row) else "" for row in batch.rows]
-    row_results = enrich_values(job.type, values, sources)
+    row_results = enrich_batch(job, batch, sources)
     unasked = count_unasked(row_results)
     if unasked:
         if requeue is not None and _defer(batch, unasked, store, requeue):

@@ -14,7 +14,8 @@ from functions.errors import InputError, InsufficientCreditsError
 from functions.logic import csv_input, input_formats, intake
 from functions.logic.bucket_keys import rejected_key
 from functions.logic.clock import utcnow
-from functions.logic.jobs import check_type
+from functions.logic.duplicates import FirstSeen, JobValues
+from functions.logic.jobs import check_country_column, check_type
 from functions.logic.ports import (
     BalancePort,
     FinalizerPort,
@@ -25,7 +26,7 @@ from functions.logic.ports import (
     SplitCreditPort,
     SplitStorePort,
 )
-from functions.models import Batch, Job, JobStatus
+from functions.models import Batch, Job, JobStatus, StoredLayout
 from functions.observability import logger
 
 # A job is cut into at most this many batches by row count: a larger job gets larger batches (1,000,000 rows: 2,000 a
@@ -49,6 +50,8 @@ class SplitLimits:
     max_message_bytes: int
     # How often the split records how far it has read (split_bytes_read), so progress shows from the first second.
     progress_seconds: float = 1.0
+    # The deployment's region for phone numbers without `+` (duplicates of phones are found on their E.164 form).
+    phone_region: str = "US"
     # The largest content a file may have once uncompressed (a gzip's, a ZIP's or a workbook's).
     max_file_bytes: int = 1024**3
 
@@ -66,11 +69,19 @@ class WorkMessage(NamedTuple):
 
 
 def batches(
-    rows: Iterable[list[str]], job_id: str, layout: csv_input.CsvLayout, limits: SplitLimits
+    rows: Iterable[list[str]],
+    job_id: str,
+    layout: csv_input.CsvLayout,
+    limits: SplitLimits,
+    values: JobValues | None = None,
 ) -> Iterator[WorkMessage]:
     """Cut rows into batches by row count and size, each message within the queue's limit; raises row_too_large
-    for a row that no message can hold. (How many rows a file may have is `intake.limited_rows`' rule.)"""
+    for a row that no message can hold. (How many rows a file may have is `intake.limited_rows`' rule.)
+
+    With `values`, each row that repeats an earlier row's value is marked in its batch with its first occurrence.
+    """
     current: list[list[str]] = []
+    repeats: dict[int, FirstSeen] = {}
     size = 0
     number = 0
     first = 0
@@ -78,25 +89,47 @@ def batches(
     for row in rows:
         row_size = sum(len(c) for c in row) + 4 * len(row) + 4
         if current and (len(current) >= limits.rows_per_batch or size + row_size > limits.max_batch_bytes):
-            for message in _fitted(job_id, number, first, current, layout, limits.max_message_bytes):
+            for message in _fitted(job_id, number, first, current, layout, limits.max_message_bytes, repeats):
                 yield message
                 number += 1
             first = index
-            current, size = [], 0
+            current, size, repeats = [], 0, {}
+        seen = values.first_of(index, row) if values is not None else None
+        if seen is not None:
+            repeats[index] = seen
+            row_size += len(seen.value) + 24
         current.append(row)
         size += row_size
         index += 1
     if current:
-        yield from _fitted(job_id, number, first, current, layout, limits.max_message_bytes)
+        yield from _fitted(job_id, number, first, current, layout, limits.max_message_bytes, repeats)
 
 
 def _fitted(
-    job_id: str, number: int, first: int, rows: list[list[str]], layout: csv_input.CsvLayout, max_bytes: int
+    job_id: str,
+    number: int,
+    first: int,
+    rows: list[list[str]],
+    layout: csv_input.CsvLayout,
+    max_bytes: int,
+    repeats: dict[int, FirstSeen],
 ) -> list[WorkMessage]:
     """The rows as one message, or halved until each half fits: the size estimate counts characters, while SQS
     counts UTF-8 bytes of the JSON (a CJK character is 3 bytes, an emoji 4, a control character 6)."""
+    # A repeat whose first occurrence is in this very batch is copied by the worker; only others carry the value.
+    duplicates = [
+        (row, seen.row, seen.value if seen.row < first else None)
+        for row, seen in repeats.items()
+        if first <= row < first + len(rows)
+    ]
     batch = Batch(
-        job_id=job_id, batch=number, first_row=first, column_index=layout.column_index, header=layout.header, rows=rows
+        job_id=job_id,
+        batch=number,
+        first_row=first,
+        column_index=layout.column_index,
+        header=layout.header,
+        rows=rows,
+        duplicates=duplicates,
     )
     body = batch.model_dump_json()
     if len(body.encode("utf-8")) <= max_bytes:
@@ -108,8 +141,8 @@ def _fitted(
             max_row_chars=csv_input.MAX_ROW_CHARS,
         )
     half = len(rows) // 2
-    left = _fitted(job_id, number, first, rows[:half], layout, max_bytes)
-    return left + _fitted(job_id, number + len(left), first + half, rows[half:], layout, max_bytes)
+    left = _fitted(job_id, number, first, rows[:half], layout, max_bytes, repeats)
+    return left + _fitted(job_id, number + len(left), first + half, rows[half:], layout, max_bytes, repeats)
 
 
 class _Progress:
@@ -177,19 +210,35 @@ def split_job(
         opened = blobs.open(job.source_key)
         progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
         source = _File(job, blobs, opened, progress, limits.max_file_bytes)
+
+        def on_layout(layout: csv_input.CsvLayout, record: StoredLayout) -> None:
+            store.record_layout(job.id, list(layout.header), layout.column, record)
+            check_country_column(layout, job.country_column)  # before the count reads the whole file
+
         file = intake.read_csv(
             job,
             source.csv_chunks(first=True),
             # The second read must see the file the count saw (a presigned form can be used twice).
             reopen=lambda: source.csv_chunks(first=False),
-            on_layout=lambda layout, record: store.record_layout(job.id, list(layout.header), layout.column, record),
+            on_layout=on_layout,
             max_rows=limits.max_rows,
         )
         layout, total = file.layout, file.total
+        check_country_column(layout, job.country_column)  # a layout the API stored was not checked above
         if file.counted:
             progress.done()
             _reserve(credits, job, total)
-        total_rows, total_batches, max_width = _send(job.id, file.rows, layout, total, queue, limits.for_rows(total))
+        values = JobValues(
+            job.type,
+            layout.header,
+            layout.column_index,
+            expected=total,
+            country=job.country,
+            country_column=job.country_column,
+            default_region=limits.phone_region,
+        )
+        sent = _send(job.id, file.rows, layout, total, queue, limits.for_rows(total), values)
+        total_rows, total_batches, max_width = sent
     except InputError as exc:
         logger.info("job failed at split", job_id=job.id, error=exc.code)
         failed = store.set_status(
@@ -199,7 +248,16 @@ def split_job(
             finalizer.start(job.id)
         return failed
     finished = store.finish_split(job.id, total_rows, total_batches, list(layout.header), max_width)
-    logger.info("job split", job_id=job.id, rows=total_rows, batches=total_batches, column=layout.column)
+    logger.info(
+        "job split",
+        job_id=job.id,
+        rows=total_rows,
+        batches=total_batches,
+        column=layout.column,
+        distinct=values.seen.distinct,
+        duplicates=values.seen.duplicates,
+        duplicates_table_bytes=values.seen.nbytes(),
+    )
     if finished is not None and finished.batches_done >= total_batches:
         finalizer.start(job.id)
     return finished
@@ -252,6 +310,7 @@ def _send(
     total: int,
     queue: QueuePort,
     limits: SplitLimits,
+    values: JobValues | None = None,
 ) -> tuple[int, int, int]:
     """Cut the rows into batches and send them as they are produced; (rows, batches, widest row)."""
     total_rows = 0
@@ -259,7 +318,7 @@ def _send(
     max_width = len(layout.header)
     pending: list[str] = []
     flush_at = 1
-    for batch, body in batches(_exactly(rows, total), job_id, layout, limits):
+    for batch, body in batches(_exactly(rows, total), job_id, layout, limits, values):
         pending.append(body)
         total_rows += len(batch.rows)
         total_batches += 1

@@ -108,7 +108,7 @@ class Tally:
             cells = Counter(row[offset] if len(row) >= -offset else "" for row in listed)
             counter = self.counters[dimension.key]
             for cell, n in cells.items():
-                counter[dimension.bucket(_unescaped(cell).strip())] += n
+                counter[dimension.bucket(results.unguard_cell(cell).strip())] += n
 
     def add_part(self, data: bytes, delimiter: str) -> None:
         """Count the rows of a part file (UTF-8 CSV without a header, as the worker wrote it)."""
@@ -134,8 +134,3 @@ class Tally:
             else:
                 out[dimension.key] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
         return out
-
-
-def _unescaped(cell: str) -> str:
-    # A cell the formula guard prefixed with an apostrophe counts as its value.
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(results.FORMULA_START) else cell

@@ -27,6 +27,8 @@ STATUSES: tuple[str, ...] = ("ok", "invalid", "error")
 DELIMITERS: dict[str, str] = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "xlsx")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+GUARD_VALUES: tuple[str, ...] = ("on", "off")
+UNGUARDED = "unguarded"
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8", "xlsx": XLSX_TYPE}
 # A workbook's columns are sized to their longest cell, within these widths (in characters).
 _XLSX_WIDTHS = (8, 60)
@@ -44,14 +46,20 @@ class Variant:
     delimiter: str | None
     # Email verdicts kept (summary.VERDICTS); empty: every row whatever its verdict.
     validity: tuple[str, ...] = ()
+    # The spreadsheet formula guard (results.guard_cell): CSV only, on unless asked off; JSON Lines and workbooks
+    # never have it.
+    guard: bool = True
 
     @property
     def name(self) -> str:
-        """`ok-invalid.semicolon.csv`, `all+valid-risky.jsonl`: the variant's id and the last part of its key."""
+        """`ok-invalid.semicolon.csv`, `all+valid-risky.jsonl`, `all.comma.unguarded.csv`: the variant's id, its key's
+        end."""
         rows = "all" if self.statuses == STATUSES else "-".join(self.statuses)
         if self.validity:
             rows += "+" + "-".join(self.validity)
-        return f"{rows}.{self.delimiter}.csv" if self.format == "csv" else f"{rows}.{self.format}"
+        if self.format != "csv":
+            return f"{rows}.{self.format}"
+        return f"{rows}.{self.delimiter}.csv" if self.guard else f"{rows}.{self.delimiter}.{UNGUARDED}.csv"
 
     @property
     def segment(self) -> str:
@@ -66,7 +74,9 @@ class Variant:
         rows, _, verdicts = parts[0].partition("+")
         statuses = STATUSES if rows == "all" else tuple(rows.split("-"))
         validity = tuple(verdicts.split("-")) if verdicts else ()
-        return cls(statuses, parts[-1], parts[1] if parts[-1] == "csv" else None, validity)
+        csv_file = parts[-1] == "csv"
+        guard = csv_file and UNGUARDED not in parts
+        return cls(statuses, parts[-1], parts[1] if csv_file else None, validity, guard)
 
     def view(self) -> dict[str, Any]:
         """How the status lists it."""
@@ -76,6 +86,7 @@ class Variant:
             "validity": list(self.validity) or None,
             "format": self.format,
             "delimiter": self.delimiter,
+            "formula_guard": self.guard,
         }
 
 
@@ -119,21 +130,33 @@ def _statuses(status: str | None) -> tuple[str, ...]:
     return tuple(s for s in STATUSES if s in asked)
 
 
-def parse(job: Job, status: str | None, fmt: str | None, delimiter: str | None, validity: str | None = None) -> Variant:
+def parse(
+    job: Job,
+    status: str | None,
+    fmt: str | None,
+    delimiter: str | None,
+    validity: str | None = None,
+    formula_guard: str | None = None,
+) -> Variant:
     """The variant a download asks for; each parameter left out means the result as it is."""
     statuses = _statuses(status)
     verdicts = _validity(job, validity)
     chosen_format = (fmt or "csv").strip().lower()
     if chosen_format not in FORMATS:
         raise _invalid("format", "format must be csv, jsonl or xlsx", FORMATS)
+    guard = (formula_guard or "on").strip().lower()
+    if guard not in GUARD_VALUES:
+        raise _invalid("formula_guard", "formula_guard must be on or off", GUARD_VALUES)
     if chosen_format != "csv":
         if delimiter:
             raise _invalid("delimiter", "delimiter applies to format=csv only", DELIMITERS)
-        return Variant(statuses, chosen_format, None, verdicts)
+        if formula_guard:
+            raise _invalid("formula_guard", "formula_guard applies to format=csv only (JSON Lines has none)", ())
+        return Variant(statuses, chosen_format, None, verdicts, guard=False)
     chosen = (delimiter or delimiter_name(job.delimiter)).strip().lower()
     if chosen not in DELIMITERS:
         raise _invalid("delimiter", "delimiter must be comma, semicolon, tab or pipe", DELIMITERS)
-    return Variant(statuses, "csv", chosen, verdicts)
+    return Variant(statuses, "csv", chosen, verdicts, guard=guard == "on")
 
 
 # --- the streaming transformation --------------------------------------------------------------------------------
@@ -154,15 +177,9 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield tail
 
 
-def _unescape(cell: str) -> str:
-    # JSON is not a spreadsheet, and a workbook's text cell is never a formula: drop the apostrophe
-    # results.escape_cell put before formula-like cells.
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(results.FORMULA_START) else cell
-
-
 def _json_keys(header: list[str]) -> list[str]:
     keys: list[str] = []
-    for name in (_unescape(h) for h in header):
+    for name in results.unguard_row(header):
         key, n = name, 2
         while key in keys:
             key, n = f"{name}_{n}", n + 1
@@ -196,9 +213,10 @@ def transform(
     buf = io.StringIO()
     keys = _json_keys(header)
     writer = csv.writer(buf, delimiter=DELIMITERS[variant.delimiter or "comma"], lineterminator="\r\n")
+    # The result is stored guarded against every delimiter, so a guarded variant copies its cells as they are.
     if variant.format == "csv":
         buf.write(results.BOM)
-        writer.writerow(header)
+        writer.writerow(header if variant.guard else results.unguard_row(header))
     for row in reader:
         # The row status is the second-to-last column of every result row (then the error code).
         if len(row) < 2 or row[-2] not in keep:
@@ -208,9 +226,10 @@ def transform(
             continue
         built.rows += 1
         if variant.format == "csv":
-            writer.writerow(row)
+            writer.writerow(row if variant.guard else results.unguard_row(row))
         else:
-            buf.write(json.dumps(dict(zip(keys, map(_unescape, row), strict=False)), ensure_ascii=False) + "\n")
+            cells = results.unguard_row(row)
+            buf.write(json.dumps(dict(zip(keys, cells, strict=False)), ensure_ascii=False) + "\n")
         if buf.tell() >= _FLUSH_CHARS:
             data = buf.getvalue().encode("utf-8")
             built.size += len(data)
@@ -268,7 +287,7 @@ def write_xlsx(
     verdicts = set(variant.validity)
 
     def put(number: int, row: list[str], style: Any = None) -> None:
-        for column, cell in enumerate(map(_unescape, row)):
+        for column, cell in enumerate(results.unguard_row(row)):
             sheet.write_string(number, column, cell, style)
             if column >= len(widths):
                 widths.append(0)

@@ -5,23 +5,24 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from functions.models.jobs import JobStatus, RowStatus
+from functions.models.jobs import JobStatus, Model, RowStatus
 
 
-class Strict(BaseModel):
+class Strict(Model):
     """A request or response body that refuses fields it does not name."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Model):
     """Every error: a machine-readable code, a human message, and details that depend on the code."""
 
     model_config = ConfigDict(extra="allow")
 
     error: str = Field(description="machine-readable code (README's error table lists them all)")
+    code: str = Field(description="the same code as `error` (the field the official Go client reads)")
     message: str = Field(description="what went wrong, for a person")
 
 
@@ -55,6 +56,18 @@ class JobCreateRequest(Strict):
         description="an https URL of the CSV, fetched by the service (instead of `filename`)",
     )
     column: str | None = Field(default=None, max_length=COLUMN_MAX, description="header name or 1-based number")
+    country: str | None = Field(
+        default=None,
+        max_length=2,
+        description="phone jobs: the ISO 3166 alpha-2 region numbers without `+` are read in (after a row's own "
+        "country column; default: the deployment's)",
+    )
+    country_column: str | None = Field(
+        default=None,
+        max_length=COLUMN_MAX,
+        description="phone jobs: the column naming each row's country (header name or 1-based number); default: a "
+        "column named like one (`country`, `country_code`, `region`, `land`, `pays`, ...)",
+    )
     sheet: str | None = Field(
         default=None, max_length=COLUMN_MAX, description="an XLSX file's sheet to read, by name; default: the first"
     )
@@ -93,6 +106,7 @@ class VariantView(Strict):
     )
     format: Literal["csv", "jsonl"]
     delimiter: Literal["comma", "semicolon", "tab", "pipe"] | None
+    formula_guard: bool = Field(description="CSV cells carry the spreadsheet formula guard (`formula_guard=on`)")
     ready: bool
     rows: int | None
 
@@ -114,11 +128,17 @@ class JobStatusResponse(Strict):
     type: str
     filename: str
     column: str | None
+    country: str | None = Field(default=None, description="phone jobs: the job's `country` option")
+    country_column: str | None = Field(default=None, description="phone jobs: the rows' country column, if any")
     total_rows: int | None
     processed: int
     succeeded: int
     invalid: int
     failed: int
+    duplicates: int = Field(
+        description="rows repeating an earlier row's value (the type's normalized value): same status and "
+        "enrichment as the first occurrence, `duplicate_of` in the result, not charged"
+    )
     percent: float
     eta_seconds: float | None
     credits_reserved: int
@@ -211,7 +231,8 @@ class LedgerEntry(Strict):
 
 
 class CreditsResponse(Strict):
-    """The balance and the most recent ledger entries, newest first."""
+    """The balance and a page of the ledger, newest first; every entry, page after page, sums to the balance."""
 
     balance: int
     entries: list[LedgerEntry]
+    next_cursor: str | None = Field(description="give it as `cursor` for the next page; null on the last page")

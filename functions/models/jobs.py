@@ -12,6 +12,12 @@ JOB_TYPES: tuple[str, ...] = ("email", "phone", "company", "domain", "ip", "dark
 RowStatus = Literal["ok", "invalid", "error"]
 
 
+class Model(BaseModel):
+    """A model whose validator is built when it is first used, not at import: a handler uses few of these."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class JobStatus(StrEnum):
     """The life of a job: (awaiting_upload ->) queued -> processing -> completed | failed; cancelled before it ends.
 
@@ -32,7 +38,7 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class StoredLayout(BaseModel):
+class StoredLayout(Model):
     """How a job's CSV is read (functions/logic/csv_input.py CsvLayout, less the header kept on the job)."""
 
     encoding: str
@@ -41,7 +47,7 @@ class StoredLayout(BaseModel):
     column_index: int = Field(ge=0)
 
 
-class Job(BaseModel):
+class Job(Model):
     """A bulk job as stored in the jobs table."""
 
     model_config = ConfigDict(extra="ignore")
@@ -53,6 +59,10 @@ class Job(BaseModel):
     source_key: str
     filename: str = ""
     column: str | None = None
+    # Phone jobs: the region numbers without `+` are read in (after a row's own country column), and that column's
+    # name when the customer named it.
+    country: str | None = None
+    country_column: str | None = None
     # A workbook's sheet to read (by name); None: the first.
     sheet: str | None = None
     created_at: str
@@ -89,6 +99,8 @@ class Job(BaseModel):
     succeeded: int = 0
     invalid: int = 0
     failed: int = 0
+    # Rows repeating an earlier row's value: not charged (their status and enrichment are the first occurrence's).
+    duplicates: int = 0
     credits_reserved: int = 0
     credits_used: int = 0
     credits_settled: bool = False
@@ -104,7 +116,7 @@ class Job(BaseModel):
     error_message: str | None = None
 
 
-class Batch(BaseModel):
+class Batch(Model):
     """One SQS message of work: a contiguous run of data rows of one job, in input order."""
 
     job_id: str
@@ -118,17 +130,22 @@ class Batch(BaseModel):
     deferrals: int = Field(default=0, ge=0)
     unasked: int | None = None
     stalls: int = Field(default=0, ge=0)
+    # Rows repeating an earlier row's value (functions/logic/duplicates.py): [row, first row, value], 0-based data
+    # rows; the value to enrich is given when the first occurrence is in an earlier batch, else it is copied.
+    duplicates: list[tuple[int, int, str | None]] = Field(default_factory=list)
 
 
-class RowResult(BaseModel):
+class RowResult(Model):
     """The enrichment of one input value."""
 
     status: RowStatus
     error: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # The 1-based data row whose value this row repeats (its status and enrichment are that row's; not charged).
+    duplicate_of: int | None = None
 
 
-class BatchCounts(BaseModel):
+class BatchCounts(Model):
     """What one batch adds to a job's counters."""
 
     processed: int = 0
@@ -136,9 +153,10 @@ class BatchCounts(BaseModel):
     invalid: int = 0
     failed: int = 0
     credits: int = 0
+    duplicates: int = 0
 
 
-class JobEvent(BaseModel):
+class JobEvent(Model):
     """Detail of the EventBridge event `bulk_job.<status>` sent when a job ends."""
 
     id: str
@@ -151,6 +169,7 @@ class JobEvent(BaseModel):
     invalid: int
     failed: int
     credits_used: int
+    duplicates: int = 0
     result_bucket: str | None
     result_key: str | None
     error: str | None = None

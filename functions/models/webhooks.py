@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from functions.models.api import SUMMARY_DESCRIPTION, SUMMARY_EXAMPLE, Strict
-from functions.models.jobs import JobStatus
+from functions.models.jobs import JobStatus, Model
 
 WEBHOOK_URL_MAX = 2048
 WEBHOOK_DESCRIPTION_MAX = 500
@@ -84,7 +84,7 @@ class WebhookTestResponse(Strict):
     error: str | None
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(Model):
     """One delivery and its attempts."""
 
     model_config = ConfigDict(extra="allow")
@@ -104,7 +104,7 @@ class DeliveriesResponse(Strict):
     deliveries: list[WebhookDelivery]
 
 
-class JobEventData(BaseModel):
+class JobEventData(Model):
     """The `data` of a `bulk_job.<status>` webhook event."""
 
     id: str
@@ -116,6 +116,7 @@ class JobEventData(BaseModel):
     invalid: int
     failed: int
     credits_used: int
+    duplicates: int = Field(default=0, description="rows repeating an earlier row's value, not charged")
     error: str | None
     completed_at: str | None
     download_url: str | None
@@ -124,7 +125,7 @@ class JobEventData(BaseModel):
     )
 
 
-class WebhookEvent(BaseModel):
+class WebhookEvent(Model):
     """A webhook delivery's body, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
     `webhook-signature` headers)."""
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from functions.authorizer_context import REQUEST_CONTEXT_HEADER
+from functions.errors import error_body
 from functions.logic.authorizer_decision import CACHE_SECONDS
 from functions.logic.clock import utcnow
 from infra.api_access import GATEWAY_ANSWERS
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 def _gateway_answer(response_type: str) -> tuple[int, dict[str, str]]:
     status, code, message = GATEWAY_ANSWERS[response_type]
-    return int(status), {"error": code, "message": message}
+    return int(status), error_body(code, message)
 
 
 def test_a_revoked_key_stops_working_within_the_documented_ttl(server: Server) -> None:

@@ -150,6 +150,53 @@ def test_an_api_error_is_shown_with_its_message_not_a_blank_page(server: Server,
     page.close()
 
 
+def test_an_ended_job_is_deleted_only_after_the_user_confirms_and_the_ledger_adds_up(
+    server: Server, browser: Any, tmp_path: Path
+) -> None:
+    # Given an account whose small job has completed
+    account = new_account(server, 1_000)
+    session = server.session(account.key)
+    created = session.post(
+        f"{server.base_url}/api/bulk-jobs",
+        files={"file": ("leads.csv", email_csv(12), "text/csv")},
+        data={"type": "email"},
+        timeout=60,
+    )
+    job_id = created.json()["id"]
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{server.base_url}/console")
+    page.get_by_label("API key", exact=True).fill(account.key)
+    page.get_by_role("button", name="Continue").click()
+    page.locator("#view-upload").wait_for(state="visible")
+    page.get_by_role("button", name="Jobs").click()
+    page.get_by_role("button", name=f"Open job {job_id}").click()
+    expect(page.locator("#job-line")).to_have_text(re.compile(r"^completed"), timeout=60_000)
+    # When the user presses Delete and then says no
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Delete the job").click()
+    # Then they were asked, and the job is still there
+    expect(page.locator("#job-line")).to_have_text(re.compile(r"^completed"))
+    assert asked and "cannot be undone" in asked[0]
+    assert session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30).status_code == 200
+    # When they press it again and confirm (once the job's credits are settled)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete the job").click()
+    # Then the job is purged and the console shows the job list
+    page.locator("#view-jobs").wait_for(state="visible")
+    shot(page, "6-deleted")
+    assert session.get(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30).status_code == 404
+    # And the Credits tab shows every ledger entry, which add up to the balance
+    page.get_by_role("button", name="Credits").click()
+    expect(page.locator("#ledger-count")).to_have_text(re.compile(r"^All \d+ entries shown"))
+    text = page.locator("#ledger-count").inner_text()
+    assert f"add up to {account.balance:,} credits" in text and f"All {len(account.entries())} entries" in text
+    page.close()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_6_mb_file_is_previewed_from_its_head_and_started_through_the_presigned_form(

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from functions.adapters.jobs import JobStore
-from local.resources import REGION, local_name
+from local.resources import local_name
 from local.template import load_template
 from tests.e2e.conftest import (
     Account,
@@ -178,13 +177,7 @@ def test_a_sender_that_always_throws_leaves_the_event_where_its_alarm_counts_it(
     resources = load_template()["Resources"]
     alarm = next(r for lid, r in resources.items() if lid.startswith("ObservabilityWebhookDlqDepth"))
     queue_id = next(d["Value"]["Fn::GetAtt"][0] for d in alarm["Properties"]["Dimensions"] if d["Name"] == "QueueName")
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=limited_job.server.s3_endpoint,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sqs = limited_job.server.aws("sqs")
     url = sqs.get_queue_url(QueueName=local_name(queue_id))["QueueUrl"]
 
     def depth() -> int:
@@ -220,16 +213,8 @@ def test_a_finalizer_task_past_its_timeout_is_an_error_step_functions_retries(
     )
     try:
         account = new_account(srv, 1_000)
-        aws = {
-            "endpoint_url": srv.s3_endpoint,
-            "region_name": REGION,
-            "aws_access_key_id": "local",
-            "aws_secret_access_key": "local",
-        }
-        boto3.client("s3", **aws).put_object(
-            Bucket=srv.bucket, Key=f"drop/{account.id}/email/leads.csv", Body=email_csv(20)
-        )
-        store = JobStore(srv.table, client=boto3.client("dynamodb", **aws))
+        srv.aws("s3").put_object(Bucket=srv.bucket, Key=f"drop/{account.id}/email/leads.csv", Body=email_csv(20))
+        store = JobStore(srv.table, client=srv.aws("dynamodb"))
 
         def ended() -> Any:
             jobs, _ = store.list_jobs(account.id, limit=1, cursor=None, status=None)

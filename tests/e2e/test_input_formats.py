@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import openpyxl
 import pytest
 import requests
@@ -259,9 +258,7 @@ def test_a_workbook_dropped_into_the_bucket_becomes_a_job_of_its_named_sheet(ser
     for r, row in enumerate(leads(30)):
         leads_sheet.write_row(r, 0, row)
     book.close()
-    s3 = boto3.client(
-        "s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
-    )
+    s3 = server.aws("s3")
     s3.put_object(
         Bucket=server.bucket,
         Key=f"drop/{account.id}/email/crm.xlsx",

@@ -70,7 +70,7 @@ def test_cancel_mid_run_keeps_exactly_the_processed_rows(slow_server: Server) ->
     numbers = [int(r["Row"]) for r in rows]
     assert len(numbers) == final["processed"]
     assert numbers == sorted(set(numbers))
-    # (A second DELETE of the ended job purges it: tests/e2e/test_results_http.py)
+    # (A cancel never purges; `purge=true` does: tests/e2e/test_results_http.py)
 
 
 def test_requests_without_a_valid_key_get_401(server: Server) -> None:

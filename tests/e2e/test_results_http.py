@@ -55,13 +55,16 @@ def test_a_result_that_is_gone_answers_410_and_the_status_says_not_ready(server:
     assert status(session, server, job["id"])["result_ready"] is False
 
 
-def delete_until_gone(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
-    """DELETE answers the job's status while its finalizer settles it, then purges it."""
+def purge_until_gone(session: requests.Session, server: Server, job_id: str) -> dict[str, Any]:
+    """A purge answers 409 job_not_finished while the job's finalizer settles it, then purges it."""
 
     def attempt() -> dict[str, Any] | None:
-        resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
+        resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job_id, "purge": "true"}, timeout=30)
+        if resp.status_code == 409:
+            assert resp.json()["error"] == "job_not_finished", resp.text
+            return None
         assert resp.status_code == 200, resp.text
-        return dict(resp.json()) if resp.json()["status"] == "deleted" else None
+        return dict(resp.json())
 
     return wait_for(attempt, timeout=60, what="the purge")
 
@@ -76,15 +79,22 @@ def job_objects(server: Server, job_id: str) -> list[str]:
     return found
 
 
-def test_delete_of_a_finished_job_purges_it_and_keeps_the_ledger(server: Server) -> None:
+def test_a_cancel_that_crosses_the_end_keeps_the_result_and_only_a_purge_deletes_it(server: Server) -> None:
     # Given a completed job (a list of personal data) and the account's ledger
     account = new_account(server, 100)
     session = server.session(account.key)
     job = finished_job(session, server, email_csv(30, bad_every=10))
     assert job_objects(server, job["id"])
     entries_before = account.entries()
-    # When its owner deletes it
-    resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job["id"]}, timeout=30)
+    result = download(session, server, job["id"]).content
+    # When its owner cancels it (a cancel sent just as the job completed)
+    cancel = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job["id"]}, timeout=30)
+    # Then the answer is 409 job_finished, and the job and its result are as they were
+    assert cancel.status_code == 409 and cancel.json()["error"] == "job_finished", cancel.text
+    assert status(session, server, job["id"])["status"] == "completed"
+    assert download(session, server, job["id"]).content == result
+    # When its owner asks for the purge itself
+    resp = session.delete(f"{server.base_url}/api/bulk-jobs", params={"id": job["id"], "purge": "true"}, timeout=30)
     # Then the answer says it is deleted
     assert resp.status_code == 200 and resp.json() == {"id": job["id"], "status": "deleted"}
     # And every later read answers 404 job_not_found
@@ -98,16 +108,27 @@ def test_delete_of_a_finished_job_purges_it_and_keeps_the_ledger(server: Server)
     account.assert_balanced()
 
 
-def test_delete_of_a_running_job_cancels_it_then_purges_it_once_it_has_ended(slow_server: Server) -> None:
+def test_a_running_job_is_cancelled_never_purged_and_purged_only_when_asked(slow_server: Server) -> None:
     # Given a job still running
     session = slow_server.session()
     job_id = post_job(session, slow_server, email_csv(3000)).json()["id"]
-    # When it is deleted
+    # When a purge is asked for before it has ended
+    early = session.delete(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id, "purge": "true"}, timeout=30)
+    # Then it is refused, and the job runs on
+    assert early.status_code == 409 and early.json()["error"] == "job_not_finished", early.text
+    # When it is cancelled
     first = session.delete(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
-    # Then it is cancelled, as before: the rows done so far are kept for the result
+    # Then it is cancelled: the rows done so far are kept for the result, which a second cancel does not touch
     assert first.status_code == 200 and first.json()["status"] == "cancelled"
-    # And deleting it again, once the finalizer has refunded the unused credits, purges it
-    assert delete_until_gone(session, slow_server, job_id) == {"id": job_id, "status": "deleted"}
+    ended = wait_for(
+        lambda: (s := status(session, slow_server, job_id))["result_ready"] and s, timeout=60, what="the result"
+    )
+    again = session.delete(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30)
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+    assert download(session, slow_server, job_id).status_code == 200
+    assert ended["status"] == "cancelled" and job_objects(slow_server, job_id)
+    # And only the purge, asked for, deletes it
+    assert purge_until_gone(session, slow_server, job_id) == {"id": job_id, "status": "deleted"}
     assert session.get(f"{slow_server.base_url}/api/bulk-jobs", params={"id": job_id}, timeout=30).status_code == 404
     assert job_objects(slow_server, job_id) == []
 
@@ -167,7 +188,7 @@ def test_download_variants_filtered_json_lines_and_other_delimiters(server: Serv
     assert set(listed) == {"all.semicolon.csv", "invalid.jsonl", "ok.comma.csv"}
     assert all(v["ready"] for v in listed.values()) and listed["invalid.jsonl"]["rows"] == 2
     # And a purge removes the variants with the rest
-    assert delete_until_gone(session, server, job["id"])["status"] == "deleted"
+    assert purge_until_gone(session, server, job["id"])["status"] == "deleted"
     assert job_objects(server, job["id"]) == []
 
 
@@ -176,8 +197,10 @@ def test_unknown_variant_parameters_are_400_naming_the_parameter(server: Server)
     job = finished_job(session, server, email_csv(3))
     for params, parameter in (
         ({"status": "valid"}, "status"),
-        ({"format": "parquet"}, "format"),
+        ({"format": "xls"}, "format"),
         ({"delimiter": ":"}, "delimiter"),
+        ({"formula_guard": "maybe"}, "formula_guard"),
+        ({"format": "jsonl", "formula_guard": "off"}, "formula_guard"),
     ):
         resp = download(session, server, job["id"], **params)
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_parameter", resp.text

@@ -94,7 +94,9 @@ def test_gateway_answers_use_the_project_error_shape(synth: Synth) -> None:
     assert responses["ACCESS_DENIED"]["StatusCode"] == responses["UNAUTHORIZED"]["StatusCode"] == "401"
     for response_type, props in responses.items():
         body = json.loads(props["ResponseTemplates"]["application/json"])
-        assert set(body) == {"error", "message"} and body["message"], response_type
+        # `code` repeats `error`: the official Go client reads `code`, the Python one `error`
+        assert set(body) == {"error", "code", "message"} and body["message"], response_type
+        assert body["code"] == body["error"], response_type
 
 
 def test_api_and_stream_functions_have_reserved_concurrency_from_context(synth: Synth) -> None:

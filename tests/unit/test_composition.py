@@ -41,9 +41,11 @@ class Accounts:
     def account_credits(self, account_id: str) -> int | None:
         return self.balances.get(account_id)
 
-    def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    def ledger_page(
+        self, account_id: str, limit: int = 50, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         grant = {"job_id": None, "request_id": None, "kind": "grant", "at": "2026-11-29T00:00:00Z"}
-        return [{**grant, "amount": self.balances[account_id]}]
+        return [{**grant, "amount": self.balances[account_id]}], None
 
 
 def fake_api(store: Accounts) -> api.Deps:
@@ -175,8 +177,10 @@ def test_every_handler_is_a_composition_root_reading_the_settings_its_stack_envi
 class BrokenLedger(Accounts):
     """A store whose ledger entries lack fields the response model requires (a defect on our side)."""
 
-    def ledger(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return [{"kind": "grant"}]
+    def ledger_page(
+        self, account_id: str, limit: int = 50, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return [{"kind": "grant"}], None
 
 
 def test_an_answer_that_breaks_its_own_model_is_our_error_not_the_clients() -> None:

@@ -52,6 +52,12 @@ class Bucket:
         self.presigned.append((key, disposition))
         return f"https://s3.example/{key}?ttl={expires}"
 
+    def purge(self, prefix: str, *, exact: bool = False) -> int:
+        gone = [k for k in self.objects if (k == prefix if exact else k.startswith(prefix))]
+        for key in gone:
+            del self.objects[key]
+        return len(gone)
+
 
 # --- expiry -------------------------------------------------------------------------------------------------------
 

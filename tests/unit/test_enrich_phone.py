@@ -90,13 +90,27 @@ def test_non_geographic_number_has_no_region() -> None:
     assert result.data["line_type"] == "toll_free"
 
 
-def test_possible_but_unassigned_number_is_ok_but_not_valid() -> None:
+def test_possible_but_unassigned_number_is_invalid_and_free() -> None:
     # Given a US number of the right length in an unassigned range
     result = phone.enrich(["+1 555 123 4567"])[0]
-    # Then it is ok (charged) with is_valid false and the reason
-    assert result.status == "ok"
+    # Then it is invalid (not charged), possible but not valid, with the reason
+    assert (result.status, result.error) == ("invalid", "invalid_phone")
     assert (result.data["is_valid"], result.data["is_possible"]) == (False, True)
     assert result.data["reason"] == "not_in_an_assigned_range"
+
+
+def test_a_number_is_read_in_its_rows_country_then_the_jobs_then_the_default() -> None:
+    # Given a Berlin number written nationally, in rows that name Germany, name nothing, or name the US
+    values = ["030 7654321", "030 7654321", "030 7654321"]
+    # When the job's country is none (the deployment's default, US, applies)
+    us = phone.enrich(values)
+    # Then the number is not valid in the US: invalid and free, saying where it was read
+    assert {(r.status, r.data["reason"]) for r in us} == {("invalid", "not_valid_in_US")}
+    # When the rows name their countries and the job says DE
+    rows = phone.enrich(values, region="DE", regions=["DE", None, "US"])
+    # Then the row's country comes first, then the job's
+    assert [r.data["e164"] for r in rows] == ["+49307654321", "+49307654321", None]
+    assert [r.status for r in rows] == ["ok", "ok", "invalid"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""DELETE of a job: cancel while it runs, purge once it has ended and its credits are settled."""
+"""Purging a job: only once it has ended and its credits are settled; a cancel never purges."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.errors import NotFoundError
-from functions.logic import purge
+from functions.errors import ConflictError, NotFoundError
+from functions.logic import jobs, purge
 from functions.models import Job, JobStatus
 from tests.fakes import JobsInMemory, RecordingFinalizer
 
@@ -69,50 +69,62 @@ FILES = [
 def test_an_ended_settled_job_is_purged_with_every_file_it_left() -> None:
     # Given a completed job with its upload, parts, result and a variant, beside another job's result
     store, bucket = Store([job()]), Bucket(FILES)
-    # When its owner deletes it
-    outcome = purge.delete_job(store, bucket, RecordingFinalizer(), "acct_a", JOB)
+    # When its owner purges it
+    purge.purge_job(store, bucket, "acct_a", JOB)
     # Then it is gone, with all its files, and nothing of the other job is touched
-    assert outcome is None and store.deleted == [JOB]
+    assert store.deleted == [JOB]
     assert bucket.keys == {"results/acct_a/job_cccccccccccccccccccc.csv"}
-    # And a second delete answers 404 like any unknown job
+    # And a second purge answers 404 like any unknown job
     with pytest.raises(NotFoundError) as err:
-        purge.delete_job(store, bucket, RecordingFinalizer(), "acct_a", JOB)
+        purge.purge_job(store, bucket, "acct_a", JOB)
     assert err.value.code == "job_not_found"
 
 
-def test_a_running_job_is_cancelled_not_purged() -> None:
-    store, bucket, finalizer = (
-        Store([job(status=JobStatus.PROCESSING, credits_settled=False)]),
-        Bucket(FILES),
-        (RecordingFinalizer()),
-    )
-    outcome = purge.delete_job(store, bucket, finalizer, "acct_a", JOB)
-    assert outcome is not None and outcome.status == JobStatus.CANCELLED
-    assert finalizer.started == [JOB] and len(bucket.keys) == len(FILES) and store.deleted == []
+def test_a_cancel_of_an_ended_job_changes_nothing() -> None:
+    # Given a completed job with its result
+    store, bucket, finalizer = Store([job()]), Bucket(FILES), RecordingFinalizer()
+    # When its owner cancels it (a cancel that crossed the job's end)
+    with pytest.raises(ConflictError) as err:
+        jobs.cancel_job(store, finalizer, "acct_a", JOB)
+    # Then the answer is 409 job_finished, and the job and every file stay
+    assert err.value.code == "job_finished"
+    assert store.jobs[JOB].status == JobStatus.COMPLETED and store.deleted == [] and bucket.keys == set(FILES)
+    assert finalizer.started == []
 
 
-def test_an_ended_job_still_being_finalized_is_answered_as_it_is() -> None:
+def test_a_running_job_is_not_purged() -> None:
+    store, bucket = Store([job(status=JobStatus.PROCESSING, credits_settled=False)]), Bucket(FILES)
+    with pytest.raises(ConflictError) as err:
+        purge.purge_job(store, bucket, "acct_a", JOB)
+    assert err.value.code == "job_not_finished"
+    assert store.jobs[JOB].status == JobStatus.PROCESSING and len(bucket.keys) == len(FILES) and store.deleted == []
+
+
+def test_an_ended_job_still_being_finalized_is_not_purged_yet() -> None:
     # Given a cancelled job whose finalizer has not yet refunded the unused credits
     store, bucket = Store([job(status=JobStatus.CANCELLED, credits_settled=False)]), Bucket(FILES)
-    # When it is deleted (again)
-    outcome = purge.delete_job(store, bucket, RecordingFinalizer(), "acct_a", JOB)
-    # Then it stays, cancelled, with its files: the refund still needs it
-    assert outcome is not None and outcome.status == JobStatus.CANCELLED
+    # When it is purged
+    with pytest.raises(ConflictError) as err:
+        purge.purge_job(store, bucket, "acct_a", JOB)
+    # Then it stays, cancelled, with its files (the refund still needs it): ask again
+    assert err.value.code == "job_not_finished" and err.value.details["status"] == "cancelled"
     assert store.deleted == [] and len(bucket.keys) == len(FILES)
 
 
-def test_a_purge_that_stopped_halfway_is_finished_by_the_next_delete() -> None:
+def test_a_purge_that_stopped_halfway_is_finished_by_the_next_purge() -> None:
     # Given a job whose purge began (it reads as gone) but whose items were never deleted
     store, bucket = Store([job(purging_at="2030-01-02T00:00:00.000Z")]), Bucket(FILES[:2])
-    # Then reads do not see it, but DELETE finishes the purge
-    assert purge.delete_job(store, bucket, RecordingFinalizer(), "acct_a", JOB) is None
+    # Then reads (and a cancel) do not see it, but the next purge finishes it
+    with pytest.raises(NotFoundError):
+        jobs.cancel_job(store, RecordingFinalizer(), "acct_a", JOB)
+    purge.purge_job(store, bucket, "acct_a", JOB)
     assert store.deleted == [JOB] and bucket.keys == set()
 
 
 def test_another_accounts_job_is_not_found() -> None:
     store, bucket = Store([job()]), Bucket(FILES)
     with pytest.raises(NotFoundError):
-        purge.delete_job(store, bucket, RecordingFinalizer(), "acct_other", JOB)
+        purge.purge_job(store, bucket, "acct_other", JOB)
     assert store.deleted == [] and len(bucket.keys) == len(FILES)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from functions.errors import InputError
+from functions.errors import GoneError, InputError
 from functions.logic import downloads, results, variants
 from functions.logic.variants import Variant
 from functions.models import Job, JobStatus
@@ -43,7 +43,7 @@ def job(**fields: Any) -> Job:
 
 
 def result_csv(delimiter: str = ";") -> bytes:
-    header = ["Name", "Email", "validity", "status", "error"]
+    header = ["Name", "Email", "validity", "duplicate_of", "status", "error"]
     rows = [
         ["Zoë", "zoe@example.de", "valid", "ok", ""],
         ["Bad; one", "not-an-email", "invalid", "invalid", "invalid_email"],
@@ -169,7 +169,7 @@ def test_a_bad_validity_or_a_verdict_asked_as_a_status_is_400_saying_what_to_ask
 def test_segments_by_verdict_partition_the_rows() -> None:
     # Given an email result whose rows have each verdict, an error row (no verdict) and a customer column "validity"
     data = result_csv()
-    offset = -3  # validity, status, error
+    offset = -4  # validity, duplicate_of, status, error
     segments = {
         verdict: run_filtered(Variant(variants.STATUSES, "csv", "semicolon", (verdict,)), data, offset)
         for verdict in ("valid", "risky", "invalid", "unknown")
@@ -199,7 +199,7 @@ def test_a_status_filter_keeps_only_those_rows_in_order_with_the_header() -> Non
     out, built = run(Variant(("ok",), "csv", "semicolon"), result_csv())
     assert out.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(out.decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert rows[0] == ["Name", "Email", "validity", "status", "error"]
+    assert rows[0] == ["Name", "Email", "validity", "duplicate_of", "status", "error"]
     assert [r[0] for r in rows[1:]] == ["Zoë", "Line\nbreak"] and built.rows == 2 and built.size == len(out)
 
 
@@ -218,10 +218,18 @@ def test_json_lines_give_one_object_per_row_without_the_spreadsheet_guard() -> N
             "Name": "Bad; one",
             "Email": "not-an-email",
             "validity": "invalid",
+            "duplicate_of": "",
             "status": "invalid",
             "error": "invalid_email",
         },
-        {"Name": "-cmd", "Email": "x@example.de", "validity": "", "status": "error", "error": "provider_timeout"},
+        {
+            "Name": "-cmd",
+            "Email": "x@example.de",
+            "validity": "",
+            "duplicate_of": "",
+            "status": "error",
+            "error": "provider_timeout",
+        },
     ]
     assert not out.startswith(b"\xef\xbb\xbf") and built.rows == 2
 
@@ -294,7 +302,10 @@ class Bucket:
         return Writer(self, key)
 
     def purge(self, prefix: str, *, exact: bool = False) -> int:
-        return 1 if self.objects.pop(prefix, None) is not None else 0
+        gone = [k for k in self.objects if (k == prefix if exact else k.startswith(prefix))]
+        for key in gone:
+            del self.objects[key]
+        return len(gone)
 
 
 class Store:
@@ -384,3 +395,24 @@ def test_a_variant_finished_after_its_job_was_purged_is_deleted_again() -> None:
     assert variants.build(JOB, "ok.comma.csv", store=store, blobs=bucket) == "no_job"
     assert set(bucket.objects) == {RESULT}
     store.record_variant = original  # type: ignore[method-assign]
+
+
+def test_a_variant_lives_exactly_as_long_as_its_result_and_is_deleted_with_it() -> None:
+    # Given a built variant, then the result removed (what the bucket's retention rule does on its day)
+    store, bucket, queue = Store([job()]), Bucket({RESULT: result_csv()}), Queue()
+    wanted = Variant(("ok",), "jsonl", None)
+    ask(store, bucket, queue, wanted)
+    assert variants.build(JOB, "ok.jsonl", store=store, blobs=bucket) == "built"
+    del bucket.objects[RESULT]
+    # When the variant is asked for
+    with pytest.raises(GoneError) as err:
+        ask(store, bucket, queue, wanted)
+    # Then it answers 410 like its result, and its file is deleted with it
+    assert err.value.code == "result_expired"
+    assert not [k for k in bucket.objects if k.startswith(f"results/acct_a/{JOB}/")]
+    # And past the result's date every variant answers 410 even while its files are still there
+    store2, bucket2 = Store([job(result_at="2029-11-01T00:00:00.000Z")]), Bucket({RESULT: result_csv()})
+    bucket2.objects[f"results/acct_a/{JOB}/ok.jsonl"] = b"{}"
+    with pytest.raises(GoneError):
+        ask(store2, bucket2, queue, wanted)
+    assert list(bucket2.objects) == [RESULT]

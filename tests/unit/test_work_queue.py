@@ -14,7 +14,12 @@ from functions.errors import StoreError
 
 
 @pytest.fixture()
-def sqs() -> Iterator[tuple[Any, str]]:
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    # moto's mock, not a local runtime this worker may have started for another file (its endpoint and keys are in
+    # the environment; a runtime answers only its own keys)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         client = boto3.client("sqs", region_name="us-east-1")
         url = client.create_queue(QueueName="work")["QueueUrl"]

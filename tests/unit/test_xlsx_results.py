@@ -15,7 +15,7 @@ def result_with(rows: list[list[str]], delimiter: str = ";") -> bytes:
     header = ["Name", "Phone", "Zip", "status", "error"]
     head = results.header_bytes(header, delimiter)
     lines = "".join(
-        delimiter.join(results.escape_cell(c) if ";" not in c else f'"{c}"' for c in row) + "\r\n" for row in rows
+        delimiter.join(f'"{c}"' if ";" in c else c for c in results.guard_row(row)) + "\r\n" for row in rows
     )
     return head + lines.encode("utf-8")
 
