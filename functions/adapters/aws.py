@@ -55,7 +55,7 @@ def clear_clients() -> None:
     _client.cache_clear()
     # boto3's default session resolves the environment's keys once and keeps them: a second runtime in one process
     # (a test worker running several files) signed with the first one's keys ("security token ... invalid").
-    boto3 = sys.modules.get("boto3")
+    boto3: Any = sys.modules.get("boto3")
     if boto3 is not None:
         boto3.DEFAULT_SESSION = None
 

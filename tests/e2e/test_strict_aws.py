@@ -130,10 +130,12 @@ def test_a_form_sent_again_after_its_job_was_purged_leaves_no_file(strict_server
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in link
     downloaded = requests.get(link, timeout=30)
     assert downloaded.status_code == 200 and b"status" in downloaded.content
-    # (an ended job is purged once its credits are settled; until then DELETE answers the job as it is)
+    # (an ended job is purged with purge=true once its credits are settled; until then it answers 409)
     wait_for(
         lambda: (
-            session.delete(f"{strict_server.base_url}/api/bulk-jobs", params={"id": job["id"]}, timeout=30)
+            session.delete(
+                f"{strict_server.base_url}/api/bulk-jobs", params={"id": job["id"], "purge": "true"}, timeout=30
+            )
             .json()
             .get("status")
             == "deleted"

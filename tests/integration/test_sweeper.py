@@ -9,6 +9,7 @@ import pytest
 
 from functions.adapters.blobs import BlobStore
 from functions.adapters.jobs import JobStore
+from functions.logic.intake import upload_key
 from functions.logic.jobs import new_job_id, utcnow
 from functions.logic.processing import process_batch
 from functions.models import Batch, Job, JobStatus
@@ -148,10 +149,10 @@ def test_an_expired_upload_form_fails_its_job_only_when_the_bucket_has_no_file(
 ) -> None:
     # Given two presigned jobs whose forms expired long ago (the sweeper's 5-minute grace is over); one's file is in
     # the bucket (it landed before the expiry, while the splitter was busy), the other's never came
-    def awaiting(name: str) -> Job:
+    def awaiting() -> Job:
         job = new_job(store, account, created=timedelta(hours=3))
         job.status, job.upload_expires_at = JobStatus.AWAITING_UPLOAD, stamp(timedelta(hours=2))
-        job.source_key = f"uploads/{account}/{job.id}-{name}.csv"
+        job.source_key = upload_key(account, job.id)  # its own key: the splitter deletes an upload with no job
         store.ddb.update_item(
             TableName=store.table,
             Key={"pk": {"S": f"JOB#{job.id}"}, "sk": {"S": "JOB"}},
@@ -165,7 +166,7 @@ def test_an_expired_upload_form_fails_its_job_only_when_the_bucket_has_no_file(
         )
         return job
 
-    landed, absent = awaiting("landed"), awaiting("absent")
+    landed, absent = awaiting(), awaiting()
     BlobStore(runtime.bucket).put(landed.source_key, b"email\r\na@example.com\r\n")
     # When the sweeper runs (it asks S3 with a HEAD on each upload key)
     outcome = sweep(runtime)
