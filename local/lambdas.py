@@ -97,7 +97,9 @@ POOLS: dict[str, str] = {
 # The front door's pools grow while every environment is busy, as Lambda scales out, up to this many (requests
 # beyond wait for one). The api starts with two, so one slow request (a webhook test waiting on its receiver) does
 # not make the next wait for a cold start.
-GROWING_POOLS: dict[str, int] = {"api": 8, "authorizer": 4}
+# The fetcher too: a fetch can take minutes, and with one process a slow URL held every other account's fetch
+# (tests/e2e/test_url_jobs.py's fairness test); 4 is the local runtime's concurrency per event source.
+GROWING_POOLS: dict[str, int] = {"api": 8, "authorizer": 4, "fetcher": 4}
 INITIAL_PROCESSES: dict[str, int] = {"api": 2}
 ISOLATABLE: frozenset[str] = frozenset(POOLS)
 # The largest BULKAPI_LOCAL_TIMEOUT_FACTOR: a slow machine may lengthen every timeout this much, never end it.

@@ -172,7 +172,7 @@ def test_an_ended_job_is_deleted_only_after_the_user_confirms_and_the_ledger_add
     page.get_by_role("button", name="Continue").click()
     page.locator("#view-upload").wait_for(state="visible")
     page.get_by_role("button", name="Jobs").click()
-    page.get_by_role("button", name=f"Open job {job_id}").click()
+    page.get_by_role("link", name=f"Open job {job_id}").click()
     expect(page.locator("#job-line")).to_have_text(re.compile(r"^completed"), timeout=60_000)
     # When the user presses Delete and then says no
     asked: list[str] = []

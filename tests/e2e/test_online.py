@@ -91,8 +91,9 @@ def test_darkweb_job_asks_the_provider_once_per_address_then_answers_from_the_ca
         "error",
         "provider_error",
     )
-    # And only ok rows are charged (31 of 33)
-    assert (final["succeeded"], final["invalid"], final["failed"], final["credits_used"]) == (31, 1, 1, 31)
+    # And only ok rows are charged, a repeated address once (30 of 33: USER0.PWNED@ is user0.pwned@ again)
+    assert (final["succeeded"], final["invalid"], final["failed"], final["credits_used"]) == (31, 1, 1, 30)
+    assert by_email["USER0.PWNED@example.com"]["duplicate_of"] != ""
     assert {r["from_cache"] for r in rows if r["status"] == "ok"} == {"false"}
     # And each distinct address was asked once (the failing one with its retries)
     asked = [unquote(s.path.rsplit("/", 1)[-1]) for s in stub.requests]
