@@ -127,16 +127,15 @@ def wheel_command(requirements_file: Path, wheelhouse: Path) -> list[str]:
     ]
 
 
+# What every pip install into the layer folder starts with: quiet, no bytecode (Lambda compiles on import).
+_PIP_INSTALL = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+
+
 def pip_command(requirements_file: Path, target: Path) -> list[str]:
     """pip, asked for wheels of the Lambda platform only, each checked against the lock's hashes."""
     return [
         sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
+        *_PIP_INSTALL,
         "--platform",
         PLATFORM,
         "--platform",
@@ -157,20 +156,7 @@ def pip_command(requirements_file: Path, target: Path) -> list[str]:
 
 def local_wheels_command(wheels: list[Path], target: Path) -> list[str]:
     """pip installing the pure wheels built here (from hash-checked sdists), offline."""
-    return [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--no-deps",
-        "--no-index",
-        "--target",
-        str(target),
-        *map(str, wheels),
-    ]
+    return [sys.executable, *_PIP_INSTALL, "--no-deps", "--no-index", "--target", str(target), *map(str, wheels)]
 
 
 def build_layer(lock: Path, out_dir: Path) -> Path:
