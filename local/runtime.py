@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import os
@@ -19,7 +20,7 @@ from botocore.config import Config
 
 from functions.settings import FUNCTION_SETTINGS, PREFIX, StreamSettings, env_names, load
 from local import iam, lambdas
-from local.emulation import EmulationProcess, new_keys
+from local.emulation import INVOKE_TOKEN_HEADER, EmulationProcess, new_keys
 from local.gateway import Gateway
 from local.gateway_authorizers import LocalAuthorizers
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology, check_template
@@ -148,17 +149,33 @@ def scheduled_event(rule_arn: str) -> dict[str, Any]:
 
 
 class InvokeEndpoint:
-    """Where the emulation process sends Lambda invocations (Step Functions tasks) to run the real handlers here."""
+    """Where the emulation process sends Lambda invocations (Step Functions tasks) to run the real handlers here.
+
+    Only the emulation may call it: every request carries the token the runtime handed the emulation process in its
+    environment (readable by this user only). Anything else on the machine that finds the port, a web page included,
+    gets 403 and runs nothing (before, any local process or page could run the finalizer with an event of its choice).
+    """
 
     def __init__(self) -> None:
         self.invoker: lambdas.Invoker | None = None
+        self.token = secrets.token_urlsafe(32)
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+            def _refuse(self) -> None:
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+
             def do_POST(self) -> None:
+                offered = self.headers.get(INVOKE_TOKEN_HEADER, "")
+                if not hmac.compare_digest(offered.encode(), endpoint.token.encode()):
+                    self._refuse()
+                    return
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if endpoint.invoker is None:
                     payload, errored = json.dumps({"errorMessage": "not ready", "errorType": "ServiceException"}), True
@@ -315,7 +332,7 @@ class LocalRuntime:
         # moto runs in its own process: its request handling then uses the second core instead of taking
         # the GIL from the handlers (measured in bench/e2e.py; see the commit that introduced it).
         self.invoke_endpoint = InvokeEndpoint()
-        self.emulation = EmulationProcess(self.invoke_endpoint.url)
+        self.emulation = EmulationProcess(self.invoke_endpoint.url, self.invoke_endpoint.token)
         self.emulation.start()
         self.endpoint = self.emulation.endpoint
         self._set_env(
