@@ -24,6 +24,7 @@ from local.emulation import INVOKE_TOKEN_HEADER, EmulationProcess, new_keys
 from local.gateway import Gateway
 from local.gateway_authorizers import LocalAuthorizers
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology, check_template
+from local.stream_function import StreamFunction
 from local.template import CACHE, load_template
 from local.wiring import AsyncInvocations, Poller
 
@@ -31,8 +32,7 @@ DEV_ACCOUNT = "acct_dev"
 # Where each run leaves what its functions used (`bulkapi iam-report` reads them).
 USAGE_DIR = CACHE / "iam-usage"
 API_HANDLER = "functions.handlers.api.lambda_handler"
-# The stream function's Lambda handler is its start script (uvicorn behind the Lambda Web Adapter; infra/streaming.py).
-STREAM_HANDLER = "functions/run.sh"
+STREAM_HANDLER = lambdas.STREAM
 
 
 def settings_model(handler: str) -> type[Any] | None:
@@ -213,6 +213,7 @@ class LocalRuntime:
         self.schedules: list[threading.Thread] = []
         self._schedules_stop = threading.Event()
         self.gateway: Gateway | None = None
+        self.stream_function: StreamFunction | None = None
         self.topology: Topology | None = None
         self.invoker: lambdas.Invoker | None = None
         self.endpoint = ""
@@ -270,6 +271,7 @@ class LocalRuntime:
         from functions.handlers import stream
 
         stream_id = self.function_id(STREAM_HANDLER)
+        stream_app = self._stream_function(stream_id, stream)
 
         authorizers = LocalAuthorizers.from_template(template, {lid: lid for lid in topology.functions})
         if self.options.authorizer_cache_seconds is not None:
@@ -279,7 +281,7 @@ class LocalRuntime:
             self.options.port,
             self.invoker,
             api,
-            asgi_app=self._as_function(stream_id, stream.create_app, StreamSettings, stream.Deps.from_settings),
+            asgi_app=stream_app,
             asgi_paths=stream.PATHS,
             authorizers=authorizers,
         )
@@ -305,6 +307,8 @@ class LocalRuntime:
             self.asynchronous.stop()
         if self.invoke_endpoint is not None:
             self.invoke_endpoint.stop()
+        if self.stream_function is not None:
+            self.stream_function.close()
         if self.invoker is not None:
             self.invoker.close()
         if self.emulation is not None:
@@ -407,6 +411,20 @@ class LocalRuntime:
                     {**rule, "AllowedOrigins": [*rule.get("AllowedOrigins", []), *local_origins]} for rule in rules
                 ]
         self.emulation.register([], cors)
+
+    def _stream_function(self, logical_id: str, stream: Any) -> Any:
+        """The stream function's ASGI app for the gateway: its own processes (execution environments), killed at
+        its Timeout or MemorySize, as `bulkapi serve` runs every function; in the runtime's process when the
+        runtime runs functions in-process (`processes` 0, the unit tests' in-process runtime)."""
+        assert self.topology is not None and self.invoker is not None
+        if self.options.processes <= 0:
+            return self._as_function(logical_id, stream.create_app, StreamSettings, stream.Deps.from_settings)
+        fn = self.topology.functions[logical_id]
+        invoker = self.invoker
+        self.stream_function = StreamFunction(
+            fn, fn.timeout * invoker.timeout_factor, fault=lambda: invoker.take_fault(fn)
+        )
+        return self.stream_function
 
     def _as_function(self, logical_id: str, create: Any, settings: type[Any], deps: Any) -> Any:
         """An in-process ASGI function (the stream) built and run with its own keys, like the queue-driven ones."""
