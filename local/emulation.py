@@ -331,12 +331,14 @@ def _patch_backend_lookup() -> None:
     backends.list_of_moto_modules = lambda: modules
 
 
-def _patch_lambda(invoke_url: str) -> None:
+def _patch_lambda(invoke_url: str, token: str) -> None:
     from moto.awslambda.models import LambdaFunction
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         data = json.dumps({"function": self.function_name, "event": event}).encode()
-        request = urllib.request.Request(invoke_url, data=data, method="POST")  # noqa: S310 - loopback
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            invoke_url, data=data, method="POST", headers={INVOKE_TOKEN_HEADER: token}
+        )
         try:
             with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310
                 answer = json.loads(response.read())
@@ -404,7 +406,7 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
     os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
     _files_for_objects()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    _patch_lambda(invoke_url)
+    _patch_lambda(invoke_url, os.environ.pop(INVOKE_TOKEN_VAR))
     _patch_s3_multipart()
     _patch_s3_streaming_get()
     _patch_sqs_queue_depth()
@@ -428,6 +430,9 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
 # The runtime's own keys, handed to the emulation process in its environment (readable by this user only).
 KEY_ID_VAR = "BULKAPI_EMULATION_KEY_ID"
 SECRET_VAR = "BULKAPI_EMULATION_SECRET"  # noqa: S105 - the name of a variable
+# The token the emulation shows the runtime's invoke endpoint (local/runtime.py InvokeEndpoint), handed over alike.
+INVOKE_TOKEN_VAR = "BULKAPI_INVOKE_TOKEN"  # noqa: S105 - the name of a variable
+INVOKE_TOKEN_HEADER = "X-Bulkapi-Invoke-Token"  # noqa: S105 - the name of a header
 
 
 def new_keys(name: str) -> tuple[str, str]:
@@ -442,8 +447,8 @@ LISTEN_QUEUE = 128
 class EmulationProcess:
     """Starts, watches and stops the emulation process."""
 
-    def __init__(self, invoke_url: str) -> None:
-        self.invoke_url = invoke_url
+    def __init__(self, invoke_url: str, invoke_token: str) -> None:
+        self.invoke_url, self.invoke_token = invoke_url, invoke_token
         # Bound and listening here, then handed to the process: a port chosen first and bound by the process a
         # moment later could be taken in between (another server, or any connection's ephemeral port).
         self.socket: socket.socket | None = socket.create_server(("127.0.0.1", 0), backlog=LISTEN_QUEUE)
@@ -473,7 +478,12 @@ class EmulationProcess:
                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 stdin=subprocess.DEVNULL,
                 pass_fds=(fd,),
-                env={**os.environ, KEY_ID_VAR: self.access_key_id, SECRET_VAR: self.secret},
+                env={
+                    **os.environ,
+                    KEY_ID_VAR: self.access_key_id,
+                    SECRET_VAR: self.secret,
+                    INVOKE_TOKEN_VAR: self.invoke_token,
+                },
             )
         finally:
             # The process has its own copy; connections made before it accepts wait in the backlog.

@@ -1,9 +1,9 @@
 """Stands in for API Gateway: uvicorn serves a Starlette app that routes each request as the deployed API does.
 
-The streamed routes (POST on the inline bulk paths) go to the stream function's ASGI app itself, as the Lambda Web
-Adapter runs it in AWS. Every other request becomes the REST proxy event (`proxy_event`) and is handed to the api
-function's handler on a thread of its own, so no request waits for another (local/lambdas.py gives each concurrent
-invocation its own execution environment).
+The streamed routes (POST on the inline bulk paths) go to the stream function (local/stream_function.py forwards
+each to one of its processes, as the Lambda Web Adapter does in AWS). Every other request becomes the REST proxy
+event (`proxy_event`) and is handed to the api function's handler on a thread of its own, so no request waits for
+another (local/lambdas.py gives each concurrent invocation its own execution environment).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Local Lambda: call the real `lambda_handler` of a function, as AWS would, with a Lambda-like context.
 
-Every function of the stack except the stream function (an ASGI app the gateway serves: see README "How the local
-runtime differs from AWS") runs in function processes (local/processes.py), the way Lambda gives each function, and each
-concurrent invocation of it, its own execution environment: their CPU work runs beside the API and the pollers
+Every function of the stack except the stream function (processes of its own running its start command:
+local/stream_function.py) runs in function processes (local/processes.py), the way Lambda gives each function, and
+each concurrent invocation of it, its own execution environment: their CPU work runs beside the API and the pollers
 instead of competing for one GIL, each function's memory is measured on its own, a process that dies is replaced,
 and an invocation that runs past its function's Timeout or MemorySize is killed as Lambda kills it.
 
@@ -125,8 +125,14 @@ def parse_faults(spec: str) -> dict[str, tuple[str, int | None]]:
     return faults
 
 
+# The stream function's Lambda handler is its start script (infra/streaming.py); local/stream_function.py runs it.
+STREAM = "functions/run.sh"
+
+
 def short_name(handler: str) -> str:
-    """functions.handlers.worker.lambda_handler -> worker."""
+    """functions.handlers.worker.lambda_handler -> worker; the stream function's start script -> stream."""
+    if handler == STREAM:
+        return "stream"
     return handler.removeprefix("functions.handlers.").removesuffix(".lambda_handler")
 
 
@@ -307,7 +313,7 @@ class Invoker:
             fn = next((f for f in functions.values() if short_name(f.handler) == function), None)
             if fn is None:
                 raise ValueError(f"BULKAPI_LOCAL_FAULT: no function {function}")
-            if kind != "raise" and not self.isolated(fn):
+            if kind != "raise" and not self.isolated(fn) and not (fn.handler == STREAM and processes > 0):
                 raise ValueError(f"BULKAPI_LOCAL_FAULT: {function} runs in the runtime's process; only raise applies")
         self._members: dict[str, list[str]] = {}
         for handler in sorted(present & ISOLATABLE):
@@ -412,7 +418,8 @@ class Invoker:
         failures = list(result.get("batchItemFailures", [])) + [{"itemIdentifier": r["messageId"]} for r in poisoned]
         return {**result, "batchItemFailures": failures}
 
-    def _take_fault(self, fn: LocalFunction) -> str | None:
+    def take_fault(self, fn: LocalFunction) -> str | None:
+        """The injected fault (BULKAPI_LOCAL_FAULT) this invocation of `fn` gets, if any; counts it."""
         with self._lock:
             function = short_name(fn.handler)
             if function not in self.injected:
@@ -430,7 +437,7 @@ class Invoker:
             fault = self.faults.get(fn.logical_id)
             if fault is not None:
                 fault(event)
-            injected = self._take_fault(fn)
+            injected = self.take_fault(fn)
             if self.isolated(fn):
                 return self._invoke_isolated(fn, event, injected)
             if injected is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import os
@@ -19,10 +20,11 @@ from botocore.config import Config
 
 from functions.settings import FUNCTION_SETTINGS, PREFIX, StreamSettings, env_names, load
 from local import iam, lambdas
-from local.emulation import EmulationProcess, new_keys
+from local.emulation import INVOKE_TOKEN_HEADER, EmulationProcess, new_keys
 from local.gateway import Gateway
 from local.gateway_authorizers import LocalAuthorizers
 from local.resources import ACCOUNT, REGION, LocalSchedule, ResourceBuilder, Topology, check_template
+from local.stream_function import StreamFunction
 from local.template import CACHE, load_template
 from local.wiring import AsyncInvocations, Poller
 
@@ -30,8 +32,7 @@ DEV_ACCOUNT = "acct_dev"
 # Where each run leaves what its functions used (`bulkapi iam-report` reads them).
 USAGE_DIR = CACHE / "iam-usage"
 API_HANDLER = "functions.handlers.api.lambda_handler"
-# The stream function's Lambda handler is its start script (uvicorn behind the Lambda Web Adapter; infra/streaming.py).
-STREAM_HANDLER = "functions/run.sh"
+STREAM_HANDLER = lambdas.STREAM
 
 
 def settings_model(handler: str) -> type[Any] | None:
@@ -148,17 +149,33 @@ def scheduled_event(rule_arn: str) -> dict[str, Any]:
 
 
 class InvokeEndpoint:
-    """Where the emulation process sends Lambda invocations (Step Functions tasks) to run the real handlers here."""
+    """Where the emulation process sends Lambda invocations (Step Functions tasks) to run the real handlers here.
+
+    Only the emulation may call it: every request carries the token the runtime handed the emulation process in its
+    environment (readable by this user only). Anything else on the machine that finds the port, a web page included,
+    gets 403 and runs nothing (before, any local process or page could run the finalizer with an event of its choice).
+    """
 
     def __init__(self) -> None:
         self.invoker: lambdas.Invoker | None = None
+        self.token = secrets.token_urlsafe(32)
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+            def _refuse(self) -> None:
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+
             def do_POST(self) -> None:
+                offered = self.headers.get(INVOKE_TOKEN_HEADER, "")
+                if not hmac.compare_digest(offered.encode(), endpoint.token.encode()):
+                    self._refuse()
+                    return
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if endpoint.invoker is None:
                     payload, errored = json.dumps({"errorMessage": "not ready", "errorType": "ServiceException"}), True
@@ -196,6 +213,7 @@ class LocalRuntime:
         self.schedules: list[threading.Thread] = []
         self._schedules_stop = threading.Event()
         self.gateway: Gateway | None = None
+        self.stream_function: StreamFunction | None = None
         self.topology: Topology | None = None
         self.invoker: lambdas.Invoker | None = None
         self.endpoint = ""
@@ -253,6 +271,7 @@ class LocalRuntime:
         from functions.handlers import stream
 
         stream_id = self.function_id(STREAM_HANDLER)
+        stream_app = self._stream_function(stream_id, stream)
 
         authorizers = LocalAuthorizers.from_template(template, {lid: lid for lid in topology.functions})
         if self.options.authorizer_cache_seconds is not None:
@@ -262,7 +281,7 @@ class LocalRuntime:
             self.options.port,
             self.invoker,
             api,
-            asgi_app=self._as_function(stream_id, stream.create_app, StreamSettings, stream.Deps.from_settings),
+            asgi_app=stream_app,
             asgi_paths=stream.PATHS,
             authorizers=authorizers,
         )
@@ -288,6 +307,8 @@ class LocalRuntime:
             self.asynchronous.stop()
         if self.invoke_endpoint is not None:
             self.invoke_endpoint.stop()
+        if self.stream_function is not None:
+            self.stream_function.close()
         if self.invoker is not None:
             self.invoker.close()
         if self.emulation is not None:
@@ -315,7 +336,7 @@ class LocalRuntime:
         # moto runs in its own process: its request handling then uses the second core instead of taking
         # the GIL from the handlers (measured in bench/e2e.py; see the commit that introduced it).
         self.invoke_endpoint = InvokeEndpoint()
-        self.emulation = EmulationProcess(self.invoke_endpoint.url)
+        self.emulation = EmulationProcess(self.invoke_endpoint.url, self.invoke_endpoint.token)
         self.emulation.start()
         self.endpoint = self.emulation.endpoint
         self._set_env(
@@ -390,6 +411,20 @@ class LocalRuntime:
                     {**rule, "AllowedOrigins": [*rule.get("AllowedOrigins", []), *local_origins]} for rule in rules
                 ]
         self.emulation.register([], cors)
+
+    def _stream_function(self, logical_id: str, stream: Any) -> Any:
+        """The stream function's ASGI app for the gateway: its own processes (execution environments), killed at
+        its Timeout or MemorySize, as `bulkapi serve` runs every function; in the runtime's process when the
+        runtime runs functions in-process (`processes` 0, the unit tests' in-process runtime)."""
+        assert self.topology is not None and self.invoker is not None
+        if self.options.processes <= 0:
+            return self._as_function(logical_id, stream.create_app, StreamSettings, stream.Deps.from_settings)
+        fn = self.topology.functions[logical_id]
+        invoker = self.invoker
+        self.stream_function = StreamFunction(
+            fn, fn.timeout * invoker.timeout_factor, fault=lambda: invoker.take_fault(fn)
+        )
+        return self.stream_function
 
     def _as_function(self, logical_id: str, create: Any, settings: type[Any], deps: Any) -> Any:
         """An in-process ASGI function (the stream) built and run with its own keys, like the queue-driven ones."""

@@ -42,15 +42,18 @@ class JobProgress(JobTable):
             ),
         )
 
-    def start_fetch(self, job_id: str, now: str) -> Job | None:
-        """Note that a queued job's fetch starts now (the sweeper times it from here); None when it is not queued."""
+    def start_fetch(self, job_id: str, now: str, running_since: str) -> Job | None:
+        """Note that a queued job's fetch starts now (the sweeper times it from here); None when it is not queued, or
+        when a fetch of it started after `running_since` (another delivery of its message is fetching it)."""
         return self._update_job(
             job_id,
             "could not start the fetch",
             UpdateExpression="SET fetch_started_at = :now",
-            ConditionExpression="#s = :queued",
+            ConditionExpression=(
+                "#s = :queued AND (attribute_not_exists(fetch_started_at) OR fetch_started_at < :since)"
+            ),
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=ser({":now": now, ":queued": "queued"}),
+            ExpressionAttributeValues=ser({":now": now, ":queued": "queued", ":since": running_since}),
         )
 
     def finish_fetch(self, job_id: str, now: str) -> None:

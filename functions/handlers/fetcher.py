@@ -30,10 +30,14 @@ class Deps:
     slots: FetchSlotsPort
     queue: FetchRequestPort
     slot_wait_seconds: int
+    # The longest a fetch can run (its deadline, and a minute to store it): a slot, or a fetch's claim on its job,
+    # lapses after this should the fetcher die holding it.
+    lease_seconds: float
 
     @classmethod
     def from_settings(cls, settings: FetcherSettings) -> Deps:
         """The real adapters."""
+        lease = settings.fetch_timeout_seconds + 60
         return cls(
             store=JobStore(settings.jobs_table),
             fetcher=RemoteFiles(
@@ -43,14 +47,10 @@ class Deps:
             ),
             finalizer=FinalizerStarter(settings.finalizer_arn),
             max_bytes=settings.max_upload_object_bytes,
-            # A slot lapses shortly after its fetch's time limit, should the fetcher die holding it.
-            slots=FetchSlots(
-                settings.jobs_table,
-                per_account=settings.fetch_slots_per_account,
-                hold_seconds=settings.fetch_timeout_seconds + 60,
-            ),
+            slots=FetchSlots(settings.jobs_table, per_account=settings.fetch_slots_per_account, hold_seconds=lease),
             queue=FetchQueue(settings.fetch_queue_url),
             slot_wait_seconds=settings.fetch_slot_wait_seconds,
+            lease_seconds=lease,
         )
 
 
@@ -70,8 +70,9 @@ def handler_for(deps: Deps) -> Handler:
             slots=deps.slots,
             queue=deps.queue,
             slot_wait_seconds=deps.slot_wait_seconds,
+            lease_seconds=deps.lease_seconds,
         )
-        if outcome not in ("skipped", "deferred"):
+        if outcome not in ("skipped", "deferred", "running"):
             metrics.add_metric(name="FilesFetched" if outcome == "fetched" else "FetchesFailed", unit="Count", value=1)
 
     return sqs_handler(record_handler)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
 from functions.errors import FetchError, InputError
 from functions.logic.bucket_keys import upload_key
-from functions.logic.clock import new_job_id, utcnow
+from functions.logic.clock import iso, new_job_id, utcnow
 from functions.logic.jobs import PhoneOptions, check_type, fail_unstarted
 from functions.logic.ports import (
     FetchPort,
@@ -90,6 +91,7 @@ def fetch_job(
     slots: FetchSlotsPort,
     queue: FetchRequestPort,
     slot_wait_seconds: int,
+    lease_seconds: float,
 ) -> str:
     """Fetch a queued job's file into its upload key (its S3 event then starts the split, as for any upload).
 
@@ -98,24 +100,53 @@ def fetch_job(
     start is recorded on the job: the sweeper times a URL job from there, not from its creation. A fetch that fails
     for a reason the customer has to fix ends the job `failed` with the reason's code (and the finalizer publishes
     it); anything else raises, so the queue retries it.
+
+    SQS delivers a message at least once: a second delivery while the first one's fetch runs (started less than
+    `lease_seconds` ago, the longest a fetch can last) is "running": skipped, leaving the first one its slot, so one
+    file is never downloaded twice at once into the same key. A retry after a fetcher crashed comes after the queue's
+    visibility timeout, past the lease.
     """
     job = store.get_job(job_id)
     if job is None or job.status != JobStatus.QUEUED or not job.source_url or job.fetched_at:
         logger.info("fetch skipped", job_id=job_id, status=job.status.value if job else None)
         return "skipped"
+    now = datetime.now(UTC)
+    running_since = iso(now - timedelta(seconds=lease_seconds))
+    if job.fetch_started_at and job.fetch_started_at >= running_since:
+        logger.info("fetch skipped: another delivery is fetching it", job_id=job_id, started=job.fetch_started_at)
+        return "running"
     if not slots.acquire(job.account_id, job_id):
         queue.request_fetch(job_id, delay_seconds=slot_wait_seconds)
         logger.info("fetch deferred: the account holds all its fetch slots", job_id=job_id, wait=slot_wait_seconds)
         return "deferred"
+    outcome = "failed"
     try:
-        return _fetch(job, store=store, fetcher=fetcher, finalizer=finalizer, max_bytes=max_bytes)
+        outcome = _fetch(
+            job, iso(now), running_since, store=store, fetcher=fetcher, finalizer=finalizer, max_bytes=max_bytes
+        )
+        return outcome
     finally:
-        slots.release(job.account_id, job_id)
+        if outcome != "running":  # the slot is the other delivery's, which holds it for the same job
+            slots.release(job.account_id, job_id)
 
 
-def _fetch(job: Job, *, store: FetchStorePort, fetcher: FetchPort, finalizer: FinalizerPort, max_bytes: int) -> str:
+def _fetch(
+    job: Job,
+    now: str,
+    running_since: str,
+    *,
+    store: FetchStorePort,
+    fetcher: FetchPort,
+    finalizer: FinalizerPort,
+    max_bytes: int,
+) -> str:
     assert job.source_url is not None
-    if store.start_fetch(job.id, utcnow()) is None:
+    if store.start_fetch(job.id, now, running_since=running_since) is None:
+        # Both deliveries read the job before either started: the one that lost the race leaves it to the other.
+        current = store.get_job(job.id)
+        if current is not None and current.status == JobStatus.QUEUED:
+            logger.info("fetch skipped: another delivery is fetching it", job_id=job.id)
+            return "running"
         logger.info("fetch skipped: the job is no longer queued", job_id=job.id)
         return "skipped"
     host = urlsplit(job.source_url).hostname

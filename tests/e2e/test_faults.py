@@ -7,12 +7,14 @@ import json
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from functions.adapters.jobs import JobStore
 from local.resources import local_name
@@ -103,9 +105,10 @@ def test_killed_function_process_is_replaced_and_the_job_completes_exactly(fault
 
 
 # Each function's first invocation of its kind gets a fault: the splitter allocates past its MemorySize, the worker
-# sleeps past its Timeout (scaled by 0.2: 24 s), the webhook sender raises on every event. The factor scales every
+# sleeps past its Timeout (scaled by 0.2: 24 s), the webhook sender raises on every event, the stream function's
+# first stream sleeps past its Timeout (60 s scaled: 12 s). The factor scales every
 # function's timeout: at 0.2 the api still has 5.8 s and the authorizer 2 s, plenty on a loaded machine.
-LIMIT_FAULTS = "splitter:allocate:1,worker:sleep:1,webhooks:raise"
+LIMIT_FAULTS = "splitter:allocate:1,worker:sleep:1,webhooks:raise,stream:sleep:1"
 TIMEOUT_FACTOR = 0.2
 
 
@@ -228,5 +231,66 @@ def test_a_finalizer_task_past_its_timeout_is_an_error_step_functions_retries(
         log = srv.log_path.read_text()
         assert re.search(r"finalizer\S*: Task timed out after 18\.00 seconds", log), log[-3000:]
         assert (job.status.value, job.processed, job.succeeded) == ("completed", 20, 20)
+    finally:
+        stop_server(srv)
+
+
+def stream_processes(server: Server) -> list[int]:
+    """The stream function's execution environments: processes of their own under the server."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[1]) == server.process.pid and fields[0] != "Z" and b"local.stream_function" in cmdline:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def lookup(server: Server, key: str, emails: list[str]) -> requests.Response:
+    return requests.post(
+        f"{server.base_url}/api/bulk-lookup",
+        json={"emails": emails},
+        headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"},
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_a_stream_past_its_timeout_is_killed_and_the_next_stream_is_served(limited_job: LimitedJob) -> None:
+    # Given the stream function runs in processes of its own, and its first stream sleeps past its Timeout
+    srv, account = limited_job.server, limited_job.account
+    before = stream_processes(srv)
+    assert before and srv.process.pid not in before
+    # When a client streams a lookup
+    started = time.monotonic()
+    cut = lookup(srv, account.key, ["ada@example.com"])
+    # Then it is killed at its Timeout (60 s scaled by 0.2) before its first byte: API Gateway's 504, the log says so
+    assert cut.status_code == 504 and cut.json()["code"] == "gateway_timeout", cut.text
+    assert 11 <= time.monotonic() - started < 40
+    assert re.search(r"stream\S*: Task timed out after 12\.00 seconds; its environment was killed", limited_job.log())
+    # And a new environment serves the next stream to its end
+    served = lookup(srv, account.key, ["ada@example.com", "grace@example.com"])
+    assert served.status_code == 200 and served.text.rstrip().endswith("data: [DONE]"), served.text[-500:]
+    assert before[0] not in stream_processes(srv)
+
+
+@pytest.mark.slow
+def test_a_stream_past_its_memory_size_is_killed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Given a server whose stream function's first stream allocates past its MemorySize (1024 MB)
+    srv = start_server(tmp_path_factory.mktemp("stream-memory"), BULKAPI_LOCAL_FAULT="stream:allocate:1")
+    try:
+        account = new_account(srv, 100)
+        # When a client streams a lookup, then it is killed (502, as API Gateway answers a function that died)
+        killed = lookup(srv, account.key, ["ada@example.com"])
+        assert killed.status_code == 502 and killed.json()["code"] == "internal_error", killed.text
+        assert srv.log_path is not None
+        assert re.search(r"Runtime\.OutOfMemory \(resident \d+ MB > MemorySize 1024 MB\)", srv.log_path.read_text())
+        # And the next stream is served by a new environment; nothing was charged for the killed one's unsent rows
+        served = lookup(srv, account.key, ["ada@example.com"])
+        assert served.status_code == 200 and served.text.rstrip().endswith("data: [DONE]"), served.text[-500:]
+        wait_for(lambda: account.balance == 99, timeout=30, what=f"balance {account.balance}")
     finally:
         stop_server(srv)

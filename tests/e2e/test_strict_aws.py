@@ -215,6 +215,43 @@ def test_the_emulation_answers_no_browser_and_no_unknown_key(strict_server: Serv
         forged.list_objects_v2(Bucket=strict_server.bucket)
 
 
+def invoke_url_of(server: Server) -> str:
+    """The runtime's invoke endpoint, as any local user finds it: in the emulation process's command line."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ppid == server.process.pid and b"--invoke-url" in args:
+            return args[args.index(b"--invoke-url") + 1].decode()
+    raise AssertionError("no emulation process under the server")
+
+
+def test_the_invoke_endpoint_runs_nothing_for_anyone_but_the_emulation(strict_server: Server) -> None:
+    # Found from outside: a POST to the loopback invoke endpoint ran any function with any event, as Step Functions
+    # would. Now a caller without the emulation's token, a web page included, gets 403 and nothing runs.
+    url = invoke_url_of(strict_server)
+    acct = new_account(strict_server, credits=0)
+    event = {"job_id": "j_forged", "account_id": acct.id}
+    for headers in ({}, {"Origin": "https://evil.example"}, {"X-Bulkapi-Invoke-Token": "guessed"}):
+        resp = requests.post(url, json={"function": "finalizer", "event": event}, headers=headers, timeout=10)
+        assert resp.status_code == 403, (headers, resp.text)
+        assert resp.content == b"" and "access-control-allow-origin" not in resp.headers
+    # The runtime's own path still works: a job runs through the finalizer (invoked by Step Functions via this endpoint)
+    session = strict_server.session()
+    job = session.post(
+        f"{strict_server.base_url}/api/bulk-jobs",
+        files={"file": ("a.csv", email_csv(3))},
+        data={"type": "email"},
+        timeout=30,
+    )
+    assert job.status_code == 202, job.text
+    assert wait_ended(session, strict_server, job.json()["id"], timeout=60)["status"] == "completed"
+
+
 def test_the_runtimes_keys_are_readable_by_its_user_only(strict_server: Server) -> None:
     path = Path(str(strict_server.credentials_path))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -38,9 +38,9 @@ class Queue:
 class Fetching(JobsInMemory):
     """Jobs whose fetch's start and end are recorded."""
 
-    def start_fetch(self, job_id: str, now: str) -> Job | None:
+    def start_fetch(self, job_id: str, now: str, running_since: str) -> Job | None:
         job = self.jobs[job_id]
-        if job.status != JobStatus.QUEUED:
+        if job.status != JobStatus.QUEUED or (job.fetch_started_at or "") >= running_since:
             return None
         job.fetch_started_at = now
         return job
@@ -169,6 +169,7 @@ def fetch(
         slots=slots or Slots(),
         queue=queue or Queue(),
         slot_wait_seconds=30,
+        lease_seconds=660,
     )
 
 
@@ -249,3 +250,31 @@ def test_the_sweeper_times_a_url_job_from_its_fetch_not_from_its_creation() -> N
     assert decide(fetched, now, **limits) == ("fail", "not_started")
     assert decide(fetched.model_copy(update={"fetched_at": at(5)}), now, **limits) is None
     assert decide(queued().model_copy(update={"source_url": None}), now, **limits) == ("fail", "not_started")
+
+
+def test_a_second_delivery_while_the_fetch_runs_leaves_it_to_the_first_one() -> None:
+    # Given a fetch message delivered twice (SQS delivers at least once); the second arrives during the download
+    store, slots = Fetching([queued()]), Slots(per_account=1)
+    during: list[tuple[str, set[str]]] = []
+
+    class Redelivered(Fetcher):
+        def fetch(self, url: str, key: str, *, max_bytes: int) -> int:
+            if not during:
+                during.append((fetch(store, self, RecordingFinalizer(), max_bytes=max_bytes, slots=slots), set()))
+                during[0][1].update(slots.held["a"])
+            return super().fetch(url, key, max_bytes=max_bytes)
+
+    fetcher = Redelivered()
+    # When the first delivery fetches
+    assert fetch(store, fetcher, RecordingFinalizer(), max_bytes=10, slots=slots) == "fetched"
+    # Then the second one did not download the file again, and left the first one its slot while it ran
+    assert during == [("running", {"job_x"})] and len(fetcher.fetched) == 1
+    assert slots.held["a"] == set()
+
+
+def test_a_redelivery_after_a_crashed_fetch_fetches_again() -> None:
+    # Given a fetch that started longer ago than a fetch can last (its fetcher died; the queue delivers it again)
+    long_ago = (datetime.now(UTC) - timedelta(seconds=661)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    store, fetcher = Fetching([queued().model_copy(update={"fetch_started_at": long_ago})]), Fetcher()
+    # Then the redelivery fetches the file
+    assert fetch(store, fetcher, RecordingFinalizer(), max_bytes=10) == "fetched" and len(fetcher.fetched) == 1
