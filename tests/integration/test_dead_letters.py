@@ -48,7 +48,8 @@ def test_an_event_given_up_on_lands_in_the_functions_dead_letter_queue(runtime: 
     # When an event of it fails every attempt (no waits between the retries)
     marker = str(uuid.uuid4())
     event = {"detail-type": "test", "detail": {"marker": marker}}
-    AsyncInvocations(AlwaysFailing(runtime.topology.functions), runtime.client, retry_delay=0).invoke(function, event)
+    failing = AlwaysFailing(runtime.topology.functions)
+    AsyncInvocations(failing, runtime.client, retry_delay=0).invoke(function, event)  # type: ignore[arg-type]
 
     # Then the queue holds the event itself, with the error in its message attributes (the probe is removed too)
     seen: dict[str, dict[str, Any]] = {}
