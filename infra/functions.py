@@ -10,6 +10,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.settings import FUNCTION_SETTINGS, PREFIX, env_names
@@ -84,11 +85,13 @@ class FunctionFactory:
         runtime_env: Mapping[str, str] | None = None,
         extra_layers: Sequence[lambda_.ILayerVersion] = (),
         reserved_concurrency: int | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
         """A function of `functions.handlers.<handler>` whose environment is exactly its settings model's variables.
 
         `entry` replaces the Lambda handler (`functions.handlers.<handler>.lambda_handler`), e.g. with a start
         script run by an extension; `runtime_env` and `extra_layers` configure such an extension.
+        `dead_letter_queue` is for a function invoked asynchronously: where Lambda puts an event it gave up on.
         """
         if handler in self.by_handler:
             raise ValueError(f"a function for handler {handler} exists already: {self.by_handler[handler].node.path}")
@@ -105,6 +108,7 @@ class FunctionFactory:
             runtime_env=runtime_env,
             reserved_concurrency=reserved_concurrency,
             tracing=self.tracing,
+            dead_letter_queue=dead_letter_queue,
         )
         self.built[fn.node.path] = fn
         self.by_handler[handler] = fn
@@ -125,6 +129,7 @@ def make_function(
     runtime_env: Mapping[str, str] | None = None,
     reserved_concurrency: int | None = None,
     tracing: bool = False,
+    dead_letter_queue: sqs.IQueue | None = None,
 ) -> lambda_.Function:
     """A Python function on arm64 with its own log group and a role that may write only to that log group."""
     log_group = logs.LogGroup(
@@ -160,6 +165,8 @@ def make_function(
         role=role,
         layers=layers or [],
         reserved_concurrent_executions=reserved_concurrency,
+        # The event itself with the error in message attributes; CDK grants the role sqs:SendMessage on it.
+        dead_letter_queue=dead_letter_queue,
     )
     acknowledge(
         resource_of(fn),

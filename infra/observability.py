@@ -66,8 +66,10 @@ class Monitored:
     work_queue: sqs.IQueue
     work_dlq: sqs.IQueue
     webhook_dlq: sqs.IQueue
-    # The splitter's on-failure destination: S3 events it failed on 3 times.
+    # The splitter's dead-letter queue: S3 events it failed on 3 times.
     split_failures: sqs.IQueue
+    # The sweeper's dead-letter queue: scheduled runs that failed 3 times (nothing to replay, a count).
+    sweeper_failures: sqs.IQueue
     webhook_retry_dlq: sqs.IQueue
     variant_dlq: sqs.IQueue
     fetch_dlq: sqs.IQueue
@@ -94,7 +96,8 @@ FUNCTION_RUNBOOKS: dict[str, str] = {
     "finalizer": "open the failed executions in Step Functions (name = job id); MarkFailed ends the job failed.",
     "webhooks": "read the sender's logs; Lambda retries the event twice, then it goes to the webhook DLQ "
     "(WebhookDlqDepth).",
-    "sweeper": "read the sweeper's logs; the next run (5 min) retries, but stuck jobs stay stuck while it fails.",
+    "sweeper": "read the sweeper's logs; the next run (5 min) retries, but stuck jobs stay stuck while it fails "
+    "(a run that failed 3 times is counted in the sweeper failures queue, SweeperFailuresDepth).",
     "authorizer": "read the authorizer's logs: callers get 500 from API Gateway while it fails (DynamoDB outage, "
     "throttling); raise its reserved concurrency if it is throttled.",
     "fetcher": "read the fetcher's logs: a fetch that keeps failing ends its job failed (fetch_failed, "
@@ -258,6 +261,16 @@ class ObservabilityConstruct(Construct):
                 "The splitter failed 3 times on an S3 event (an upload or a drop); it waits in the split failures "
                 "queue and its job is failed by the sweeper.",
                 "read the splitter's logs for the key, fix, then replay the events (README 'Dead letters').",
+                AT_ONCE,
+            ),
+            alarm(
+                "SweeperFailuresDepth",
+                queue_depth(m.sweeper_failures),
+                0,
+                "A scheduled sweep failed 3 times; its tick waits in the sweeper failures queue. Stranded jobs stay "
+                "unfinished while sweeps fail.",
+                "read the sweeper's logs, fix; the next run catches up, then purge the queue (README 'Dead letters').",
+                AT_ONCE,
             ),
             alarm(
                 "WebhookRetryDlqDepth",
@@ -414,10 +427,11 @@ class ObservabilityConstruct(Construct):
                     f"{name}AsyncEventsDropped",
                     fn.metric("AsyncEventsDropped", period=PERIOD, statistic="Sum"),
                     0,
-                    f"Lambda dropped events sent to the {handler} function asynchronously: its retries failed and "
-                    "no destination took them.",
-                    "read the function's logs at that time; the events are gone from Lambda, find what they were "
-                    "(an upload's job, a job's webhook) from the logs and redo it.",
+                    f"Lambda gave up on events sent to the {handler} function asynchronously (retries spent, too "
+                    "old, or no concurrency); it counts those it then put in the function's dead-letter queue too.",
+                    "if that queue's depth alarm fired too, the events wait there (README 'Dead letters'); if not "
+                    "(DeadLetterErrors), they are gone: find what they were (an upload's job, a job's webhook) in the "
+                    "function's logs at that time and redo it.",
                     AT_ONCE,
                 )
             )
@@ -454,6 +468,9 @@ class ObservabilityConstruct(Construct):
                     m.webhook_dlq.metric_approximate_number_of_messages_visible(label="webhook DLQ", period=PERIOD),
                     m.split_failures.metric_approximate_number_of_messages_visible(
                         label="split failures", period=PERIOD
+                    ),
+                    m.sweeper_failures.metric_approximate_number_of_messages_visible(
+                        label="sweeper failures", period=PERIOD
                     ),
                     m.webhook_retry_dlq.metric_approximate_number_of_messages_visible(
                         label="webhook retry DLQ", period=PERIOD

@@ -5,11 +5,9 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -17,7 +15,7 @@ from infra.config import StackConfig
 from infra.enrichment import EnrichmentConstruct, provider_budget
 from infra.functions import FunctionFactory
 from infra.nag import acknowledge, resource_of
-from infra.queues import queue_with_dlq
+from infra.queues import failure_queue, queue_with_dlq
 from infra.storage import StorageConstruct
 
 # SQS redelivers a message still being worked on once its visibility timeout passes; AWS advises >= 6x the
@@ -30,25 +28,6 @@ SPLIT_PREFIXES = ("uploads/", "drop/")
 # a failed event only after its visibility timeout (6 x 15 min), long after that.
 ASYNC_RETRIES = 2
 ASYNC_MAX_EVENT_AGE = Duration.hours(6)
-
-
-def failure_queue(scope: Construct, construct_id: str, what: str) -> sqs.Queue:
-    """A queue where Lambda puts the asynchronous events a function gave up on (its on-failure destination): kept
-    14 days for an operator to read and redrive (README "Dead letters"); an alarm watches its depth."""
-    queue = sqs.Queue(
-        scope,
-        construct_id,
-        retention_period=Duration.days(14),
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-    )
-    acknowledge(
-        resource_of(queue),
-        "AwsSolutions-SQS3",
-        f"This queue is itself where failures end: the on-failure destination of {what} (Lambda "
-        "EventInvokeConfig), which cdk-nag cannot see as it is not an SQS redrive policy.",
-    )
-    return queue
 
 
 class PipelineConstruct(Construct):
@@ -79,6 +58,8 @@ class PipelineConstruct(Construct):
             dlq_visibility=visibility,
         )
         common = storage.environment(state_machine)
+        # Without a dead-letter queue Lambda drops an S3 event after its retries: the file would never become work.
+        self.split_failures = failure_queue(self, "SplitFailures")
         self.splitter = functions.make(
             self,
             "Splitter",
@@ -94,6 +75,7 @@ class PipelineConstruct(Construct):
             },
             timeout=Duration.minutes(15),
             memory=1024,
+            dead_letter_queue=self.split_failures,
         )
         enriching = {**common, **enrichment.settings(provider_budget(config)), "work_queue_url": self.queue.queue_url}
         self.worker = functions.make(
@@ -113,13 +95,8 @@ class PipelineConstruct(Construct):
                 s3.NotificationKeyFilter(prefix=prefix),
             )
         self._acknowledge_notifications_handler()
-        # Without a destination Lambda drops an S3 event after its retries: the file would never become work.
-        self.split_failures = failure_queue(self, "SplitFailures", "the splitter's S3 events")
-        self.splitter.configure_async_invoke(
-            on_failure=destinations.SqsDestination(self.split_failures),
-            retry_attempts=ASYNC_RETRIES,
-            max_event_age=ASYNC_MAX_EVENT_AGE,
-        )
+        # No on-failure destination besides the dead-letter queue: with both, Lambda sends a failed event to each.
+        self.splitter.configure_async_invoke(retry_attempts=ASYNC_RETRIES, max_event_age=ASYNC_MAX_EVENT_AGE)
         self.worker.add_event_source(
             sources.SqsEventSource(
                 self.queue,

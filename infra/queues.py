@@ -1,4 +1,7 @@
-"""A work queue with its dead-letter queue: encrypted, TLS-only, the DLQ keeping messages 14 days."""
+"""Queues where failures end: a work queue with its dead-letter queue, and a function's own dead-letter queue.
+
+All encrypted and TLS-only; what lands in a dead-letter queue is kept 14 days for an operator to read and redrive.
+"""
 
 from __future__ import annotations
 
@@ -38,3 +41,18 @@ def queue_with_dlq(
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receives),
     )
     return queue, dlq
+
+
+def failure_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """A function's dead-letter queue (its DeadLetterConfig), where Lambda puts an asynchronous event it gave up on:
+    kept 14 days for an operator to read and replay (README "Dead letters"); an alarm watches its depth.
+
+    cdk-nag (AwsSolutions-SQS3) sees it as a dead-letter queue through the function's DeadLetterConfig, which it
+    did not for an on-failure destination: no acknowledgement is needed."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        retention_period=Duration.days(14),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+    )

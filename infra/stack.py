@@ -129,6 +129,7 @@ class BulkApiStack(Stack):
                 work_dlq=pipeline.dlq,
                 webhook_dlq=webhooks.dlq,
                 split_failures=pipeline.split_failures,
+                sweeper_failures=self.sweeper.failures,
                 webhook_retry_dlq=webhooks.retry_dlq,
                 variant_dlq=downloads.dlq,
                 fetch_dlq=fetch.dlq,
@@ -190,13 +191,19 @@ class BulkApiStack(Stack):
             self,
             "SplitFailuresUrl",
             value=pipeline.split_failures.queue_url,
-            description="S3 events the splitter failed on 3 times (Lambda on-failure destination)",
+            description="S3 events the splitter failed on 3 times (its Lambda dead-letter queue)",
         )
         CfnOutput(
             self,
             "SplitterName",
             value=pipeline.splitter.function_name,
             description="The splitter: where a replay of the split failures is invoked",
+        )
+        CfnOutput(
+            self,
+            "SweeperFailuresUrl",
+            value=self.sweeper.failures.queue_url,
+            description="Scheduled sweeps that failed 3 times (the sweeper's dead-letter queue): purge once it works",
         )
         CfnOutput(
             self,

@@ -16,13 +16,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.functions import FunctionFactory
+from infra.queues import failure_queue
 from infra.storage import ACTIVE_INDEX, StorageConstruct
 
 SCHEDULE = Duration.minutes(5)
 
 
 class SweeperConstruct(Construct):
-    """The sweeper function and the schedule (default bus) that runs it."""
+    """The sweeper function, the schedule (default bus) that runs it, and its dead-letter queue."""
 
     def __init__(
         self,
@@ -39,6 +40,9 @@ class SweeperConstruct(Construct):
         super().__init__(scope, construct_id)
         # The thresholds (start_after, split_lease, stalled_after, upload_grace) keep the settings model's defaults;
         # the upload form's lifetime is the API's, a URL job's fetch windows the fetch queue's (infra/fetch.py).
+        # A tick carries no data, so nothing in this queue is replayed: it is where a run that failed 3 times is
+        # counted (SweeperFailuresDepth) instead of dropped, and every asynchronously invoked function has one.
+        self.failures = failure_queue(self, "Failures")
         self.function = functions.make(
             self,
             "Sweeper",
@@ -51,6 +55,7 @@ class SweeperConstruct(Construct):
             },
             timeout=Duration.minutes(5),
             memory=512,
+            dead_letter_queue=self.failures,
         )
         self.rule = events.Rule(
             self,
@@ -58,8 +63,7 @@ class SweeperConstruct(Construct):
             description="bulkapi: end jobs that would otherwise stay unfinished",
             schedule=events.Schedule.rate(SCHEDULE),
             # A sweep older than the next one is worth nothing: the next run covers the same jobs. For the same reason
-            # the sweeper (invoked asynchronously) has no on-failure destination: a dropped tick carries no data, and
-            # SweeperErrors fires while runs fail.
+            # a tick in the dead-letter queue is not replayed, only purged once the sweeper works again.
             targets=[targets.LambdaFunction(self.function, retry_attempts=2, max_event_age=SCHEDULE)],
         )
         # Lists unfinished jobs (keys only) through the index, reads each one and moves its status;

@@ -4,7 +4,8 @@ EventBridge API destinations cannot HMAC-sign a body, so the sender is a Lambda 
 The sender fans an event out to the account's endpoints and schedules failed attempts on the retry queue itself
 (delays up to about 24 h, in hops of at most 15 min). EventBridge invokes the sender asynchronously: its target
 retry policy covers only handing the event to Lambda (then the DLQ); when the sender itself fails, Lambda retries
-twice and then puts the event in the same DLQ (its on-failure destination), where it would otherwise be dropped.
+twice and then puts the event in the same DLQ (its own dead-letter queue), where it would otherwise be dropped. Both
+put the event itself there, so one replay reads both.
 A retry message whose processing keeps failing goes to the retry DLQ.
 """
 
@@ -13,14 +14,12 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import FunctionFactory
-from infra.nag import acknowledge, resource_of
 from infra.pipeline import ASYNC_MAX_EVENT_AGE, ASYNC_RETRIES, VISIBILITY_FACTOR
 from infra.storage import StorageConstruct
 
@@ -57,13 +56,8 @@ class WebhooksConstruct(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.dlq = _queue(self, "Dlq", retention_period=Duration.days(14))
-        acknowledge(
-            resource_of(self.dlq),
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the bulk_job.* rule's Lambda target (EventBridge "
-            "DeadLetterConfig) and the sender's on-failure destination (Lambda EventInvokeConfig), which cdk-nag "
-            "cannot see as neither is an SQS redrive policy.",
-        )
+        # The dead-letter queue of the bulk_job.* rule's Lambda target (EventBridge DeadLetterConfig) and of the sender
+        # (Lambda DeadLetterConfig): cdk-nag sees the latter, so AwsSolutions-SQS3 needs no acknowledgement.
         self.retry_dlq = _queue(self, "RetryDlq", retention_period=Duration.days(14))
         self.retry_queue = _queue(
             self,
@@ -83,6 +77,8 @@ class WebhooksConstruct(Construct):
             },
             timeout=Duration.seconds(SENDER_TIMEOUT_SECONDS),
             memory=256,
+            # Without it Lambda drops an event the sender failed on 3 times: the receivers would never hear.
+            dead_letter_queue=self.dlq,
         )
         self.function.add_event_source(
             sources.SqsEventSource(
@@ -102,12 +98,8 @@ class WebhooksConstruct(Construct):
                 )
             ],
         )
-        # Without a destination Lambda drops an event the sender failed on 3 times: the receivers would never hear.
-        self.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(self.dlq),
-            retry_attempts=ASYNC_RETRIES,
-            max_event_age=ASYNC_MAX_EVENT_AGE,
-        )
+        # No on-failure destination besides the dead-letter queue: with both, Lambda sends a failed event to each.
+        self.function.configure_async_invoke(retry_attempts=ASYNC_RETRIES, max_event_age=ASYNC_MAX_EVENT_AGE)
         # Endpoints (get, list active, disable on 410) and one delivery item per event and endpoint.
         storage.grant_jobs(self.function, "GetItem", "PutItem", "UpdateItem", "Query")
         self.retry_queue.grant(self.function, "sqs:SendMessage")

@@ -189,18 +189,25 @@ def test_a_sender_that_always_throws_leaves_the_event_where_its_alarm_counts_it(
 
     # Then the alarm's metric counts it (the event is not dropped)
     wait_for(lambda: depth() >= 1, timeout=60, what="the event in the webhook DLQ")
-    # And the message is Lambda's record of the failed invocation: the event to replay and the error
-    bodies = [
-        json.loads(m["Body"])
-        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
-    ]
-    record = next(b for b in bodies if b["requestPayload"]["detail"]["id"] == limited_job.job_id)
-    assert record["requestPayload"]["detail-type"] == "bulk_job.completed"
-    assert record["requestPayload"]["detail"]["status"] == "completed"
-    assert record["requestContext"]["condition"] == "RetriesExhausted"
-    assert record["requestContext"]["approximateInvokeCount"] == 3
-    assert record["responsePayload"]["errorType"] == "RuntimeError"
-    assert "went to its destination" in limited_job.log()
+    # And the message is what Lambda puts in a function's dead-letter queue: the event itself, ready to replay as it
+    # is, with the error in the message attributes
+    messages = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+    message = next(m for m in messages if json.loads(m["Body"])["detail"]["id"] == limited_job.job_id)
+    event = json.loads(message["Body"])
+    assert (event["source"], event["detail-type"]) == ("bulkapi", "bulk_job.completed")
+    assert event["detail"]["status"] == "completed"
+    attributes = {name: a["StringValue"] for name, a in message["MessageAttributes"].items()}
+    assert "injected fault" in attributes["ErrorMessage"]
+    assert attributes["ErrorCode"] == "200" and attributes["RequestID"]
+    # And it got there after Lambda's 2 retries, as the sender's DeadLetterConfig says (no on-failure destination)
+    log = limited_job.log()
+    assert re.search(
+        r"asynchronous invocation failed 3 times \(RetriesExhausted, RuntimeError\); the event went to its "
+        r"dead-letter arn:aws:sqs:\S+:" + re.escape(local_name(queue_id)),
+        log,
+    ), log[-3000:]
 
 
 @pytest.mark.slow

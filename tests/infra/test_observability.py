@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.observability import AT_ONCE, ERROR_RATE_PERCENT, RUNBOOK_PREFIX, SUSTAINED
 from tests.infra.conftest import ALARM_EMAIL, Synth
+from tests.infra.test_pipeline import async_targets
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -181,13 +182,21 @@ def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
         for target in rule["Properties"].get("Targets", [])
         if "DeadLetterConfig" in target
     }
-    # and Lambda's on-failure destinations of asynchronous invocations
+    # and the dead-letter queues of the functions invoked asynchronously (and any on-failure destination)
+    dlqs |= {
+        fn["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+        for fn in synth.resources("AWS::Lambda::Function").values()
+        if "DeadLetterConfig" in fn["Properties"]
+    }
     dlqs |= {
         c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
         for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
         if "OnFailure" in c["Properties"].get("DestinationConfig", {})
     }
-    assert len(dlqs) >= 4 and all(resources[q]["Type"] == "AWS::SQS::Queue" for q in dlqs)
+    # (the splitter's, the webhook sender's and the sweeper's)
+    invoked = async_targets(synth)
+    assert len({resources[lid]["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0] for lid in invoked}) == 3
+    assert len(dlqs) >= 6 and all(resources[q]["Type"] == "AWS::SQS::Queue" for q in dlqs)
     # Then each has an alarm on its visible messages
     watched = {
         alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]

@@ -131,42 +131,83 @@ def test_webhook_rule_routes_bulk_job_events_to_the_sender_with_a_dlq(synth: Syn
     )
 
 
-def _async_targets(synth: Synth) -> dict[str, str]:
-    """Functions that S3 or an event pattern rule invokes asynchronously (logical id -> what invokes it); schedule
-    targets are left out: a tick carries no data, the next run does the same work."""
+def async_targets(synth: Synth) -> dict[str, str]:
+    """Functions that S3 or an EventBridge rule invokes asynchronously: logical id -> "S3", "EventBridge" (an event
+    pattern: the event carries data) or "schedule" (a tick that carries none)."""
     functions = synth.resources("AWS::Lambda::Function")
     targets: dict[str, str] = {}
     for notification in synth.resources("Custom::S3BucketNotifications").values():
         for cfg in notification["Properties"]["NotificationConfiguration"].get("LambdaFunctionConfigurations", []):
             targets[cfg["LambdaFunctionArn"]["Fn::GetAtt"][0]] = "S3"
     for rule in synth.resources("AWS::Events::Rule").values():
-        if "EventPattern" in rule["Properties"]:
-            for target in rule["Properties"]["Targets"]:
-                arn = target["Arn"].get("Fn::GetAtt", [""])[0]
-                if arn in functions:
-                    targets[arn] = "EventBridge"
+        for target in rule["Properties"].get("Targets", []):
+            arn = target["Arn"].get("Fn::GetAtt", [""])[0]
+            if arn in functions:
+                targets[arn] = "EventBridge" if "EventPattern" in rule["Properties"] else "schedule"
     return targets
 
 
-def test_every_asynchronously_invoked_function_sends_what_it_gave_up_on_to_a_queue(synth: Synth) -> None:
-    # Given the functions S3 and EventBridge invoke asynchronously: the splitter and the webhook sender
-    targets = _async_targets(synth)
+def test_every_asynchronously_invoked_function_has_a_dead_letter_queue_its_role_may_send_to(synth: Synth) -> None:
+    # Given the functions S3 and EventBridge invoke asynchronously: the splitter, the webhook sender, the sweeper
+    targets = async_targets(synth)
     splitter_id, _ = _function_by_handler(synth, "splitter")
     sender_id, _ = _function_by_handler(synth, "webhooks")
-    assert {splitter_id: "S3", sender_id: "EventBridge"}.items() <= targets.items()
-    invoke_configs = synth.resources("AWS::Lambda::EventInvokeConfig").values()
-    configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in invoke_configs}
+    sweeper_id, _ = _function_by_handler(synth, "sweeper")
+    assert {splitter_id: "S3", sender_id: "EventBridge", sweeper_id: "schedule"}.items() <= targets.items()
+    resources = synth.template["Resources"]
+    dead_letters = {}
     for function in targets:
-        # Then each has an EventInvokeConfig whose on-failure destination is an SQS queue (else Lambda drops the
-        # event after its retries), with Lambda's retries and an event age that covers a few hours' outage
+        # Then each has a Lambda DeadLetterConfig naming an SQS queue (else Lambda drops the event after its retries;
+        # checkov CKV_AWS_116 looks for exactly this)
+        queue = resources[function]["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+        assert resources[queue]["Type"] == "AWS::SQS::Queue"
+        dead_letters[function] = queue
+        # And its role may send to that queue: as deployed, Lambda sends the event with the function's role
+        role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        allowed = [
+            s
+            for policy in synth.resources("AWS::IAM::Policy").values()
+            if {"Ref": role} in policy["Properties"]["Roles"]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if "sqs:SendMessage" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        ]
+        arns = [r for s in allowed for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+        assert {"Fn::GetAtt": [queue, "Arn"]} in arns, function
+    # And they are the queues the runbook reads: the split failures, the webhook DLQ (also the rule target's DLQ,
+    # so both kinds of failed event are replayed alike), and the sweeper's failures
+    assert dead_letters[splitter_id] == synth.logical_id(synth.stack.pipeline.split_failures)
+    assert dead_letters[sender_id] == synth.logical_id(synth.stack.webhooks.dlq)
+    assert dead_letters[sweeper_id] == synth.logical_id(synth.stack.sweeper.failures)
+
+
+def test_an_event_that_carries_data_is_retried_by_lambda_for_hours_before_it_is_dead_lettered(synth: Synth) -> None:
+    # Given the functions invoked with an event that carries data (an S3 object, a job's event)
+    carrying = [lid for lid, source in async_targets(synth).items() if source != "schedule"]
+    assert len(carrying) >= 2
+    configs = {
+        c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+        for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+    }
+    for function in carrying:
+        # Then Lambda retries it twice and keeps it long enough to ride out a few hours' outage
         config = configs[function]
-        destination = config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
-        assert synth.template["Resources"][destination]["Type"] == "AWS::SQS::Queue"
         assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] >= 3600
-    # And the sender's destination is the webhook DLQ, the queue WebhookDlqDepth watches and README's replay reads
-    assert configs[sender_id]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] == synth.logical_id(
-        synth.stack.webhooks.dlq
-    )
+
+
+def test_no_function_has_both_a_dead_letter_queue_and_an_on_failure_destination(synth: Synth) -> None:
+    # With both, Lambda sends a failed event to each: one failure would be counted (and replayed) twice.
+    # Given the functions with an on-failure destination for their asynchronous invocations
+    with_destination = {
+        c["Properties"]["FunctionName"]["Ref"]
+        for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+        if "OnFailure" in c["Properties"].get("DestinationConfig", {})
+    }
+    with_dead_letter_queue = {
+        lid for lid, fn in synth.resources("AWS::Lambda::Function").items() if "DeadLetterConfig" in fn["Properties"]
+    }
+    # Then none of them also has a dead-letter queue
+    assert len(with_dead_letter_queue) >= 3
+    assert with_destination & with_dead_letter_queue == set()
 
 
 def test_local_runtime_reads_the_same_topology(synth: Synth) -> None:

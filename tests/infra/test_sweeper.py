@@ -65,13 +65,15 @@ def test_sweeper_queries_the_active_index_moves_jobs_and_starts_the_finalizer_on
     machine = {"Ref": synth.logical_id(synth.stack.finalizer.state_machine)}
     bucket = {"Fn::GetAtt": [synth.logical_id(synth.stack.storage.bucket), "Arn"]}
     uploads = {"Fn::Join": ["", [bucket, "/uploads/*"]]}
+    failures = {"Fn::GetAtt": [synth.logical_id(synth.stack.sweeper.failures), "Arn"]}
 
     def key(value: object) -> str:
         return json.dumps(value, sort_keys=True)
 
     # Then it writes its own logs (no X-Ray without bulkapi:tracing), queries only the active index, reads and
     # updates job items, starts the finalizer, looks for uploaded files (HEAD under uploads/, with ListBucket so an
-    # absent file answers 404), and nothing else (no Put/Delete, no Query on the table itself)
+    # absent file answers 404), lets Lambda put a run that failed 3 times in its dead-letter queue, and nothing else
+    # (no Put/Delete, no Query on the table itself)
     granted = {(action, key(s["Resource"])) for s in statements for action in _actions(s)}
     assert granted == {
         ("logs:CreateLogStream", key({"Fn::GetAtt": [log_group, "Arn"]})),
@@ -82,6 +84,7 @@ def test_sweeper_queries_the_active_index_moves_jobs_and_starts_the_finalizer_on
         ("states:StartExecution", key(machine)),
         ("s3:GetObject", key(uploads)),
         ("s3:ListBucket", key(bucket)),
+        ("sqs:SendMessage", key(failures)),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
 

@@ -138,3 +138,22 @@ def test_a_dead_letter_queue_gets_the_event_itself_with_the_error_in_its_attribu
     (message,) = sqs.sent
     assert json.loads(message["MessageBody"]) == EVENT
     assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "the sender is down"
+
+
+def test_with_both_a_dead_letter_queue_and_a_destination_one_failure_is_sent_to_each() -> None:
+    # Given a function with a DeadLetterConfig and an on-failure destination (what the stack avoids:
+    # tests/infra/test_pipeline.py, no function has both)
+    sqs = FakeSqs()
+    invoker = FailingInvoker(
+        function(
+            dead_letter="arn:aws:sqs:us-east-1:123456789012:dlq",
+            on_failure="arn:aws:sqs:us-east-1:123456789012:failures",
+        )
+    )
+
+    # When it keeps failing
+    asynchronous = run(invoker, sqs)
+
+    # Then, as in AWS, the one failed event lands twice: the invocation record in the destination, the event in the DLQ
+    assert asynchronous.given_up == [("Sender", "destination and dead_letter")]
+    assert sorted(m["QueueUrl"] for m in sqs.sent) == ["http://local/dlq", "http://local/failures"]
