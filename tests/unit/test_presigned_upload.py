@@ -12,7 +12,7 @@ import pytest
 from functions.adapters.aws import clear_clients
 from functions.adapters.blobs import BlobStore
 from functions.errors import InputError
-from functions.handlers.api import parse_create_request
+from functions.handlers.routes.job_intake import parse_create_request
 from functions.logic import clock, jobs
 from functions.logic.sweeper import decide
 from functions.models import Job, JobStatus
