@@ -19,8 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.composition import Function, Handler
-from functions.http.access import Decision, decide
-from functions.logic.ports import KeyLookup
+from functions.http.access import Decision, KeyLookup, decide
 from functions.observability import logger
 from functions.settings import AuthorizerSettings
 

@@ -13,10 +13,9 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from functions.errors import UnauthorizedError
-from functions.logic.ports import KeyLookup
 
 # Routes anyone may call (GET): the health check, the API's documentation, the web console (which asks for a key) and
 # `/` (a redirect to the console). Their methods have no authorizer (infra/api.py: API Gateway invokes nothing to let
@@ -28,6 +27,12 @@ CACHE_SECONDS = 30
 # Where the Lambda Web Adapter puts the event's request context (as JSON) for the stream function, replacing any such
 # header the client sent.
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
+
+
+class KeyLookup(Protocol):
+    """The key store (functions/adapters/accounts.py AccountStore): the port of the authorizer's decision."""
+
+    def account_for_key(self, api_key: str) -> str | None: ...
 
 
 def is_public(path: str) -> bool:

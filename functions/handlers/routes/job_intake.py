@@ -17,7 +17,7 @@ from functions.http.error_mapping import validation_error
 from functions.http.multipart import FORM, PREVIEW_FORM, Upload, parse_multipart
 from functions.http.resolver import RequestRouter
 from functions.http.route_facts import BODY_CODES, IDEMPOTENCY_CODES, declares
-from functions.logic import fetching, jobs, preview
+from functions.logic import fetching, job_views, jobs, preview
 from functions.models import Job, JobCreatedResponse, JobCreateRequest, JobPreviewResponse
 from functions.observability import logger, metrics
 
@@ -229,7 +229,7 @@ def _created(job: Job, message: str, upload: dict[str, Any] | None = None) -> di
     """Count and log a new job; its creation answer."""
     metrics.add_metric(name="JobsCreated", unit="Count", value=1)
     logger.info(message, job_id=job.id, rows=job.total_rows, type=job.type)
-    return jobs.create_view(job, upload)
+    return job_views.create_view(job, upload)
 
 
 def _create_without_file(body: bytes, idempotency_key: str | None, p: Deps) -> Response[Any]:

@@ -14,7 +14,7 @@ from functions.handlers.routes.deps import CURSOR_MAX, account, deps, json_answe
 from functions.http.access import header
 from functions.http.resolver import RequestRouter
 from functions.http.route_facts import declares
-from functions.logic import downloads, jobs, variants
+from functions.logic import downloads, job_views, jobs, variants
 from functions.logic import purge as purging
 from functions.models import ID_MAX, JobDeletedResponse, JobListResponse, JobStatus, JobStatusResponse
 
@@ -46,7 +46,7 @@ def get_job(
         job = jobs.get_job_for(p.store, account(), id)
         now = datetime.now(UTC)
         present = downloads.result_present(job, p.blobs, now, retention)
-        view = jobs.status_view(job, now, retention_days=retention, result_present=present)
+        view = job_views.status_view(job, now, retention_days=retention, result_present=present)
         records = p.store.variants(job.id) if job.result_key else []
         view["variants"] = downloads.variants_view(job, records, view["result_ready"])
         return json_answer(200, view)
@@ -58,7 +58,7 @@ def get_job(
         status=status.value if status else None,
     )
     retention = p.settings.retention_days
-    views = [jobs.status_view(j, retention_days=retention) for j in page]
+    views = [job_views.status_view(j, retention_days=retention) for j in page]
     return json_answer(200, {"jobs": views, "next_cursor": jobs.encode_cursor(next_key)})
 
 
@@ -85,7 +85,7 @@ def cancel_job(
         purging.purge_job(p.store, p.blobs, account(), id)
         return json_answer(200, {"id": id, "status": "deleted"})
     job = jobs.cancel_job(p.store, p.finalizer, account(), id)
-    return json_answer(200, jobs.status_view(job, retention_days=p.settings.retention_days))
+    return json_answer(200, job_views.status_view(job, retention_days=p.settings.retention_days))
 
 
 @router.get(
