@@ -68,6 +68,9 @@ def resolving() -> RequestResolver:
 class RequestRouter(APIGatewayRouter):
     """A feature's routes; they read the request of the resolver resolving it on this thread."""
 
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
     @property
     def resolver(self) -> RequestResolver:
         """The resolver resolving the current request."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions.handlers.routes.deps import deps, json_answer
 from functions.http import contract
@@ -14,7 +15,9 @@ from functions.models import HealthResponse
 
 router = RequestRouter()
 
-HTML_PAGE = {200: {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+HTML_PAGE: dict[int, OpenAPIResponse] = {
+    200: {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+}
 # The page runs its own inline script and calls this API (and, for a presigned upload or a large download, storage).
 CONSOLE_POLICY = (
     "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' https: http:; "
