@@ -2,7 +2,7 @@
 
 Authentication is API Gateway's: every method but the public routes has a Lambda REQUEST authorizer
 (infra/api_access.py), which passes `requestContext.authorizer.account_id` to the functions
-(functions/authorizer_context.py); the public routes (health, docs, the OpenAPI document, the console, `/` that
+(functions/http/access.py); the public routes (health, docs, the OpenAPI document, the console, `/` that
 redirects to it) go to the api function with no authorizer.
 
 Request size: API Gateway accepts at most 10 MB; the function enforces `max_upload_bytes` per file. Note that a
@@ -26,7 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.logic.authorizer_decision import PUBLIC_ROUTES
+from functions.http.access import PUBLIC_ROUTES
 from infra.api_access import AuthorizerConstruct
 from infra.config import StackConfig
 from infra.functions import FunctionFactory, retention

@@ -5,7 +5,7 @@
   the jobs table and answers with `context.account_id` and `usageIdentifierKey`. API Gateway caches its answer per
   Authorization header for `CACHE_SECONDS` (30 s): a revoked key stops working within that. A request without the
   header is refused by API Gateway before any invocation.
-- The public routes (`functions/logic/authorizer_decision.py` PUBLIC_ROUTES) have no authorizer: API Gateway sends them
+- The public routes (`functions/http/access.py` PUBLIC_ROUTES) have no authorizer: API Gateway sends them
   to the api function without invoking anything (infra/api.py acknowledges cdk-nag's APIG4 on each of them).
 - Per-account limits: the API's key source is AUTHORIZER, every keyed method requires an API key, and the usage plan
   throttles each API key separately. The authorizer's `usageIdentifierKey` is the account id, so each account needs an
@@ -22,7 +22,7 @@ from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
 from functions.errors import error_body
-from functions.logic.authorizer_decision import CACHE_SECONDS
+from functions.http.access import CACHE_SECONDS
 from infra.config import StackConfig
 from infra.functions import FunctionFactory
 from infra.storage import StorageConstruct

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.authorizer_context import REQUEST_CONTEXT_HEADER
 from functions.errors import error_body
+from functions.http.access import REQUEST_CONTEXT_HEADER
 from local.gateway_authorizers import LocalAuthorizers, request_context_header
 from local.lambdas import InvocationError, Invoker
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.authorizer_context import REQUEST_CONTEXT_HEADER
+from functions.http.access import REQUEST_CONTEXT_HEADER
 from local.resources import ACCOUNT, REGION
 
 Invoke = Callable[[str, dict[str, Any]], Any]

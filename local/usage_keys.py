@@ -1,6 +1,6 @@
 """Per-account usage plan keys of a deployed stack: the API Gateway API key whose value is the account id.
 
-The authorizer names the account id as `usageIdentifierKey` (functions/logic/authorizer_decision.py), and API Gateway
+The authorizer names the account id as `usageIdentifierKey` (functions/http/access.py), and API Gateway
 meters and throttles the API key with that value in the stack's usage plan (output `UsagePlanId`). An account
 without one gets 403 `account_not_enabled`. `bulkapi admin usage-key` (or `create-account --usage-plan`) creates it.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.logic.authorizer_decision import Decision
+from functions.http.access import Decision
 
 
 def ensure_usage_key(apigateway: Any, usage_plan_id: str, account_id: str) -> str:

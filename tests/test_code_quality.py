@@ -35,7 +35,7 @@ def test_mypy_strict_passes() -> None:
 
 
 def test_the_import_contracts_hold() -> None:
-    # The layers (handlers -> logic <- adapters), logic without I/O and enrich without AWS: pyproject.toml's
+    # The layers (handlers -> http -> adapters -> logic), logic without I/O and enrich without AWS: pyproject.toml's
     # [tool.importlinter] contracts, checked on the import graph rather than by searching text.
     result = run(str(BIN / "lint-imports"), "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr

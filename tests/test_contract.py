@@ -19,7 +19,8 @@ from functions.errors import (
     NotFoundError,
     error_body,
 )
-from functions.handlers import api, contract
+from functions.handlers import api
+from functions.http import contract
 from infra.api_access import GATEWAY_ANSWERS
 from tests.encrata_go import new_api_error
 

@@ -1,4 +1,4 @@
-"""The API's Lambda REQUEST authorizer. Thin: parse the event, decide (logic/authorizer_decision.py), answer with a
+"""The API's Lambda REQUEST authorizer. Thin: parse the event, decide (functions/http/access.py), answer with a
 policy.
 
 An allowed request gets a policy for every route of the stage (the answer is cached per Authorization header and
@@ -19,8 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.composition import Function, Handler
-from functions.logic.authorizer_decision import Decision, decide
-from functions.logic.ports import KeyLookup
+from functions.http.access import Decision, KeyLookup, decide
 from functions.observability import logger
 from functions.settings import AuthorizerSettings
 

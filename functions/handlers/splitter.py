@@ -15,7 +15,7 @@ from functions.adapters.jobs import JobStore
 from functions.adapters.messaging import MAX_MESSAGE_BYTES, FinalizerStarter, WorkQueue
 from functions.composition import Function, Handler
 from functions.enrich.phone import checked_region
-from functions.logic import intake, splitting
+from functions.logic import drops, intake, splitting
 from functions.logic.function_ports import SplitterBlobPort
 from functions.logic.ports import FinalizerPort, QueuePort, SplitCreditPort, SplitStorePort
 from functions.observability import logger, metrics, tracer
@@ -71,7 +71,7 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
         if head is None:  # deleted before we got to it: nothing to do
             return "gone"
         metadata = head.get("Metadata") or {}
-        job = splitting.job_for_drop(
+        job = drops.job_for_drop(
             key, etag, sequencer, store, deps.credits, blobs, metadata.get("column"), metadata.get("sheet")
         )
         if job is None:

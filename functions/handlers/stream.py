@@ -23,7 +23,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import authorizer_context, frontdoor
 from functions.adapters import idempotency
 from functions.adapters.accounts import AccountStore
 from functions.adapters.credits import CreditStore
@@ -32,6 +31,8 @@ from functions.adapters.idempotency import InlineReplay
 from functions.enrich import enrich_values
 from functions.enrich.online import settle_unasked
 from functions.errors import BulkApiError, InputError, error_body
+from functions.http import answers
+from functions.http.access import KeyCheck, account_from_headers
 from functions.logic import inline
 from functions.logic.clock import utcnow
 from functions.logic.function_ports import InlineReplayPort, KeyOwnerPort
@@ -76,12 +77,12 @@ def _enricher(ports: Deps, job_type: str, delay_ms: int) -> inline.Enrich:
     return run
 
 
-async def _account(request: Request, keys: frontdoor.KeyCheck) -> str:
+async def _account(request: Request, keys: KeyCheck) -> str:
     # API Gateway's authorizer, via the Web Adapter
-    authorized = authorizer_context.account_from_headers(request.headers)
+    authorized = account_from_headers(request.headers)
     if authorized is not None:
         return authorized
-    # Without the authorizer's context (the app on its own): the REST function's key check (functions/frontdoor.py).
+    # Without the authorizer's context (the app on its own): the REST function's key check (functions/http/access.py).
     account_id: str = await anyio.to_thread.run_sync(keys.account_for, dict(request.headers))
     return account_id
 
@@ -216,7 +217,7 @@ class EventStreamResponse(Response):
         return charged
 
 
-async def _bulk(request: Request, p: Deps, keys: frontdoor.KeyCheck) -> Response:
+async def _bulk(request: Request, p: Deps, keys: KeyCheck) -> Response:
     settings = p.settings
     kind = inline.KINDS[request.url.path]
     account_id = await _account(request, keys)
@@ -265,7 +266,7 @@ async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, BulkApiError)
     if exc.status_code >= 500:
         logger.exception("request failed", error=exc.code)
-    status, body, headers = frontdoor.error_answer(exc)
+    status, body, headers = answers.error_answer(exc)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -278,7 +279,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(deps: Deps) -> ASGIApp:
     """The ASGI app composed with its dependencies; tests pass fakes."""
     # Each stream asks for its key (not remembered: a stream is long, a lookup is one read).
-    keys = frontdoor.KeyCheck(deps.accounts.account_for_key, ttl_seconds=0)
+    keys = KeyCheck(deps.accounts.account_for_key, ttl_seconds=0)
 
     async def endpoint(request: Request) -> Response:
         return await _bulk(request, deps, keys)
@@ -298,9 +299,9 @@ def _with_cors(inner: Starlette, cors_origins: str) -> ASGIApp:
             await inner(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = frontdoor.request_id_from_context_header(headers)
+        request_id = answers.request_id_from_context_header(headers)
         scope["bulkapi.request_id"] = request_id
-        extra = frontdoor.answer_headers(request_id, headers.get("origin"), cors_origins)
+        extra = answers.answer_headers(request_id, headers.get("origin"), cors_origins)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from functions.errors import ConflictError, GoneError
 from functions.logic import bucket_keys, variants
-from functions.logic.jobs import offers_result, result_expired
+from functions.logic.job_views import offers_result, result_expired
 from functions.logic.ports import BuildQueuePort, DownloadBlobPort, VariantRequestPort
 from functions.logic.variants import Variant
 from functions.models import Job, JobStatus

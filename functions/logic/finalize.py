@@ -12,7 +12,7 @@ from functions.errors import NotFoundError
 from functions.logic import results
 from functions.logic.bucket_keys import part_key, parts_prefix, result_key
 from functions.logic.clock import utcnow
-from functions.logic.jobs import offers_result
+from functions.logic.job_views import offers_result
 from functions.logic.ports import EventPort, FinalBlobPort, FinalStorePort, SettlePort
 from functions.logic.summary import Tally
 from functions.models import Job, JobEvent, JobStatus

@@ -95,15 +95,6 @@ class GrantPort(BalancePort, Protocol):
     def grant_credits(self, account_id: str, credits: int, now: str, request_id: str | None = None) -> None: ...
 
 
-# --- authorizer -------------------------------------------------------------------------------------------------------
-
-
-class KeyLookup(Protocol):
-    """The key store (functions/adapters/accounts.py AccountStore)."""
-
-    def account_for_key(self, api_key: str) -> str | None: ...
-
-
 # --- splitting --------------------------------------------------------------------------------------------------------
 
 

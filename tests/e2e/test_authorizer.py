@@ -8,9 +8,8 @@ import time
 import pytest
 import requests
 
-from functions.authorizer_context import REQUEST_CONTEXT_HEADER
 from functions.errors import error_body
-from functions.logic.authorizer_decision import CACHE_SECONDS
+from functions.http.access import CACHE_SECONDS, REQUEST_CONTEXT_HEADER
 from functions.logic.clock import utcnow
 from infra.api_access import GATEWAY_ANSWERS
 from tests.e2e.conftest import Server, new_account

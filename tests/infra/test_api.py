@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from functions.logic.authorizer_decision import PUBLIC_ROUTES
+from functions.http.access import PUBLIC_ROUTES
 from infra.api import STREAMING_ROUTES
 from tests.infra.conftest import Synth, synthesize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from functions.logic.authorizer_decision import CACHE_SECONDS, PUBLIC_ROUTES
+from functions.http.access import CACHE_SECONDS, PUBLIC_ROUTES
 from infra.waf import IP_REPUTATION, KNOWN_BAD_INPUTS
 from local.gateway_authorizers import resource_paths
 from tests.infra.conftest import Synth

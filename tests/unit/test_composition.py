@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from functions import frontdoor
 from functions.composition import Function
 from functions.handlers import api, authorizer
+from functions.handlers.routes.deps import Deps
+from functions.http.access import KeyCheck
 from functions.settings import FUNCTION_SETTINGS, ApiSettings
 from local.lambdas import LambdaContext
 
@@ -48,9 +49,9 @@ class Accounts:
         return [{**grant, "amount": self.balances[account_id]}], None
 
 
-def fake_api(store: Accounts) -> api.Deps:
+def fake_api(store: Accounts) -> Deps:
     """The API's dependencies, every adapter a fake (nothing here talks to AWS)."""
-    return api.Deps(
+    return Deps(
         settings=API_SETTINGS,
         store=None,
         credits=store,
@@ -60,7 +61,7 @@ def fake_api(store: Accounts) -> api.Deps:
         fetches=None,
         webhooks=None,
         targets=None,
-        keys=frontdoor.KeyCheck(store.account_for_key, ttl_seconds=30),
+        keys=KeyCheck(store.account_for_key, ttl_seconds=30),
         idempotency=None,
     )
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from functions import cors
 from functions.handlers import api, stream
+from functions.http import cors
 from functions.settings import StreamSettings, load
 from local.lambdas import LambdaContext
 

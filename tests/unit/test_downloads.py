@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from functions.errors import ConflictError, GoneError
-from functions.logic import downloads, jobs
+from functions.logic import downloads, job_views
 from functions.models import Job, JobStatus
 
 WRITTEN = "2030-01-01T10:00:00.000Z"
@@ -66,15 +66,15 @@ def test_the_status_says_when_the_result_expires_and_stops_offering_it_then() ->
     # Given a result written at 10:00 on Jan 1st, kept 30 days
     job = finished()
     # When the status is read the day before and at the expiry
-    before = jobs.status_view(job, at("2030-01-30T10:00:00.000Z"), retention_days=30)
-    after = jobs.status_view(job, at("2030-01-31T10:00:00.000Z"), retention_days=30)
+    before = job_views.status_view(job, at("2030-01-30T10:00:00.000Z"), retention_days=30)
+    after = job_views.status_view(job, at("2030-01-31T10:00:00.000Z"), retention_days=30)
     # Then both name the same expiry, and only the first offers the result
     assert before["result_expires_at"] == after["result_expires_at"] == "2030-01-31T10:00:00.000Z"
     assert (before["result_ready"], after["result_ready"]) == (True, False)
 
 
 def test_a_job_without_result_has_no_expiry() -> None:
-    view = jobs.status_view(finished(result_key=None, result_at=None), retention_days=30)
+    view = job_views.status_view(finished(result_key=None, result_at=None), retention_days=30)
     assert view["result_expires_at"] is None and view["result_ready"] is False
 
 
@@ -102,7 +102,7 @@ def test_a_missing_result_object_is_410_and_the_status_says_not_ready() -> None:
         )  # fmt: skip
     # And the status does not offer it
     present = downloads.result_present(job, bucket, now, 30)
-    assert jobs.status_view(job, now, retention_days=30, result_present=present)["result_ready"] is False
+    assert job_views.status_view(job, now, retention_days=30, result_present=present)["result_ready"] is False
 
 
 def test_before_the_end_and_after_a_failure_without_rows_the_download_is_409() -> None:
@@ -121,7 +121,7 @@ def test_a_failure_without_rows_is_not_offered_as_a_result_even_when_the_finaliz
     bucket = Bucket({job.result_key: b""})
     # When its status is read
     present = downloads.result_present(job, bucket, now, 30)
-    view = jobs.status_view(job, now, retention_days=30, result_present=present)
+    view = job_views.status_view(job, now, retention_days=30, result_present=present)
     # Then it offers no result, as the download (409 job_failed) says
     assert (view["result_ready"], view["result_expires_at"]) == (False, None)
     assert downloads.variants_view(job, [], view["result_ready"]) == []
@@ -173,6 +173,6 @@ def test_small_results_are_inline_and_large_ones_a_redirect_named_for_the_browse
 def test_expiry_is_counted_from_when_the_result_was_written() -> None:
     # A cancelled job's result is written after the cancel: its retention starts then
     job = finished(status=JobStatus.CANCELLED, completed_at="2030-01-01T00:00:00.000Z")
-    expires = jobs.result_expires_at(job, 1)
+    expires = job_views.result_expires_at(job, 1)
     assert expires == (at(WRITTEN) + timedelta(days=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert datetime.now(UTC) < at(expires or "")

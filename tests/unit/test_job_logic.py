@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from functions.errors import ConflictError, InputError, InsufficientCreditsError, NotFoundError
-from functions.logic import jobs
+from functions.logic import job_views, jobs
 from functions.models import Job, JobStatus
 from tests.fakes import JobsInMemory, RecordingFinalizer
 
@@ -134,10 +134,10 @@ def test_status_view_estimates_eta_from_the_rate_so_far() -> None:
         succeeded=240,
         invalid=10,
     )
-    view = jobs.status_view(job, now)
+    view = job_views.status_view(job, now)
     assert (view["percent"], view["eta_seconds"], view["succeeded"], view["invalid"]) == (25.0, 30.0, 240, 10)
     queued = job.model_copy(update={"status": JobStatus.QUEUED, "processed": 0})
-    assert jobs.status_view(queued, now)["eta_seconds"] is None
+    assert job_views.status_view(queued, now)["eta_seconds"] is None
 
 
 def test_terminal_statuses() -> None:

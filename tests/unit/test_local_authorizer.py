@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.handlers import authorizer
-from functions.logic.authorizer_decision import Decision
+from functions.http.access import Decision
 from local.gateway_authorizers import LocalAuthorizers
 
 ROOT = {"Fn::GetAtt": ["Api", "RootResourceId"]}

@@ -12,8 +12,8 @@ import pytest
 from functions.adapters.aws import clear_clients
 from functions.adapters.blobs import BlobStore
 from functions.errors import InputError
-from functions.handlers.api import parse_create_request
-from functions.logic import clock, jobs
+from functions.handlers.routes.job_intake import parse_create_request
+from functions.logic import clock, job_views, jobs
 from functions.logic.sweeper import decide
 from functions.models import Job, JobStatus
 from tests.fakes import JobsInMemory
@@ -68,8 +68,8 @@ def test_a_presigned_upload_job_waits_for_its_file_and_reserves_nothing() -> Non
         "expires_at": job.upload_expires_at,
     }
     # And the create answer carries the form, the status view the expiry
-    assert jobs.create_view(job, upload=form)["upload"] == form
-    view = jobs.status_view(job)
+    assert job_views.create_view(job, upload=form)["upload"] == form
+    view = job_views.status_view(job)
     assert (view["status"], view["percent"], view["eta_seconds"]) == ("awaiting_upload", 0.0, None)
     assert view["upload_expires_at"] == job.upload_expires_at
 

@@ -9,6 +9,7 @@ frame) and the webhook deliveries (the document's `webhooks`). Served at `GET /a
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.errors import API_ERRORS
+from functions.http.access import PUBLIC_ROUTES
+from functions.http.route_facts import (
+    BODY_CODES,
+    IDEMPOTENCY_CODES,
+    KEYED_CODES,
+    NO_FACTS,
+    PUBLIC_CODES,
+    RouteFacts,
+    facts_of,
+)
 from functions.models import ErrorResponse, JobCreateRequest, WebhookEvent
 
 TITLE = "bulkapi"
@@ -25,13 +36,8 @@ DESCRIPTION = (
     "background, with progress, a downloadable result, credits per row and signed webhooks. Every route but "
     "health and this document needs `Authorization: Bearer <key>`. Every answer carries `X-Request-Id`."
 )
-PUBLIC = {
-    ("get", "/api/health"),
-    ("get", "/api/openapi.json"),
-    ("get", "/api/docs"),
-    ("get", "/console"),
-    ("get", "/"),
-}
+# The public routes (all GET): no key, no `security`.
+PUBLIC = {("get", path) for path in PUBLIC_ROUTES}
 REASONS = {
     400: "the request is not valid",
     401: "missing or unknown key",
@@ -65,70 +71,6 @@ RESPONSE_NAMES = {
     500: "InternalError",
     503: "ServiceUnavailable",
 }
-# Codes every keyed route can answer: the key, the gateway's per-account limits, a method it does not take, a query
-# parameter it does not take, our faults. A public route answers the same but the key's and the limits'.
-KEYED_CODES = (
-    "unknown_parameter",
-    "unauthorized",
-    "account_not_enabled",
-    "rate_limited",
-    "quota_exceeded",
-    "method_not_allowed",
-    "internal_error",
-    "storage_unavailable",
-)
-PUBLIC_CODES = ("unknown_parameter", "method_not_allowed", "internal_error")
-# A route with a body: one over the gateway's payload limit is refused before the function runs.
-BODY_CODES = ("request_too_large",)
-JSON_BODY_CODES = (*BODY_CODES, "invalid_body", "missing_parameter", "invalid_parameter", "unsupported_media_type")
-FILE_CODES = (
-    "invalid_content_type",
-    "invalid_multipart",
-    "missing_file",
-    "missing_type",
-    "duplicate_field",
-    "invalid_parameter",
-    "unsupported_type",
-    "empty_file",
-    "no_rows",
-    "not_csv",
-    "malformed_csv",
-    "column_not_found",
-    "too_many_rows",
-    "too_many_columns",
-    "row_too_large",
-    "unsupported_format",
-    "invalid_archive",
-    "archive_has_several_files",
-    "encrypted_file",
-    "incomplete_archive",
-    "sheet_not_found",
-    "insufficient_credits",
-    "file_too_large",
-    *BODY_CODES,
-)
-IDEMPOTENCY_CODES = ("invalid_idempotency_key", "idempotency_in_progress", "idempotency_key_reused")
-# The codes each route answers besides those of every route (KEYED_CODES, PUBLIC_CODES): generated clients and
-# readers see them on the operation (`x-error-codes`, and in each error answer's description).
-ROUTE_CODES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("get", "/api/bulk-jobs"): ("invalid_parameter", "invalid_cursor", "job_not_found"),
-    ("post", "/api/bulk-jobs"): (*FILE_CODES, *IDEMPOTENCY_CODES, "invalid_body", "missing_parameter"),
-    ("post", "/api/bulk-jobs/preview"): FILE_CODES,
-    ("delete", "/api/bulk-jobs"): ("invalid_parameter", "missing_parameter", "job_not_found", "job_finished"),
-    ("get", "/api/bulk-jobs/download"): (
-        "invalid_parameter",
-        "missing_parameter",
-        "job_not_found",
-        "job_not_finished",
-        "job_failed",
-        "result_expired",
-    ),
-    ("post", "/api/webhooks"): (*JSON_BODY_CODES, "invalid_webhook_url", "invalid_events", "too_many_webhooks"),
-    ("put", "/api/webhooks"): (*JSON_BODY_CODES, "invalid_webhook_url", "invalid_events", "webhook_not_found"),
-    ("delete", "/api/webhooks"): (*JSON_BODY_CODES, "webhook_not_found"),
-    ("post", "/api/webhooks/test"): (*JSON_BODY_CODES, "webhook_not_found"),
-    ("get", "/api/webhooks/deliveries"): ("invalid_parameter", "missing_parameter", "webhook_not_found"),
-}
 STREAM_CODES = (
     *BODY_CODES,
     "invalid_body",
@@ -138,8 +80,6 @@ STREAM_CODES = (
     "insufficient_credits",
     *IDEMPOTENCY_CODES,
 )
-# Routes whose success is not a 200.
-SUCCESS = {("post", "/api/bulk-jobs"): "202", ("post", "/api/webhooks"): "201"}
 
 
 class InlineEmailsRequest(BaseModel):
@@ -204,10 +144,6 @@ STREAM_EXAMPLES: dict[str, dict[str, list[str]]] = {
     "company": {"queries": ["Example Corp"]},
     "domain": {"queries": ["example.com"]},
     "ip": {"queries": ["8.8.8.8"]},
-}
-WEBHOOK_EXAMPLES: dict[str, dict[str, Any]] = {
-    "put": {"id": "wh_0123456789abcdef0123", "description": "CRM sync", "is_active": True},
-    "delete": {"id": "wh_0123456789abcdef0123"},
 }
 EMAIL_GRAMMAR = (
     "One `data:` frame per input, in input order (`event: result` or `event: error`), then the totals as an SSE "
@@ -299,83 +235,6 @@ def _stream_operation(path: str, job_type: str, body: type[BaseModel]) -> dict[s
     }
 
 
-# The multipart form that creates (or previews) a job.
-FORM: dict[str, Any] = {
-    "schema": {
-        "type": "object",
-        "required": ["file", "type"],
-        "additionalProperties": False,
-        "properties": {
-            "file": {
-                "type": "string",
-                "format": "binary",
-                "description": "the file, at most 4 MiB: CSV, gzip (.csv.gz), ZIP of one CSV or XLSX, or XLSX, told "
-                "apart by content; a preview may take the first 1 MiB of a larger one, with `file_size`",
-            },
-            "type": {
-                "type": "string",
-                "enum": ["email", "phone", "company", "domain", "ip", "darkweb"],
-                "examples": ["email"],
-            },
-            # Without an example, a docs page fills each field with "string", which no file has as a column (nor as
-            # a sheet): the optional fields' examples are empty, which the page leaves out (detected, first sheet).
-            "column": {
-                "type": "string",
-                "maxLength": 255,
-                "description": "header name or 1-based number; empty or left out: detected from the file",
-                "examples": [""],
-            },
-            "sheet": {
-                "type": "string",
-                "maxLength": 255,
-                "description": "a workbook's sheet, by name (default: first)",
-                "examples": [""],
-            },
-        },
-    }
-}
-CREATE_FORM = {
-    "required": True,
-    "content": {
-        "multipart/form-data": FORM,
-        # The same route without the file: a presigned upload (`filename`) or a URL to fetch (`url`).
-        "application/json": {
-            "schema": _ref("JobCreateRequest"),
-            "examples": {
-                "upload": {
-                    "summary": "a presigned upload (201)",
-                    "value": {"type": "email", "filename": "leads.csv"},
-                },
-                "url": {
-                    "summary": "a file the service fetches (202)",
-                    "value": {"type": "email", "url": "https://example.com/leads.csv"},
-                },
-            },
-        },
-    },
-}
-# The preview takes the form only (a file to look at), or the head of a larger file with its size.
-PREVIEW_FORM = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                **FORM["schema"],
-                "properties": {
-                    **FORM["schema"]["properties"],
-                    "file_size": {
-                        "type": "string",
-                        "pattern": "^[0-9]*$",
-                        "description": "the whole file's size in bytes, when `file` is its first 1 MiB",
-                        "examples": [""],
-                    },
-                },
-            }
-        }
-    },
-}
-
-
 SSE_EVENT = {
     "type": "object",
     "description": "One event of the stream: a result, an error, a search's summary, or the final `[DONE]`. "
@@ -387,6 +246,27 @@ SSE_EVENT = {
         "data": {"type": "string", "minLength": 1},
     },
 }
+
+
+def _describe(operation: dict[str, Any], facts: RouteFacts, public: bool) -> None:
+    """Add to a generated operation what its route declared (`route_facts.declares`) and what every route answers."""
+    responses = operation["responses"]
+    # Powertools' own 422 (request) and 500 (response validation) become our error shapes below.
+    responses.pop("422", None)
+    responses.pop("500", None)
+    if facts.success != 200:
+        responses[str(facts.success)] = responses.pop("200")
+    if public:
+        operation["security"] = []
+    errors, errors_by_status = _errors_for(facts.codes, public)
+    responses.update(errors)
+    operation["x-error-codes"] = errors_by_status
+    for status, description in facts.also.items():
+        responses[str(status)] = {**responses[str(facts.success)], "description": description}
+    if facts.request_body is not None:
+        operation["requestBody"] = dict(facts.request_body)
+    if facts.example is not None:
+        operation["requestBody"]["content"]["application/json"]["example"] = dict(facts.example)
 
 
 def build(app: Any) -> dict[str, Any]:
@@ -415,34 +295,10 @@ def build(app: Any) -> dict[str, Any]:
         _add_schema(doc, model)
     doc["components"]["schemas"]["SseEvent"] = SSE_EVENT
     doc["components"]["responses"] = error_responses()
+    declared = {(route.method.lower(), route.path): facts_of(route.func) for route in app._static_routes}
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
-            # Powertools' own 422 (request) and 500 (response validation) become our error shapes below.
-            operation["responses"].pop("422", None)
-            operation["responses"].pop("500", None)
-            if (method, path) in SUCCESS:
-                operation["responses"][SUCCESS[method, path]] = operation["responses"].pop("200")
-            public = (method, path) in PUBLIC
-            if public:
-                operation["security"] = []
-            errors, errors_by_status = _errors_for(ROUTE_CODES.get((method, path), ()), public)
-            operation["responses"].update(errors)
-            operation["x-error-codes"] = errors_by_status
-    create = doc["paths"]["/api/bulk-jobs"]["post"]
-    create["requestBody"] = CREATE_FORM
-    create["responses"]["201"] = {
-        **create["responses"]["202"],
-        "description": "a job waiting for its file: send it with the presigned form in `upload`",
-    }
-    doc["paths"]["/api/bulk-jobs/preview"]["post"]["requestBody"] = PREVIEW_FORM
-    webhook = doc["paths"]["/api/webhooks"]["post"]["requestBody"]["content"]["application/json"]
-    # A host that resolves: the API refuses one that does not.
-    webhook["example"] = {"url": "https://example.com/bulkapi-webhook", "events": ["bulk_job.completed"]}
-    # The others name an endpoint: the example's id has the shape of one (put the id POST answered in its place).
-    for method, example in WEBHOOK_EXAMPLES.items():
-        doc["paths"]["/api/webhooks"][method]["requestBody"]["content"]["application/json"]["example"] = example
-    test = doc["paths"]["/api/webhooks/test"]["post"]["requestBody"]["content"]["application/json"]
-    test["example"] = WEBHOOK_EXAMPLES["delete"]
+            _describe(operation, declared.get((method, path), NO_FACTS), public=(method, path) in PUBLIC)
     for path, (job_type, body) in STREAM_ROUTES.items():
         doc["paths"][path] = _stream_operation(path, job_type, body)
     doc["webhooks"] = {
@@ -466,3 +322,9 @@ def swagger_page(document: dict[str, Any]) -> str:
     js = (assets / "swagger-ui-bundle.min.js").read_text()
     css = (assets / "swagger-ui.min.css").read_text()
     return generate_swagger_html(json.dumps(document), js, css, "", None)
+
+
+@functools.cache
+def document(app: Any) -> dict[str, Any]:
+    """The OpenAPI document of `app`, built once per resolver (`bulkapi openapi` prints it)."""
+    return build(app)

@@ -7,8 +7,6 @@ origin, so the API and the stream function add it to every answer to an allowed 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 # What a page may read besides the CORS-safelisted headers: the download's filename and the replay marker.
 EXPOSED_HEADERS = "Content-Disposition, Idempotent-Replayed, X-Request-Id, Retry-After"
 
@@ -27,11 +25,3 @@ def headers_for(origin: str | None, allowed: frozenset[str]) -> dict[str, str]:
         "Access-Control-Expose-Headers": EXPOSED_HEADERS,
         "Vary": "Origin",
     }
-
-
-def request_origin(headers: Mapping[str, str] | None) -> str | None:
-    """The `Origin` header of a proxy event's headers, whatever its case."""
-    for name, value in (headers or {}).items():
-        if name.lower() == "origin":
-            return value
-    return None
