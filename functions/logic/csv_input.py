@@ -10,10 +10,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import charset_normalizer
-
 from functions.errors import InputError
-from functions.logic import code_pages, csv_columns
+from functions.logic import csv_columns
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
@@ -237,6 +235,12 @@ def _legacy_encoding(head: bytes) -> str:
     # a Turkish one as cp1250): code_pages picks the page whose reading looks like words of a language. Bytes that
     # read the same in every page (a Western file whose `é` is `é` in cp1250 too) leave cp1252, the most common.
     # No guess at all (binary data) also falls back to cp1252, and _reject_binary has the last word.
+    # Imported at the first file that is not UTF-8 (rare): charset-normalizer and the code-page tables built from it
+    # cost every function that reads a CSV 9 ms of its cold start.
+    import charset_normalizer
+
+    from functions.logic import code_pages
+
     matches = charset_normalizer.from_bytes(head, cp_isolation=list(_LEGACY_ENCODINGS))
     best = matches.best()
     as_good = {
