@@ -246,7 +246,9 @@ class LocalRuntime:
         self.invoke_endpoint.invoker = self.invoker
         self._seed_dev_account()
         sqs = self.client("sqs")
-        self.asynchronous = AsyncInvocations(self.invoker, self.client, self.options.retry_delay)
+        self.asynchronous = AsyncInvocations(
+            self.invoker, self.client, self.options.retry_delay, function_clients=self.function_client
+        )
         for mapping in topology.mappings:
             cap = self.options.concurrency_cap
             if self.invoker.isolated(topology.functions[mapping.function]):

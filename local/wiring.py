@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from botocore.exceptions import ClientError
+
 from local.lambdas import InvocationError, Invoker
 from local.resources import ACCOUNT, REGION, LocalFunction, QueueMapping
 
@@ -95,11 +97,22 @@ class AsyncInvocations:
 
     Deployed, Lambda waits about a minute before the first retry and two before the second; locally the waits are
     `retry_delay` seconds times the attempt number. Retries run on timers, so a waiting event holds no poller slot.
+
+    An event given up on is sent, as Lambda sends it, with the function's execution role (`function_clients`: service,
+    function logical id -> client): a role without the grant gets AccessDenied, which AWS counts as the function's
+    DeadLetterErrors and the event is lost. `clients` (the runtime's) only looks up a queue's URL from its ARN.
     """
 
-    def __init__(self, invoker: Invoker, clients: Callable[[str], Any], retry_delay: float) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        clients: Callable[[str], Any],
+        retry_delay: float,
+        function_clients: Callable[[str, str], Any] | None = None,
+    ) -> None:
         self.invoker = invoker
         self.clients = clients
+        self.function_clients = function_clients or (lambda service, _function: clients(service))
         self.retry_delay = retry_delay
         self.stopped = threading.Event()
         # Events given up on, by function logical id and where they went ("destination", "dead_letter", "dropped").
@@ -137,11 +150,11 @@ class AsyncInvocations:
         fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn.name}"
         went = []
         if config.on_failure:
-            self._send(config.on_failure, invocation_record(fn_arn, event, error, condition, attempts))
-            went.append("destination")
+            if self._send(fn, config.on_failure, invocation_record(fn_arn, event, error, condition, attempts)):
+                went.append("destination")
         if config.dead_letter:
-            self._send(config.dead_letter, event, error)
-            went.append("dead_letter")
+            if self._send(fn, config.dead_letter, event, error):
+                went.append("dead_letter")
         where = " and ".join(went) or "dropped"
         with self._lock:
             self.given_up.append((fn.logical_id, where))
@@ -151,15 +164,28 @@ class AsyncInvocations:
                 f"the event went to its {where.replace('_', '-')} {config.on_failure or config.dead_letter}",
                 flush=True,
             )
-        else:
+        elif not (config.on_failure or config.dead_letter):
             print(
                 f"{fn.name}: asynchronous invocation failed {attempts} times ({condition}, {error.error_type}): "
                 "the event is DROPPED, as Lambda drops it (no on-failure destination, no dead-letter queue)",
                 flush=True,
             )
 
-    def _send(self, arn: str, payload: Any, error: InvocationError | None = None) -> None:
-        """Deliver to an SQS queue, SNS topic, Lambda function or event bus, as Lambda does."""
+    def _send(self, fn: LocalFunction, arn: str, payload: Any, error: InvocationError | None = None) -> bool:
+        """Deliver to an SQS queue, SNS topic, Lambda function or event bus, as Lambda does, with the function's
+        role; False (and a log line) when the role may not (AWS: DeadLetterErrors / DestinationDeliveryFailures)."""
+        try:
+            self._deliver(fn, arn, payload, error)
+        except ClientError as exc:
+            print(
+                f"{fn.name}: the failed event could not be delivered to {arn} with the function's role "
+                f"({exc.response.get('Error', {}).get('Code')}): the event is LOST (DeadLetterErrors)",
+                flush=True,
+            )
+            return False
+        return True
+
+    def _deliver(self, fn: LocalFunction, arn: str, payload: Any, error: InvocationError | None) -> None:
         service, name = _arn_parts(arn)
         body = json.dumps(payload)
         # A dead-letter queue gets the event itself, with the error in message attributes.
@@ -173,13 +199,16 @@ class AsyncInvocations:
             else {}
         )
         if service == "sqs":
-            sqs = self.clients("sqs")
-            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+            url = self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+            self.function_clients("sqs", fn.logical_id).send_message(
+                QueueUrl=url, MessageBody=body, MessageAttributes=attributes
+            )
         elif service == "sns":
-            self.clients("sns").publish(TopicArn=arn, Message=body, MessageAttributes=attributes)
+            self.function_clients("sns", fn.logical_id).publish(
+                TopicArn=arn, Message=body, MessageAttributes=attributes
+            )
         elif service == "events":
-            self.clients("events").put_events(
+            self.function_clients("events", fn.logical_id).put_events(
                 Entries=[
                     {
                         "EventBusName": name,

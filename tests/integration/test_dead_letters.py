@@ -37,8 +37,7 @@ def test_an_event_given_up_on_lands_in_the_functions_dead_letter_queue(runtime: 
     assert config.dead_letter is not None and config.on_failure is None
     (url,) = [q["url"] for q in runtime.topology.queues.values() if q["arn"] == config.dead_letter]
     sqs = runtime.client("sqs")
-    # And its role may send to that queue (deployed, Lambda sends with the function's role; locally AsyncInvocations
-    # sends with the runtime's keys, so this is checked with the function's own)
+    # And its role may send to that queue (Lambda sends with the function's role, as AsyncInvocations does)
     probe = runtime.function_client("sqs", function).send_message(QueueUrl=url, MessageBody="{}")["MessageId"]
     # (a role without the grant may not: the worker's)
     worker = runtime.function_client("sqs", runtime.function_id("functions.handlers.worker.lambda_handler"))
@@ -49,7 +48,12 @@ def test_an_event_given_up_on_lands_in_the_functions_dead_letter_queue(runtime: 
     marker = str(uuid.uuid4())
     event = {"detail-type": "test", "detail": {"marker": marker}}
     failing = AlwaysFailing(runtime.topology.functions)
-    AsyncInvocations(failing, runtime.client, retry_delay=0).invoke(function, event)  # type: ignore[arg-type]
+    AsyncInvocations(
+        failing,  # type: ignore[arg-type]
+        runtime.client,
+        retry_delay=0,
+        function_clients=runtime.function_client,
+    ).invoke(function, event)
 
     # Then the queue holds the event itself, with the error in its message attributes (the probe is removed too)
     seen: dict[str, dict[str, Any]] = {}
@@ -68,3 +72,23 @@ def test_an_event_given_up_on_lands_in_the_functions_dead_letter_queue(runtime: 
     wait_for(both, timeout=30, interval=0.2, what=f"the {handler}'s event in its dead-letter queue")
     attributes = seen["event"]["MessageAttributes"]
     assert attributes["ErrorMessage"]["StringValue"] == f"{function} is down for this test"
+
+
+def test_an_event_whose_role_may_not_send_to_the_dead_letter_queue_is_lost_as_in_aws(
+    runtime: LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the splitter's failed event sent with a role that has no grant on its queue (the worker's)
+    function = runtime.function_id("functions.handlers.splitter.lambda_handler")
+    worker = runtime.function_id("functions.handlers.worker.lambda_handler")
+    assert runtime.topology is not None
+    invocations = AsyncInvocations(
+        AlwaysFailing(runtime.topology.functions),  # type: ignore[arg-type]
+        runtime.client,
+        retry_delay=0,
+        function_clients=lambda service, _function: runtime.function_client(service, worker),
+    )
+    # When it fails every attempt
+    invocations.invoke(function, {"detail": {"marker": str(uuid.uuid4())}})
+    # Then it is lost, as AWS loses it (DeadLetterErrors), and the log says why (the retries run on timers)
+    wait_for(lambda: invocations.given_up == [(function, "dropped")], timeout=30, what="the event given up on")
+    assert "could not be delivered" in capsys.readouterr().out
