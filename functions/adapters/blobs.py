@@ -39,6 +39,17 @@ class BlobStore:
         except ClientError as exc:
             raise StoreError(f"could not write {key}") from exc
 
+    def put_new(self, key: str, body: bytes, *, content_type: str = "text/csv") -> bool:
+        """Write an object unless its key already has one (S3's conditional write); False when it has."""
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as exc:
+            # 412: the key has an object; 409: a concurrent conditional write of the same key won.
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise StoreError(f"could not write {key}") from exc
+        return True
+
     def get(self, key: str) -> bytes:
         """Read a whole (small) object."""
         try:

@@ -81,6 +81,8 @@ def result_present(job: Job, blobs: DownloadBlobPort, now: datetime, retention_d
     """False when the job has a result that is within its retention but the object is gone (removed by hand)."""
     if job.result_key is None or not offers_result(job) or result_expired(job, now, retention_days):
         return True  # nothing to look at: the status says so without asking the bucket
+    if not job.status.is_terminal:
+        return True  # assembled a moment ago, the job still completing: every poll of that moment would ask
     return blobs.head(job.result_key) is not None
 
 

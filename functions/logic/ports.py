@@ -204,6 +204,7 @@ class PartBlobPort(Protocol):
     def put(
         self, key: str, body: bytes, *, content_type: str = "text/csv", metadata: dict[str, str] | None = None
     ) -> None: ...
+    def put_new(self, key: str, body: bytes, *, content_type: str = "text/csv") -> bool: ...
 
 
 # --- finalize ---------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -148,10 +149,10 @@ def _fitted(
 class _Progress:
     """Counts the bytes a pass reads and records them on the job at the first chunk, then every few seconds."""
 
-    def __init__(self, store: SplitStorePort, job_id: str, total: int | None, every: float) -> None:
+    def __init__(self, store: SplitStorePort, job_id: str, total: int | None, every: float, enabled: bool) -> None:
         self.store, self.job_id, self.total, self.every = store, job_id, total, every
         self.read = 0
-        self._next = 0.0
+        self._next = 0.0 if enabled else math.inf
 
     def track(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -208,7 +209,8 @@ def split_job(
     job = claimed
     try:
         opened = blobs.open(job.source_key)
-        progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
+        # A file the API counted shows total_rows from the start: how far the split has read it tells nobody more.
+        progress = _Progress(store, job.id, opened.size, limits.progress_seconds, enabled=job.total_rows is None)
         source = _File(job, blobs, opened, progress, limits.max_file_bytes)
 
         def on_layout(layout: csv_input.CsvLayout, record: StoredLayout) -> None:
