@@ -110,7 +110,9 @@ class KeyLookup(Protocol):
 class SplitStorePort(JobStorePort, Protocol):
     """The jobs-table operations the splitter needs."""
 
-    def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None: ...
+    def claim_split(
+        self, job_id: str, now: str, lease_expired_before: str, *, source_key: str | None = None
+    ) -> Job | None: ...
     def finish_split(
         self, job_id: str, total_rows: int, total_batches: int, header: list[str], max_width: int
     ) -> Job | None: ...
