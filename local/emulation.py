@@ -362,8 +362,9 @@ def _patch_s3_version_listing() -> None:
                 return [_listing_copy(v) for v in value]
             return copy.deepcopy(value, memo)
 
-    assert models.copy is copy
-    models.copy = ShallowVersions  # type: ignore[assignment]
+    namespace = vars(models)  # the module's globals, where its code looks `copy` up
+    assert namespace["copy"] is copy
+    namespace["copy"] = ShallowVersions
 
 
 def _patch_sqs_queue_depth() -> None:

@@ -120,15 +120,17 @@ def deliver(
     """
     filename = download_name(job.filename, job.id, extension, segment)
     disposition = content_disposition(filename)
-    head = blobs.head(key)
-    if head is None:
+    if inline_max < 0:  # only ever a link: whether the object is there is all there is to know
+        if blobs.head(key) is None:
+            raise _gone(job)
+        return Delivery(filename, disposition, content_type, url=blobs.presigned_get(key, url_ttl_seconds, disposition))
+    # One GET: its answer says the size, and the body of a small object is read from it (a HEAD first cost a request).
+    found = blobs.get_if_small(key, inline_max)
+    if found is None:
         raise _gone(job)
-    if int(head.get("ContentLength", 0)) > inline_max:
-        url = blobs.presigned_get(key, url_ttl_seconds, disposition)
-        return Delivery(filename, disposition, content_type, url=url)
-    body = blobs.get_if_exists(key)
-    if body is None:  # removed between the two requests
-        raise _gone(job)
+    _, body = found
+    if body is None:
+        return Delivery(filename, disposition, content_type, url=blobs.presigned_get(key, url_ttl_seconds, disposition))
     return Delivery(filename, disposition, content_type, body=body)
 
 
