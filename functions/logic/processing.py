@@ -30,7 +30,9 @@ class RecentJobs:
     counted is never overwritten (trusted batches write theirs only where none is: `put_new`).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, size: int = 64) -> None:
+    # The wall clock, not the monotonic one: a Lambda environment frozen between invocations may not see the
+    # monotonic clock move, and a job last counted an hour ago must be read again.
+    def __init__(self, clock: Callable[[], float] = time.time, size: int = 64) -> None:
         self.clock = clock
         self.size = size
         self._jobs: OrderedDict[str, tuple[float, Job]] = OrderedDict()
