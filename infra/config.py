@@ -37,7 +37,7 @@ class StackConfig(BaseModel):
     # Presigned uploads (`POST /api/bulk-jobs` with JSON): the largest file S3 accepts, and how long a form lasts.
     max_upload_object_bytes: int = Field(default=1024**3, ge=1, le=5 * 1024**3)
     upload_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    rows_per_batch: int = Field(default=1000, ge=1)
+    rows_per_batch: int = Field(default=2500, ge=1)
     # The worker's event source mapping and queue.
     worker_batch_size: int = Field(default=4, ge=1, le=10)
     worker_max_concurrency: int = Field(default=10, ge=2, le=1000)

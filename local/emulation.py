@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
+import gc
 import io
 import json
 import logging
@@ -134,6 +136,46 @@ class AtomicDispatcher:
             wait()
         finally:
             self.lock.acquire()
+
+
+# A request with a body at least this large has its garbage collected once it is answered (`LargeBodies`).
+LARGE_BODY_BYTES = 4 * 1024 * 1024
+
+
+class LargeBodies:
+    """Frees a large request's body as soon as the request is answered, not whenever the collector next runs.
+
+    moto's server keeps each request's body in a reference cycle (its `BackendRequest`, body and all, through
+    `_cached_data` and `data`), which only Python's cyclic collector frees, and that runs by counts of objects, not
+    bytes: a result's 8 MiB parts piled up in the emulation until it ran (a 150 MB result: +200 MB before falling
+    back), and a presigned upload's body stayed until then too. A full collection takes tens of milliseconds; a
+    1,000,000-row job has about twenty requests this large (its upload and the result's parts).
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        answer = self.app(environ, start_response)
+        if int(environ.get("CONTENT_LENGTH") or 0) < LARGE_BODY_BYTES:
+            return answer
+        return _CollectedOnClose(answer)
+
+
+class _CollectedOnClose:
+    """A response that runs the cyclic collector once the server has sent it (WSGI calls `close`)."""
+
+    def __init__(self, answer: Iterable[bytes]) -> None:
+        self.answer = answer
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.answer)
+
+    def close(self) -> None:
+        close = getattr(self.answer, "close", None)
+        if close is not None:
+            close()
+        gc.collect()
 
 
 def _buffer_body(environ: dict[str, Any]) -> None:
@@ -284,6 +326,47 @@ def _patch_s3_streaming_get() -> None:
     S3Response.get_object = streaming_get_object  # type: ignore[method-assign]
 
 
+def _listing_copy(version: Any) -> Any:
+    """A version as a listing needs it: its own attributes (the listing sets `is_latest` on it), the original's storage
+    read in place. The original keeps owning that storage: the copy never closes it when it is collected."""
+    # Not copy.copy: it goes through FakeKey.__getstate__, which reads the whole value too.
+    clone = object.__new__(type(version))
+    clone.__dict__.update(version.__dict__)
+    clone.dispose = lambda garbage=False: None
+    return clone
+
+
+def _patch_s3_version_listing() -> None:
+    """List object versions without copying every object of the bucket.
+
+    moto's `list_object_versions` deep-copies every version of every key in the bucket before it filters by prefix,
+    and a key's copy (deep, or shallow: `copy.copy` goes through `__getstate__` too) reads its whole value and writes
+    it into a new temp file: the finalizer's listing of one 1,000,000-row job's part files read the upload, the parts
+    and the 150 MB result, held the emulation's lock for 8.7 s and took its memory from 425 MB to 875 MB. Here each
+    version is copied without its value (`_listing_copy`). The deep copy is moto's only one in moto.s3.models, and
+    its only other `copy` use is a shallow copy of bytes. Private moto API: moto is pinned, and
+    tests/integration/test_emulation_atomic.py covers the patch.
+    """
+    from moto.s3 import models
+
+    listed = (models.FakeKey, models.FakeDeleteMarker)
+
+    class ShallowVersions:
+        """Stands in for the `copy` module in moto.s3.models."""
+
+        copy = staticmethod(copy.copy)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+            if isinstance(value, list) and all(isinstance(v, listed) for v in value):
+                return [_listing_copy(v) for v in value]
+            return copy.deepcopy(value, memo)
+
+    namespace = vars(models)  # the module's globals, where its code looks `copy` up
+    assert namespace["copy"] is copy
+    namespace["copy"] = ShallowVersions
+
+
 def _patch_sqs_queue_depth() -> None:
     """Keep SQS requests from scanning the whole queue for every message.
 
@@ -358,20 +441,31 @@ def _patch_states_credentials(guard: Guard) -> None:
 
     original = boto_client.boto_client_for
     states: list[Principal] = []
+    # One client per service and key, made once: moto makes one per task, and a client of a new session loads its
+    # service's model again (about 0.1 s a task, twice with the signing session: 0.4 s of a 10,000-row job's
+    # finalizer). boto3 clients are thread-safe.
+    clients: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
 
     def remember(principals: list[Principal]) -> None:
         states.extend(p for p in principals if p.name == "states")
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        client = original(region, service, state_credentials)
         if not states:
-            return client
-        session = boto3.session.Session(
-            aws_access_key_id=states[-1].access_key_id, aws_secret_access_key=states[-1].secret
-        )
-        return session.client(
-            service, region_name=region, endpoint_url=client.meta.endpoint_url, config=client.meta.config
-        )
+            return original(region, service, state_credentials)
+        key = (region, service, states[-1].access_key_id)
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                template = original(region, service, state_credentials)
+                session = boto3.session.Session(
+                    aws_access_key_id=states[-1].access_key_id, aws_secret_access_key=states[-1].secret
+                )
+                client = session.client(
+                    service, region_name=region, endpoint_url=template.meta.endpoint_url, config=template.meta.config
+                )
+                clients[key] = client
+        return client
 
     guard.on_principals = remember
     boto_client.boto_client_for = boto_client_for
@@ -409,6 +503,7 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
     _patch_lambda(invoke_url, os.environ.pop(INVOKE_TOKEN_VAR))
     _patch_s3_multipart()
     _patch_s3_streaming_get()
+    _patch_s3_version_listing()
     _patch_sqs_queue_depth()
     _patch_backend_lookup()
     from moto.core.config import default_user_config
@@ -417,12 +512,13 @@ def serve(port: int, invoke_url: str, fd: int | None = None) -> None:
     dispatcher = AtomicDispatcher(DomainDispatcherApplication(create_backend_app))
     _patch_sqs_wait(dispatcher)
     runtime = Principal("runtime", "", os.environ.pop(KEY_ID_VAR), os.environ.pop(SECRET_VAR), unrestricted=True)
-    app = Guard(CountingApp(dispatcher), runtime)
-    _patch_states_credentials(app)
+    guard = Guard(CountingApp(dispatcher), runtime)
+    _patch_states_credentials(guard)
     # Ctrl-C reaches the whole process group; the runtime ends this process (SIGTERM) once it has read what the
     # functions used (bulkapi iam-report), and it goes with the runtime if that dies.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
+    app = LargeBodies(guard)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, fd=fd)
     server.serve_forever()
 
@@ -479,6 +575,11 @@ class EmulationProcess:
                 stdin=subprocess.DEVNULL,
                 pass_fds=(fd,),
                 env={
+                    # glibc's malloc: blocks of 1 MiB and more (request bodies, S3 parts) straight from mmap, so
+                    # freeing one gives it back. By default the threshold rises to the largest block freed, after
+                    # which 8 MiB parts came from the heaps of werkzeug's request threads and stayed there (60 MB
+                    # more after writing one 150 MB result).
+                    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
                     **os.environ,
                     KEY_ID_VAR: self.access_key_id,
                     SECRET_VAR: self.secret,

@@ -196,7 +196,7 @@ def _warm(pool: str, handlers: list[str]) -> None:
         _load(handler)
     from functions.adapters.aws import client
 
-    for service in ("s3", "dynamodb", "sqs", "stepfunctions", "events"):
+    for service in ("s3", "dynamodb", "sqs", "stepfunctions", "events", "secretsmanager"):
         client(service)  # building a client reads botocore's service models: ~50 ms each, once per process
     if WORKER in handlers:
         from functions.enrich import enrich_values

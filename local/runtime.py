@@ -63,7 +63,8 @@ class Options:
     processes: int = 0
     visibility_timeout: int = 30
     retry_delay: int = 1
-    poll_wait_seconds: int = 5
+    # As Lambda's event source mapping long-polls (20 s): an idle poller asks 3 times a minute, not 12.
+    poll_wait_seconds: int = 20
     # Runs every schedule rule this often instead of at its rate (None: at its rate, as deployed).
     schedule_seconds: float | None = None
     # Replaces the authorizers' cache TTL from the template (None: as deployed, 30 s).

@@ -39,12 +39,38 @@ class BlobStore:
         except ClientError as exc:
             raise StoreError(f"could not write {key}") from exc
 
+    def put_new(self, key: str, body: bytes, *, content_type: str = "text/csv") -> bool:
+        """Write an object unless its key already has one (S3's conditional write); False when it has."""
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as exc:
+            # 412: the key has an object; 409: a concurrent conditional write of the same key won.
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise StoreError(f"could not write {key}") from exc
+        return True
+
     def get(self, key: str) -> bytes:
         """Read a whole (small) object."""
         try:
             return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         except ClientError as exc:
             raise StoreError(f"could not read {key}") from exc
+
+    def get_if_small(self, key: str, max_bytes: int) -> tuple[int, bytes | None] | None:
+        """An object's size, and its bytes when it has at most `max_bytes` (a larger one is not read), in one GET;
+        None when it does not exist."""
+        try:
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"could not read {key}") from exc
+        size, body = int(resp["ContentLength"]), resp["Body"]
+        try:
+            return size, (bytes(body.read()) if size <= max_bytes else None)
+        finally:
+            body.close()
 
     def get_if_exists(self, key: str) -> bytes | None:
         """Read a whole (small) object, or None when it does not exist."""

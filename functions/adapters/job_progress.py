@@ -17,29 +17,34 @@ from functions.models import BatchCounts, Job, StoredLayout
 class JobProgress(JobTable):
     """The writes of the fetcher, the splitter and the workers: each guarded so that it happens once."""
 
-    def claim_split(self, job_id: str, now: str, lease_expired_before: str) -> Job | None:
+    def claim_split(
+        self, job_id: str, now: str, lease_expired_before: str, *, source_key: str | None = None
+    ) -> Job | None:
         """Take the split of a job: queued (or awaiting its upload) -> processing, or re-take a split whose lease
-        expired unfinished."""
+        expired unfinished. With `source_key`, only a job whose file is that object (no read of the job first)."""
+        values = {
+            ":processing": "processing",
+            ":queued": "queued",
+            ":awaiting": "awaiting_upload",
+            ":now": now,
+            ":expired": lease_expired_before,
+        }
+        condition = (
+            "attribute_exists(pk) AND (#s IN (:queued, :awaiting) OR "
+            "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
+        )
+        if source_key is not None:
+            condition += " AND source_key = :key"
+            values[":key"] = source_key
         return self._update_job(
             job_id,
             "could not claim the split",
             UpdateExpression=(
                 "SET #s = :processing, split_started_at = :now, started_at = if_not_exists(started_at, :now)"
             ),
-            ConditionExpression=(
-                "attribute_exists(pk) AND (#s IN (:queued, :awaiting) OR "
-                "(#s = :processing AND attribute_not_exists(total_batches) AND split_started_at < :expired))"
-            ),
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=ser(
-                {
-                    ":processing": "processing",
-                    ":queued": "queued",
-                    ":awaiting": "awaiting_upload",
-                    ":now": now,
-                    ":expired": lease_expired_before,
-                }
-            ),
+            ExpressionAttributeValues=ser(values),
         )
 
     def start_fetch(self, job_id: str, now: str, running_since: str) -> Job | None:

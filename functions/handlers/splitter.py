@@ -58,14 +58,21 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
     """Split one created object; returns what happened (for logs and tests)."""
     store, blobs = deps.store, deps.blobs
     target = intake.route_key(key)
+    claimed = False
     if isinstance(target, intake.UploadObject):
-        job = store.get_job(target.job_id)
-        if job is None or job.source_key != key:
+        # Claimed on the condition that this object is the job's file: the job is not read first.
+        taken = splitting.claim(store, target.job_id, deps.limits, source_key=key)
+        if taken is None:
+            job = store.get_job(target.job_id)
+            if job is not None and job.source_key == key:
+                logger.info("split skipped: already claimed or job ended", job_id=job.id)
+                return "skipped"
             # Its job was purged (or never was: the API writes the job before its file): a presigned form sent
             # again while still valid lands here. Nothing may keep the file, so it goes, every version of it.
             deleted = blobs.purge(key, exact=True)
             logger.warning("upload without a job deleted", key=key, versions=deleted)
             return "no_job"
+        job, claimed = taken, True
     elif target is not None:  # a drop (or a file under drop/ that cannot be one: rejected)
         head = blobs.head(key)
         if head is None:  # deleted before we got to it: nothing to do
@@ -87,6 +94,7 @@ def handle_object(key: str, etag: str, sequencer: str, deps: Deps) -> str:
         queue=deps.queue,
         finalizer=deps.finalizer,
         limits=deps.limits,
+        claimed=claimed,
     )
     return "split" if result is not None else "skipped"
 

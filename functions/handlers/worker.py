@@ -14,7 +14,7 @@ from functions.adapters.messaging import FinalizerStarter, WorkQueue
 from functions.composition import Function, Handler, sqs_handler
 from functions.enrich.online import Sources
 from functions.logic.ports import FinalizerPort, PartBlobPort, RequeuePort, WorkStorePort
-from functions.logic.processing import process_batch
+from functions.logic.processing import RecentJobs, process_batch
 from functions.models import Batch
 from functions.observability import metrics
 from functions.settings import WorkerSettings
@@ -29,6 +29,7 @@ class Deps:
     finalizer: FinalizerPort
     sources: Callable[[], Sources]
     requeue: RequeuePort | None
+    recent: RecentJobs | None = None
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Deps:
@@ -39,6 +40,7 @@ class Deps:
             finalizer=FinalizerStarter(settings.finalizer_arn),
             sources=RefreshingSources(settings).current,
             requeue=WorkQueue(settings.work_queue_url) if settings.work_queue_url else None,
+            recent=RecentJobs(),
         )
 
 
@@ -55,6 +57,7 @@ def handler_for(deps: Deps) -> Handler:
             finalizer=deps.finalizer,
             sources=deps.sources(),
             requeue=deps.requeue,
+            recent=deps.recent,
         )
         if counted:
             metrics.add_metric(name="RowsProcessed", unit="Count", value=len(batch.rows))

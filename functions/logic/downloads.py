@@ -81,6 +81,8 @@ def result_present(job: Job, blobs: DownloadBlobPort, now: datetime, retention_d
     """False when the job has a result that is within its retention but the object is gone (removed by hand)."""
     if job.result_key is None or not offers_result(job) or result_expired(job, now, retention_days):
         return True  # nothing to look at: the status says so without asking the bucket
+    if not job.status.is_terminal:
+        return True  # assembled a moment ago, the job still completing: every poll of that moment would ask
     return blobs.head(job.result_key) is not None
 
 
@@ -118,15 +120,17 @@ def deliver(
     """
     filename = download_name(job.filename, job.id, extension, segment)
     disposition = content_disposition(filename)
-    head = blobs.head(key)
-    if head is None:
+    if inline_max < 0:  # only ever a link: whether the object is there is all there is to know
+        if blobs.head(key) is None:
+            raise _gone(job)
+        return Delivery(filename, disposition, content_type, url=blobs.presigned_get(key, url_ttl_seconds, disposition))
+    # One GET: its answer says the size, and the body of a small object is read from it (a HEAD first cost a request).
+    found = blobs.get_if_small(key, inline_max)
+    if found is None:
         raise _gone(job)
-    if int(head.get("ContentLength", 0)) > inline_max:
-        url = blobs.presigned_get(key, url_ttl_seconds, disposition)
-        return Delivery(filename, disposition, content_type, url=url)
-    body = blobs.get_if_exists(key)
-    if body is None:  # removed between the two requests
-        raise _gone(job)
+    _, body = found
+    if body is None:
+        return Delivery(filename, disposition, content_type, url=blobs.presigned_get(key, url_ttl_seconds, disposition))
     return Delivery(filename, disposition, content_type, body=body)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
 from functions.enrich import countries, enrich_values, result_columns
 from functions.enrich.online import OFFLINE, Sources, count_unasked, settle_unasked
 from functions.logic import results
@@ -12,6 +16,44 @@ from functions.observability import logger
 
 # Turns in a row in which a deferred batch asked nothing new before it is counted with what it has.
 MAX_STALLS = 3
+# How long a worker goes on from its last commit of a job without reading the job before each batch.
+TRUST_SECONDS = 5.0
+
+
+class RecentJobs:
+    """The jobs this worker process counted a batch of in the last TRUST_SECONDS, as read before their first batch.
+
+    A job's type, layout and options never change, and each commit's condition proves the job was still processing,
+    so the next batch of the job needs no read of its own (a consistent read of the whole item, markers and all, per
+    batch was a third of a job's DynamoDB requests). What that read also guarded is kept another way: a cancel is
+    still seen by the commit (the batch in hand is not counted and the next one reads), and a part file already
+    counted is never overwritten (trusted batches write theirs only where none is: `put_new`).
+    """
+
+    # The wall clock, not the monotonic one: a Lambda environment frozen between invocations may not see the
+    # monotonic clock move, and a job last counted an hour ago must be read again.
+    def __init__(self, clock: Callable[[], float] = time.time, size: int = 64) -> None:
+        self.clock = clock
+        self.size = size
+        self._jobs: OrderedDict[str, tuple[float, Job]] = OrderedDict()
+
+    def get(self, job_id: str) -> Job | None:
+        """The job as read before, if one of its batches was counted here lately."""
+        entry = self._jobs.get(job_id)
+        if entry is None or self.clock() - entry[0] > TRUST_SECONDS:
+            return None
+        return entry[1]
+
+    def counted(self, job: Job) -> None:
+        """A batch of `job` was counted just now: the job was processing."""
+        self._jobs[job.id] = (self.clock(), job)
+        self._jobs.move_to_end(job.id)
+        while len(self._jobs) > self.size:
+            self._jobs.popitem(last=False)
+
+    def forget(self, job_id: str) -> None:
+        """The job is no longer known to be processing."""
+        self._jobs.pop(job_id, None)
 
 
 def count(row_results: list[RowResult]) -> BatchCounts:
@@ -72,6 +114,15 @@ def _finish_if_last(job: Job, finalizer: FinalizerPort) -> None:
         finalizer.start(job.id)
 
 
+def _skip_counted(batch: Batch, store: WorkStorePort, finalizer: FinalizerPort) -> bool:
+    """After a commit found nothing to do: already counted (a redelivery) or the job stopped meanwhile. Re-check
+    completion, in case the first delivery counted the last batch and crashed before it could start the finalizer."""
+    current = store.get_job(batch.job_id)
+    if current is not None and current.status == JobStatus.PROCESSING:
+        _finish_if_last(current, finalizer)
+    return False
+
+
 def _commit(
     batch: Batch,
     row_results: list[RowResult],
@@ -79,18 +130,30 @@ def _commit(
     store: WorkStorePort,
     blobs: PartBlobPort,
     finalizer: FinalizerPort,
+    recent: RecentJobs | None = None,
+    trusted: bool = False,
 ) -> bool:
     # Written with the input's delimiter: the result reads like the customer's own file (`;` in much of Europe).
     body = results.part_rows(batch.rows, row_results, result_columns(job.type), len(batch.header), job.delimiter or ",")
-    blobs.put(part_key(batch.job_id, batch.batch), body)
+    key = part_key(batch.job_id, batch.batch)
+    if not trusted:
+        blobs.put(key, body)
+    elif not blobs.put_new(key, body):
+        # An earlier delivery of this batch wrote a part (the job was not read first): a counted part stays as it is;
+        # one that was never counted is replaced by this delivery's, as after a read.
+        current = store.get_job(batch.job_id)
+        if current is None or current.status != JobStatus.PROCESSING or batch.batch in current.done_batches:
+            if recent is not None:
+                recent.forget(batch.job_id)
+            return _skip_counted(batch, store, finalizer) if current is not None else False
+        blobs.put(key, body)
     pending = store.commit_batch(batch.job_id, batch.batch, count(row_results))
     if pending is None:
-        # Already counted (a redelivery) or the job stopped meanwhile: re-check completion, in case the first
-        # delivery counted the last batch and crashed before it could start the finalizer.
-        current = store.get_job(batch.job_id)
-        if current is not None and current.status == JobStatus.PROCESSING:
-            _finish_if_last(current, finalizer)
-        return False
+        if recent is not None:
+            recent.forget(batch.job_id)
+        return _skip_counted(batch, store, finalizer)
+    if recent is not None:
+        recent.counted(job)
     if pending == 0:
         finalizer.start(batch.job_id)
     return True
@@ -104,6 +167,7 @@ def process_batch(
     finalizer: FinalizerPort,
     sources: Sources = OFFLINE,
     requeue: RequeuePort | None = None,
+    recent: RecentJobs | None = None,
 ) -> bool:
     """Enrich and count a batch; False when it was skipped (job cancelled/ended, already counted, or deferred).
 
@@ -111,7 +175,13 @@ def process_batch(
     site). Then the batch goes back to the queue instead of being counted: the answers it got are in the cache,
     so its next turn asks the values after them, at the provider's pace. A batch whose turns stop asking anything
     new (MAX_STALLS in a row) is counted as it is, the unasked values as `provider_timeout` errors (not charged).
+
+    With `recent`, a batch of a job counted here lately is not preceded by a read of the job (RecentJobs).
     """
+    # A deferred batch's turns read the job: one of them may have been counted already.
+    known = recent.get(batch.job_id) if recent is not None and batch.deferrals == 0 else None
+    if known is not None:
+        return _enrich_and_commit(known, batch, store, blobs, finalizer, sources, requeue, recent, trusted=True)
     job = store.get_job(batch.job_id)
     if job is None or job.status != JobStatus.PROCESSING:
         logger.info("batch skipped", job_id=batch.job_id, batch=batch.batch, status=job.status if job else None)
@@ -121,13 +191,28 @@ def process_batch(
         logger.info("batch already counted", job_id=batch.job_id, batch=batch.batch)
         _finish_if_last(job, finalizer)
         return False
+    return _enrich_and_commit(job, batch, store, blobs, finalizer, sources, requeue, recent, trusted=False)
+
+
+def _enrich_and_commit(
+    job: Job,
+    batch: Batch,
+    store: WorkStorePort,
+    blobs: PartBlobPort,
+    finalizer: FinalizerPort,
+    sources: Sources,
+    requeue: RequeuePort | None,
+    recent: RecentJobs | None,
+    *,
+    trusted: bool,
+) -> bool:
     row_results = enrich_batch(job, batch, sources)
     unasked = count_unasked(row_results)
     if unasked:
         if requeue is not None and _defer(batch, unasked, store, requeue):
             return False
         row_results = settle_unasked(row_results)
-    return _commit(batch, row_results, job, store, blobs, finalizer)
+    return _commit(batch, row_results, job, store, blobs, finalizer, recent, trusted)
 
 
 def _defer(batch: Batch, unasked: int, store: WorkStorePort, requeue: RequeuePort) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -144,10 +145,10 @@ def _fitted(
 class _Progress:
     """Counts the bytes a pass reads and records them on the job at the first chunk, then every few seconds."""
 
-    def __init__(self, store: SplitStorePort, job_id: str, total: int | None, every: float) -> None:
+    def __init__(self, store: SplitStorePort, job_id: str, total: int | None, every: float, enabled: bool) -> None:
         self.store, self.job_id, self.total, self.every = store, job_id, total, every
         self.read = 0
-        self._next = 0.0
+        self._next = 0.0 if enabled else math.inf
 
     def track(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -176,6 +177,16 @@ def _reserve(credits: SplitCreditPort, job: Job, rows: int) -> None:
         raise InputError(exc.message, code="insufficient_credits", **exc.details) from exc
 
 
+def claim(store: SplitStorePort, job_id: str, limits: SplitLimits, source_key: str | None = None) -> Job | None:
+    """Take the split of a job (of the job whose file is `source_key`, when given); None when it is not to be split
+    (already claimed, ended, or no such job)."""
+    now = datetime.now(UTC)
+    expired = (now - timedelta(seconds=limits.lease_seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if source_key is None:
+        return store.claim_split(job_id, utcnow(), expired)
+    return store.claim_split(job_id, utcnow(), expired, source_key=source_key)
+
+
 def split_job(
     job: Job,
     *,
@@ -185,8 +196,10 @@ def split_job(
     queue: QueuePort,
     finalizer: FinalizerPort,
     limits: SplitLimits,
+    claimed: bool = False,
 ) -> Job | None:
-    """Split a job's file into work messages. Safe to run twice: only one run claims the split.
+    """Split a job's file into work messages. Safe to run twice: only one run claims the split (`claimed`: the
+    caller did, with `claim`).
 
     The file is sniffed once (the layout is kept with the job: by the API for a form upload, else here). A file the
     API did not count (a drop, a presigned upload, a fetched URL) is counted first, by the one rule of
@@ -195,16 +208,16 @@ def split_job(
     batches as they are produced. Batch numbers depend only on the file, so a split that is taken over after a crash
     re-sends the same batches, which the workers count once.
     """
-    now = datetime.now(UTC)
-    expired = (now - timedelta(seconds=limits.lease_seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    claimed = store.claim_split(job.id, utcnow(), expired)
-    if claimed is None:
-        logger.info("split skipped: already claimed or job ended", job_id=job.id)
-        return None
-    job = claimed
+    if not claimed:
+        taken = claim(store, job.id, limits)
+        if taken is None:
+            logger.info("split skipped: already claimed or job ended", job_id=job.id)
+            return None
+        job = taken
     try:
         opened = blobs.open(job.source_key)
-        progress = _Progress(store, job.id, opened.size, limits.progress_seconds)
+        # A file the API counted shows total_rows from the start: how far the split has read it tells nobody more.
+        progress = _Progress(store, job.id, opened.size, limits.progress_seconds, enabled=job.total_rows is None)
         source = _File(job, blobs, opened, progress, limits.max_file_bytes)
 
         def on_layout(layout: csv_input.CsvLayout, record: StoredLayout) -> None:

@@ -7,6 +7,7 @@ rests on these tests.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -182,3 +183,22 @@ def test_a_large_object_is_answered_whole_and_in_ranges(runtime: LocalRuntime) -
     part = s3.get_object(Bucket=runtime.bucket, Key=key, Range="bytes=5000000-5000099")
     assert part["ContentRange"] == f"bytes 5000000-5000099/{len(body)}"
     assert part["Body"].read() == body[5_000_000:5_000_100]
+
+
+def test_listing_versions_leaves_every_object_readable_and_lists_only_the_prefix(runtime: LocalRuntime) -> None:
+    # Given two objects under a prefix and one outside it, each kept in a temp file (over 64 KiB)
+    s3 = runtime.client("s3")
+    prefix = f"parts/job_{uuid.uuid4().hex[:8]}/"
+    bodies = {f"{prefix}000000.csv": b"1" * 100_000, f"{prefix}000001.csv": b"2" * 200_000}
+    other = (f"results/{prefix}x.csv", b"3" * 300_000)
+    for key, body in [*bodies.items(), other]:
+        s3.put_object(Bucket=runtime.bucket, Key=key, Body=body)
+    # When the versions under the prefix are listed, twice (the first listing's copies are collected meanwhile)
+    for _ in range(2):
+        listed = s3.list_object_versions(Bucket=runtime.bucket, Prefix=prefix)["Versions"]
+        # Then both objects are listed with their sizes and ETags, and nothing outside the prefix
+        assert [(v["Key"], v["Size"], v["IsLatest"]) for v in listed] == [(k, len(b), True) for k, b in bodies.items()]
+        assert [v["ETag"] for v in listed] == [f'"{hashlib.md5(b).hexdigest()}"' for b in bodies.values()]
+    # And every object still reads whole (a listing never closes an object's storage)
+    for key, body in [*bodies.items(), other]:
+        assert s3.get_object(Bucket=runtime.bucket, Key=key)["Body"].read() == body

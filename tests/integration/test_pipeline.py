@@ -76,7 +76,7 @@ class FlakyParts:
     def __init__(self, real: Any, control: dict[str, Any]) -> None:
         self.real, self.control, self.lock = real, control, threading.Lock()
 
-    def put(self, key: str, body: bytes, **options: Any) -> None:
+    def _attempt(self, key: str) -> None:
         _, job_id, name = key.split("/")
         pair = (job_id, int(name.removesuffix(".csv")))
         with self.lock:
@@ -86,7 +86,15 @@ class FlakyParts:
                 self.control["fail"][pair] = left - 1 if left > 0 else left
         if left:
             raise RuntimeError(f"injected failure in batch {pair[1]}")
+
+    def put(self, key: str, body: bytes, **options: Any) -> None:
+        self._attempt(key)
         self.real.put(key, body, **options)
+
+    def put_new(self, key: str, body: bytes, **options: Any) -> bool:
+        # The worker's write after a commit it trusts (the job not read first): failed the same way.
+        self._attempt(key)
+        return bool(self.real.put_new(key, body, **options))
 
 
 @pytest.fixture()

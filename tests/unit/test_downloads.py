@@ -48,6 +48,12 @@ class Bucket:
     def get_if_exists(self, key: str) -> bytes | None:
         return self.objects.get(key)
 
+    def get_if_small(self, key: str, max_bytes: int) -> tuple[int, bytes | None] | None:
+        if key not in self.objects:
+            return None
+        data = self.objects[key]
+        return len(data), (data if len(data) <= max_bytes else None)
+
     def presigned_get(self, key: str, expires: int, disposition: str) -> str:
         self.presigned.append((key, disposition))
         return f"https://s3.example/{key}?ttl={expires}"

@@ -47,7 +47,8 @@ def get_job(
         now = datetime.now(UTC)
         present = downloads.result_present(job, p.blobs, now, retention)
         view = job_views.status_view(job, now, retention_days=retention, result_present=present)
-        records = p.store.variants(job.id) if job.result_key else []
+        # Variants are asked for once the job has ended: the polls of a running job need not look for any.
+        records = p.store.variants(job.id) if job.result_key and job.status.is_terminal else []
         view["variants"] = downloads.variants_view(job, records, view["result_ready"])
         return json_answer(200, view)
     p = deps()
