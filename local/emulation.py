@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from local.guard import PRINCIPALS_PATH, TOKEN_HEADER, USAGE_PATH, Guard
+from local.guard import PRINCIPAL_KEY, PRINCIPALS_PATH, TOKEN_HEADER, USAGE_PATH, Guard
 from local.iam import Principal
 from local.lifetime import exit_with_parent
 
@@ -73,25 +73,33 @@ def classify(environ: dict[str, Any]) -> str | None:
 
 
 class CountingApp:
-    """WSGI middleware counting requests; GET /_bulkapi/requests returns the counts, DELETE resets them."""
+    """WSGI middleware counting requests; GET /_bulkapi/requests returns the counts, DELETE resets them. With
+    `?by=principal` the counts come by who signed them (local/guard.py names the principal in PRINCIPAL_KEY): the
+    runtime's own requests are its glue (polling the shadow queues that stand in for S3's and EventBridge's delivery
+    to Lambda), which AWS does itself and a deployment is not charged for."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.counts: collections.Counter[str] = collections.Counter()
+        self.by_principal: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == COUNTS_PATH:
+            by_principal = "by=principal" in str(environ.get("QUERY_STRING", ""))
             with self.lock:
-                body = json.dumps(dict(self.counts)).encode()
+                counts = {name: dict(c) for name, c in self.by_principal.items()} if by_principal else self.counts
+                body = json.dumps(counts).encode()
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     self.counts.clear()
+                    self.by_principal.clear()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         key = classify(environ)
         if key:
             with self.lock:
                 self.counts[key] += 1
+                self.by_principal[str(environ.get(PRINCIPAL_KEY, "unsigned"))][key] += 1
         return self.app(environ, start_response)
 
 
@@ -611,6 +619,10 @@ class EmulationProcess:
     def counts(self, reset: bool = False) -> dict[str, int]:
         """Requests served so far by `service.Operation` (optionally resetting the counters)."""
         return dict(self._control(COUNTS_PATH, "DELETE" if reset else "GET"))
+
+    def counts_by_principal(self) -> dict[str, dict[str, int]]:
+        """Requests served so far by principal (`runtime`, a function's role name, `states`...), then operation."""
+        return dict(self._control(COUNTS_PATH + "?by=principal"))
 
     def register(self, principals: Sequence[Principal], cors: dict[str, list[dict[str, Any]]]) -> None:
         """Tell the emulation the principals (access keys and their roles' policies) and the buckets' CORS rules."""

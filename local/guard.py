@@ -19,6 +19,8 @@ from local import iam, signing
 
 PRINCIPALS_PATH = "/_bulkapi/principals"
 USAGE_PATH = "/_bulkapi/iam"
+# Where the guard leaves who signed a request for the apps behind it (the request counts by principal).
+PRINCIPAL_KEY = "bulkapi.principal"
 TOKEN_HEADER = "HTTP_X_BULKAPI_TOKEN"  # noqa: S105 - a header name
 StartResponse = Callable[..., Any]
 
@@ -95,6 +97,7 @@ class Guard:
         try:
             principal, service, checks = self._check(environ, method, headers)
             self.enforcer.authorize(principal, checks)
+            environ[PRINCIPAL_KEY] = principal.name
         except signing.Refused as refused:
             status, out, body = signing.error_response(service, refused)
             start_response(status, out)
