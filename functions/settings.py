@@ -64,7 +64,6 @@ class SplitterSettings(LimitsSettings):
 
     work_queue_url: str
     finalizer_arn: str
-    event_bus_name: str
     rows_per_batch: int = Field(default=2500, ge=1)
     max_batch_bytes: int = Field(default=200_000, ge=10_000)
     split_lease_seconds: int = Field(default=900, ge=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
@@ -43,7 +42,6 @@ class PipelineConstruct(Construct):
         storage: StorageConstruct,
         enrichment: EnrichmentConstruct,
         state_machine: sfn.IStateMachine,
-        bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
         worker_timeout = Duration.seconds(config.worker_timeout_seconds)
@@ -67,7 +65,6 @@ class PipelineConstruct(Construct):
             env={
                 **common,
                 "work_queue_url": self.queue.queue_url,
-                "event_bus_name": bus.event_bus_name,
                 "max_rows_per_job": str(config.max_rows_per_job),
                 "max_upload_bytes": str(config.max_upload_bytes),
                 "rows_per_batch": str(config.rows_per_batch),
@@ -109,11 +106,12 @@ class PipelineConstruct(Construct):
         self.dead_letter.add_event_source(
             sources.SqsEventSource(self.dlq, batch_size=1, max_concurrency=2, report_batch_item_failures=True)
         )
-        self._grant(storage, state_machine, bus)
+        self._grant(storage, state_machine)
 
-    def _grant(self, storage: StorageConstruct, state_machine: sfn.IStateMachine, bus: events.IEventBus) -> None:
+    def _grant(self, storage: StorageConstruct, state_machine: sfn.IStateMachine) -> None:
         # The splitter reads what arrives, moves unusable drops to rejected/ (copy + delete) and creates the
-        # job item of a dropped file; it queues work, may start the finalizer of an empty job and emits events.
+        # job item of a dropped file; it queues work and may start the finalizer of an empty job (which publishes the
+        # job's event: the splitter never puts events, so it may not).
         # An upload whose job is gone (a form sent again after the job was purged) is deleted with its versions.
         storage.grant_objects(self.splitter, "uploads/", "GetObject", "DeleteObjectVersion")
         storage.grant_list_versions(self.splitter, "uploads/")
@@ -121,7 +119,6 @@ class PipelineConstruct(Construct):
         storage.grant_objects(self.splitter, "rejected/", "PutObject")
         storage.grant_jobs(self.splitter, "GetItem", "PutItem", "UpdateItem")
         self.queue.grant(self.splitter, "sqs:SendMessage")
-        bus.grant_put_events_to(self.splitter)
         state_machine.grant_start_execution(self.splitter)
         # Workers write their batch's part file and count the batch; the last one starts the finalizer.
         # They read nothing from the bucket.

@@ -68,7 +68,6 @@ class BulkApiStack(Stack):
             storage=storage,
             enrichment=enrichment,
             state_machine=finalizer.state_machine,
-            bus=events.bus,
         )
         self.authorizer = authorizer = AuthorizerConstruct(self, "Authorizer", functions=functions, storage=storage)
         self.downloads = downloads = DownloadsConstruct(
