@@ -54,6 +54,12 @@ def email_job(batches: int) -> Job:
     )  # fmt: skip
 
 
+def worker(clock: Clock | None = None) -> tuple[ReadCountingStore, ConditionalParts, RecordingFinalizer, RecentJobs]:
+    """A worker's store (a job of three batches), part files, finalizer and recent jobs."""
+    recent = RecentJobs(clock=clock) if clock is not None else RecentJobs()
+    return ReadCountingStore(email_job(3)), ConditionalParts(), RecordingFinalizer(), recent
+
+
 def batch(number: int, domain: str = "example.com") -> Batch:
     rows = [[f"a{number}@{domain}"], [f"b{number}@{domain}"]]
     return Batch(job_id="job_1", batch=number, first_row=2 * number, column_index=0, header=["email"], rows=rows)
@@ -61,12 +67,7 @@ def batch(number: int, domain: str = "example.com") -> Batch:
 
 def test_the_batches_after_the_first_are_counted_without_reading_the_job() -> None:
     # Given a worker with its recent jobs, and a job of three batches
-    store, parts, finalizer, recent = (
-        ReadCountingStore(email_job(3)),
-        ConditionalParts(),
-        RecordingFinalizer(),
-        RecentJobs(),
-    )
+    store, parts, finalizer, recent = worker()
     # When it takes the three batches one after the other
     counted = [process_batch(batch(n), store=store, blobs=parts, finalizer=finalizer, recent=recent) for n in range(3)]
     # Then all three are counted, once each, with one read of the job (before the first), and the job finishes
@@ -77,12 +78,7 @@ def test_the_batches_after_the_first_are_counted_without_reading_the_job() -> No
 
 def test_a_redelivered_batch_leaves_the_counted_part_as_it_is() -> None:
     # Given batch 1 counted with its part, and the worker trusting the job from that commit
-    store, parts, finalizer, recent = (
-        ReadCountingStore(email_job(3)),
-        ConditionalParts(),
-        RecordingFinalizer(),
-        RecentJobs(),
-    )
+    store, parts, finalizer, recent = worker()
     process_batch(batch(0), store=store, blobs=parts, finalizer=finalizer, recent=recent)
     process_batch(batch(1), store=store, blobs=parts, finalizer=finalizer, recent=recent)
     counted_part = parts.files["parts/job_1/000001.csv"]
@@ -95,12 +91,7 @@ def test_a_redelivered_batch_leaves_the_counted_part_as_it_is() -> None:
 
 def test_a_part_written_but_never_counted_is_replaced_and_counted() -> None:
     # Given a part of batch 1 written by a delivery that crashed before its commit
-    store, parts, finalizer, recent = (
-        ReadCountingStore(email_job(3)),
-        ConditionalParts(),
-        RecordingFinalizer(),
-        RecentJobs(),
-    )
+    store, parts, finalizer, recent = worker()
     process_batch(batch(0), store=store, blobs=parts, finalizer=finalizer, recent=recent)
     parts.files["parts/job_1/000001.csv"] = b"half a crash\r\n"
     # When batch 1 is delivered again
@@ -129,8 +120,7 @@ def test_a_cancel_stops_the_counting_at_the_batch_in_hand() -> None:
 def test_a_job_not_counted_here_lately_is_read_again() -> None:
     # Given a worker that counted a batch of the job longer ago than it trusts a commit
     clock = Clock()
-    store, parts, finalizer = ReadCountingStore(email_job(3)), ConditionalParts(), RecordingFinalizer()
-    recent = RecentJobs(clock=clock)
+    store, parts, finalizer, recent = worker(clock)
     process_batch(batch(0), store=store, blobs=parts, finalizer=finalizer, recent=recent)
     clock.now += TRUST_SECONDS + 1
     # When the next batch comes
