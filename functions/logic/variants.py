@@ -206,9 +206,7 @@ def transform(
     header = next(reader, None)
     if header is None:
         return
-    keep = set(variant.statuses)
-    verdicts = set(variant.validity)
-    if verdicts and verdict_at is None:
+    if variant.validity and verdict_at is None:
         raise ValueError("a validity filter needs the position of the validity cell")
     buf = io.StringIO()
     keys = _json_keys(header)
@@ -217,13 +215,7 @@ def transform(
     if variant.format == "csv":
         buf.write(results.BOM)
         writer.writerow(header if variant.guard else results.unguard_row(header))
-    for row in reader:
-        # The row status is the second-to-last column of every result row (then the error code).
-        if len(row) < 2 or row[-2] not in keep:
-            continue
-        # The same reading of the cell as the summary's, so the segments' rows add up to its counts.
-        if verdicts and _verdict(row, verdict_at) not in verdicts:
-            continue
+    for row in _kept(reader, variant, verdict_at):
         built.rows += 1
         if variant.format == "csv":
             writer.writerow(row if variant.guard else results.unguard_row(row))
@@ -239,6 +231,20 @@ def transform(
     data = buf.getvalue().encode("utf-8")
     built.size += len(data)
     yield data
+
+
+def _kept(rows: Iterable[list[str]], variant: Variant, verdict_at: int | None) -> Iterator[list[str]]:
+    """The result rows the variant keeps: by row status, then by verdict (CSV, JSON lines and workbooks alike)."""
+    keep = set(variant.statuses)
+    verdicts = set(variant.validity)
+    for row in rows:
+        # The row status is the second-to-last column of every result row (then the error code).
+        if len(row) < 2 or row[-2] not in keep:
+            continue
+        # The same reading of the cell as the summary's, so the segments' rows add up to its counts.
+        if verdicts and _verdict(row, verdict_at) not in verdicts:
+            continue
+        yield row
 
 
 def _verdict(row: list[str], verdict_at: int | None) -> str:
@@ -283,8 +289,6 @@ def write_xlsx(
     sheet = book.add_worksheet("enriched")
     bold = book.add_format({"bold": True})
     widths: list[int] = []
-    keep = set(variant.statuses)
-    verdicts = set(variant.validity)
 
     def put(number: int, row: list[str], style: Any = None) -> None:
         for column, cell in enumerate(results.unguard_row(row)):
@@ -296,12 +300,7 @@ def write_xlsx(
     if header is not None:
         put(0, header, bold)
         sheet.freeze_panes(1, 0)
-        for row in reader:
-            # The row status is the second-to-last column of every result row (then the error code).
-            if len(row) < 2 or row[-2] not in keep:
-                continue
-            if verdicts and _verdict(row, verdict_at) not in verdicts:
-                continue
+        for row in _kept(reader, variant, verdict_at):
             built.rows += 1
             put(built.rows, row)
     low, high = _XLSX_WIDTHS
