@@ -34,6 +34,8 @@ Runner = Callable[[str, dict[str, Any], str, float, dict[str, str], int, str | N
 # How often a running invocation's deadline and memory are checked: an invocation overruns by at most this much.
 WATCH_SECONDS = 0.05
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+# Imported once by the fork server the function processes are forked from (local/function_preload.py).
+PRELOAD = ["local.function_preload"]
 
 
 class EnvironmentExited(Exception):
@@ -71,10 +73,14 @@ def resident_bytes(pid: int) -> int:
         return 0
 
 
-def _serve(conn: Connection, warm: Callable[[], None], run: Runner) -> None:
+def _serve(conn: Connection, environ: dict[str, str], warm: Callable[[], None], run: Runner) -> None:
     # Ctrl-C reaches the whole process group; only the runtime decides when its function processes end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
+    # The fork server started with the environment of its time; a process gets the runtime's environment of now
+    # (a second runtime in one test process has another emulation endpoint), as a spawned process would.
+    os.environ.clear()
+    os.environ.update(environ)
     warm()
     conn.send(os.getpid())
     while True:
@@ -92,7 +98,9 @@ def _serve(conn: Connection, warm: Callable[[], None], run: Runner) -> None:
 class _Environment:
     def __init__(self, ctx: Any, warm: Callable[[], None], run: Runner, start_timeout: float) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, warm, run), name="bulkapi-function", daemon=True)
+        self.process = ctx.Process(
+            target=_serve, args=(child, dict(os.environ), warm, run), name="bulkapi-function", daemon=True
+        )
         self.process.start()
         child.close()
         if not self.conn.poll(start_timeout):
@@ -149,10 +157,14 @@ class FunctionProcesses:
         start_timeout: float = 120,
         limit: int | None = None,
     ) -> None:
-        # spawn, not fork: this process has threads (pollers, the API server) and fork copies their locks.
-        # The children inherit the process environment (the emulation's endpoint and credentials); each invocation
+        # A fork server, not fork: this process has threads (pollers, the API server) and fork copies their locks.
+        # The server is a single-threaded process that has imported what every function imports (PRELOAD); each
+        # function process is forked from it, so a start costs a fork, not ~0.5 s of a core importing boto3,
+        # Powertools, pydantic and the handlers again (a test run starts some 280 of them).
+        # The children get the process environment (the emulation's endpoint and credentials); each invocation
         # brings its function's own environment, which the child composes the handler from (functions/composition.py).
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(PRELOAD)
         self._warm, self._run, self._start_timeout = warm, run, start_timeout
         self._idle: queue.Queue[_Environment] = queue.Queue()
         self._all: list[_Environment] = []

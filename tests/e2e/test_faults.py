@@ -3,6 +3,7 @@ their memory size and timeout, a webhook sender that always throws."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from local.template import load_template
 from tests.e2e.conftest import (
     Account,
     Server,
+    children,
     new_account,
     post_job,
     start_server,
@@ -50,23 +52,16 @@ def fault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def function_processes(server: Server, function: str = "worker") -> list[int]:
-    """The server's processes of one function (multiprocessing children named fn-<function>; the emulation is a
-    plain subprocess)."""
+    """The server's processes of one function: named fn-<function>, forked from the fork server that the server
+    started (the emulation is a plain subprocess)."""
+    forkservers = [
+        pid for pid in children(server.process.pid) if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-            comm = (stat.parent / "comm").read_text().strip()
-        except OSError:
-            continue
-        if (
-            int(fields[1]) == server.process.pid
-            and fields[0] != "Z"
-            and b"spawn_main" in cmdline
-            and comm == f"fn-{function}"
-        ):
-            found.append(int(stat.parent.name))
+    for pid in (child for forkserver in forkservers for child in children(forkserver)):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == f"fn-{function}":
+                found.append(pid)
     return sorted(found)
 
 
