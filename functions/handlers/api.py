@@ -18,7 +18,7 @@ from functions.composition import Function, Handler
 from functions.errors import BulkApiError
 from functions.handlers.routes import credits, job_intake, jobs, service, webhooks
 from functions.handlers.routes.deps import Deps
-from functions.http import contract, error_mapping
+from functions.http import error_mapping
 from functions.http.access import KeyCheck, account_from_event, header, is_public
 from functions.http.answers import answer_headers, proxy_error, request_id_from_event
 from functions.http.resolver import RequestResolver, reject_unknown_parameters
@@ -38,6 +38,8 @@ JSON_BODY_ROUTES = json_body_routes(app._static_routes)
 
 def document() -> dict[str, Any]:
     """The OpenAPI document of this API (built once per process; `bulkapi openapi` prints it)."""
+    from functions.http import contract  # its models load with the first request for the document, not every start
+
     return contract.document(app)
 
 

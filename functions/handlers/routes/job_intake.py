@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header
@@ -17,9 +17,14 @@ from functions.http.error_mapping import validation_error
 from functions.http.multipart import FORM, PREVIEW_FORM, Upload, parse_multipart
 from functions.http.resolver import RequestRouter
 from functions.http.route_facts import BODY_CODES, IDEMPOTENCY_CODES, declares
-from functions.logic import fetching, job_views, jobs, preview
+from functions.logic import job_views
 from functions.models import Job, JobCreatedResponse, JobCreateRequest, JobPreviewResponse
 from functions.observability import logger, metrics
+
+# The logic modules load at the first request that needs them, not with the function (bench/coldstart.py: they
+# are ~30 ms of the api's import; a health check, a key check or a webhook call never needs them).
+if TYPE_CHECKING:
+    from functions.logic import jobs
 
 router = RequestRouter()
 
@@ -78,6 +83,8 @@ CREATE_FORM: dict[str, Any] = {
 
 def _job_form() -> tuple[Upload, str, str | None, jobs.PhoneOptions]:
     """The job creation form (also the preview's): the upload, its `type`, optional `column` and phone options."""
+    from functions.logic import jobs
+
     settings = deps().settings
     content_type = header(router.current_event.headers, "content-type") or ""
     body = body_bytes()
@@ -118,6 +125,8 @@ def _file_size(value: str | None) -> int | None:
 @declares(body="form", errors=FILE_CODES, request_body=PREVIEW_FORM)
 def preview_job() -> Response[JobPreviewResponse]:
     """What creating a job from this form would detect, count and charge, with its first rows; creates nothing."""
+    from functions.logic import preview
+
     p = deps()
     settings = p.settings
     upload, job_type, column, options = _job_form()
@@ -158,6 +167,8 @@ def create_job(
     ] = None,
 ) -> Response[JobCreatedResponse]:
     """Create an async job: from an uploaded CSV (multipart), or waiting for its file (JSON)."""
+    from functions.logic import jobs
+
     p = deps()
     settings = p.settings
     content_type = header(router.current_event.headers, "content-type") or ""
@@ -233,6 +244,8 @@ def _created(job: Job, message: str, upload: dict[str, Any] | None = None) -> di
 
 
 def _create_without_file(body: bytes, idempotency_key: str | None, p: Deps) -> Response[Any]:
+    from functions.logic import fetching, jobs
+
     request = parse_create_request(body)
     settings = p.settings
     options = jobs.check_phone_options(request.type.strip().lower(), request.country, request.country_column)

@@ -14,10 +14,11 @@ from functions.handlers.routes.deps import CURSOR_MAX, account, deps, json_answe
 from functions.http.access import header
 from functions.http.resolver import RequestRouter
 from functions.http.route_facts import declares
-from functions.logic import downloads, job_views, jobs, variants
-from functions.logic import purge as purging
+from functions.logic import job_views
 from functions.models import ID_MAX, JobDeletedResponse, JobListResponse, JobStatus, JobStatusResponse
 
+# The logic modules load at the first request that needs them, not with the function (bench/coldstart.py: they
+# are ~30 ms of the api's import; a health check, a key check or a webhook call never needs them).
 router = RequestRouter()
 
 # A Lambda proxy response carries at most 6 MB, base64-encoded: larger results are fetched from S3 directly.
@@ -35,6 +36,8 @@ def get_job(
     status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
 ) -> Response[JobStatusResponse | JobListResponse]:
     """Status and progress of one job (`id`), or the account's jobs newest first (`limit`, `cursor`, `status`)."""
+    from functions.logic import downloads, jobs
+
     if id is not None:
         # `limit` is documented with a default, which generated clients always send: it goes with `id`, ignored.
         given = set(router.current_event.multi_value_query_string_parameters or {}) - {"id", "limit"}
@@ -81,6 +84,9 @@ def cancel_job(
     ] = False,
 ) -> Response[JobStatusResponse | JobDeletedResponse]:
     """Cancel a running job (rows already processed are kept); with `purge=true`, purge an ended one."""
+    from functions.logic import jobs
+    from functions.logic import purge as purging
+
     p = deps()
     if purge:
         purging.purge_job(p.store, p.blobs, account(), id)
@@ -156,6 +162,8 @@ def download(
 ) -> Response[Any]:
     """The result or a variant of it: inline when small, else a redirect to a short-lived S3 URL; 202 with
     Retry-After while a variant is being built; 410 once the result has expired."""
+    from functions.logic import downloads, jobs, variants
+
     p = deps()
     settings = p.settings
     job = jobs.get_job_for(p.store, account(), id)

@@ -8,7 +8,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions.handlers.routes.deps import deps, json_answer
-from functions.http import contract
 from functions.http.access import header
 from functions.http.resolver import RequestRouter
 from functions.models import HealthResponse
@@ -34,12 +33,16 @@ def health() -> Response[HealthResponse]:
 @router.get("/api/openapi.json", summary="This document (no key)", tags=["service"])
 def openapi_document() -> Response[dict[str, Any]]:
     """The OpenAPI 3.1 document of this API."""
+    from functions.http import contract  # its models load with the first request for the document, not every start
+
     return json_answer(200, contract.document(router.resolver))
 
 
 @router.get("/api/docs", summary="The document as a page (no key)", tags=["service"], responses=HTML_PAGE)
 def docs_page() -> Response[str]:
     """Swagger UI on the document."""
+    from functions.http import contract
+
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
