@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -48,32 +49,42 @@ def load_template(context: Mapping[str, str] | None = None) -> dict[str, Any]:
     suffix = "" if not context else "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
     target = CACHE / f"template-{source_hash()}{suffix}.json"
     if not target.exists():
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        env = {
-            **os.environ,
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
-        }
-        for var in [v for v in env if v.startswith("AWS_")]:
-            env.pop(var)  # synth must not depend on credentials or endpoints
-        # An output folder per process: two cold starts at once (parallel test servers on a fresh clone) would
-        # otherwise write and read one cdk.out at the same time (ENOENT on the template).
-        outdir = CACHE / f"cdk.out.{os.getpid()}"
-        try:
-            result = subprocess.run(  # noqa: S603 - our own interpreter and script
-                [sys.executable, "-c", _SYNTH, str(outdir), str(tmp), given],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        finally:
-            shutil.rmtree(outdir, ignore_errors=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
-        tmp.replace(target)
+        # One synth per template: a process that finds another synthesizing it (parallel test servers on a fresh
+        # clone) waits for that one's result instead of running its own (~10 s of a core each).
+        with (CACHE / f"{target.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.exists():
+                _synth(target, given)
     return dict(json.loads(target.read_text()))
+
+
+def _synth(target: Path, given: str) -> None:
+    """Synthesize the template into `target` (in a process of its own: jsii starts a Node.js kernel)."""
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    env = {
+        **os.environ,
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+    }
+    for var in [v for v in env if v.startswith("AWS_")]:
+        env.pop(var)  # synth must not depend on credentials or endpoints
+    # An output folder per process: two cold starts at once (parallel test servers on a fresh clone) would
+    # otherwise write and read one cdk.out at the same time (ENOENT on the template).
+    outdir = CACHE / f"cdk.out.{os.getpid()}"
+    try:
+        result = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", _SYNTH, str(outdir), str(tmp), given],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
+    tmp.replace(target)
 
 
 class Resolver:
