@@ -21,7 +21,6 @@ from functions.errors import (
     UnsupportedMediaTypeError,
 )
 from functions.http.answers import error_answer
-from functions.http.contract import STREAM_ROUTES
 from functions.observability import logger
 
 # A body field whose validation failure has a code of its own.
@@ -98,6 +97,8 @@ def install(app: APIGatewayRestResolver) -> None:
     @app.not_found
     def handle_not_found(_: Exception) -> Response[Any]:
         """Unknown routes answer in the same error shape as everything else (405 for a known path)."""
+        from functions.http.contract import STREAM_ROUTES  # loads with the first miss, not the start
+
         event = app.current_event
         path = event.path.rstrip("/") or "/"
         allowed = sorted({route.method.upper() for route in app._static_routes if route.path == path})
