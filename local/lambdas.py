@@ -110,7 +110,7 @@ LAZY_POOLS: frozenset[str] = frozenset({"dead_letter", "sweeper", "fetcher"})
 # Test hook (BULKAPI_LOCAL_FAULT): what an injected fault makes an invocation do. `raise`: the handler raises;
 # `sleep`: it sleeps past its timeout; `allocate`: it allocates memory past its MemorySize.
 FAULT_KINDS = ("raise", "sleep", "allocate")
-# The AWS services the functions call: a function process builds their clients before its first event.
+# The AWS services the functions call: the fork server reads their service models once (preload).
 SERVICES = ("s3", "dynamodb", "sqs", "stepfunctions", "events", "secretsmanager")
 
 

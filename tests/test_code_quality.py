@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import mypy
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -30,7 +32,7 @@ def test_ruff_format_is_applied() -> None:
 
 @pytest.mark.slow  # a cold mypy --strict over the CDK types takes a minute or more
 def test_mypy_strict_passes() -> None:
-    result = run(str(BIN / "mypy"), "functions", "infra", "local", "client")
+    result = mypy("functions", "infra", "local", "client")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MYPY = Path(sys.executable).parent / "mypy"
+from tests.helpers import mypy
+
 FIXTURE = "tests/typing/bad_adapter.py"
 
 
@@ -17,14 +13,7 @@ FIXTURE = "tests/typing/bad_adapter.py"
 def test_mypy_rejects_an_adapter_missing_a_port_method() -> None:
     # Given an adapter without `set_status`, handed to the sweeper's Deps (whose store is a SweepStorePort)
     # When mypy --strict checks it (the project's cache: warm after any `./dev mypy`)
-    result = subprocess.run(
-        [str(MYPY), "--no-error-summary", "--show-error-codes", FIXTURE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = mypy("--no-error-summary", "--show-error-codes", FIXTURE)
     # Then it fails on exactly that line, naming the port and the missing method
     assert result.returncode == 1, result.stdout + result.stderr
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
